@@ -1,0 +1,1 @@
+"""From a results tree to tidy DataFrames, statistics and figures. Never imports the runner."""

@@ -1,0 +1,6 @@
+"""Datasets as in-memory tensors: synthetic tasks, CIFAR-10, bring-your-own."""
+
+from normbench.data.base import MODALITIES, Dataset
+from normbench.data.registry import DATASETS, build_dataset, register_dataset
+
+__all__ = ["MODALITIES", "DATASETS", "Dataset", "build_dataset", "register_dataset"]

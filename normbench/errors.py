@@ -1,0 +1,17 @@
+"""The one error type for bad user input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work.
+
+    ``str(err)`` is a single line naming the key, the value and what would work; the runner
+    prints exactly that line (no traceback) and exits non-zero before any training.
+    """
+
+    def __init__(self, key: str, value: Any, why: str) -> None:
+        self.key, self.value, self.why = key, value, why
+        super().__init__(f"{key}={value}: {why}")

@@ -1,0 +1,58 @@
+"""The table of models: ``model.name`` -> class, the layout its norms see, the data it reads.
+
+Every model class is a plain ``nn.Module`` whose constructor is
+``Model(input_shape, num_classes, norm_layer, **yaml_keys)``: ``input_shape`` is the shape of
+one sample, ``norm_layer(num_features)`` builds its norms (see :mod:`normbench.norms`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from torch import nn
+
+from normbench.errors import ConfigError
+from normbench.norms import NormBuilder
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    cls: type[nn.Module]
+    layout: str  # what its norms normalise: "vector", "image" or "recurrent"
+    modalities: tuple[str, ...]  # data it can read: "tabular", "image", "sequence"
+    native: str  # the modality data=synthetic gives it
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, *, layout: str, modalities: tuple[str, ...], native: str):
+    def decorate(cls: type[nn.Module]) -> type[nn.Module]:
+        if name in MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        MODELS[name] = ModelSpec(cls, layout, modalities, native)
+        return cls
+
+    return decorate
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ConfigError("model", name, f"unknown model; choose one of {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+def build_model(
+    name: str,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    norm_layer: NormBuilder,
+    **options: Any,
+) -> nn.Module:
+    """Public builder: ``build_model("resnet", input_shape=(3, 32, 32), num_classes=10,
+    norm_layer=norm_builder("group", "image"), depth=20)``."""
+    return get_model_spec(name).cls(
+        input_shape=tuple(input_shape), num_classes=num_classes, norm_layer=norm_layer, **options
+    )

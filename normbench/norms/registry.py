@@ -1,0 +1,170 @@
+"""The table of normalizations: name -> how to build one for a given tensor layout.
+
+Models never ask which norm they have. The runner turns ``cfg.norm`` into a builder
+``norm_layer(num_features) -> nn.Module`` with :func:`norm_builder` and hands it to the model.
+
+Layouts (how the model lays out the features it normalises):
+- ``vector``: (N, C), e.g. after a Linear layer;
+- ``image``: (N, C, H, W), after a convolution;
+- ``recurrent``: (N, C) at every time step of a recurrent cell; the module built is a
+  :class:`StepNorm`, called as ``norm(x, t)``. Norms that use batch statistics get one copy per
+  time step (recurrent BN, Cooijmans et al. 2016); the others share one module across steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from normbench.errors import ConfigError
+
+NormBuilder = Callable[[int], nn.Module]
+LAYOUTS = ("vector", "image", "recurrent")
+
+
+@dataclass(frozen=True)
+class NormSpec:
+    """One registered normalization.
+
+    ``make(num_features, layout, **options)`` builds it for ``layout`` in ``layouts``
+    ("vector" and/or "image"; "recurrent" reuses "vector"). ``options`` are the keys of the
+    norm's YAML file other than ``name`` and ``impl``. ``impls`` holds alternative ``make``
+    functions selected by ``norm.impl`` (``torch`` is ``make`` itself).
+    """
+
+    name: str
+    make: Callable[..., nn.Module]
+    layouts: tuple[str, ...]
+    batch_statistics: bool = False  # output depends on the other samples of the batch
+    why_not: str = ""  # shown when a layout is refused
+    impls: dict[str, Callable[..., nn.Module]] = field(default_factory=dict)
+
+
+NORMS: dict[str, NormSpec] = {}
+
+
+def register_norm(
+    name: str,
+    *,
+    layouts: tuple[str, ...] = ("vector", "image"),
+    batch_statistics: bool = False,
+    why_not: str = "",
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register ``make(num_features, layout, **options)`` under ``name``."""
+
+    def decorate(make: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in NORMS:
+            raise ValueError(f"norm {name!r} is registered twice")
+        NORMS[name] = NormSpec(name, make, layouts, batch_statistics, why_not)
+        return make
+
+    return decorate
+
+
+def register_impl(name: str, impl: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: an alternative implementation of norm ``name`` selected by ``norm.impl``."""
+
+    def decorate(make: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        get_norm_spec(name).impls[impl] = make
+        return make
+
+    return decorate
+
+
+def get_norm_spec(name: str) -> NormSpec:
+    if name not in NORMS:
+        raise ConfigError("norm", name, f"unknown norm; choose one of {', '.join(sorted(NORMS))}")
+    return NORMS[name]
+
+
+def check_layout(name: str, layout: str, model: str = "") -> None:
+    """Raise ConfigError if norm ``name`` cannot normalise ``layout`` tensors."""
+    spec = get_norm_spec(name)
+    base = "vector" if layout == "recurrent" else layout
+    if base not in spec.layouts:
+        works = sorted(n for n, s in NORMS.items() if base in s.layouts)
+        on = f" on model={model}" if model else ""
+        raise ConfigError(
+            "norm", name,
+            f"{spec.why_not or 'not defined for ' + base + ' features'}{on}; "
+            f"use one of {', '.join(works)}",
+        )
+
+
+def norm_builder(
+    name: str,
+    layout: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    impl: str = "torch",
+    steps: int | None = None,
+) -> NormBuilder:
+    """Resolve a norm once: returns ``norm_layer(num_features) -> nn.Module`` for ``layout``.
+
+    ``steps`` is the number of time steps for the ``recurrent`` layout.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    check_layout(name, layout)
+    spec = get_norm_spec(name)
+    if impl != "torch" and impl not in spec.impls:
+        have = ", ".join(["torch", *sorted(spec.impls)])
+        raise ConfigError("norm.impl", impl, f"norm={name} has implementations: {have}")
+    make = spec.make if impl == "torch" else spec.impls[impl]
+    opts = dict(options or {})
+
+    if layout != "recurrent":
+        return lambda num_features: make(num_features, layout, **opts)
+
+    if steps is None or steps < 1:
+        raise ValueError("the recurrent layout needs the number of time steps")
+    copies = steps if spec.batch_statistics else 1
+    return lambda num_features: StepNorm([make(num_features, "vector", **opts) for _ in range(copies)])
+
+
+class StepNorm(nn.Module):
+    """A norm applied at every time step: ``forward(x, t)`` with x of shape (N, C).
+
+    With one copy, all steps share it. With several (batch statistics), step ``t`` uses copy
+    ``min(t, copies - 1)``, so sequences longer than in training reuse the last step's
+    statistics, as recurrent BN does.
+    """
+
+    def __init__(self, norms: list[nn.Module]) -> None:
+        super().__init__()
+        self.norms = nn.ModuleList(norms)
+
+    def forward(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        return self.norms[min(t, len(self.norms) - 1)](x)
+
+
+class InvalidNorm(nn.Module):
+    """Stands in for a norm whose options do not fit a layer (e.g. groups that do not divide
+    the channels). Models build normally; :func:`check_model_norms` then names the layer."""
+
+    def __init__(self, key: str, value: Any, why: str) -> None:
+        super().__init__()
+        self.key, self.value, self.why = key, value, why
+
+    def forward(self, x: torch.Tensor, *args: Any) -> torch.Tensor:
+        raise ConfigError(self.key, self.value, self.why)
+
+
+def check_model_norms(model: nn.Module) -> None:
+    """Raise ConfigError naming the first layer whose norm could not be built."""
+    for layer, module in model.named_modules():
+        if isinstance(module, InvalidNorm):
+            raise ConfigError(module.key, module.value, f"{module.why} (layer '{layer}')")
+
+
+def batch_statistics_modules(model: nn.Module) -> list[nn.Module]:
+    """The modules that normalise with batch statistics in training and keep running
+    estimates for eval (anything with ``running_mean``/``running_var`` buffers)."""
+    return [
+        m for m in model.modules()
+        if isinstance(getattr(m, "running_mean", None), torch.Tensor)
+        and isinstance(getattr(m, "running_var", None), torch.Tensor)
+    ]
