@@ -7,6 +7,7 @@ from normbench.norms.registry import (
     NormSpec,
     StepNorm,
     batch_statistics_modules,
+    check_batch,
     check_layout,
     check_model_norms,
     get_norm_spec,
@@ -16,6 +17,6 @@ from normbench.norms.registry import (
 )
 
 __all__ = [
-    "NORMS", "NormBuilder", "NormSpec", "StepNorm", "batch_statistics_modules", "check_layout",
+    "NORMS", "NormBuilder", "NormSpec", "StepNorm", "batch_statistics_modules", "check_batch", "check_layout",
     "check_model_norms", "get_norm_spec", "norm_builder", "register_impl", "register_norm",
 ]

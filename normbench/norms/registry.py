@@ -40,6 +40,9 @@ class NormSpec:
     layouts: tuple[str, ...]
     batch_statistics: bool = False  # output depends on the other samples of the batch
     why_not: str = ""  # shown when a layout is refused
+    # check(options, batch) raises ConfigError when the options cannot work at this
+    # optimisation batch size (e.g. a ghost batch size that does not divide it)
+    check: Callable[[Mapping[str, Any], int], None] | None = None
     impls: dict[str, Callable[..., nn.Module]] = field(default_factory=dict)
 
 
@@ -52,13 +55,14 @@ def register_norm(
     layouts: tuple[str, ...] = ("vector", "image"),
     batch_statistics: bool = False,
     why_not: str = "",
+    check: Callable[[Mapping[str, Any], int], None] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register ``make(num_features, layout, **options)`` under ``name``."""
 
     def decorate(make: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in NORMS:
             raise ValueError(f"norm {name!r} is registered twice")
-        NORMS[name] = NormSpec(name, make, layouts, batch_statistics, why_not)
+        NORMS[name] = NormSpec(name, make, layouts, batch_statistics, why_not, check)
         return make
 
     return decorate
@@ -92,6 +96,20 @@ def check_layout(name: str, layout: str, model: str = "") -> None:
             f"{spec.why_not or 'not defined for ' + base + ' features'}{on}; "
             f"use one of {', '.join(works)}",
         )
+
+
+def check_batch(name: str, options: Mapping[str, Any], batch: int) -> None:
+    """Raise ConfigError if norm ``name`` with ``options`` cannot train at batch size ``batch``."""
+    spec = get_norm_spec(name)
+    if spec.batch_statistics and batch < 2:
+        free = sorted(n for n, s in NORMS.items() if not s.batch_statistics)
+        raise ConfigError(
+            "batch", batch,
+            f"norm={name} normalises with statistics over the batch and needs at least 2 samples; "
+            f"use batch>=2 or a per-sample norm ({', '.join(free)})",
+        )
+    if spec.check is not None:
+        spec.check(options, batch)
 
 
 def norm_builder(
