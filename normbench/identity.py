@@ -1,0 +1,53 @@
+"""A run's identity: a hash of the resolved config, minus keys that cannot change its numbers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Mapping
+
+from omegaconf import DictConfig, OmegaConf
+
+# Keys that change where or how verbosely a run writes, never what it computes. The Hydra
+# config reads this list too (via the nb_non_result_keys resolver) to keep them out of run
+# directory names, so it is written only here.
+NON_RESULT_KEYS = (
+    "experiment", "name", "results_dir", "log_every", "threads", "progress", "force",
+    "data.root", "data.download",
+)
+
+
+def resolved_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The config as plain, fully resolved Python containers, without Hydra's own node."""
+    plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    plain.pop("hydra", None)
+    return plain
+
+
+def config_identity(cfg: DictConfig | Mapping[str, Any]) -> str:
+    """16 hex digits, stable across key order, changed by any result-relevant key."""
+    plain = resolved_config(cfg)
+    for dotted in NON_RESULT_KEYS:
+        _drop(plain, dotted.split("."))
+    blob = json.dumps(plain, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _drop(tree: dict[str, Any], path: list[str]) -> None:
+    node = tree
+    for key in path[:-1]:
+        node = node.get(key)
+        if not isinstance(node, dict):
+            return
+    node.pop(path[-1], None)
+
+
+def register_resolvers() -> None:
+    """Resolvers the Hydra config uses; safe to call more than once."""
+    if not OmegaConf.has_resolver("nb_dirname"):
+        # run directory name from Hydra's override_dirname; '/' would nest directories
+        OmegaConf.register_new_resolver(
+            "nb_dirname", lambda overrides: (overrides or "default").replace("/", "_")
+        )
+    if not OmegaConf.has_resolver("nb_non_result_keys"):
+        OmegaConf.register_new_resolver("nb_non_result_keys", lambda: list(NON_RESULT_KEYS))

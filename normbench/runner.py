@@ -1,0 +1,358 @@
+"""One run, top to bottom: resolve the config -> build -> train and evaluate -> write.
+
+The config is turned into objects here and nowhere else; models, data and sinks never see it.
+Every bad input raises :class:`ConfigError` in :func:`build`, before any training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from normbench import provenance
+from normbench.data import Dataset, build_dataset
+from normbench.errors import ConfigError
+from normbench.identity import config_identity, resolved_config
+from normbench.models import build_model, get_model_spec
+from normbench.norms import (
+    batch_statistics_modules, check_batch, check_layout, check_model_norms, norm_builder,
+)
+from normbench.optim import base_lr, build_optimizer, build_scheduler, lr_factor_fn
+from normbench.sinks import Row, Sinks, open_sinks
+from normbench.train import Trainer, evaluate, evaluate_batch_statistics
+
+log = logging.getLogger("normbench")
+
+EXIT_CODES = {"done": 0, "failed": 2, "diverged": 3, "interrupted": 130}
+
+
+@dataclass
+class Built:
+    """What the config resolves to."""
+
+    trainer: Trainer
+    device: torch.device
+    lr: float  # peak learning rate after linear scaling
+    lr_factor: Callable[[int], float]
+    batch_statistics: bool  # the model has norms with running statistics
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Run one configuration into ``run_dir``; returns its summary (also in summary.json).
+
+    A finished run of the same identity in ``run_dir`` is not run again (unless
+    ``force=true``). Raises ConfigError (after recording ``status: failed``) on bad input.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    identity = config_identity(cfg)
+    previous = read_summary(run_dir)
+    if previous and previous.get("status") == "done" and previous.get("identity") == identity \
+            and not cfg.force:
+        log.info("already done, skipping (force=true reruns): %s", run_dir)
+        return previous
+
+    summary = new_summary(cfg, identity)
+    try:
+        built = build(cfg)
+    except ConfigError as err:
+        finish(run_dir, summary, "failed", error=str(err))
+        raise
+    start_fresh(run_dir)
+    sinks = open_sinks(run_dir)
+    summary["device"] = provenance.device_name(built.device)
+    summary["threads"] = torch.get_num_threads()
+    try:
+        with interrupt_on_sigterm():
+            status = train(cfg, built, sinks, summary)
+    except KeyboardInterrupt:
+        status = "interrupted"
+    sinks.close(hparams=flat(summary["config"]), final=summary["final"])
+    return finish(run_dir, summary, status)
+
+
+def build(cfg: DictConfig) -> Built:
+    """Resolve the config into objects; every bad input stops here with one ConfigError."""
+    check_run_keys(cfg)
+    device = resolve_device(cfg.device)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+
+    spec = get_model_spec(cfg.model.name)
+    norm_options = options(cfg.norm, "impl")
+    check_layout(cfg.norm.name, spec.layout, cfg.model.name)
+    check_batch(cfg.norm.name, norm_options, cfg.batch)
+
+    data = build_dataset(cfg.data.name, model_modality=spec.native, **options(cfg.data))
+    check_data_fits(data, cfg.model.name, spec.modalities, cfg.batch)
+    steps = spec.cls.time_steps(data.input_shape) if spec.layout == "recurrent" else None
+    norm_layer = norm_builder(cfg.norm.name, spec.layout, norm_options, impl=cfg.norm.impl,
+                              steps=steps)
+
+    torch.manual_seed(cfg.seed)  # the init does not depend on what the data generator drew
+    model = build_model(cfg.model.name, input_shape=data.input_shape,
+                        num_classes=data.num_classes, norm_layer=norm_layer, **options(cfg.model))
+    check_model_norms(model)
+    model.to(device)
+
+    lr = base_lr(cfg.optim.lr, cfg.batch, cfg.optim.linear_scaling)
+    optimizer = build_optimizer(cfg.optim.name, model.parameters(), lr,
+                                **options(cfg.optim, "lr", "linear_scaling"))
+    steps_per_epoch = data.x_train.shape[0] // cfg.batch
+    factor = lr_factor_fn(cfg.sched.name, cfg.epochs * steps_per_epoch, steps_per_epoch,
+                          **options(cfg.sched))
+    constant = cfg.sched.name == "constant" and not cfg.sched.warmup_epochs
+    trainer = Trainer(model, data.to(device), optimizer, build_scheduler(optimizer, factor, constant),
+                      cfg.batch, torch.Generator().manual_seed(cfg.seed))
+    return Built(trainer, device, lr, factor, bool(batch_statistics_modules(model)))
+
+
+def train(cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any]) -> str:
+    """Train for cfg.epochs, evaluating and writing after every epoch; returns the status."""
+    trainer = built.trainer
+    steps_per_epoch = trainer.steps_per_epoch
+    train_seconds = 0.0
+    with progress_bar(cfg, cfg.epochs * steps_per_epoch) as bar:
+        for epoch in range(1, cfg.epochs + 1):
+            tic = time.perf_counter()
+            losses = trainer.train_epoch(on_step=bar.update).cpu()  # the epoch's one sync
+            train_seconds += time.perf_counter() - tic
+            step = epoch * steps_per_epoch
+            rows = train_rows(losses, epoch, step - steps_per_epoch, cfg.log_every,
+                              lambda s: built.lr * built.lr_factor(s))
+            summary.update(epochs_done=epoch, steps=step,
+                           train_samples_per_s=step * cfg.batch / max(train_seconds, 1e-9))
+            summary["final"]["train/loss"] = losses.mean().item()
+            if not torch.isfinite(losses).all():
+                sinks.write(rows)
+                log.warning("epoch %d: the training loss is not finite: diverged", epoch)
+                return "diverged"
+            rows += eval_rows(built, cfg.batch, epoch, step, summary["final"])
+            sinks.write(rows)
+            sinks.flush()
+            bar.set_postfix_str(f"loss {summary['final']['train/loss']:.3f}")
+            log.info(epoch_line(epoch, cfg.epochs, summary))
+    return "done"
+
+
+def train_rows(losses: torch.Tensor, epoch: int, step0: int, every: int,
+               lr_at: Callable[[int], float]) -> list[Row]:
+    """Mean training loss over windows of ``every`` steps (the last one may be shorter),
+    stamped with the global step count at the window's end, plus the lr in use there."""
+    rows: list[Row] = []
+    for start in range(0, len(losses), every):
+        end = min(start + every, len(losses))
+        step = step0 + end
+        rows.append((step, epoch, "train", "loss", losses[start:end].mean().item()))
+        rows.append((step, epoch, "train", "lr", lr_at(step - 1)))
+    return rows
+
+
+def eval_rows(built: Built, batch: int, epoch: int, step: int, final: dict[str, float]) -> list[Row]:
+    """Test metrics in eval mode, and with batch statistics when the model has them."""
+    model, data = built.trainer.model, built.trainer.data
+    results = {"test": evaluate(model, data)}
+    if built.batch_statistics:
+        results["test_batchstats"] = evaluate_batch_statistics(model, data, batch)
+    rows: list[Row] = []
+    for split, (loss, accuracy) in results.items():
+        for metric, value in (("loss", loss), ("accuracy", accuracy)):
+            rows.append((step, epoch, split, metric, value))
+            final[f"{split}/{metric}"] = value
+    return rows
+
+
+def epoch_line(epoch: int, epochs: int, summary: dict[str, Any]) -> str:
+    f = summary["final"]
+    line = (f"epoch {epoch}/{epochs}  train loss {f['train/loss']:.4f}  "
+            f"test loss {f['test/loss']:.4f}  test acc {100 * f['test/accuracy']:.2f}%")
+    if "test_batchstats/accuracy" in f:
+        line += f" (batch stats {100 * f['test_batchstats/accuracy']:.2f}%)"
+    return line + f"  {summary['train_samples_per_s']:.0f} samples/s"
+
+
+# ---- checks ---------------------------------------------------------------------------------
+
+def check_run_keys(cfg: DictConfig) -> None:
+    for key in ("batch", "epochs", "log_every"):
+        value = cfg[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(key, value, "must be a positive integer")
+    if cfg.threads is not None and (not isinstance(cfg.threads, int) or cfg.threads < 1):
+        raise ConfigError("threads", cfg.threads, "must be a positive integer or null (all cores)")
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+        raise ConfigError("seed", cfg.seed, "must be an integer")
+    if cfg.progress not in ("auto", True, False):
+        raise ConfigError("progress", cfg.progress, "use auto, true or false")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", name, f"CUDA is not available here (torch {torch.__version__}); "
+                          "use device=auto or device=cpu")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError("device", name, "use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def check_data_fits(data: Dataset, model: str, modalities: tuple[str, ...], batch: int) -> None:
+    if data.modality not in modalities:
+        raise ConfigError("data", data.name, f"gives {data.modality} inputs of shape "
+                          f"{tuple(data.x_train.shape)}; model={model} reads {', '.join(modalities)}")
+    n = data.x_train.shape[0]
+    if batch > n:
+        raise ConfigError("batch", batch, f"is larger than the training set ({n} samples); use "
+                          f"batch<={n} or a larger data.train_size")
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+def options(node: DictConfig, *drop: str) -> dict[str, Any]:
+    """A config group's keys as keyword arguments: everything but ``name`` and ``drop``."""
+    plain = resolved_config(node)
+    return {k: v for k, v in plain.items() if k != "name" and k not in drop}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"norm": {"name": "group"}} -> {"norm.name": "group"}"""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix_str(self, s: str) -> None: ...
+
+
+@contextlib.contextmanager
+def progress_bar(cfg: DictConfig, total: int) -> Iterator[Any]:
+    """A tqdm bar on an interactive terminal; nothing in CI, in logs or with progress=false."""
+    show = cfg.progress is True or (
+        cfg.progress == "auto" and sys.stderr.isatty() and not os.environ.get("CI"))
+    if not show:
+        yield _NoBar()
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="step", dynamic_ncols=True, leave=False) as bar:
+        yield bar
+
+
+# ---- the run's record -----------------------------------------------------------------------
+
+def new_summary(cfg: DictConfig, identity: str) -> dict[str, Any]:
+    return {
+        "status": "running", "error": None, "identity": identity, "name": cfg.name,
+        "overrides": hydra_overrides(), "config": resolved_config(cfg), "final": {},
+        "epochs_done": 0, "steps": 0, "wall_time_s": None, "train_samples_per_s": None,
+        "device": None, "threads": None, "versions": provenance.versions(),
+        **provenance.git_state(), "started": now(), "finished": None,
+        "_tic": time.perf_counter(),
+    }
+
+
+def finish(run_dir: Path, summary: dict[str, Any], status: str, error: str | None = None) -> dict[str, Any]:
+    """Stamp the outcome and write summary.json atomically (temp file, then rename), so a
+    killed run never leaves a half-written one."""
+    summary.update(status=status, error=error, finished=now(),
+                   wall_time_s=round(time.perf_counter() - summary.pop("_tic"), 3))
+    tmp = run_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=str, allow_nan=True))
+    os.replace(tmp, run_dir / "summary.json")
+    return summary
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def start_fresh(run_dir: Path) -> None:
+    """A run starts from scratch: drop what an earlier, different or unfinished run wrote."""
+    for name in ("metrics.csv", "summary.json"):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "tb", ignore_errors=True)
+
+
+def hydra_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def interrupt_on_sigterm() -> Iterator[None]:
+    """SIGTERM (a scheduler stopping the job) ends the run like Ctrl-C: status interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ---- the Hydra task -------------------------------------------------------------------------
+
+def main(cfg: DictConfig) -> str:
+    """What run.py calls: run, report bad input as one line, map the status to an exit code.
+
+    In a sweep (multirun) nothing is raised or exited: the status is recorded in the run's
+    summary.json, and the other runs go on.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        status = run(cfg, Path(hydra_cfg.runtime.output_dir))["status"]
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        status = "failed"
+    if status in ("diverged", "interrupted"):
+        log.warning("run %s: %s", status, hydra_cfg.runtime.output_dir)
+    if not sweeping and EXIT_CODES[status]:
+        sys.exit(EXIT_CODES[status])
+    return status

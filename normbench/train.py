@@ -1,0 +1,121 @@
+"""The training and evaluation loops over in-memory tensors.
+
+Batches are index slices of a per-epoch permutation; per-step losses stay on the device in a
+preallocated buffer and are read once per epoch, so the loop never waits for the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from normbench.data import Dataset
+from normbench.norms import batch_statistics_modules
+
+EVAL_CHUNK = 1024  # eval-mode outputs do not depend on the chunk size: take big ones
+
+
+@dataclass
+class Trainer:
+    """Everything one training step needs, resolved once."""
+
+    model: nn.Module
+    data: Dataset
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    batch: int
+    generator: torch.Generator  # batch order, on the CPU
+
+    @property
+    def steps_per_epoch(self) -> int:
+        # The last incomplete batch is dropped: every step sees `batch` samples, so batch
+        # statistics never come from a single leftover sample.
+        return self.data.x_train.shape[0] // self.batch
+
+    def train_epoch(self, on_step: Callable[[], None] = lambda: None) -> torch.Tensor:
+        """One pass over the training set; returns the per-step losses, still on the device."""
+        model, data, opt, sched = self.model, self.data, self.optimizer, self.scheduler
+        steps = self.steps_per_epoch
+        device = data.x_train.device
+        order = torch.randperm(data.x_train.shape[0], generator=self.generator)
+        order = order[: steps * self.batch].view(steps, self.batch).to(device)  # (steps, B)
+        losses = torch.empty(steps, device=device)
+        model.train()
+        for i, idx in enumerate(order):
+            x, y = data.x_train[idx], data.y_train[idx]
+            if data.prepare is not None:
+                x = data.prepare(x)
+            if data.augment is not None:
+                x = data.augment(x)
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            losses[i] = loss.detach()
+            on_step()
+        return losses
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset, chunk: int = EVAL_CHUNK) -> tuple[float, float]:
+    """Test loss and accuracy in eval mode (running statistics)."""
+    model.eval()
+    return _score(model, data, _chunks(data.x_test.shape[0], chunk, keep_last=True))
+
+
+@torch.no_grad()
+def evaluate_batch_statistics(model: nn.Module, data: Dataset, batch: int) -> tuple[float, float]:
+    """Test loss and accuracy with the norms normalising by batch statistics, in batches of
+    the training size: what the model computes in training. The gap to :func:`evaluate` is
+    BN's train/test discrepancy. Running statistics are left as they were. Only complete
+    batches are scored (a leftover sample would be normalised by itself)."""
+    with _batch_statistics_mode(model):
+        return _score(model, data, _chunks(data.x_test.shape[0], batch, keep_last=False))
+
+
+def _score(model: nn.Module, data: Dataset, chunks: Iterator[slice]) -> tuple[float, float]:
+    loss_sum = torch.zeros((), device=data.x_test.device)
+    correct = torch.zeros((), device=data.x_test.device, dtype=torch.long)
+    count = 0
+    for part in chunks:
+        x, y = data.x_test[part], data.y_test[part]
+        if data.prepare is not None:
+            x = data.prepare(x)
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(dim=1) == y).sum()
+        count += y.shape[0]
+    if count == 0:
+        return float("nan"), float("nan")
+    return loss_sum.item() / count, correct.item() / count
+
+
+def _chunks(n: int, size: int, keep_last: bool) -> Iterator[slice]:
+    stop = n if keep_last else n - n % size
+    return (slice(i, min(i + size, stop)) for i in range(0, stop, size))
+
+
+@contextlib.contextmanager
+def _batch_statistics_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode except the batch-statistics norms, which run in train mode; their running
+    buffers are restored afterwards (a train-mode forward updates them)."""
+    norms = batch_statistics_modules(model)
+    saved = [{k: b.clone() for k, b in m.named_buffers(recurse=False)} for m in norms]
+    was_training = model.training
+    model.eval()
+    for m in norms:
+        m.train()
+    try:
+        yield
+    finally:
+        for m, buffers in zip(norms, saved):
+            for k, b in m.named_buffers(recurse=False):
+                b.copy_(buffers[k])
+        model.train(was_training)

@@ -1,0 +1,18 @@
+"""normbench entry point: python run.py norm=group batch=4  |  python run.py -m norm=batch,group batch=2,32"""
+
+import hydra
+from omegaconf import DictConfig
+
+from normbench.identity import register_resolvers
+from normbench.runner import main as run_one
+
+register_resolvers()  # before Hydra composes: conf/config.yaml uses them
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> str:
+    return run_one(cfg)
+
+
+if __name__ == "__main__":
+    main()
