@@ -1,4 +1,8 @@
-"""normbench entry point: python run.py norm=group batch=4  |  python run.py -m norm=batch,group batch=2,32"""
+"""normbench entry point.
+
+    python run.py norm=group batch=4
+    python run.py -m norm=batch,group batch=2,32
+"""
 
 import hydra
 from omegaconf import DictConfig

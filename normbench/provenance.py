@@ -34,7 +34,7 @@ def git_state() -> dict[str, Any]:
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", "-C", str(_PACKAGE_DIR), *args], capture_output=True,
-                                 text=True, timeout=10)
+                                 text=True, timeout=10, check=False)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return out.stdout.strip() if out.returncode == 0 else None

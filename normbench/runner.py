@@ -16,22 +16,28 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
 from normbench import provenance
+from normbench.checkpoint import load_checkpoint, restore, save_checkpoint, truncate_metrics
 from normbench.data import Dataset, build_dataset
 from normbench.errors import ConfigError
 from normbench.identity import config_identity, resolved_config
 from normbench.models import build_model, get_model_spec
 from normbench.norms import (
-    batch_statistics_modules, check_batch, check_layout, check_model_norms, norm_builder,
+    batch_statistics_modules,
+    check_batch,
+    check_layout,
+    check_model_norms,
+    norm_builder,
 )
 from normbench.optim import base_lr, build_optimizer, build_scheduler, lr_factor_fn
 from normbench.sinks import Row, Sinks, open_sinks
@@ -56,8 +62,9 @@ class Built:
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run one configuration into ``run_dir``; returns its summary (also in summary.json).
 
-    A finished run of the same identity in ``run_dir`` is not run again (unless
-    ``force=true``). Raises ConfigError (after recording ``status: failed``) on bad input.
+    A finished run of the same identity in ``run_dir`` is not run again, and an unfinished one
+    resumes from its last epoch checkpoint (``force=true`` starts over). Raises ConfigError
+    (after recording ``status: failed``) on bad input.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -74,16 +81,26 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     except ConfigError as err:
         finish(run_dir, summary, "failed", error=str(err))
         raise
-    start_fresh(run_dir)
-    sinks = open_sinks(run_dir)
+    resumed = None if cfg.force else load_checkpoint(run_dir, identity)
+    if resumed is None:
+        start_fresh(run_dir)
+    else:
+        restore(built.trainer, resumed)
+        truncate_metrics(run_dir / "metrics.csv", resumed["epoch"])
+        summary.update(resumed["progress"])
+        log.info("resuming after epoch %d from %s", resumed["epoch"], run_dir / "checkpoint.pt")
+    first_epoch = resumed["epoch"] + 1 if resumed else 1
+    sinks = open_sinks(run_dir, first_step=summary["steps"] + 1)
     summary["device"] = provenance.device_name(built.device)
     summary["threads"] = torch.get_num_threads()
     try:
         with interrupt_on_sigterm():
-            status = train(cfg, built, sinks, summary)
+            status = train(cfg, built, sinks, summary, run_dir, first_epoch)
     except KeyboardInterrupt:
         status = "interrupted"
     sinks.close(hparams=flat(summary["config"]), final=summary["final"])
+    if status == "done":
+        (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # only unfinished runs need one
     return finish(run_dir, summary, status)
 
 
@@ -124,21 +141,23 @@ def build(cfg: DictConfig) -> Built:
     return Built(trainer, device, lr, factor, bool(batch_statistics_modules(model)))
 
 
-def train(cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any]) -> str:
-    """Train for cfg.epochs, evaluating and writing after every epoch; returns the status."""
+def train(cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any], run_dir: Path,
+          first_epoch: int = 1) -> str:
+    """Train up to cfg.epochs, evaluating, writing and checkpointing after every epoch;
+    returns the status."""
     trainer = built.trainer
     steps_per_epoch = trainer.steps_per_epoch
-    train_seconds = 0.0
-    with progress_bar(cfg, cfg.epochs * steps_per_epoch) as bar:
-        for epoch in range(1, cfg.epochs + 1):
+    remaining = (cfg.epochs - first_epoch + 1) * steps_per_epoch
+    with progress_bar(cfg, remaining) as bar:
+        for epoch in range(first_epoch, cfg.epochs + 1):
             tic = time.perf_counter()
             losses = trainer.train_epoch(on_step=bar.update).cpu()  # the epoch's one sync
-            train_seconds += time.perf_counter() - tic
+            summary["train_time_s"] += time.perf_counter() - tic
             step = epoch * steps_per_epoch
             rows = train_rows(losses, epoch, step - steps_per_epoch, cfg.log_every,
                               lambda s: built.lr * built.lr_factor(s))
             summary.update(epochs_done=epoch, steps=step,
-                           train_samples_per_s=step * cfg.batch / max(train_seconds, 1e-9))
+                           train_samples_per_s=step * cfg.batch / max(summary["train_time_s"], 1e-9))
             summary["final"]["train/loss"] = losses.mean().item()
             if not torch.isfinite(losses).all():
                 sinks.write(rows)
@@ -147,9 +166,16 @@ def train(cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any]) 
             rows += eval_rows(built, cfg.batch, epoch, step, summary["final"])
             sinks.write(rows)
             sinks.flush()
+            save_checkpoint(run_dir, summary["identity"], trainer, epoch, progress(summary))
             bar.set_postfix_str(f"loss {summary['final']['train/loss']:.3f}")
             log.info(epoch_line(epoch, cfg.epochs, summary))
     return "done"
+
+
+def progress(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed run carries over from the epochs before its checkpoint."""
+    keys = ("epochs_done", "steps", "train_time_s", "train_samples_per_s", "final")
+    return {k: summary[k] for k in keys}
 
 
 def train_rows(losses: torch.Tensor, epoch: int, step0: int, every: int,
@@ -274,7 +300,8 @@ def new_summary(cfg: DictConfig, identity: str) -> dict[str, Any]:
     return {
         "status": "running", "error": None, "identity": identity, "name": cfg.name,
         "overrides": hydra_overrides(), "config": resolved_config(cfg), "final": {},
-        "epochs_done": 0, "steps": 0, "wall_time_s": None, "train_samples_per_s": None,
+        "epochs_done": 0, "steps": 0, "wall_time_s": None, "train_time_s": 0.0,
+        "train_samples_per_s": None,
         "device": None, "threads": None, "versions": provenance.versions(),
         **provenance.git_state(), "started": now(), "finished": None,
         "_tic": time.perf_counter(),
@@ -301,7 +328,7 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
 
 def start_fresh(run_dir: Path) -> None:
     """A run starts from scratch: drop what an earlier, different or unfinished run wrote."""
-    for name in ("metrics.csv", "summary.json"):
+    for name in ("metrics.csv", "summary.json", "checkpoint.pt"):
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / "tb", ignore_errors=True)
 

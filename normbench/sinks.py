@@ -7,9 +7,11 @@ epoch, so logging cost does not grow with the step rate.
 from __future__ import annotations
 
 import csv
+import math
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 Row = tuple[int, int, str, str, float]
 CSV_HEADER = ("step", "epoch", "split", "metric", "value")
@@ -21,7 +23,7 @@ class CSVSink:
 
     def __init__(self, path: Path) -> None:
         new = not path.exists() or path.stat().st_size == 0
-        self._file = open(path, "a", newline="")
+        self._file = open(path, "a", newline="")  # noqa: SIM115  (open for the whole run)
         self._writer = csv.writer(self._file)
         if new:
             self._writer.writerow(CSV_HEADER)
@@ -40,10 +42,12 @@ class CSVSink:
 class TensorBoardSink:
     """Scalars tagged ``split/metric``, and the run's hyperparameters for the HParams tab."""
 
-    def __init__(self, logdir: Path) -> None:
+    def __init__(self, logdir: Path, first_step: int = 1) -> None:
         from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when used
 
-        self._writer = SummaryWriter(log_dir=str(logdir))
+        # purge_step hides events a killed run logged past its checkpoint, when it resumes
+        self._writer = SummaryWriter(log_dir=str(logdir),
+                                     purge_step=first_step if first_step > 1 else None)
 
     def write(self, rows: Iterable[Row]) -> None:
         for step, _epoch, split, metric, value in rows:
@@ -57,7 +61,7 @@ class TensorBoardSink:
 
         # Written into this run's own event file (SummaryWriter.add_hparams would open a
         # second writer in a timestamped subfolder); metric tags point at the logged scalars.
-        metrics = {tag: value for tag, value in final.items() if value == value}  # drop NaN
+        metrics = {tag: value for tag, value in final.items() if math.isfinite(value)}
         for summary in hparams_summary(_hparam_values(hparams), metrics):
             self._writer.file_writer.add_summary(summary)
         self._writer.close()
@@ -90,5 +94,6 @@ class Sinks:
             sink.close(hparams, final)
 
 
-def open_sinks(run_dir: Path) -> Sinks:
-    return Sinks([CSVSink(run_dir / "metrics.csv"), TensorBoardSink(run_dir / "tb")])
+def open_sinks(run_dir: Path, first_step: int = 1) -> Sinks:
+    """``first_step`` > 1 when a run resumes: the first step it will log."""
+    return Sinks([CSVSink(run_dir / "metrics.csv"), TensorBoardSink(run_dir / "tb", first_step)])

@@ -7,8 +7,8 @@ preallocated buffer and are read once per epoch, so the loop never waits for the
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -115,7 +115,7 @@ def _batch_statistics_mode(model: nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
-        for m, buffers in zip(norms, saved):
+        for m, buffers in zip(norms, saved, strict=True):
             for k, b in m.named_buffers(recurse=False):
                 b.copy_(buffers[k])
         model.train(was_training)

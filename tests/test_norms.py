@@ -6,7 +6,12 @@ from torch import nn
 
 from normbench.errors import ConfigError
 from normbench.norms import (
-    NORMS, StepNorm, batch_statistics_modules, check_batch, check_layout, check_model_norms,
+    NORMS,
+    StepNorm,
+    batch_statistics_modules,
+    check_batch,
+    check_layout,
+    check_model_norms,
     norm_builder,
 )
 

@@ -3,4 +3,4 @@
 from normbench.data.base import MODALITIES, Dataset
 from normbench.data.registry import DATASETS, build_dataset, register_dataset
 
-__all__ = ["MODALITIES", "DATASETS", "Dataset", "build_dataset", "register_dataset"]
+__all__ = ["DATASETS", "MODALITIES", "Dataset", "build_dataset", "register_dataset"]

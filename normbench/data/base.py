@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import torch
 
@@ -39,7 +39,7 @@ class Dataset:
         """Shape of one sample, e.g. (3, 32, 32)."""
         return tuple(self.x_train.shape[1:])
 
-    def to(self, device: torch.device | str) -> "Dataset":
+    def to(self, device: torch.device | str) -> Dataset:
         return replace(
             self,
             x_train=self.x_train.to(device),

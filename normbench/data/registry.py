@@ -8,7 +8,8 @@ pick the task that fits the model.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from normbench.data.base import Dataset
 from normbench.errors import ConfigError

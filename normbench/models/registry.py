@@ -7,8 +7,9 @@ one sample, ``norm_layer(num_features)`` builds its norms (see :mod:`normbench.n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from torch import nn
 

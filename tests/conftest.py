@@ -1,0 +1,48 @@
+"""Shared fixtures: compose the real config tree, run run.py as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from normbench.identity import register_resolvers
+
+REPO = Path(__file__).resolve().parents[1]
+# small enough to train in well under a second per run on a CPU
+TINY = ["data.train_size=32", "data.test_size=16", "epochs=1", "batch=8", "progress=false"]
+
+
+@pytest.fixture
+def make_cfg():
+    """make_cfg(*overrides) -> the composed config, as run.py would get it."""
+    register_resolvers()
+
+    def make(*overrides: str):
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides))
+
+    return make
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """cli(*args) runs ``python run.py results_dir=<tmp> *args`` in the repo, like a user."""
+
+    def run(*args: str, results: Path = tmp_path) -> subprocess.CompletedProcess:
+        env = {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
+        return subprocess.run(
+            [sys.executable, "run.py", f"results_dir={results}", *args],
+            cwd=REPO, capture_output=True, text=True, env=env, timeout=600, check=False,
+        )
+
+    return run
+
+
+def summaries(root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("summary.json"))]

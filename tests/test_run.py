@@ -1,0 +1,161 @@
+"""run.py end to end: every model x norm, sweeps, bad input, divergence, skip and rerun."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+
+import pytest
+import torch
+from conftest import TINY, summaries
+
+from normbench.errors import ConfigError
+from normbench.identity import config_identity
+from normbench.models import MODELS
+from normbench.norms import NORMS, norm_builder
+from normbench.runner import build, run, train_rows
+from normbench.train import evaluate_batch_statistics
+
+BUILTIN_NORMS = ["none", "batch", "layer", "instance", "group"]
+
+
+def layout_ok(model: str, norm: str) -> bool:
+    layout = MODELS[model].layout
+    return ("vector" if layout == "recurrent" else layout) in NORMS[norm].layouts
+
+
+def test_every_model_x_norm_trains_through_run_py_in_one_sweep(cli, tmp_path):
+    result = cli("-m", f"model={','.join(MODELS)}", f"norm={','.join(BUILTIN_NORMS)}", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = {(s["config"]["model"]["name"], s["config"]["norm"]["name"]): s for s in summaries(tmp_path)}
+    assert set(runs) == set(itertools.product(MODELS, BUILTIN_NORMS))
+    for (model, norm), s in runs.items():
+        if not layout_ok(model, norm):
+            assert s["status"] == "failed" and s["error"].startswith(f"norm={norm}:"), s
+            continue
+        assert s["status"] == "done", (model, norm, s["error"])
+        assert 0 <= s["final"]["test/accuracy"] <= 1 and s["final"]["train/loss"] > 0
+        assert ("test_batchstats/accuracy" in s["final"]) == NORMS[norm].batch_statistics
+    done = next(p.parent for p in tmp_path.rglob("summary.json")
+                if json.loads(p.read_text())["status"] == "done")
+    rows = list(csv.DictReader((done / "metrics.csv").open()))
+    assert {"train", "test"} <= {r["split"] for r in rows}
+    assert list(rows[0]) == ["step", "epoch", "split", "metric", "value"]
+    assert any(p.name.startswith("events.out.tfevents") for p in (done / "tb").iterdir())
+    assert (done / ".hydra" / "config.yaml").exists()
+    assert (tmp_path / "default" / "multirun.yaml").exists()
+
+
+def test_same_seed_gives_identical_metrics(make_cfg, tmp_path):
+    for model in MODELS:
+        cfgs = [make_cfg(f"model={model}", *TINY, "seed=3") for _ in range(2)]
+        texts = []
+        for i, cfg in enumerate(cfgs):
+            run(cfg, tmp_path / f"{model}{i}")
+            texts.append((tmp_path / f"{model}{i}" / "metrics.csv").read_text())
+        assert texts[0] == texts[1] and len(texts[0].splitlines()) > 3, model
+    other = make_cfg("model=mlp", *TINY, "seed=4")
+    run(other, tmp_path / "other")
+    assert (tmp_path / "other" / "metrics.csv").read_text() != (tmp_path / "mlp0" / "metrics.csv").read_text()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model=mlp", "norm=instance"], r"^norm=instance: .*on model=mlp; use one of batch, group, layer, none"),
+    (["model=rnn", "norm=instance"], r"^norm=instance: .*on model=rnn"),
+    (["norm=batch", "batch=1"], r"^batch=1: norm=batch .*at least 2 samples"),
+    (["data.train_size=32", "batch=64"], r"^batch=64: is larger than the training set \(32 samples\)"),
+    (["model=resnet", "norm=group", "norm.num_groups=3"],
+     r"^norm.num_groups=3: does not divide the 16 channels.*layer '"),
+    (["epochs=0"], r"^epochs=0: must be a positive integer"),
+    (["batch=-4"], r"^batch=-4: must be a positive integer"),
+    (["data.train_size=0"], r"^data.train_size=0: "),
+    (["model=resnet", "model.depth=9"], r"^model.depth=9: .*6n\+2"),
+    (["model=mlp", "model.width=0"], r"^model.width=0: "),
+    (["model=resnet", "data.task=threshold"],
+     r"^data=synthetic: gives tabular inputs .*model=resnet reads image"),
+    (["optim.lr=0"], r"^optim.lr=0: must be a positive number"),
+    (["log_every=0"], r"^log_every=0: must be a positive integer"),
+])
+def test_bad_input_is_one_config_error_before_training(make_cfg, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        build(make_cfg(*overrides))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_cuda_is_refused(make_cfg):
+    with pytest.raises(ConfigError, match=r"^device=cuda: CUDA is not available"):
+        build(make_cfg("device=cuda"))
+
+
+def test_bad_input_on_the_command_line_is_one_line_and_exit_2(cli, tmp_path):
+    result = cli("model=mlp", "norm=instance", *TINY)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [(
+        "error: norm=instance: instance norm normalises each channel of each sample over its "
+        "spatial positions, and vector features have none (one value per channel and sample) on "
+        "model=mlp; use one of batch, group, layer, none")]
+    (s,) = summaries(tmp_path)
+    assert s["status"] == "failed" and not list(tmp_path.rglob("metrics.csv"))
+
+
+def test_unknown_option_gets_hydras_message(cli):
+    result = cli("norm=bogus")
+    assert result.returncode != 0 and "Could not find 'norm/bogus'" in result.stderr
+
+
+def test_divergence_is_recorded_exits_non_zero_and_a_sweep_goes_on(cli, tmp_path):
+    single = cli("norm=none", "optim.lr=1e6", *TINY, results=tmp_path / "single")
+    assert single.returncode == 3
+    assert summaries(tmp_path / "single")[0]["status"] == "diverged"
+    sweep = cli("-m", "norm=none", "optim.lr=1e6,0.01", *TINY, results=tmp_path / "sweep")
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    assert sorted(s["status"] for s in summaries(tmp_path / "sweep")) == ["diverged", "done"]
+
+
+def test_finished_run_is_skipped_and_force_reruns(make_cfg, tmp_path):
+    first = run(make_cfg(*TINY), tmp_path)
+    again = run(make_cfg(*TINY, "log_every=3"), tmp_path)  # logging frequency: same identity
+    assert again["started"] == first["started"]
+    forced = run(make_cfg(*TINY, "force=true"), tmp_path)
+    changed = run(make_cfg(*TINY, "seed=1"), tmp_path)  # a different run: replaces the old
+    assert forced["status"] == changed["status"] == "done"
+    assert changed["identity"] != first["identity"]
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows.count("step,epoch,split,metric,value") == 1
+
+
+def test_identity_ignores_key_order_and_output_keys_but_not_results(make_cfg):
+    base = config_identity(make_cfg("batch=4", "norm=group"))
+    assert base == config_identity(make_cfg("norm=group", "batch=4"))
+    assert base == config_identity(make_cfg("batch=4", "norm=group", "log_every=1", "name=x",
+                                            "results_dir=/elsewhere", "progress=false"))
+    for changed in (["batch=8", "norm=group"], ["batch=4", "norm=layer"],
+                    ["batch=4", "norm=group", "norm.num_groups=4"], ["batch=4", "norm=group", "seed=1"]):
+        assert config_identity(make_cfg(*changed)) != base, changed
+
+
+def test_train_rows_average_windows_and_stamp_global_steps():
+    losses = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    rows = train_rows(losses, epoch=2, step0=5, every=2, lr_at=lambda s: 0.1 * s)
+    loss_rows = [r for r in rows if r[3] == "loss"]
+    assert loss_rows == [(7, 2, "train", "loss", 1.5), (9, 2, "train", "loss", 3.5),
+                         (10, 2, "train", "loss", 5.0)]
+    assert [r[4] for r in rows if r[3] == "lr"] == pytest.approx([0.6, 0.8, 0.9])
+
+
+def test_batch_statistics_evaluation_leaves_running_statistics_alone(make_cfg):
+    built = build(make_cfg("model=mlp", "norm=batch", *TINY))
+    bn = next(m for m in built.trainer.model.modules() if hasattr(m, "running_mean"))
+    before = (bn.running_mean.clone(), bn.running_var.clone(), int(bn.num_batches_tracked))
+    evaluate_batch_statistics(built.trainer.model, built.trainer.data, batch=8)
+    assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.running_var, before[1])
+    assert int(bn.num_batches_tracked) == before[2] and not built.trainer.model.training
+
+
+def test_public_builders_work_without_hydra():
+    from normbench.models import build_model
+
+    model = build_model("resnet", input_shape=(3, 32, 32), num_classes=10,
+                        norm_layer=norm_builder("group", "image", {"num_groups": 8}), depth=8)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
