@@ -52,3 +52,8 @@ def register_resolvers() -> None:
         )
     if not OmegaConf.has_resolver("nb_non_result_keys"):
         OmegaConf.register_new_resolver("nb_non_result_keys", lambda: list(NON_RESULT_KEYS))
+
+
+# Registered on import: launcher workers (joblib, submitit) import normbench when they
+# unpickle the task, before Hydra resolves the run directory, which needs these resolvers.
+register_resolvers()

@@ -373,6 +373,8 @@ def main(cfg: DictConfig) -> str:
 
     hydra_cfg = HydraConfig.get()
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    if cfg.threads is None and sweeping:
+        torch.set_num_threads(threads_per_job(hydra_cfg.launcher))
     try:
         status = run(cfg, Path(hydra_cfg.runtime.output_dir))["status"]
     except ConfigError as err:
@@ -383,3 +385,15 @@ def main(cfg: DictConfig) -> str:
     if not sweeping and EXIT_CODES[status]:
         sys.exit(EXIT_CODES[status])
     return status
+
+
+def threads_per_job(launcher: Any) -> int:
+    """cores / parallel jobs for a launcher that runs jobs side by side on this machine
+    (joblib's n_jobs, submitit's cpus_per_task), so parallel runs never oversubscribe the
+    cores: with tiny models, two threads fighting for one core run several times slower."""
+    cores = os.cpu_count() or 1
+    if "cpus_per_task" in launcher and launcher.cpus_per_task:
+        return max(1, int(launcher.cpus_per_task))
+    jobs = launcher.get("n_jobs") or 1
+    jobs = cores if jobs < 0 else jobs
+    return max(1, cores // jobs)
