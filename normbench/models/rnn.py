@@ -1,0 +1,165 @@
+"""Recurrent classifier (LSTM or GRU) with norms inside the cell at every time step.
+
+LSTM (Ba et al. 2016 layer-normalised LSTM; Cooijmans et al. 2016 recurrent BN)::
+
+    gates = norm_x(W_x x_t, t) + norm_h(W_h h_{t-1}, t) + b        # (N, 4H): i, f, g, o
+    c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
+    h_t = sigmoid(o) * tanh(norm_c(c_t, t))
+
+GRU, with torch's gate order and biases (r, z, n; b_x and b_h over 3H)::
+
+    xr, xz, xn = norm_x(W_x x_t, t) + b_x;  hr, hz, hn = norm_h(W_h h_{t-1}, t) + b_h
+    r = sigmoid(xr + hr);  z = sigmoid(xz + hz);  n = tanh(xn + r * hn)
+    h_t = (1 - z) * n + z * h_{t-1}
+
+With ``norm=none`` both compute exactly torch's ``nn.LSTM`` / ``nn.GRU``. The norms come from
+``norm_layer`` built for the ``recurrent`` layout: each is a StepNorm called as ``norm(x, t)``,
+holding per-step copies for batch-statistics norms. Defaults: see :mod:`normbench.models`
+(signature defaults, mirrored by ``conf/model/rnn.yaml``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from normbench.errors import ConfigError
+from normbench.models.registry import register_model
+from normbench.norms import NormBuilder
+
+
+class _NormRecurrentLayer(nn.Module):
+    """One recurrent layer over a whole sequence: (N, T, F) -> (N, T, H)."""
+
+    gates = 1  # gate blocks of H features that W_x and W_h produce
+
+    def __init__(self, input_size: int, hidden_size: int, norm_layer: NormBuilder) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        # the biases live outside the norms, so a norm's shift cannot double as a gate bias
+        self.w_x = nn.Linear(input_size, self.gates * hidden_size, bias=False)
+        self.w_h = nn.Linear(hidden_size, self.gates * hidden_size, bias=False)
+        self.norm_x = norm_layer(self.gates * hidden_size)
+        self.norm_h = norm_layer(self.gates * hidden_size)
+        # torch's RNN init: every weight uniform in +-1/sqrt(H), whatever the input size
+        bound = 1.0 / math.sqrt(hidden_size)
+        nn.init.uniform_(self.w_x.weight, -bound, bound)
+        nn.init.uniform_(self.w_h.weight, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xw = self.w_x(x)  # all steps in one matmul: (N, T, F) -> (N, T, gates*H)
+        h = x.new_zeros(x.shape[0], self.hidden_size)
+        state = self.initial_state(h)
+        outputs = []
+        for t in range(x.shape[1]):
+            h, state = self.step(self.norm_x(xw[:, t], t), h, state, t)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1)  # (N, T, H)
+
+    def initial_state(self, h: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+    def step(
+        self, xw: torch.Tensor, h: torch.Tensor, state: torch.Tensor | None, t: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
+
+
+class NormLSTMLayer(_NormRecurrentLayer):
+    gates = 4  # i, f, g, o (torch's order)
+
+    def __init__(self, input_size: int, hidden_size: int, norm_layer: NormBuilder) -> None:
+        super().__init__(input_size, hidden_size, norm_layer)
+        self.norm_c = norm_layer(hidden_size)
+        self.bias = nn.Parameter(torch.zeros(4 * hidden_size))
+        with torch.no_grad():
+            # forget-gate bias 1: remember by default early in training (Jozefowicz et al. 2015)
+            self.bias[hidden_size : 2 * hidden_size] = 1.0
+
+    def initial_state(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(h)  # c_0
+
+    def step(
+        self, xw: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None, t: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        gates = xw + self.norm_h(self.w_h(h), t) + self.bias  # (N, 4H)
+        i, f, g, o = gates.chunk(4, dim=1)  # each (N, H)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(self.norm_c(c, t))
+        return h, c
+
+
+class NormGRULayer(_NormRecurrentLayer):
+    gates = 3  # r, z, n (torch's order)
+
+    def __init__(self, input_size: int, hidden_size: int, norm_layer: NormBuilder) -> None:
+        super().__init__(input_size, hidden_size, norm_layer)
+        # two biases as torch's GRU: b_hn sits inside r * (W_hn h + b_hn)
+        self.bias_x = nn.Parameter(torch.zeros(3 * hidden_size))
+        self.bias_h = nn.Parameter(torch.zeros(3 * hidden_size))
+
+    def step(
+        self, xw: torch.Tensor, h: torch.Tensor, state: torch.Tensor | None, t: int
+    ) -> tuple[torch.Tensor, None]:
+        xr, xz, xn = (xw + self.bias_x).chunk(3, dim=1)  # each (N, H)
+        hr, hz, hn = (self.norm_h(self.w_h(h), t) + self.bias_h).chunk(3, dim=1)
+        r = torch.sigmoid(xr + hr)
+        z = torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        return (1 - z) * n + z * h, None
+
+
+CELLS: dict[str, type[_NormRecurrentLayer]] = {"lstm": NormLSTMLayer, "gru": NormGRULayer}
+
+
+@register_model("rnn", layout="recurrent", modalities=("sequence", "image"), native="sequence")
+class RNN(nn.Module):
+    """Stacked LSTM/GRU classifier on sequences (N, T, F) or images (N, C, H, W) read as H
+    rows of C*W features; classifies from the last layer's final hidden state.
+
+    ``self.layers[l]`` is layer ``l``; its output (N, T, H) is what a forward hook sees.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        norm_layer: NormBuilder,
+        cell: str = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+    ) -> None:
+        super().__init__()
+        if cell not in CELLS:
+            raise ConfigError("model.cell", cell, f"unknown cell; use one of {', '.join(CELLS)}")
+        if not isinstance(hidden_size, int) or hidden_size < 1:
+            raise ConfigError("model.hidden_size", hidden_size, "must be an integer >= 1")
+        if not isinstance(num_layers, int) or num_layers < 1:
+            raise ConfigError("model.num_layers", num_layers, "must be an integer >= 1")
+        if len(input_shape) == 2:
+            self.steps, features = input_shape  # (T, F)
+        elif len(input_shape) == 3:
+            channels, self.steps, width = input_shape  # (C, H, W): H rows of C*W features
+            features = channels * width
+        else:
+            raise ConfigError(
+                "model", "rnn",
+                "reads sequences (T, F) or images (C, H, W), "
+                f"not samples of shape {tuple(input_shape)}",
+            )
+        layer_cls = CELLS[cell]
+        self.layers = nn.ModuleList(
+            layer_cls(features if i == 0 else hidden_size, hidden_size, norm_layer)
+            for i in range(num_layers)
+        )
+        self.head = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            # (N, C, H, W) -> (N, H, C, W) -> (N, H, C*W): row h is step h
+            x = x.permute(0, 2, 1, 3).flatten(2)
+        for layer in self.layers:
+            x = layer(x)  # (N, T, F) -> (N, T, H)
+        return self.head(x[:, -1])  # final hidden state of the last layer: (N, num_classes)
