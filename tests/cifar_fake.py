@@ -18,16 +18,26 @@ import io
 import pickle
 import tarfile
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
 FOLDER = "cifar-10-batches-py"
 ARCHIVE = "cifar-10-python.tar.gz"
-LABEL_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer",
-               b"dog", b"frog", b"horse", b"ship", b"truck"]
+LABEL_NAMES = [
+    b"airplane",
+    b"automobile",
+    b"bird",
+    b"cat",
+    b"deer",
+    b"dog",
+    b"frog",
+    b"horse",
+    b"ship",
+    b"truck",
+]
 
 
 @dataclass
@@ -123,21 +133,35 @@ def make_fake_cifar(
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    cut_after: int | None = None  # send only this many bytes of a file, then hang up
+
     def log_message(self, *args) -> None:  # keep test output clean
         pass
 
+    def copyfile(self, source, outputfile) -> None:
+        if self.cut_after is None:
+            return super().copyfile(source, outputfile)
+        outputfile.write(source.read(self.cut_after))
+        outputfile.flush()
+        self.close_connection = True
+
 
 @contextlib.contextmanager
-def serve_directory(directory: str | Path) -> Iterator[str]:
+def serve_directory(directory: str | Path, cut_after: int | None = None) -> Iterator[str]:
     """Serve ``directory`` over HTTP on 127.0.0.1 (a free port) from a daemon thread; yields
-    the base URL (``http://127.0.0.1:PORT``) and shuts the server down on exit."""
+    the base URL (``http://127.0.0.1:PORT``) and shuts the server down on exit.
+    ``cut_after``: announce the full length but send only that many bytes (a broken transfer).
+    """
 
     def handler(*args, **kwargs):
-        return _QuietHandler(*args, directory=str(directory), **kwargs)
+        h = type("Handler", (_QuietHandler,), {"cut_after": cut_after})
+        return h(*args, directory=str(directory), **kwargs)
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.timeout = 5
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -84,7 +84,7 @@ def test_reads_official_layout(tmp_path):
 
 
 def test_known_pixel_round_trips(tmp_path):
-    files, rows, labels, test_rows, test_labels = fake_cifar_files(10, 10)
+    files, rows, labels, _, _ = fake_cifar_files(10, 10)
     rows[1][4] = 0
     rows[1][4][1 * 1024 + 7 * 32 + 9] = 201  # image 4 of batch 2: green, row 7, column 9
     (tmp_path / FOLDER).mkdir()
@@ -152,7 +152,7 @@ def test_wrong_contents_and_foreign_globals_are_refused(tmp_path):
     fake = make_fake_cifar(tmp_path, n_per_batch=10)
     bad = {b"data": np.zeros((4, 100), np.uint8), b"labels": [0, 1, 2, 3]}
     (fake.folder / "test_batch").write_bytes(pickle.dumps(bad, protocol=2))
-    with pytest.raises(ConfigError, match="test_batch is not a CIFAR-10 batch.*3072"):
+    with pytest.raises(ConfigError, match=r"test_batch is not a CIFAR-10 batch.*3072"):
         cifar(tmp_path)
 
     class Boom:  # a pickle that would run code when loaded
@@ -240,10 +240,21 @@ def test_download_with_wrong_md5_leaves_nothing(tmp_path):
 def test_failed_download_leaves_nothing(tmp_path):
     (tmp_path / "server").mkdir()
     root = tmp_path / "data"
-    with serve_directory(tmp_path / "server") as base:
-        with pytest.raises(ConfigError) as exc:
-            cifar(root, url=f"{base}/{ARCHIVE}")  # 404
+    with serve_directory(tmp_path / "server") as base, pytest.raises(ConfigError) as exc:
+        cifar(root, url=f"{base}/{ARCHIVE}")  # 404
     assert "404" in one_line_error(exc, "data.root")
+    assert leftovers(root) == set()
+
+
+def test_cut_off_download_leaves_nothing(tmp_path):
+    fake = make_fake_cifar(tmp_path / "server", n_per_batch=10, folder=False, tarball=True)
+    root = tmp_path / "data"
+    with (
+        serve_directory(tmp_path / "server", cut_after=100) as base,
+        pytest.raises(ConfigError) as exc,
+    ):
+        cifar(root, url=f"{base}/{ARCHIVE}", md5=fake.md5)
+    assert "cut off after 100 of" in one_line_error(exc, "data.root")
     assert leftovers(root) == set()
 
 
@@ -331,7 +342,9 @@ def test_prepare_standardises_per_channel(tmp_path):
     z = ds.prepare(at_mean.round().to(torch.uint8))
     assert z.abs().max() < 0.01
     one_up = ((torch.tensor(MEAN) + torch.tensor(STD)) * 255).view(1, 3, 1, 1).expand(1, 3, 4, 4)
-    assert torch.allclose(ds.prepare(one_up.round().to(torch.uint8)), torch.ones(1, 3, 4, 4), atol=0.01)
+    assert torch.allclose(
+        ds.prepare(one_up.round().to(torch.uint8)), torch.ones(1, 3, 4, 4), atol=0.01
+    )
 
 
 def test_augment_switch(tmp_path):

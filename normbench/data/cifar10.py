@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import http.client
 import logging
 import os
 import pickle
@@ -93,7 +94,8 @@ def _safe_members(tar: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
             or parts[0] != FOLDER
         ):
             raise ConfigError(
-                "data.root", archive.parent,
+                "data.root",
+                archive.parent,
                 f"{archive.name} holds an unsafe or unexpected member {m.name!r}; "
                 f"nothing was extracted (expected only {FOLDER}/...)",
             )
@@ -110,7 +112,8 @@ def extract(archive: Path, md5: str) -> Path:
     actual = file_md5(archive)
     if actual != md5:
         raise ConfigError(
-            "data.root", root,
+            "data.root",
+            root,
             f"{archive.name} there has MD5 {actual}, not the expected {md5} (a truncated or "
             "different file); delete it to download it again, or put the official archive there",
         )
@@ -131,7 +134,8 @@ def extract(archive: Path, md5: str) -> Path:
         if not _is_complete(tmp / FOLDER):
             missing = [n for n in NEEDED if not (tmp / FOLDER / n).is_file()]
             raise ConfigError(
-                "data.root", root,
+                "data.root",
+                root,
                 f"{archive.name} lacks {FOLDER}/{', '.join(missing)}; it is not CIFAR-10 (python)",
             )
         try:
@@ -156,19 +160,26 @@ def download(url: str, dest: Path, md5: str) -> None:
         with os.fdopen(fd, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=60) as response:
+                    expected, received = response.length, 0  # length: Content-Length or None
                     for chunk in iter(lambda: response.read(1 << 20), b""):
                         digest.update(chunk)
                         out.write(chunk)
-            except OSError as err:  # URLError, HTTPError, timeouts, refused connections
+                        received += len(chunk)
+                    if expected is not None and received < expected:  # read() hides a cut-off
+                        raise ConnectionError(f"cut off after {received} of {expected} bytes")
+            # URLError, HTTPError, timeouts, refused or reset connections, cut-off transfers
+            except (OSError, http.client.HTTPException) as err:
                 raise ConfigError(
-                    "data.root", dest.parent,
+                    "data.root",
+                    dest.parent,
                     f"CIFAR-10 is not there and downloading {url} failed ({_one_line(err)}); "
                     f"put {dest.name} from that address (or the extracted {FOLDER}/) into "
                     f"{dest.parent}, or point data.root at a folder that holds it",
                 ) from err
         if digest.hexdigest() != md5:
             raise ConfigError(
-                "data.url", url,
+                "data.url",
+                url,
                 f"the downloaded file has MD5 {digest.hexdigest()}, not the expected {md5}; it was "
                 "discarded (an interrupted transfer or a proxy page?); try again, or download it "
                 f"yourself into {dest.parent}",
@@ -197,14 +208,16 @@ def ensure_cifar10(
             return folder
         missing = [n for n in NEEDED if not (folder / n).is_file()]
         raise ConfigError(
-            "data.root", root,
+            "data.root",
+            root,
             f"{FOLDER}/ there lacks {', '.join(missing)}; remove that folder so that it is "
             f"extracted again from {ARCHIVE}",
         )
     if not archive.is_file():
         if not download_missing:
             raise ConfigError(
-                "data.root", root,
+                "data.root",
+                root,
                 f"CIFAR-10 is not there (neither {FOLDER}/ nor {ARCHIVE}); put {ARCHIVE} from "
                 f"{url} there, or set data.download=true",
             )
@@ -269,7 +282,8 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"labels outside 0..9 ({labels.min()}..{labels.max()})")
     except Exception as err:  # any way a pickle can be broken: one line, not a traceback
         raise ConfigError(
-            "data.root", path.parent.parent,
+            "data.root",
+            path.parent.parent,
             f"{FOLDER}/{path.name} is not a CIFAR-10 batch ({type(err).__name__}: "
             f"{_one_line(err)}); remove {FOLDER}/ to extract it again",
         ) from err
@@ -299,7 +313,9 @@ class _PerDevice:
     def get(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         key = (device, dtype)
         if key not in self.cache:
-            self.cache[key] = torch.tensor(self.values, dtype=dtype, device=device).view(1, -1, 1, 1)
+            self.cache[key] = torch.tensor(self.values, dtype=dtype, device=device).view(
+                1, -1, 1, 1
+            )
         return self.cache[key]
 
 
@@ -423,8 +439,14 @@ def _check_md5(value: Any) -> str | None:
     if value is None:
         return None
     text = str(value).lower()
-    if not isinstance(value, str) or len(text) != 32 or any(ch not in "0123456789abcdef" for ch in text):
-        raise ConfigError("data.md5", value, "must be 32 hex digits in quotes, or null for the official one")
+    if (
+        not isinstance(value, str)
+        or len(text) != 32
+        or any(ch not in "0123456789abcdef" for ch in text)
+    ):
+        raise ConfigError(
+            "data.md5", value, "must be 32 hex digits in quotes, or null for the official one"
+        )
     return text
 
 
