@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +38,8 @@ def _one_line(err: BaseException) -> str:
 def _locate(target: Any) -> Callable[..., Any]:
     if not isinstance(target, str) or not target.strip():
         raise ConfigError(
-            TARGET_KEY, target,
+            TARGET_KEY,
+            target,
             "set it to the dotted path of a function that returns x_train, y_train, x_test, "
             f"y_test ({EXAMPLE})",
         )
@@ -50,7 +52,8 @@ def _locate(target: Any) -> Callable[..., Any]:
         return get_method(target)
     except Exception as err:
         raise ConfigError(
-            TARGET_KEY, target,
+            TARGET_KEY,
+            target,
             f"cannot import it ({_one_line(err)}); is its package on PYTHONPATH (or installed)?",
         ) from err
     finally:
@@ -63,7 +66,9 @@ def _call(fn: Callable[..., Any], target: str, options: dict[str, Any]) -> Any:
     except TypeError as err:
         keys = ", ".join(f"data.{k}" for k in options) or "none"
         raise ConfigError(
-            TARGET_KEY, target, f"does not accept the keys given under data ({keys}): {_one_line(err)}"
+            TARGET_KEY,
+            target,
+            f"cannot be called with the keys under data ({keys}): {_one_line(err)}",
         ) from err
     except ValueError:  # no signature to inspect (some builtins): just call it
         pass
@@ -78,19 +83,23 @@ def _as_tensor(target: str, name: str, value: Any) -> torch.Tensor:
             t = torch.from_numpy(np.ascontiguousarray(value))
         except (TypeError, ValueError) as err:
             raise ConfigError(
-                TARGET_KEY, target,
+                TARGET_KEY,
+                target,
                 f"returned {name} as {type(value).__name__} that is not a numeric array "
                 f"({_one_line(err)}); return numpy arrays or torch tensors",
             ) from err
     if t.dtype.is_complex:
-        raise ConfigError(TARGET_KEY, target, f"returned complex {name} ({t.dtype}); use real numbers")
+        raise ConfigError(
+            TARGET_KEY, target, f"returned complex {name} ({t.dtype}); use real numbers"
+        )
     return t
 
 
 def _inputs(target: str, name: str, x: torch.Tensor) -> torch.Tensor:
     if x.ndim not in MODALITY_BY_NDIM:
         raise ConfigError(
-            TARGET_KEY, target,
+            TARGET_KEY,
+            target,
             f"returned {name} of shape {tuple(x.shape)}; inputs must be (N, D) tabular, "
             "(N, T, F) sequence or (N, C, H, W) image",
         )
@@ -102,7 +111,8 @@ def _inputs(target: str, name: str, x: torch.Tensor) -> torch.Tensor:
         count = int(bad.sum())
         first = int(bad.flatten(1).any(1).nonzero()[0])
         raise ConfigError(
-            TARGET_KEY, target,
+            TARGET_KEY,
+            target,
             f"returned {name} with {count} NaN or infinite values (as float32), the first in "
             f"sample {first}; clean or impute them",
         )
@@ -112,7 +122,8 @@ def _inputs(target: str, name: str, x: torch.Tensor) -> torch.Tensor:
 def _labels(target: str, name: str, y: torch.Tensor, n: int, x_name: str) -> torch.Tensor:
     if y.dtype == torch.bool or y.dtype.is_floating_point:
         raise ConfigError(
-            TARGET_KEY, target,
+            TARGET_KEY,
+            target,
             f"returned {name} of dtype {y.dtype}; labels must be integer class indices "
             "(e.g. y.astype(np.int64))",
         )
@@ -127,7 +138,8 @@ def _labels(target: str, name: str, y: torch.Tensor, n: int, x_name: str) -> tor
     y = y.to(torch.int64)
     if (y < 0).any():
         raise ConfigError(
-            TARGET_KEY, target,
+            TARGET_KEY,
+            target,
             f"returned negative labels in {name} (min {int(y.min())}); classes are 0..K-1",
         )
     return y
@@ -149,13 +161,15 @@ def make_custom(
     result = _call(fn, target, options)
     if not isinstance(result, Mapping):
         raise ConfigError(
-            TARGET_KEY, target,
+            TARGET_KEY,
+            target,
             f"returned {type(result).__name__}; return a dict with keys {', '.join(KEYS)}",
         )
     missing = [k for k in KEYS if k not in result]
     if missing:
         raise ConfigError(
-            TARGET_KEY, target,
+            TARGET_KEY,
+            target,
             f"returned a mapping without {', '.join(missing)}; it needs {', '.join(KEYS)}",
         )
     raw = {k: _as_tensor(target, k, result[k]) for k in KEYS}
@@ -163,7 +177,8 @@ def make_custom(
     x_test = _inputs(target, "x_test", raw["x_test"])
     if x_train.shape[1:] != x_test.shape[1:]:
         raise ConfigError(
-            TARGET_KEY, target,
+            TARGET_KEY,
+            target,
             f"returned x_train of shape {tuple(x_train.shape)} and x_test of shape "
             f"{tuple(x_test.shape)}; one sample must have the same shape in both",
         )
