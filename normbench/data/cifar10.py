@@ -333,7 +333,7 @@ class Normalize:
 
 class RandomCropFlip:
     """``augment``: random crop of the image size from the image padded by ``padding`` on each
-    side, then a horizontal flip with probability 1/2; one gather per axis for the whole batch.
+    side, then a horizontal flip with probability 1/2; one gather for the whole batch.
 
     The padding takes the value ``fill`` per channel: for prepared CIFAR batches, the normalised
     black pixel, as torchvision's ``RandomCrop(32, padding=4)`` before ``Normalize`` gives.
@@ -347,19 +347,21 @@ class RandomCropFlip:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         p, dev = self.padding, x.device
+        ph, pw = h + 2 * p, w + 2 * p
         if self.fill is None:
-            padded = x.new_zeros(n, c, h + 2 * p, w + 2 * p)
+            padded = x.new_zeros(n, c, ph, pw)
         else:
-            padded = self.fill.get(dev, x.dtype).expand(n, c, h + 2 * p, w + 2 * p).clone()
+            padded = self.fill.get(dev, x.dtype).expand(n, c, ph, pw).clone()
         padded[:, :, p : p + h, p : p + w] = x
         dy = torch.randint(0, 2 * p + 1, (n, 1), device=dev)
         dx = torch.randint(0, 2 * p + 1, (n, 1), device=dev)
         flip = torch.rand(n, 1, device=dev) < 0.5
-        cols_h, cols_w = torch.arange(h, device=dev), torch.arange(w, device=dev)
-        rows = dy + cols_h  # (N, H): source row of each output row
-        cols = dx + torch.where(flip, cols_w.flip(0), cols_w)  # (N, W), reversed when flipped
-        out = padded.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * p))  # (N, C, H, W+2p)
-        return out.gather(3, cols[:, None, None, :].expand(n, c, h, w))  # (N, C, H, W)
+        ar_h, ar_w = torch.arange(h, device=dev), torch.arange(w, device=dev)
+        rows = dy + ar_h  # (N, H): source row of each output row
+        cols = dx + torch.where(flip, ar_w.flip(0), ar_w)  # (N, W), reversed when flipped
+        idx = (rows[:, :, None] * pw + cols[:, None, :]).view(n, 1, h * w)  # (N, 1, H*W)
+        out = padded.view(n, c, ph * pw).gather(2, idx.expand(n, c, h * w))  # one gather
+        return out.view(n, c, h, w)
 
 
 # ----------------------------------------------------------------------------- subsets
