@@ -96,6 +96,17 @@ def test_known_pixel_round_trips(tmp_path):
     assert x[1, 7, 9].item() == 201 and int(x.sum()) == 201
 
 
+def test_numpy_1_pickles_load(tmp_path):
+    # The official files (and numpy 1.x) name numpy.core.multiarray, which numpy 2 renamed.
+    fake = make_fake_cifar(tmp_path, n_per_batch=10)
+    for path in fake.folder.iterdir():
+        data = path.read_bytes()
+        path.write_bytes(data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    assert b"numpy.core.multiarray" in (fake.folder / "test_batch").read_bytes()
+    ds = cifar(tmp_path)
+    assert ds.x_test.reshape(20, -1).numpy().tolist() == fake.test_rows.tolist()
+
+
 def test_batches_of_any_length(tmp_path):
     fake = make_fake_cifar(tmp_path, n_per_batch=[10, 23, 1, 40, 7], n_test=3)
     ds = cifar(tmp_path)
