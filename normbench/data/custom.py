@@ -1,0 +1,199 @@
+"""``data=custom``: bring your own arrays.
+
+    python run.py data=custom data._target_=mypkg.mymodule.make_data +data.n=1000
+
+calls ``mypkg.mymodule.make_data(n=1000)``: every key under ``data`` except ``_target_``,
+``train_size``, ``test_size`` and ``seed`` (which normbench uses) is passed as a keyword. The
+function returns a mapping with ``x_train``, ``y_train``, ``x_test``, ``y_test`` (numpy arrays or
+torch tensors). The inputs' shape sets the modality: (N, D) tabular, (N, T, F) sequence,
+(N, C, H, W) image; they are held as float32. Labels are integer classes 0..K-1, K inferred as
+the largest label + 1 over both splits. Anything else stops with one line before training.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from normbench.data.base import Dataset
+from normbench.data.cifar10 import check_seed, take_subsets
+from normbench.data.registry import register_dataset
+from normbench.errors import ConfigError
+
+KEYS = ("x_train", "y_train", "x_test", "y_test")
+MODALITY_BY_NDIM = {2: "tabular", 3: "sequence", 4: "image"}
+TARGET_KEY = "data._target_"
+EXAMPLE = "e.g. data._target_=mypkg.mymodule.make_data"
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _locate(target: Any) -> Callable[..., Any]:
+    if not isinstance(target, str) or not target.strip():
+        raise ConfigError(
+            TARGET_KEY,
+            target,
+            "set it to the dotted path of a function that returns x_train, y_train, x_test, "
+            f"y_test ({EXAMPLE})",
+        )
+    from hydra.utils import get_method  # here: importing normbench.data stays light
+
+    hydra_log = logging.getLogger("hydra.utils")
+    level = hydra_log.level
+    hydra_log.setLevel(logging.CRITICAL)  # get_method logs a multi-line error; we raise one line
+    try:
+        return get_method(target)
+    except Exception as err:
+        raise ConfigError(
+            TARGET_KEY,
+            target,
+            f"cannot import it ({_one_line(err)}); is its package on PYTHONPATH (or installed)?",
+        ) from err
+    finally:
+        hydra_log.setLevel(level)
+
+
+def _call(fn: Callable[..., Any], target: str, options: dict[str, Any]) -> Any:
+    try:
+        inspect.signature(fn).bind(**options)
+    except TypeError as err:
+        keys = ", ".join(f"data.{k}" for k in options) or "none"
+        raise ConfigError(
+            TARGET_KEY,
+            target,
+            f"cannot be called with the keys under data ({keys}): {_one_line(err)}",
+        ) from err
+    except ValueError:  # no signature to inspect (some builtins): just call it
+        pass
+    return fn(**options)  # the user's own errors keep their traceback
+
+
+def _as_tensor(target: str, name: str, value: Any) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        t = value.detach()
+    else:
+        try:
+            t = torch.from_numpy(np.ascontiguousarray(value))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(
+                TARGET_KEY,
+                target,
+                f"returned {name} as {type(value).__name__} that is not a numeric array "
+                f"({_one_line(err)}); return numpy arrays or torch tensors",
+            ) from err
+    if t.dtype.is_complex:
+        raise ConfigError(
+            TARGET_KEY, target, f"returned complex {name} ({t.dtype}); use real numbers"
+        )
+    return t
+
+
+def _inputs(target: str, name: str, x: torch.Tensor) -> torch.Tensor:
+    if x.ndim not in MODALITY_BY_NDIM:
+        raise ConfigError(
+            TARGET_KEY,
+            target,
+            f"returned {name} of shape {tuple(x.shape)}; inputs must be (N, D) tabular, "
+            "(N, T, F) sequence or (N, C, H, W) image",
+        )
+    if len(x) == 0:
+        raise ConfigError(TARGET_KEY, target, f"returned an empty {name}")
+    x = x.to(torch.float32)
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        count = int(bad.sum())
+        first = int(bad.flatten(1).any(1).nonzero()[0])
+        raise ConfigError(
+            TARGET_KEY,
+            target,
+            f"returned {name} with {count} NaN or infinite values (as float32), the first in "
+            f"sample {first}; clean or impute them",
+        )
+    return x.contiguous()
+
+
+def _labels(target: str, name: str, y: torch.Tensor, n: int, x_name: str) -> torch.Tensor:
+    if y.dtype == torch.bool or y.dtype.is_floating_point:
+        raise ConfigError(
+            TARGET_KEY,
+            target,
+            f"returned {name} of dtype {y.dtype}; labels must be integer class indices "
+            "(e.g. y.astype(np.int64))",
+        )
+    if y.ndim != 1:
+        raise ConfigError(
+            TARGET_KEY, target, f"returned {name} of shape {tuple(y.shape)}; labels must be (N,)"
+        )
+    if len(y) != n:
+        raise ConfigError(
+            TARGET_KEY, target, f"returned {len(y)} labels in {name} for {n} samples in {x_name}"
+        )
+    y = y.to(torch.int64)
+    if (y < 0).any():
+        raise ConfigError(
+            TARGET_KEY,
+            target,
+            f"returned negative labels in {name} (min {int(y.min())}); classes are 0..K-1",
+        )
+    return y
+
+
+@register_dataset("custom")
+def make_custom(
+    *,
+    model_modality: str = "tabular",  # unused: the shape of the arrays sets the modality
+    train_size: int | None = None,
+    test_size: int | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> Dataset:
+    """Call ``options["_target_"]`` with the other options and check what it returns."""
+    target = options.pop("_target_", None)
+    seed = check_seed(seed)
+    fn = _locate(target)
+    result = _call(fn, target, options)
+    if not isinstance(result, Mapping):
+        raise ConfigError(
+            TARGET_KEY,
+            target,
+            f"returned {type(result).__name__}; return a dict with keys {', '.join(KEYS)}",
+        )
+    missing = [k for k in KEYS if k not in result]
+    if missing:
+        raise ConfigError(
+            TARGET_KEY,
+            target,
+            f"returned a mapping without {', '.join(missing)}; it needs {', '.join(KEYS)}",
+        )
+    raw = {k: _as_tensor(target, k, result[k]) for k in KEYS}
+    x_train = _inputs(target, "x_train", raw["x_train"])
+    x_test = _inputs(target, "x_test", raw["x_test"])
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise ConfigError(
+            TARGET_KEY,
+            target,
+            f"returned x_train of shape {tuple(x_train.shape)} and x_test of shape "
+            f"{tuple(x_test.shape)}; one sample must have the same shape in both",
+        )
+    y_train = _labels(target, "y_train", raw["y_train"], len(x_train), "x_train")
+    y_test = _labels(target, "y_test", raw["y_test"], len(x_test), "x_test")
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    x_train, y_train, x_test, y_test = take_subsets(
+        x_train, y_train, x_test, y_test, train_size, test_size, seed
+    )
+    return Dataset(
+        name="custom",
+        modality=MODALITY_BY_NDIM[x_train.ndim],
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        num_classes=num_classes,
+    )
