@@ -14,9 +14,10 @@ from torch import nn
 
 from normbench.errors import ConfigError
 from normbench.models import MODELS, build_model
+from normbench.models.mlp import MLP
 from normbench.models.resnet import BasicBlock
 from normbench.models.rnn import RNN
-from normbench.norms import NORMS, StepNorm, norm_builder
+from normbench.norms import NORMS, StepNorm, check_model_norms, norm_builder
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 N = 4  # samples per test batch
@@ -319,12 +320,11 @@ def test_rnn_rejects_other_shapes():
         RNN((10,), 2, norm_builder("none", "recurrent", steps=1))
 
 
-def test_group_of_one_feature_is_dead():
-    # why TINY widths are multiples of 64: GroupNorm(C, C) on (N, C) vectors outputs ~0 and
-    # passes no gradient; the registry caps num_groups to C, which gives exactly that for C <= 32
-    gn = norm_builder("group", "vector")(16)
-    x = torch.randn(N, 16, requires_grad=True)
-    out = gn(x)
-    assert out.abs().max() < 1e-3
-    out.pow(2).sum().backward()
-    assert x.grad.abs().max() < 1e-6
+def test_group_of_one_vector_feature_is_refused_naming_the_layer():
+    # GroupNorm(C, C) on (N, C) vectors normalises single values: outputs 0, passes no gradient
+    model = MLP((10,), 2, norm_builder("group", "vector", {"num_groups": 32}), width=16)
+    with pytest.raises(ConfigError, match=r"norm.num_groups=32: makes groups of one feature on 16 "
+                       r"vector features.*num_groups<=8.*layer 'blocks.0.1'"):
+        check_model_norms(model)
+    check_model_norms(MLP((10,), 2, norm_builder("group", "vector", {"num_groups": 8}), width=16))
+

@@ -43,8 +43,8 @@ def assert_not_standardised(out, dims):
 @pytest.mark.parametrize("layout", BASE_LAYOUTS)
 def test_every_norm_keeps_shape_and_passes_gradients(layout):
     for name in supported(layout):
-        x = sample(layout).requires_grad_()
-        norm = norm_builder(name, layout)(16).train()
+        x = sample(layout, c=64).requires_grad_()
+        norm = norm_builder(name, layout)(64).train()
         out = norm(x)
         assert out.shape == x.shape, name
         out.square().sum().backward()

@@ -56,7 +56,7 @@ class MLP(nn.Module):
         num_classes: int,
         norm_layer: NormBuilder,
         depth: int = 1,
-        width: int = 64,
+        width: int = 128,
         dropout: float = 0.0,
         bias: bool = True,
         init: str = "default",

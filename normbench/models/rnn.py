@@ -156,6 +156,11 @@ class RNN(nn.Module):
         )
         self.head = nn.Linear(hidden_size, num_classes)
 
+    @staticmethod
+    def time_steps(input_shape: tuple[int, ...]) -> int:
+        """Steps in one sample, for per-step norms: T of (T, F), H of an image (C, H, W)."""
+        return input_shape[0] if len(input_shape) == 2 else input_shape[1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
             # (N, C, H, W) -> (N, H, C, W) -> (N, H, C*W): row h is step h

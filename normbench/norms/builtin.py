@@ -83,4 +83,11 @@ def make_group(
     groups, key, value, why = resolve_groups(num_features, num_groups, channels_per_group)
     if groups is None:
         return InvalidNorm(key, value, why)
+    if layout != "image" and groups == num_features > 1:
+        # a group of one vector feature is normalised over a single value: always zero
+        key, value = ("norm.channels_per_group", channels_per_group) if channels_per_group \
+            else ("norm.num_groups", num_groups)
+        return InvalidNorm(key, value, (
+            f"makes groups of one feature on {num_features} vector features, which normalise to "
+            f"zero; use at least 2 features per group (norm.num_groups<={num_features // 2})"))
     return nn.GroupNorm(groups, num_features, eps=eps, affine=affine)
