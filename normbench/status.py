@@ -1,0 +1,70 @@
+"""Which cells of a sweep are done, without training anything.
+
+    python -m normbench.status results/<name>
+
+Reads the sweep's ``multirun.yaml``, expands its grid exactly as Hydra's basic sweeper does,
+and looks up each cell's directory (named by its overrides) for a summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from hydra._internal.config_loader_impl import get_overrides_dirname
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from normbench.identity import NON_RESULT_KEYS
+
+
+def sweep_cells(sweep_dir: Path) -> list[str]:
+    """Directory names of every cell of the sweep in ``sweep_dir``, in launch order."""
+    cfg = OmegaConf.load(sweep_dir / "multirun.yaml")
+    params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
+    task = list(cfg.hydra.overrides.task)
+    parser = OverridesParser.create()
+    jobs = [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(params + task), None)
+            for job in batch]
+    sep = cfg.hydra.job.config.override_dirname
+    names = []
+    for job in jobs:
+        dirname = get_overrides_dirname(parser.parse_overrides(job), list(NON_RESULT_KEYS),
+                                        item_sep=sep.item_sep, kv_sep=sep.kv_sep)
+        names.append((dirname or "default").replace("/", "_"))
+    return names
+
+
+def cell_status(run_dir: Path) -> str:
+    """done / diverged / failed / interrupted from summary.json; unfinished when a run
+    started but wrote no summary (killed, or running now); missing when never started."""
+    try:
+        return json.loads((run_dir / "summary.json").read_text())["status"]
+    except (OSError, ValueError, KeyError):
+        return "unfinished" if run_dir.is_dir() else "missing"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("sweep_dir", type=Path, help="a sweep directory (holds multirun.yaml)")
+    args = parser.parse_args(argv)
+    if not (args.sweep_dir / "multirun.yaml").exists():
+        print(f"error: {args.sweep_dir}: no multirun.yaml here; give the directory of a sweep "
+              "(python run.py -m ...)", file=sys.stderr)
+        return 2
+    cells = sweep_cells(args.sweep_dir)
+    statuses = [cell_status(args.sweep_dir / cell) for cell in cells]
+    width = max(map(len, cells), default=4)
+    for cell, status in zip(cells, statuses, strict=True):
+        print(f"{cell:{width}}  {status}")
+    counts = Counter(statuses)
+    print(f"{len(cells)} cells: " + ", ".join(f"{n} {s}" for s, n in counts.most_common()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
