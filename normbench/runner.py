@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import random
 import shutil
@@ -41,7 +42,7 @@ from normbench.norms import (
 )
 from normbench.optim import base_lr, build_optimizer, build_scheduler, lr_factor_fn
 from normbench.sinks import Row, Sinks, open_sinks
-from normbench.train import Trainer, evaluate, evaluate_batch_statistics
+from normbench.train import Trainer, activation_stds, evaluate, evaluate_batch_statistics
 
 log = logging.getLogger("normbench")
 
@@ -148,6 +149,8 @@ def train(cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any], 
     trainer = built.trainer
     steps_per_epoch = trainer.steps_per_epoch
     remaining = (cfg.epochs - first_epoch + 1) * steps_per_epoch
+    if cfg.activations and first_epoch == 1:
+        sinks.write(activation_rows(built, cfg.batch, 0, 0, summary["final"]))
     with progress_bar(cfg, remaining) as bar:
         for epoch in range(first_epoch, cfg.epochs + 1):
             tic = time.perf_counter()
@@ -164,6 +167,8 @@ def train(cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any], 
                 log.warning("epoch %d: the training loss is not finite: diverged", epoch)
                 return "diverged"
             rows += eval_rows(built, cfg.batch, epoch, step, summary["final"])
+            if cfg.activations:
+                rows += activation_rows(built, cfg.batch, epoch, step, summary["final"])
             sinks.write(rows)
             sinks.flush()
             save_checkpoint(run_dir, summary["identity"], trainer, epoch, progress(summary))
@@ -203,6 +208,20 @@ def eval_rows(built: Built, batch: int, epoch: int, step: int, final: dict[str, 
             rows.append((step, epoch, split, metric, value))
             final[f"{split}/{metric}"] = value
     return rows
+
+
+def activation_rows(built: Built, batch: int, epoch: int, step: int,
+                    final: dict[str, float]) -> list[Row]:
+    """Per-layer activation std on the first training batch (split ``activations``, metric
+    ``std/<layer>`` counting from 1), and the first layer where it is NaN or inf."""
+    data = built.trainer.data
+    x = data.x_train[:batch]
+    if data.prepare is not None:
+        x = data.prepare(x)
+    stds = activation_stds(built.trainer.model, x)
+    bad = [i for i, s in enumerate(stds, 1) if not math.isfinite(s)]
+    final["activations/first_nonfinite_layer"] = bad[0] if bad else float("nan")
+    return [(step, epoch, "activations", f"std/{i}", s) for i, s in enumerate(stds, 1)]
 
 
 def epoch_line(epoch: int, epochs: int, summary: dict[str, Any]) -> str:

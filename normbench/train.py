@@ -97,6 +97,22 @@ def _score(model: nn.Module, data: Dataset, chunks: Iterator[slice]) -> tuple[fl
     return loss_sum.item() / count, correct.item() / count
 
 
+@torch.no_grad()
+def activation_stds(model: nn.Module, x: torch.Tensor) -> list[float]:
+    """Standard deviation of each layer's output (``model.blocks``, in depth order) on the
+    batch ``x``, computed as in training (batch statistics) without changing any state."""
+    stds: list[torch.Tensor] = []
+    hooks = [block.register_forward_hook(lambda _m, _i, out: stds.append(out.float().std()))
+             for block in model.blocks]
+    try:
+        with _batch_statistics_mode(model):
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return torch.stack(stds).tolist()  # one sync for all layers
+
+
 def _chunks(n: int, size: int, keep_last: bool) -> Iterator[slice]:
     stop = n if keep_last else n - n % size
     return (slice(i, min(i + size, stop)) for i in range(0, stop, size))

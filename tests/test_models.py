@@ -328,3 +328,21 @@ def test_group_of_one_vector_feature_is_refused_naming_the_layer():
         check_model_norms(model)
     check_model_norms(MLP((10,), 2, norm_builder("group", "vector", {"num_groups": 8}), width=16))
 
+
+
+def test_activation_stds_reproduce_article_2_signal_propagation():
+    """100-layer, 256-wide bias-free MLP at batch 16 (source article 2): default init
+    vanishes, N(0, 1) explodes to NaN, Kaiming stays near 0.6, BN is stable whatever the init."""
+    from normbench.train import activation_stds
+
+    def stds(init, norm):
+        torch.manual_seed(0)
+        net = MLP((256,), 10, norm_builder(norm, "vector"), depth=100, width=256, bias=False, init=init)
+        return activation_stds(net, torch.randn(16, 256))
+
+    default, normal, kaiming = stds("default", "none"), stds("normal", "none"), stds("kaiming", "none")
+    assert len(default) == 100 and default[-1] < 1e-20
+    assert not math.isfinite(normal[-1]) and normal[1] > 10 * normal[0]
+    assert all(0.3 < s < 1.5 for s in kaiming)
+    for init in ("default", "normal", "kaiming"):
+        assert all(0.4 < s < 0.8 for s in stds(init, "batch")), init

@@ -3,6 +3,8 @@
 Every model class is a plain ``nn.Module`` whose constructor is
 ``Model(input_shape, num_classes, norm_layer, **yaml_keys)``: ``input_shape`` is the shape of
 one sample, ``norm_layer(num_features)`` builds its norms (see :mod:`normbench.norms`).
+A model also exposes ``blocks``: its layers in depth order, whose outputs are "the
+activations of layer i" for ``activations=true``.
 """
 
 from __future__ import annotations

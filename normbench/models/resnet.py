@@ -102,6 +102,11 @@ class ResNet(nn.Module):
                 ):
                     nn.init.zeros_(module.norm2.weight)
 
+    @property
+    def blocks(self) -> list[nn.Module]:
+        """The layers in depth order (stem, then every residual block), for activation stats."""
+        return [self.stem, *(block for stage in self.stages for block in stage)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(x))  # (N, C, H, W) -> (N, 4*width, H/4, W/4)
         x = x.mean(dim=(2, 3))  # global average pool: (N, 4*width)

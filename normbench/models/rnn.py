@@ -156,6 +156,11 @@ class RNN(nn.Module):
         )
         self.head = nn.Linear(hidden_size, num_classes)
 
+    @property
+    def blocks(self) -> nn.ModuleList:
+        """The layers in depth order, for activation statistics."""
+        return self.layers
+
     @staticmethod
     def time_steps(input_shape: tuple[int, ...]) -> int:
         """Steps in one sample, for per-step norms: T of (T, F), H of an image (C, H, W)."""
