@@ -343,6 +343,7 @@ def test_activation_stds_reproduce_article_2_signal_propagation():
     default, normal, kaiming = stds("default", "none"), stds("normal", "none"), stds("kaiming", "none")
     assert len(default) == 100 and default[-1] < 1e-20
     assert not math.isfinite(normal[-1]) and normal[1] > 10 * normal[0]
-    assert all(0.3 < s < 1.5 for s in kaiming)
+    # Kaiming random-walks but neither vanishes nor explodes over 100 layers
+    assert all(0.05 < s < 5 for s in kaiming) and 0.3 < sorted(kaiming)[50] < 1.0
     for init in ("default", "normal", "kaiming"):
         assert all(0.4 < s < 0.8 for s in stds(init, "batch")), init
