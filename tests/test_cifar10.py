@@ -293,8 +293,8 @@ def test_stratified_subsets_are_balanced_and_seeded(tmp_path):
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.x_test, b.x_test)
     assert not torch.equal(a.x_train, c.x_train) and not torch.equal(a.x_test, c.x_test)
     # a subset of the real rows, with their labels
-    rows = {bytes(x.numpy()): int(y) for x, y in zip(full.x_train, full.y_train)}
-    assert all(rows[bytes(x.numpy())] == int(y) for x, y in zip(a.x_train, a.y_train))
+    rows = {bytes(x.numpy()): int(y) for x, y in zip(full.x_train, full.y_train, strict=True)}
+    assert all(rows[bytes(x.numpy())] == int(y) for x, y in zip(a.x_train, a.y_train, strict=True))
     assert len({bytes(x.numpy()) for x in a.x_train}) == 50
     # null is everything, in the original order
     assert torch.equal(cifar(tmp_path, train_size=None).x_train, full.x_train)
@@ -376,7 +376,7 @@ def test_augment_keeps_shape_dtype_and_moves_content(tmp_path):
     torch.manual_seed(0)
     assert torch.equal(ds.augment(x), out)  # the global RNG drives it
     # every output is a window of the input padded with the normalised black pixel, maybe flipped
-    black = torch.tensor([-m / s for m, s in zip(MEAN, STD)]).view(3, 1, 1)
+    black = torch.tensor([-m / s for m, s in zip(MEAN, STD, strict=True)]).view(3, 1, 1)
     for i in range(8):
         padded = black.expand(3, 40, 40).clone()
         padded[:, 4:36, 4:36] = x[i]

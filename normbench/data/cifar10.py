@@ -324,7 +324,7 @@ class Normalize:
 
     def __init__(self, mean: tuple[float, ...] = MEAN, std: tuple[float, ...] = STD) -> None:
         self.scale = _PerDevice(tuple(1.0 / (255.0 * s) for s in std))
-        self.shift = _PerDevice(tuple(m / s for m, s in zip(mean, std)))
+        self.shift = _PerDevice(tuple(m / s for m, s in zip(mean, std, strict=True)))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         f = x.to(torch.float32)
@@ -396,7 +396,7 @@ def stratified_subset(labels: Any, size: int, seed: int, stream: int = 0) -> np.
         order = np.lexsort((rng.random(len(classes)), quota - exact))  # largest remainder first
         quota[order[:left]] += 1
     by_class = np.split(np.argsort(y, kind="stable"), np.cumsum(counts)[:-1])
-    picks = [rng.choice(idx, q, replace=False) for idx, q in zip(by_class, quota)]
+    picks = [rng.choice(idx, q, replace=False) for idx, q in zip(by_class, quota, strict=True)]
     return np.sort(np.concatenate(picks))
 
 
@@ -479,7 +479,7 @@ def make_cifar10(
     x_train, y_train, x_test, y_test = take_subsets(
         *load_cifar10(folder), train_size, test_size, seed
     )
-    black = tuple(-m / s for m, s in zip(MEAN, STD))  # what a 0 pixel becomes after Normalize
+    black = tuple(-m / s for m, s in zip(MEAN, STD, strict=True))  # what a 0 pixel becomes after Normalize
     return Dataset(
         name="cifar10",
         modality="image",
