@@ -1,6 +1,7 @@
 """Normalizations: the registry (the one place that knows norm names) and its entries."""
 
 from normbench.norms import builtin  # noqa: F401  (registers the standard norms)
+from normbench.norms import reference  # noqa: F401  (registers norm.impl=reference)
 from normbench.norms.registry import (
     NORMS,
     NormBuilder,
