@@ -2,6 +2,7 @@
 
 from normbench.norms import builtin  # noqa: F401  (registers the standard norms)
 from normbench.norms import reference  # noqa: F401  (registers norm.impl=reference)
+from normbench.norms.fold import fold_batchnorm
 from normbench.norms.registry import (
     NORMS,
     NormBuilder,
@@ -18,6 +19,7 @@ from normbench.norms.registry import (
 )
 
 __all__ = [
+    "fold_batchnorm",
     "NORMS", "NormBuilder", "NormSpec", "StepNorm", "batch_statistics_modules", "check_batch", "check_layout",
     "check_model_norms", "get_norm_spec", "norm_builder", "register_impl", "register_norm",
 ]
