@@ -113,7 +113,7 @@ class _NormalizeWith(torch.autograd.Function):
         return (dx, *_affine_grads(ctx, dy, xhat), None, None, None)
 
 
-class _RunningStatsNorm(nn.Module):
+class RunningStatsNorm(nn.Module):
     """Parameters and buffers of torch's ``_NormBase``: weight, bias (C,) when ``affine``;
     running_mean, running_var (C,) and num_batches_tracked when ``track_running_stats``
     (registered as None otherwise, as torch does, so state_dict keys match)."""
@@ -162,7 +162,7 @@ class _RunningStatsNorm(nn.Module):
                 f"track_running_stats={self.track_running_stats}")
 
 
-class _BatchNorm(_RunningStatsNorm):
+class _BatchNorm(RunningStatsNorm):
     """Batch norm: per channel over (N, *); batch statistics in training (and whenever no
     running statistics are kept), running statistics in eval."""
 
@@ -203,7 +203,7 @@ class BatchNorm2d(_BatchNorm):
             raise ValueError(f"expected 4D input (got {x.dim()}D input)")
 
 
-class InstanceNorm2d(_RunningStatsNorm):
+class InstanceNorm2d(RunningStatsNorm):
     """torch.nn.InstanceNorm2d by hand: per sample and channel over (H, W); input (N, C, H, W)
     or (C, H, W). With ``track_running_stats`` the running averages take the per-instance
     statistics averaged over the batch, and ``momentum=None`` means no update, as in torch."""
