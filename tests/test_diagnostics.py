@@ -14,8 +14,13 @@ from normbench.norms import precise_bn_, reference, running_stats_drift
 
 def _mlp(bn1d: type[nn.Module] = nn.BatchNorm1d, momentum: float = 0.1) -> nn.Module:
     return nn.Sequential(
-        nn.Linear(5, 6), bn1d(6, momentum=momentum), nn.ReLU(),
-        nn.Linear(6, 4), bn1d(4, momentum=momentum), nn.ReLU(), nn.Linear(4, 3),
+        nn.Linear(5, 6),
+        bn1d(6, momentum=momentum),
+        nn.ReLU(),
+        nn.Linear(6, 4),
+        bn1d(4, momentum=momentum),
+        nn.ReLU(),
+        nn.Linear(4, 3),
     )
 
 
@@ -24,7 +29,9 @@ def _data(n: int = 100) -> torch.Tensor:
     return torch.randn(n, 5) * 2 + 3
 
 
-@pytest.mark.parametrize("bn1d", [nn.BatchNorm1d, reference.BatchNorm1d], ids=["torch", "reference"])
+@pytest.mark.parametrize(
+    "bn1d", [nn.BatchNorm1d, reference.BatchNorm1d], ids=["torch", "reference"]
+)
 @pytest.mark.parametrize("batch", [20, 30], ids=["equal-batches", "smaller-last-batch"])
 def test_precise_bn_gives_the_exact_statistics(bn1d: type[nn.Module], batch: int) -> None:
     model = _mlp(bn1d)
@@ -33,9 +40,25 @@ def test_precise_bn_gives_the_exact_statistics(bn1d: type[nn.Module], batch: int
     with torch.no_grad():
         first = model[0](x)  # the first BN's input is known outright
         # the second BN's input, as in training: the first BN normalises each batch by itself
-        second = torch.cat([model[3](model[2](nn.functional.batch_norm(
-            model[0](b), None, None, model[1].weight, model[1].bias, True, 0.0, model[1].eps)))
-            for b in batches])
+        second = torch.cat(
+            [
+                model[3](
+                    model[2](
+                        nn.functional.batch_norm(
+                            model[0](b),
+                            None,
+                            None,
+                            model[1].weight,
+                            model[1].bias,
+                            True,
+                            0.0,
+                            model[1].eps,
+                        )
+                    )
+                )
+                for b in batches
+            ]
+        )
     model.train()
     assert precise_bn_(model, batches) == 100
     for bn, inputs in ((model[1], first), (model[4], second)):
@@ -86,7 +109,10 @@ def test_precise_bn_closes_a_train_test_gap() -> None:
 
 
 def test_precise_bn_draws_no_random_numbers_and_keeps_dropout_modes() -> None:
-    model, batches = nn.Sequential(nn.Linear(5, 6), nn.Dropout(0.5), nn.BatchNorm1d(6)), _data().split(10)
+    model, batches = (
+        nn.Sequential(nn.Linear(5, 6), nn.Dropout(0.5), nn.BatchNorm1d(6)),
+        _data().split(10),
+    )
     state = torch.random.get_rng_state()
     precise_bn_(model, batches)
     assert torch.equal(torch.random.get_rng_state(), state)

@@ -14,17 +14,27 @@ from normbench.norms.fold import is_batchnorm_like
 
 def mlp(bn1d: type[nn.Module] = nn.BatchNorm1d) -> nn.Module:
     return nn.Sequential(
-        nn.Linear(10, 32), bn1d(32), nn.ReLU(),
-        nn.Linear(32, 32, bias=False), bn1d(32), nn.ReLU(),
+        nn.Linear(10, 32),
+        bn1d(32),
+        nn.ReLU(),
+        nn.Linear(32, 32, bias=False),
+        bn1d(32),
+        nn.ReLU(),
         nn.Linear(32, 2),
     )
 
 
 def convnet(bn2d: type[nn.Module] = nn.BatchNorm2d) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1, bias=False), bn2d(8), nn.ReLU(),
-        nn.Conv2d(8, 16, 3, stride=2, padding=1), bn2d(16), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10),
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        bn2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        bn2d(16),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),
     )
 
 
@@ -47,7 +57,9 @@ class ResidualBlock(nn.Module):
 class ResNetLike(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU()
+        )
         self.blocks = nn.Sequential(ResidualBlock(8, 8), ResidualBlock(8, 16))
         self.head = nn.Linear(16, 10)
 
@@ -112,13 +124,17 @@ def _check_fold(model: nn.Module, shape: tuple[int, ...], bns_left: int) -> nn.M
     return folded
 
 
-@pytest.mark.parametrize("bn1d", [nn.BatchNorm1d, reference.BatchNorm1d], ids=["torch", "reference"])
+@pytest.mark.parametrize(
+    "bn1d", [nn.BatchNorm1d, reference.BatchNorm1d], ids=["torch", "reference"]
+)
 def test_mlp(bn1d: type[nn.Module]) -> None:
     folded = _check_fold(mlp(bn1d), (16, 10), bns_left=0)
     assert folded[3].bias is not None, "a bias-free Linear gains the BN's shift as its bias"
 
 
-@pytest.mark.parametrize("bn2d", [nn.BatchNorm2d, reference.BatchNorm2d], ids=["torch", "reference"])
+@pytest.mark.parametrize(
+    "bn2d", [nn.BatchNorm2d, reference.BatchNorm2d], ids=["torch", "reference"]
+)
 def test_convnet(bn2d: type[nn.Module]) -> None:
     folded = _check_fold(convnet(bn2d), (4, 3, 8, 8), bns_left=0)
     assert isinstance(folded[1], nn.Identity) and isinstance(folded[4], nn.Identity)

@@ -44,7 +44,9 @@ def _forward_backward(module: nn.Module, x: torch.Tensor, dy: torch.Tensor) -> l
     return [y.detach(), *torch.autograd.grad(y, [x, module.weight, module.bias], dy)]
 
 
-def _assert_same_steps(module: nn.Module, reference: nn.Module, shape: tuple[int, ...], steps: int = 4) -> None:
+def _assert_same_steps(
+    module: nn.Module, reference: nn.Module, shape: tuple[int, ...], steps: int = 4
+) -> None:
     """Equal outputs, gradients and buffers over training steps, then in eval."""
     for step in range(steps + 1):
         if step == steps:
@@ -59,9 +61,12 @@ def _assert_same_steps(module: nn.Module, reference: nn.Module, shape: tuple[int
 
 # --- batch_renorm ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("layout", ["vector", "image"])
 def test_batch_renorm_with_r1_d0_is_batch_norm(layout: str) -> None:
-    renorm = norm_builder("batch_renorm", layout, {"r_max": 1.0, "d_max": 0.0, "warmup_steps": 0})(5).double()
+    renorm = norm_builder("batch_renorm", layout, {"r_max": 1.0, "d_max": 0.0, "warmup_steps": 0})(
+        5
+    ).double()
     bn = norm_builder("batch", layout, {})(5).double()
     assert list(renorm.state_dict()) == list(bn.state_dict())
     _randomize_affine(renorm, bn)
@@ -105,6 +110,7 @@ def test_batch_renorm_bad_limits_are_named(key: str, value: float) -> None:
 
 # --- ghost_batch ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("layout", ["vector", "image"])
 def test_ghost_batch_of_the_whole_batch_is_batch_norm(layout: str) -> None:
     ghost = norm_builder("ghost_batch", layout, {"ghost_size": 8})(5).double()
@@ -138,7 +144,10 @@ def test_ghost_batch_is_batch_norm_per_chunk(layout: str) -> None:
 def test_ghost_size_must_divide_the_batch_before_training() -> None:
     with pytest.raises(ConfigError) as err:
         check_batch("ghost_batch", {"ghost_size": 8}, 12)
-    assert str(err.value) == "norm.ghost_size=8: does not divide batch=12; use a divisor of 12: 2, 3, 4, 6, 12"
+    assert (
+        str(err.value)
+        == "norm.ghost_size=8: does not divide batch=12; use a divisor of 12: 2, 3, 4, 6, 12"
+    )
     with pytest.raises(ConfigError, match="norm.ghost_size=1: must be an integer >= 2"):
         check_batch("ghost_batch", {"ghost_size": 1}, 12)
 
@@ -158,6 +167,7 @@ def test_ghost_batch_refuses_an_indivisible_batch_at_run_time() -> None:
 
 
 # --- YAML files and the registry agree ------------------------------------------------------
+
 
 def _yaml_options(name: str) -> dict:
     options = yaml.safe_load((CONF / f"{name}.yaml").read_text())
@@ -184,8 +194,11 @@ def test_variants_have_no_reference_impl(name: str) -> None:
 @pytest.mark.parametrize("name", ["batch_renorm", "ghost_batch"])
 def test_variants_fold_like_batch_norm(name: str) -> None:
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), norm_builder(name, "image", {"ghost_size": 2} if name ==
-                                                             "ghost_batch" else {})(4), nn.ReLU())
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        norm_builder(name, "image", {"ghost_size": 2} if name == "ghost_batch" else {})(4),
+        nn.ReLU(),
+    )
     model(torch.randn(8, 3, 5, 5) + 1)  # move the running statistics
     folded = fold_batchnorm(model)
     assert isinstance(folded[1], nn.Identity)
@@ -195,11 +208,18 @@ def test_variants_fold_like_batch_norm(name: str) -> None:
 
 # --- weight standardisation -----------------------------------------------------------------
 
+
 def _gn_convnet() -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.ReLU(),
-        nn.Conv2d(8, 8, 3, padding=1, groups=2, bias=False), nn.GroupNorm(2, 8), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.GroupNorm(2, 8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, groups=2, bias=False),
+        nn.GroupNorm(2, 8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 2),
     )
 
 

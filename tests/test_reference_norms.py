@@ -19,22 +19,38 @@ CASES: dict[str, tuple[Callable[[], nn.Module], Callable[[], nn.Module], tuple[i
     "bn2d": (lambda: reference.BatchNorm2d(3), lambda: nn.BatchNorm2d(3), (4, 3, 5, 5)),
     "bn2d-cumulative-noaffine": (
         lambda: reference.BatchNorm2d(3, momentum=None, affine=False),
-        lambda: nn.BatchNorm2d(3, momentum=None, affine=False), (4, 3, 3, 2)),
+        lambda: nn.BatchNorm2d(3, momentum=None, affine=False),
+        (4, 3, 3, 2),
+    ),
     "bn2d-untracked": (
         lambda: reference.BatchNorm2d(3, track_running_stats=False),
-        lambda: nn.BatchNorm2d(3, track_running_stats=False), (4, 3, 3, 3)),
-    "bn1d": (lambda: reference.BatchNorm1d(5, momentum=0.3), lambda: nn.BatchNorm1d(5, momentum=0.3), (8, 5)),
+        lambda: nn.BatchNorm2d(3, track_running_stats=False),
+        (4, 3, 3, 3),
+    ),
+    "bn1d": (
+        lambda: reference.BatchNorm1d(5, momentum=0.3),
+        lambda: nn.BatchNorm1d(5, momentum=0.3),
+        (8, 5),
+    ),
     "bn1d-seq": (lambda: reference.BatchNorm1d(5), lambda: nn.BatchNorm1d(5), (3, 5, 7)),
     "ln": (lambda: reference.LayerNorm(6), lambda: nn.LayerNorm(6), (4, 6)),
-    "ln-2d-nobias": (lambda: reference.LayerNorm((3, 4), bias=False), lambda: nn.LayerNorm((3, 4), bias=False),
-                     (2, 5, 3, 4)),
+    "ln-2d-nobias": (
+        lambda: reference.LayerNorm((3, 4), bias=False),
+        lambda: nn.LayerNorm((3, 4), bias=False),
+        (2, 5, 3, 4),
+    ),
     "gn": (lambda: reference.GroupNorm(2, 6), lambda: nn.GroupNorm(2, 6), (3, 6, 4, 4)),
-    "gn-1group-noaffine": (lambda: reference.GroupNorm(1, 4, affine=False),
-                           lambda: nn.GroupNorm(1, 4, affine=False), (2, 4, 3, 3)),
+    "gn-1group-noaffine": (
+        lambda: reference.GroupNorm(1, 4, affine=False),
+        lambda: nn.GroupNorm(1, 4, affine=False),
+        (2, 4, 3, 3),
+    ),
     "in": (lambda: reference.InstanceNorm2d(3), lambda: nn.InstanceNorm2d(3), (2, 3, 4, 4)),
     "in-affine-tracked": (
         lambda: reference.InstanceNorm2d(3, affine=True, track_running_stats=True, momentum=0.2),
-        lambda: nn.InstanceNorm2d(3, affine=True, track_running_stats=True, momentum=0.2), (3, 3, 4, 5)),
+        lambda: nn.InstanceNorm2d(3, affine=True, track_running_stats=True, momentum=0.2),
+        (3, 3, 4, 5),
+    ),
 }
 
 
@@ -91,7 +107,9 @@ def test_gradcheck(case: str, train: bool) -> None:
 
     def f(x: torch.Tensor, *ps: torch.Tensor) -> torch.Tensor:
         # torch.func.functional_call swaps the parameters in, so gradcheck perturbs them too
-        return torch.func.functional_call(ref, dict(zip([n for n, _ in ref.named_parameters()], ps)), (x,))
+        return torch.func.functional_call(
+            ref, dict(zip([n for n, _ in ref.named_parameters()], ps)), (x,)
+        )
 
     # in training the running buffers move at every call, but they do not feed the output
     assert torch.autograd.gradcheck(f, (x, *[p.detach().requires_grad_() for p in params]))
@@ -119,10 +137,15 @@ def test_single_value_per_channel_refused_like_torch() -> None:
 
 @pytest.mark.parametrize(
     "name, layout, expected",
-    [("batch", "vector", reference.BatchNorm1d), ("batch", "image", reference.BatchNorm2d),
-     ("layer", "vector", reference.LayerNorm), ("layer", "image", reference.GroupNorm),
-     ("group", "image", reference.GroupNorm), ("group", "vector", reference.GroupNorm),
-     ("instance", "image", reference.InstanceNorm2d)],
+    [
+        ("batch", "vector", reference.BatchNorm1d),
+        ("batch", "image", reference.BatchNorm2d),
+        ("layer", "vector", reference.LayerNorm),
+        ("layer", "image", reference.GroupNorm),
+        ("group", "image", reference.GroupNorm),
+        ("group", "vector", reference.GroupNorm),
+        ("instance", "image", reference.InstanceNorm2d),
+    ],
 )
 def test_norm_builder_builds_reference(name: str, layout: str, expected: type) -> None:
     options = {"num_groups": 2} if name == "group" else {}  # groups of one value are all noise

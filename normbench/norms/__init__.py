@@ -1,8 +1,10 @@
 """Normalizations: the registry (the one place that knows norm names) and its entries."""
 
-from normbench.norms import builtin  # noqa: F401  (registers the standard norms)
-from normbench.norms import reference  # noqa: F401  (registers norm.impl=reference)
-from normbench.norms import variants  # noqa: F401  (registers batch_renorm, ghost_batch)
+from normbench.norms import (  # noqa: F401  (importing registers their entries)
+    builtin,  # the standard norms
+    reference,  # norm.impl=reference
+    variants,  # batch_renorm, ghost_batch
+)
 from normbench.norms.diagnostics import precise_bn_, running_stats_drift
 from normbench.norms.fold import fold_batchnorm
 from normbench.norms.registry import (
@@ -23,8 +25,8 @@ from normbench.norms.variants import BatchRenorm, GhostBatchNorm
 from normbench.norms.weight_std import standardize_conv_weights
 
 __all__ = [
-    "BatchRenorm", "GhostBatchNorm", "fold_batchnorm", "precise_bn_", "running_stats_drift",
-    "standardize_conv_weights",
-    "NORMS", "NormBuilder", "NormSpec", "StepNorm", "batch_statistics_modules", "check_batch", "check_layout",
-    "check_model_norms", "get_norm_spec", "norm_builder", "register_impl", "register_norm",
+    "NORMS", "BatchRenorm", "GhostBatchNorm", "NormBuilder", "NormSpec", "StepNorm",
+    "batch_statistics_modules", "check_batch", "check_layout", "check_model_norms",
+    "fold_batchnorm", "get_norm_spec", "norm_builder", "precise_bn_", "register_impl",
+    "register_norm", "running_stats_drift", "standardize_conv_weights",
 ]

@@ -41,8 +41,11 @@ def _per_channel_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(name, module) for the modules whose running statistics are per-channel population
     statistics over (N, *): BN and its variants. Instance norm's running statistics (when
     tracked) average per-sample statistics instead, so it is left out."""
-    keep = {id(m) for m in batch_statistics_modules(model)
-            if not isinstance(m, (nn.modules.instancenorm._InstanceNorm, reference.InstanceNorm2d))}
+    keep = {
+        id(m)
+        for m in batch_statistics_modules(model)
+        if not isinstance(m, (nn.modules.instancenorm._InstanceNorm, reference.InstanceNorm2d))
+    }
     return [(name, m) for name, m in model.named_modules() if id(m) in keep]
 
 
@@ -76,16 +79,22 @@ class _ChannelMoments:
 
 
 @contextlib.contextmanager
-def _record_inputs(model: nn.Module, named: list[tuple[str, nn.Module]]) -> Iterator[dict[str, _ChannelMoments]]:
+def _record_inputs(
+    model: nn.Module, named: list[tuple[str, nn.Module]]
+) -> Iterator[dict[str, _ChannelMoments]]:
     """Within the block: BN-like modules in training mode, the rest in eval, no grad, momentum 0
     (batch renorm reads its running statistics), and the moments of each module's input
     accumulated per name. On exit: modes, momentum and buffers as they were."""
     moments = {name: _ChannelMoments() for name, _ in named}
     modes = {m: m.training for m in model.modules()}
-    saved = [({k: b.clone() for k, b in m.named_buffers(recurse=False)}, getattr(m, "momentum", None))
-             for _, m in named]
-    hooks = [m.register_forward_pre_hook(lambda _m, args, name=name: moments[name].add(args[0]))
-             for name, m in named]
+    saved = [
+        ({k: b.clone() for k, b in m.named_buffers(recurse=False)}, getattr(m, "momentum", None))
+        for _, m in named
+    ]
+    hooks = [
+        m.register_forward_pre_hook(lambda _m, args, name=name: moments[name].add(args[0]))
+        for name, m in named
+    ]
     model.eval()
     for _, m in named:
         m.train()
@@ -132,7 +141,9 @@ def precise_bn_(model: nn.Module, batches: Iterable[Batch], forward: Forward | N
     return samples
 
 
-def running_stats_drift(model: nn.Module, batch: Batch, forward: Forward | None = None) -> dict[str, float]:
+def running_stats_drift(
+    model: nn.Module, batch: Batch, forward: Forward | None = None
+) -> dict[str, float]:
     """How far each BN-like module's running statistics are from its input's statistics on
     ``batch``, with no change of state. For module ``name`` (means over channels):
 

@@ -2,7 +2,7 @@
 
 In eval mode a BN is a per-channel affine map with frozen statistics, so after a Conv or
 Linear it can be absorbed into that layer: per output channel c,
-    W'_c = W_c * gamma_c / sqrt(var_c + eps),   b'_c = (b_c - mu_c) * gamma_c / sqrt(var_c + eps) + beta_c.
+    W'_c = W_c * s_c,   b'_c = (b_c - mu_c) * s_c + beta_c,   s_c = gamma_c / sqrt(var_c + eps).
 """
 
 from __future__ import annotations
@@ -27,10 +27,13 @@ def is_batchnorm_like(module: nn.Module) -> bool:
     return (
         all(isinstance(t, torch.Tensor) for t in stats)
         and isinstance(getattr(module, "eps", None), float)
-        and hasattr(module, "weight") and hasattr(module, "bias")
+        and hasattr(module, "weight")
+        and hasattr(module, "bias")
         and getattr(module, "track_running_stats", True)
         # instance norm with running statistics uses them in eval too, but it is no BN
-        and not isinstance(module, (nn.modules.instancenorm._InstanceNorm, reference.InstanceNorm2d))
+        and not isinstance(
+            module, (nn.modules.instancenorm._InstanceNorm, reference.InstanceNorm2d)
+        )
     )
 
 
@@ -39,8 +42,11 @@ class _NormLeafTracer(fx.Tracer):
     branches on the input's shape, which symbolic tracing cannot follow."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return (is_batchnorm_like(m) or type(m).__module__.startswith("normbench.norms")
-                or super().is_leaf_module(m, qualname))
+        return (
+            is_batchnorm_like(m)
+            or type(m).__module__.startswith("normbench.norms")
+            or super().is_leaf_module(m, qualname)
+        )
 
 
 def foldable_pairs(model: nn.Module) -> list[tuple[str, str]]:
@@ -63,9 +69,12 @@ def foldable_pairs(model: nn.Module) -> list[tuple[str, str]]:
         if not isinstance(src, fx.Node) or src.op != "call_module" or len(src.users) != 1:
             continue
         layer, bn = modules[src.target], modules[node.target]
-        if (isinstance(layer, _FOLDABLE_INTO) and not parametrize.is_parametrized(layer)
-                and calls[src.target] == calls[node.target] == 1
-                and layer.weight.shape[0] == bn.running_mean.numel()):
+        if (
+            isinstance(layer, _FOLDABLE_INTO)
+            and not parametrize.is_parametrized(layer)
+            and calls[src.target] == calls[node.target] == 1
+            and layer.weight.shape[0] == bn.running_mean.numel()
+        ):
             pairs.append((src.target, node.target))
     return pairs
 

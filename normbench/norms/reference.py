@@ -9,7 +9,8 @@ either; ``norm.impl=reference`` runs any experiment on them. The maths is in two
   With xhat = (x - mean) / sqrt(var + eps) over a set of M values and g = dL/dxhat,
   dL/dx = (g - mean(g) - xhat * mean(g * xhat)) / sqrt(var + eps)   (means over the set),
   because every x of the set moves the mean and the variance.
-- :class:`_NormalizeWith`: given statistics (BN in eval): an affine map, dL/dx = g / sqrt(var + eps).
+- :class:`_NormalizeWith`: given statistics (BN in eval), an affine map:
+  dL/dx = g / sqrt(var + eps).
 
 Running statistics follow torch: running = (1 - momentum) * running + momentum * batch, with
 the unbiased batch variance (M / (M - 1)); ``momentum=None`` is the cumulative average.
@@ -62,8 +63,9 @@ class _Normalize(torch.autograd.Function):
     mean and var carry no gradient: they only feed the running averages."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None,
-                groups: int, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None, groups: int, eps: float
+    ) -> tuple[Tensor, Tensor, Tensor]:
         xs, dims = _stat_view(x, groups)
         mean = xs.mean(dims, keepdim=True)
         var = (xs - mean).square().mean(dims, keepdim=True)  # two passes: no cancellation
@@ -95,8 +97,15 @@ class _NormalizeWith(torch.autograd.Function):
     mean, var (C,) (BN in eval): no dependence between samples, so dL/dx is elementwise."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None,
-                mean: Tensor, var: Tensor, eps: float) -> Tensor:
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        weight: Tensor | None,
+        bias: Tensor | None,
+        mean: Tensor,
+        var: Tensor,
+        eps: float,
+    ) -> Tensor:
         invstd = torch.rsqrt(var + eps)
         xhat = (x - mean.view(1, -1, 1)) * invstd.view(1, -1, 1)  # (N, C, L)
         ctx.save_for_backward(xhat, invstd, weight)
@@ -118,9 +127,16 @@ class RunningStatsNorm(nn.Module):
     running_mean, running_var (C,) and num_batches_tracked when ``track_running_stats``
     (registered as None otherwise, as torch does, so state_dict keys match)."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True,
-                 device: Any = None, dtype: Any = None) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
@@ -134,7 +150,9 @@ class RunningStatsNorm(nn.Module):
         if track_running_stats:
             self.register_buffer("running_mean", torch.zeros(num_features, **factory))
             self.register_buffer("running_var", torch.ones(num_features, **factory))
-            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+            self.register_buffer(
+                "num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device)
+            )
         else:
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
@@ -158,8 +176,10 @@ class RunningStatsNorm(nn.Module):
         self.running_var.mul_(1 - factor).add_(var * (count / (count - 1)), alpha=factor)
 
     def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
 
 
 class _BatchNorm(RunningStatsNorm):
@@ -178,11 +198,18 @@ class _BatchNorm(RunningStatsNorm):
             ).reshape(x.shape)
         count = x3.shape[0] * x3.shape[2]
         if self.training and count < 2:
-            raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(x.shape)}")
+            raise ValueError(
+                "Expected more than 1 value per channel when training, "
+                f"got input size {list(x.shape)}"
+            )
         y, mean, var = _Normalize.apply(x3, self.weight, self.bias, 0, self.eps)
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
-            factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            factor = (
+                self.momentum
+                if self.momentum is not None
+                else 1.0 / float(self.num_batches_tracked)
+            )
             self._update_running(mean, var, count, factor)
         return y.reshape(x.shape)
 
@@ -208,9 +235,16 @@ class InstanceNorm2d(RunningStatsNorm):
     or (C, H, W). With ``track_running_stats`` the running averages take the per-instance
     statistics averaged over the batch, and ``momentum=None`` means no update, as in torch."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = False, track_running_stats: bool = False,
-                 device: Any = None, dtype: Any = None) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = False,
+        track_running_stats: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -224,7 +258,10 @@ class InstanceNorm2d(RunningStatsNorm):
                 x3, self.weight, self.bias, self.running_mean, self.running_var, self.eps
             ).reshape(x.shape)
         if self.training and x3.shape[2] < 2:
-            raise ValueError(f"Expected more than 1 spatial element when training, got input size {list(x.shape)}")
+            raise ValueError(
+                "Expected more than 1 spatial element when training, "
+                f"got input size {list(x.shape)}"
+            )
         y, mean, var = _Normalize.apply(x3, self.weight, self.bias, self.num_features, self.eps)
         if self.training and self.track_running_stats:
             # mean, var: (N, C); torch averages the per-instance updates over the batch
@@ -235,12 +272,24 @@ class InstanceNorm2d(RunningStatsNorm):
 class GroupNorm(nn.Module):
     """torch.nn.GroupNorm by hand: per sample over groups of channels; input (N, C, *)."""
 
-    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
-                 device: Any = None, dtype: Any = None) -> None:
+    def __init__(
+        self,
+        num_groups: int,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
         super().__init__()
         if num_channels % num_groups:
             raise ValueError("num_channels must be divisible by num_groups")
-        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        self.num_groups, self.num_channels, self.eps, self.affine = (
+            num_groups,
+            num_channels,
+            eps,
+            affine,
+        )
         if affine:
             self.weight = nn.Parameter(torch.ones(num_channels, device=device, dtype=dtype))
             self.bias = nn.Parameter(torch.zeros(num_channels, device=device, dtype=dtype))
@@ -262,22 +311,34 @@ class LayerNorm(nn.Module):
     elementwise affine. It is group norm with one group on (N', F, 1), F = prod(normalized_shape),
     each feature its own 'channel' for the affine."""
 
-    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5,
-                 elementwise_affine: bool = True, bias: bool = True,
-                 device: Any = None, dtype: Any = None) -> None:
+    def __init__(
+        self,
+        normalized_shape: int | tuple[int, ...],
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        shape = (
+            (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        )
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
         factory = {"device": device, "dtype": dtype}
         weight = nn.Parameter(torch.ones(shape, **factory)) if elementwise_affine else None
         self.register_parameter("weight", weight)
         self.register_parameter(
-            "bias", nn.Parameter(torch.zeros(shape, **factory)) if elementwise_affine and bias else None)
+            "bias",
+            nn.Parameter(torch.zeros(shape, **factory)) if elementwise_affine and bias else None,
+        )
 
     def forward(self, x: Tensor) -> Tensor:
-        if tuple(x.shape[x.dim() - len(self.normalized_shape):]) != self.normalized_shape:
-            raise ValueError(f"expected input with shape [*, {', '.join(map(str, self.normalized_shape))}], "
-                             f"got {list(x.shape)}")
+        if tuple(x.shape[x.dim() - len(self.normalized_shape) :]) != self.normalized_shape:
+            raise ValueError(
+                f"expected input with shape [*, {', '.join(map(str, self.normalized_shape))}], "
+                f"got {list(x.shape)}"
+            )
         features = math.prod(self.normalized_shape)
         x3 = x.reshape(-1, features, 1)  # (N', F, 1)
         weight = None if self.weight is None else self.weight.reshape(features)
@@ -286,14 +347,18 @@ class LayerNorm(nn.Module):
         return y.reshape(x.shape)
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )
 
 
 # Registry entries for norm.impl=reference: the same signatures and semantics as builtin.py.
 
+
 @register_impl("batch", "reference")
-def make_batch(num_features: int, layout: str, eps: float = 1e-5, momentum: float = 0.1,
-               affine: bool = True) -> nn.Module:
+def make_batch(
+    num_features: int, layout: str, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True
+) -> nn.Module:
     cls = BatchNorm2d if layout == "image" else BatchNorm1d
     return cls(num_features, eps=eps, momentum=momentum, affine=affine)
 
@@ -306,13 +371,21 @@ def make_layer(num_features: int, layout: str, eps: float = 1e-5, affine: bool =
 
 
 @register_impl("instance", "reference")
-def make_instance(num_features: int, layout: str, eps: float = 1e-5, affine: bool = True) -> nn.Module:
+def make_instance(
+    num_features: int, layout: str, eps: float = 1e-5, affine: bool = True
+) -> nn.Module:
     return InstanceNorm2d(num_features, eps=eps, affine=affine, track_running_stats=False)
 
 
 @register_impl("group", "reference")
-def make_group(num_features: int, layout: str, num_groups: int | None = 32,
-               channels_per_group: int | None = None, eps: float = 1e-5, affine: bool = True) -> nn.Module:
+def make_group(
+    num_features: int,
+    layout: str,
+    num_groups: int | None = 32,
+    channels_per_group: int | None = None,
+    eps: float = 1e-5,
+    affine: bool = True,
+) -> nn.Module:
     groups, key, value, why = resolve_groups(num_features, num_groups, channels_per_group)
     if groups is None:
         return InvalidNorm(key, value, why)

@@ -44,8 +44,9 @@ class _BatchStatsNorm(RunningStatsNorm):
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training:
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                False, 0.0, self.eps)
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
         xhat = self._train(x)
         _, shape = _channel_dims(x)
         if self.weight is not None:
@@ -69,8 +70,16 @@ class BatchRenorm(_BatchStatsNorm):
     (r_max, d_max). The step is ``num_batches_tracked``, so a resumed run continues the ramp.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
-                 r_max: float = 3.0, d_max: float = 5.0, warmup_steps: int = 500) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        r_max: float = 3.0,
+        d_max: float = 5.0,
+        warmup_steps: int = 500,
+    ) -> None:
         super().__init__(num_features, eps, momentum, affine)
         self.r_max, self.d_max, self.warmup_steps = r_max, d_max, warmup_steps
 
@@ -85,7 +94,10 @@ class BatchRenorm(_BatchStatsNorm):
         dims, shape = _channel_dims(x)
         count = x.numel() // self.num_features
         if count < 2:
-            raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(x.shape)}")
+            raise ValueError(
+                "Expected more than 1 value per channel when training, "
+                f"got input size {list(x.shape)}"
+            )
         var_b, mean_b = torch.var_mean(x, dim=dims, correction=0)  # (C,)
         std_b = (var_b + self.eps).sqrt()
         std = (self.running_var + self.eps).sqrt()
@@ -98,7 +110,8 @@ class BatchRenorm(_BatchStatsNorm):
         return xhat
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, r_max={self.r_max}, d_max={self.d_max}, warmup_steps={self.warmup_steps}"
+        limits = f"r_max={self.r_max}, d_max={self.d_max}, warmup_steps={self.warmup_steps}"
+        return f"{super().extra_repr()}, {limits}"
 
 
 class GhostBatchNorm(_BatchStatsNorm):
@@ -113,27 +126,43 @@ class GhostBatchNorm(_BatchStatsNorm):
     variance, which is what eval mode normalises with.
     """
 
-    def __init__(self, num_features: int, ghost_size: int = GHOST_SIZE, eps: float = 1e-5,
-                 momentum: float = 0.1, affine: bool = True) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        ghost_size: int = GHOST_SIZE,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+    ) -> None:
         super().__init__(num_features, eps, momentum, affine)
         self.ghost_size = ghost_size
 
     def _train(self, x: Tensor) -> Tensor:
         n, g = x.shape[0], self.ghost_size
         if n % g:
-            raise ConfigError("norm.ghost_size", g, f"does not divide this batch of {n} samples; "
-                              f"use a divisor of {n}: {_divisors(n)} (or drop incomplete batches)")
+            raise ConfigError(
+                "norm.ghost_size",
+                g,
+                f"does not divide this batch of {n} samples; "
+                f"use a divisor of {n}: {_divisors(n)} (or drop incomplete batches)",
+            )
         chunks = x.reshape(n // g, g, *x.shape[1:])  # (K, g, C, *)
         dims = (1, *range(3, chunks.dim()))
         count = chunks[0].numel() // self.num_features
         if count < 2:
-            raise ValueError(f"Expected more than 1 value per channel when training, got ghost batches "
-                             f"of shape {list(chunks.shape[1:])}")
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got ghost batches "
+                f"of shape {list(chunks.shape[1:])}"
+            )
         var, mean = torch.var_mean(chunks, dim=dims, keepdim=True, correction=0)  # (K, 1, C, 1..)
         xhat = ((chunks - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
         self.num_batches_tracked.add_(1)
-        self._update_running(mean.detach().mean(0).reshape(-1), var.detach().mean(0).reshape(-1),
-                             count, self.momentum)
+        self._update_running(
+            mean.detach().mean(0).reshape(-1),
+            var.detach().mean(0).reshape(-1),
+            count,
+            self.momentum,
+        )
         return xhat
 
     def extra_repr(self) -> str:
@@ -145,13 +174,24 @@ def _divisors(n: int) -> str:
 
 
 @register_norm("batch_renorm", batch_statistics=True)
-def make_batch_renorm(num_features: int, layout: str, eps: float = 1e-5, momentum: float = 0.1,
-                      affine: bool = True, r_max: float = 3.0, d_max: float = 5.0,
-                      warmup_steps: int = 500) -> nn.Module:
+def make_batch_renorm(
+    num_features: int,
+    layout: str,
+    eps: float = 1e-5,
+    momentum: float = 0.1,
+    affine: bool = True,
+    r_max: float = 3.0,
+    d_max: float = 5.0,
+    warmup_steps: int = 500,
+) -> nn.Module:
     if r_max < 1:
-        raise ConfigError("norm.r_max", r_max, "must be >= 1 (r is clipped to [1/r_max, r_max]); 1 is plain BN")
+        raise ConfigError(
+            "norm.r_max", r_max, "must be >= 1 (r is clipped to [1/r_max, r_max]); 1 is plain BN"
+        )
     if d_max < 0:
-        raise ConfigError("norm.d_max", d_max, "must be >= 0 (d is clipped to [-d_max, d_max]); 0 is plain BN")
+        raise ConfigError(
+            "norm.d_max", d_max, "must be >= 0 (d is clipped to [-d_max, d_max]); 0 is plain BN"
+        )
     if warmup_steps < 0:
         raise ConfigError("norm.warmup_steps", warmup_steps, "must be >= 0 (0: no warm-up)")
     return BatchRenorm(num_features, eps, momentum, affine, r_max, d_max, warmup_steps)
@@ -161,14 +201,26 @@ def check_ghost_size(options: Mapping[str, Any], batch: int) -> None:
     """Before training: ``norm.ghost_size`` must divide the optimisation batch."""
     size = options.get("ghost_size", GHOST_SIZE)
     if not isinstance(size, int) or size < 2:
-        raise ConfigError("norm.ghost_size", size, "must be an integer >= 2: each ghost batch normalises "
-                          "with its own statistics")
+        raise ConfigError(
+            "norm.ghost_size",
+            size,
+            "must be an integer >= 2: each ghost batch normalises with its own statistics",
+        )
     if batch % size:
-        raise ConfigError("norm.ghost_size", size, f"does not divide batch={batch}; use a divisor of "
-                          f"{batch}: {_divisors(batch)}")
+        raise ConfigError(
+            "norm.ghost_size",
+            size,
+            f"does not divide batch={batch}; use a divisor of {batch}: {_divisors(batch)}",
+        )
 
 
 @register_norm("ghost_batch", batch_statistics=True, check=check_ghost_size)
-def make_ghost_batch(num_features: int, layout: str, ghost_size: int = GHOST_SIZE, eps: float = 1e-5,
-                     momentum: float = 0.1, affine: bool = True) -> nn.Module:
+def make_ghost_batch(
+    num_features: int,
+    layout: str,
+    ghost_size: int = GHOST_SIZE,
+    eps: float = 1e-5,
+    momentum: float = 0.1,
+    affine: bool = True,
+) -> nn.Module:
     return GhostBatchNorm(num_features, ghost_size, eps, momentum, affine)
