@@ -38,7 +38,11 @@ from normbench.norms import (
     check_batch,
     check_layout,
     check_model_norms,
+    make_options,
     norm_builder,
+    precise_bn_,
+    running_stats_drift,
+    standardize_conv_weights,
 )
 from normbench.optim import base_lr, build_optimizer, build_scheduler, lr_factor_fn
 from normbench.sinks import Row, Sinks, open_sinks
@@ -114,7 +118,7 @@ def build(cfg: DictConfig) -> Built:
     seed_everything(cfg.seed)
 
     spec = get_model_spec(cfg.model.name)
-    norm_options = options(cfg.norm, "impl")
+    norm_options = make_options(resolved_config(cfg.norm))
     check_layout(cfg.norm.name, spec.layout, cfg.model.name)
     check_batch(cfg.norm.name, norm_options, cfg.batch)
 
@@ -128,6 +132,8 @@ def build(cfg: DictConfig) -> Built:
     model = build_model(cfg.model.name, input_shape=data.input_shape,
                         num_classes=data.num_classes, norm_layer=norm_layer, **options(cfg.model))
     check_model_norms(model)
+    if cfg.norm.get("weight_std"):
+        standardize_conv_weights(model)  # before the optimizer sees the parameters
     model.to(device)
 
     lr = base_lr(cfg.optim.lr, cfg.batch, cfg.optim.linear_scaling)
@@ -169,11 +175,17 @@ def train(cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any], 
             rows += eval_rows(built, cfg.batch, epoch, step, summary["final"])
             if cfg.activations:
                 rows += activation_rows(built, cfg.batch, epoch, step, summary["final"])
+            if built.batch_statistics:
+                rows += drift_rows(built, cfg.batch, epoch, step)
             sinks.write(rows)
             sinks.flush()
             save_checkpoint(run_dir, summary["identity"], trainer, epoch, progress(summary))
             bar.set_postfix_str(f"loss {summary['final']['train/loss']:.3f}")
             log.info(epoch_line(epoch, cfg.epochs, summary))
+    if built.batch_statistics and cfg.norm.get("precise_bn_samples"):
+        sinks.write(precise_bn_rows(built, cfg.norm.precise_bn_samples, cfg.batch, cfg.epochs,
+                                    summary["steps"], summary["final"]))
+        sinks.flush()
     return "done"
 
 
@@ -222,6 +234,37 @@ def activation_rows(built: Built, batch: int, epoch: int, step: int,
     bad = [i for i, s in enumerate(stds, 1) if not math.isfinite(s)]
     final["activations/first_nonfinite_layer"] = bad[0] if bad else float("nan")
     return [(step, epoch, "activations", f"std/{i}", s) for i, s in enumerate(stds, 1)]
+
+
+def first_batches(data: Dataset, batch: int, samples: int) -> list[torch.Tensor]:
+    """The first ``samples`` training inputs (at least one batch) in batches of ``batch``."""
+    n = max(min(samples, data.x_train.shape[0]) // batch, 1) * batch
+    chunks = data.x_train[:n].split(batch)
+    return [data.prepare(x) for x in chunks] if data.prepare is not None else list(chunks)
+
+
+def drift_rows(built: Built, batch: int, epoch: int, step: int) -> list[Row]:
+    """How far BN's running statistics are from a training batch's (split ``bn_drift``,
+    averaged over layers: ``mean`` shift in running stds, ``var`` as |log ratio|)."""
+    drift = running_stats_drift(built.trainer.model, first_batches(built.trainer.data, batch, batch)[0])
+    rows: list[Row] = []
+    for kind in ("mean", "var"):
+        values = [v for k, v in drift.items() if k.endswith(f"/{kind}")]
+        if values:
+            rows.append((step, epoch, "bn_drift", kind, sum(values) / len(values)))
+    return rows
+
+
+def precise_bn_rows(built: Built, samples: int, batch: int, epoch: int, step: int,
+                    final: dict[str, float]) -> list[Row]:
+    """Precise BN (Wu & Johnson 2021): with the weights frozen, recompute the running
+    statistics over ``samples`` training samples in batches of the training size, then score
+    the test set with them (split ``test_precise``)."""
+    model, data = built.trainer.model, built.trainer.data
+    precise_bn_(model, first_batches(data, batch, samples))
+    loss, accuracy = evaluate(model, data)
+    final.update({"test_precise/loss": loss, "test_precise/accuracy": accuracy})
+    return [(step, epoch, "test_precise", "loss", loss), (step, epoch, "test_precise", "accuracy", accuracy)]
 
 
 def epoch_line(epoch: int, epochs: int, summary: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from normbench.norms import (
     check_batch,
     fold_batchnorm,
     get_norm_spec,
+    make_options,
     norm_builder,
     standardize_conv_weights,
 )
@@ -171,8 +172,8 @@ def test_ghost_batch_refuses_an_indivisible_batch_at_run_time() -> None:
 
 def _yaml_options(name: str) -> dict:
     options = yaml.safe_load((CONF / f"{name}.yaml").read_text())
-    assert options.pop("name") == name and options.pop("impl") == "torch"
-    return options
+    assert options["name"] == name and options["impl"] == "torch"
+    return make_options(options)
 
 
 @pytest.mark.parametrize("name", ["batch_renorm", "ghost_batch"])

@@ -9,6 +9,7 @@ from normbench.norms.diagnostics import precise_bn_, running_stats_drift
 from normbench.norms.fold import fold_batchnorm
 from normbench.norms.registry import (
     NORMS,
+    RUNNER_KEYS,
     NormBuilder,
     NormSpec,
     StepNorm,
@@ -17,6 +18,7 @@ from normbench.norms.registry import (
     check_layout,
     check_model_norms,
     get_norm_spec,
+    make_options,
     norm_builder,
     register_impl,
     register_norm,
@@ -27,6 +29,6 @@ from normbench.norms.weight_std import standardize_conv_weights
 __all__ = [
     "NORMS", "BatchRenorm", "GhostBatchNorm", "NormBuilder", "NormSpec", "StepNorm",
     "batch_statistics_modules", "check_batch", "check_layout", "check_model_norms",
-    "fold_batchnorm", "get_norm_spec", "norm_builder", "precise_bn_", "register_impl",
-    "register_norm", "running_stats_drift", "standardize_conv_weights",
+    "RUNNER_KEYS", "fold_batchnorm", "get_norm_spec", "make_options", "norm_builder",
+    "precise_bn_", "register_impl", "register_norm", "running_stats_drift", "standardize_conv_weights",
 ]

@@ -49,6 +49,14 @@ class NormSpec:
 
 NORMS: dict[str, NormSpec] = {}
 
+# Keys of a norm's YAML that the runner acts on; every other key goes to ``make``.
+RUNNER_KEYS = ("name", "impl", "weight_std", "precise_bn_samples")
+
+
+def make_options(norm_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The options ``make`` takes: a norm's config without the runner's keys."""
+    return {k: v for k, v in norm_cfg.items() if k not in RUNNER_KEYS}
+
 
 def register_norm(
     name: str,
