@@ -264,6 +264,7 @@ def precise_bn_rows(built: Built, samples: int, batch: int, epoch: int, step: in
     precise_bn_(model, first_batches(data, batch, samples))
     loss, accuracy = evaluate(model, data)
     final.update({"test_precise/loss": loss, "test_precise/accuracy": accuracy})
+    log.info(f"precise BN over {samples} samples: test loss {loss:.4f}  test acc {100 * accuracy:.2f}%")
     return [(step, epoch, "test_precise", "loss", loss), (step, epoch, "test_precise", "accuracy", accuracy)]
 
 
