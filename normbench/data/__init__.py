@@ -2,5 +2,6 @@
 
 from normbench.data.base import MODALITIES, Dataset
 from normbench.data.registry import DATASETS, build_dataset, register_dataset
+from normbench.data import synthetic  # noqa: F401  (registers data=synthetic)
 
 __all__ = ["MODALITIES", "DATASETS", "Dataset", "build_dataset", "register_dataset"]
