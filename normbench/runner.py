@@ -123,7 +123,7 @@ def build(cfg: DictConfig) -> Built:
     check_batch(cfg.norm.name, norm_options, cfg.batch)
 
     data = build_dataset(cfg.data.name, model_modality=spec.native, **options(cfg.data))
-    check_data_fits(data, cfg.model.name, spec.modalities, cfg.batch)
+    check_data_fits(data, cfg.data.name, cfg.model.name, spec.modalities, cfg.batch)
     steps = spec.cls.time_steps(data.input_shape) if spec.layout == "recurrent" else None
     norm_layer = norm_builder(cfg.norm.name, spec.layout, norm_options, impl=cfg.norm.impl,
                               steps=steps)
@@ -173,6 +173,10 @@ def train(cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any], 
                 log.warning("epoch %d: the training loss is not finite: diverged", epoch)
                 return "diverged"
             rows += eval_rows(built, cfg.batch, epoch, step, summary["final"])
+            if not math.isfinite(summary["final"]["test/loss"]):
+                sinks.write(rows)  # the outputs overflowed although the training loss did not
+                log.warning("epoch %d: the test loss is not finite: diverged", epoch)
+                return "diverged"
             if cfg.activations:
                 rows += activation_rows(built, cfg.batch, epoch, step, summary["final"])
             if built.batch_statistics:
@@ -303,10 +307,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def check_data_fits(data: Dataset, model: str, modalities: tuple[str, ...], batch: int) -> None:
+def check_data_fits(data: Dataset, name: str, model: str, modalities: tuple[str, ...],
+                    batch: int) -> None:
     if data.modality not in modalities:
-        raise ConfigError("data", data.name, f"gives {data.modality} inputs of shape "
-                          f"{tuple(data.x_train.shape)}; model={model} reads {', '.join(modalities)}")
+        raise ConfigError("data", name, f"gives {data.modality} inputs of shape "
+                          f"{tuple(data.x_train.shape)} ({data.name}); model={model} reads "
+                          f"{', '.join(modalities)}")
     n = data.x_train.shape[0]
     if batch > n:
         raise ConfigError("batch", batch, f"is larger than the training set ({n} samples); use "

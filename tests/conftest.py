@@ -37,7 +37,7 @@ def cli(tmp_path):
     def run(*args: str, results: Path = tmp_path) -> subprocess.CompletedProcess:
         env = {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
         return subprocess.run(
-            [sys.executable, "run.py", f"results_dir={results}", *args],
+            [sys.executable, "run.py", *args, f"results_dir={results}"],
             cwd=REPO, capture_output=True, text=True, env=env, timeout=600, check=False,
         )
 
