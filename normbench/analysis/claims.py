@@ -53,7 +53,7 @@ def _by_batch(runs: pd.DataFrame, norm: str, metric: str) -> pd.DataFrame:
 
 def bn_degrades(runs: pd.DataFrame, metric: str = "test/error", bn: str = "batch") -> Claim:
     """BN's error at the smallest batch minus at the largest has a 95% CI above zero."""
-    name = f"{bn} degrades at small batch"
+    name = f"norm={bn} degrades at small batch"
     rule = (f"PASS if mean {metric} of norm={bn} at the smallest batch size minus at the largest "
             f"has a 95% bootstrap CI (unpaired, over seeds) entirely above 0; needs 2+ batch "
             f"sizes and 2+ seeds at both ends")
@@ -63,7 +63,7 @@ def bn_degrades(runs: pd.DataFrame, metric: str = "test/error", bn: str = "batch
     small, large = table[BATCH_KEY].iloc[0], table[BATCH_KEY].iloc[-1]
     pick = runs[runs[NORM_KEY] == bn]
     d = difference_of_means(pick[pick[BATCH_KEY] == small][metric], pick[pick[BATCH_KEY] == large][metric])
-    numbers = (f"batch {small}: {_mean_ci(table.iloc[0])}; batch {large}: {_mean_ci(table.iloc[-1])}; "
+    numbers = (f"batch={small}: {_mean_ci(table.iloc[0])}; batch={large}: {_mean_ci(table.iloc[-1])}; "
                f"difference {_pct(d['diff'])} points")
     if np.isnan(d["ci_low"]):
         return Claim(name, MISSING, f"{numbers}; no CI: needs 2+ seeds at both ends", rule)
@@ -74,14 +74,14 @@ def bn_degrades(runs: pd.DataFrame, metric: str = "test/error", bn: str = "batch
 def gn_flat(runs: pd.DataFrame, metric: str = "test/error", gn: str = "group",
             tolerance_pp: float = GN_TOLERANCE_PP) -> Claim:
     """GN's mean error varies by at most ``tolerance_pp`` points across the batch sizes run."""
-    name = f"{gn} is batch-size independent"
-    rule = (f"PASS if the mean {metric} of norm={gn} varies by at most {tolerance_pp:g} points "
+    name = f"norm={gn} is batch-size independent"
+    rule = (f"PASS if the mean {metric} of norm={gn} varies by at most {tolerance_pp:.1f} points "
             f"(max minus min over batch sizes); needs 2+ batch sizes")
     table = _by_batch(runs, gn, metric)
     if len(table) < 2:
         return Claim(name, MISSING, f"norm={gn} finished at {len(table)} batch size(s); need 2 or more", rule)
     spread = 100 * (table["mean"].max() - table["mean"].min())
-    per_batch = "; ".join(f"batch {r[BATCH_KEY]}: {_mean_ci(r)}" for _, r in table.iterrows())
+    per_batch = "; ".join(f"batch={r[BATCH_KEY]}: {_mean_ci(r)}" for _, r in table.iterrows())
     verdict = PASS if spread <= tolerance_pp else FAIL
     one_seed = " (1 seed somewhere: spread includes seed noise)" if table["n"].min() < 2 else ""
     return Claim(name, verdict, f"spread {spread:.2f} points{one_seed}; {per_batch}", rule)
@@ -101,19 +101,19 @@ def ordering(runs: pd.DataFrame, metric: str = "test/error",
     table = aggregate(runs[runs[BATCH_KEY] == largest], metric, [NORM_KEY]).dropna(subset=["mean"])
     judged = table[table[NORM_KEY].isin(expected)].sort_values("mean")
     if len(judged) < 2:
-        return Claim(name, MISSING, f"batch {largest}: {len(judged)} of {', '.join(expected)} finished; need 2", rule)
+        return Claim(name, MISSING, f"batch={largest}: {len(judged)} of {', '.join(expected)} finished; need 2", rule)
     observed = judged[NORM_KEY].tolist()
     verdict = PASS if observed == [n for n in expected if n in observed] else FAIL
-    return Claim(name, verdict, f"batch {largest}: {_chain(judged)}{_unjudged(table, expected)}", rule)
+    return Claim(name, verdict, f"batch={largest}: {_chain(judged)}{_unjudged(table, expected)}", rule)
 
 
 def _chain(table: pd.DataFrame) -> str:
     """"a 14.1% (...) < b 15.0% (...)", with ~ where two neighbours' CIs overlap."""
     rows = [r for _, r in table.iterrows()]
-    text = f"{rows[0][NORM_KEY]} {_mean_ci(rows[0])}"
+    text = f"norm={rows[0][NORM_KEY]} {_mean_ci(rows[0])}"
     for prev, row in zip(rows, rows[1:]):
         overlap = not (prev["ci_high"] < row["ci_low"])  # NaN (1 seed) counts as overlapping
-        text += f" {'~' if overlap else '<'} {row[NORM_KEY]} {_mean_ci(row)}"
+        text += f" {'~' if overlap else '<'} norm={row[NORM_KEY]} {_mean_ci(row)}"
     return text
 
 
@@ -121,7 +121,7 @@ def _unjudged(table: pd.DataFrame, expected: Sequence[str]) -> str:
     other = table[~table[NORM_KEY].isin(expected)]
     if other.empty:
         return ""
-    return "; not in the published order: " + ", ".join(f"{r[NORM_KEY]} {_mean_ci(r)}" for _, r in other.iterrows())
+    return "; not in the published order: " + ", ".join(f"norm={r[NORM_KEY]} {_mean_ci(r)}" for _, r in other.iterrows())
 
 
 def evaluate(res: Results, metric: str = "test/error", bn: str = "batch", gn: str = "group",
