@@ -105,24 +105,25 @@ def _grid_values(res: Results) -> list[str]:
 
 
 def _missing_cells(res: Results) -> list[str]:
-    """Cells of the full grid (product of the swept values) with fewer finished seeds than
-    the most complete cell, with what became of their other runs."""
-    keys = [k for k in res.swept if k != SEED_KEY and k in res.runs]
-    if not keys:
-        return []
-    values = [_sorted(res.runs[k].dropna().unique()) for k in keys]
-    runs = res.runs.dropna(subset=keys)
-    by_cell = {(c if isinstance(c, tuple) else (c,)): g["status"] for c, g in runs.groupby(keys)}
-    full = max(((s == DONE).sum() for s in by_cell.values()), default=0)
+    """Per sweep directory (so that two sweeps with different grids do not make up cells
+    neither asked for): cells of its grid, the product of its swept values, with fewer
+    finished seeds than its most complete cell, and what became of their other runs."""
     out = []
-    for cell in itertools.product(*values):
-        status = by_cell.get(tuple(cell), pd.Series(dtype=str))
-        n = int((status == DONE).sum())
-        if n < full:
-            other = status[status != DONE].value_counts()
-            why = "".join(f", {c} {s}" for s, c in other.items())
-            label = ", ".join(f"{k}={v}" for k, v in zip(keys, cell))
-            out.append(f"{label}: {n} of {full} seeds finished{why}")
+    several = res.runs["sweep"].nunique() > 1 if "sweep" in res.runs else False
+    for sweep, runs in (res.runs.groupby("sweep", sort=True) if "sweep" in res.runs else []):
+        keys = [k for k in res.swept if k != SEED_KEY and k in runs and runs[k].nunique() > 1]
+        if not keys:
+            continue
+        by_cell = {(c if isinstance(c, tuple) else (c,)): g["status"]
+                   for c, g in runs.dropna(subset=keys).groupby(keys)}
+        full = max(((s == DONE).sum() for s in by_cell.values()), default=0)
+        for cell in itertools.product(*(_sorted(runs[k].dropna().unique()) for k in keys)):
+            status = by_cell.get(tuple(cell), pd.Series(dtype=str))
+            n = int((status == DONE).sum())
+            if n < full:
+                why = "".join(f", {c} {s}" for s, c in status[status != DONE].value_counts().items())
+                label = ", ".join(f"{k}={v}" for k, v in zip(keys, cell))
+                out.append(f"{f'`{sweep}` ' if several else ''}{label}: {n} of {full} seeds finished{why}")
     return out
 
 

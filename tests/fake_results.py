@@ -35,7 +35,7 @@ def default_error(norm: str, batch: int, seed: int) -> float:
 
 
 def make_config(norm: str, batch: int, seed: int, model: str = "mlp", epochs: int = 3,
-                **extra: Any) -> dict[str, Any]:
+                name: str = "fake", **extra: Any) -> dict[str, Any]:
     """A resolved config shaped like the runner's (nested groups, top-level scalars)."""
     config = {
         "model": {"name": model, "depth": 8 if model == "resnet" else 2, "width": 16},
@@ -43,7 +43,8 @@ def make_config(norm: str, batch: int, seed: int, model: str = "mlp", epochs: in
         "data": {"name": "synthetic", "train_size": TRAIN_SIZE, "test_size": 256},
         "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4},
         "sched": {"name": "cosine", "warmup_epochs": 0},
-        "batch": batch, "epochs": epochs, "seed": seed, "device": "auto", "log_every": 0,
+        "name": name, "results_dir": "results", "batch": batch, "epochs": epochs, "seed": seed,
+        "device": "auto", "log_every": 10, "threads": None, "progress": "auto", "force": False,
     }
     for dotted, value in extra.items():  # "norm__num_groups=8" sets norm.num_groups
         *parents, leaf = dotted.split("__")
@@ -78,11 +79,11 @@ def metrics_rows(norm: str, batch: int, seed: int, error_pct: float, epochs: int
 
 
 def write_run(run_dir: Path, norm: str, batch: int, seed: int, *, status: str = "done",
-              error: ErrorFn = default_error, model: str = "mlp", epochs: int = 3,
+              error: ErrorFn = default_error, model: str = "mlp", epochs: int = 3, name: str = "fake",
               overrides: list[str] | None = None, summary: bool = True, **extra: Any) -> Path:
     """One run directory: metrics.csv, summary.json (unless ``summary`` is False) and .hydra/."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = make_config(norm, batch, seed, model, epochs, **extra)
+    config = make_config(norm, batch, seed, model, epochs, name, **extra)
     overrides = overrides if overrides is not None else [f"batch={batch}", f"norm={norm}", f"seed={seed}"]
     err = error(norm, batch, seed)
     done_epochs = epochs if status == "done" else max(1, epochs - 2)
@@ -115,7 +116,7 @@ def make_summary(config: dict[str, Any], overrides: list[str], status: str, erro
         "status": status,
         "error": None if status == "done" else f"{status} at step {steps}",
         "identity": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16],
-        "name": "fake", "overrides": overrides, "config": config, "final": final,
+        "name": config["name"], "overrides": overrides, "config": config, "final": final,
         "epochs_done": epochs_done, "steps": steps, "wall_time_s": 1.5 + 64 / batch,
         "train_samples_per_s": 300.0 * batch**0.5, "device": "cpu", "threads": 1,
         "versions": {"python": "3.11.9", "torch": "2.13.0", "hydra": "1.3.2", "normbench": "0.1.0"},

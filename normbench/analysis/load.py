@@ -15,6 +15,12 @@ from typing import Any, Iterator
 import pandas as pd
 import yaml
 
+try:  # the one list of keys that change where or how a run writes, never what it computes
+    from normbench.identity import NON_RESULT_KEYS
+except ImportError:  # branches made before normbench.identity existed; drop once merged
+    NON_RESULT_KEYS = ("experiment", "name", "results_dir", "log_every", "threads", "progress",
+                       "force", "data.root", "data.download")
+
 # Config keys the analysis always needs as columns, swept or not.
 CORE_KEYS = ("norm.name", "batch", "seed", "model.name", "data.name", "epochs")
 CURVE_COLUMNS = ["run_id", "step", "epoch", "split", "metric", "value"]
@@ -27,7 +33,10 @@ CORRUPT = "corrupt summary"
 @dataclass(frozen=True)
 class Results:
     """``runs``: one row per run; ``curves``: tidy metrics.csv rows keyed by ``run_id``;
-    ``swept``: the dotted config keys whose value varies across the runs (seed included).
+    ``swept``: the dotted config keys that define the cells of the grid: they vary across the
+    runs (seed included), can change a run's numbers (not in ``NON_RESULT_KEYS``) and do not
+    merely follow from other swept keys (see :func:`independent_keys`). ``runs`` has a column
+    for every varying key; ``runs["sweep"]`` is the run's parent directory.
 
     Unpacks as ``runs, curves = load(path)``.
     """
@@ -99,13 +108,14 @@ def _fallback_overrides(run_dir: Path) -> list[str]:
     return [part for part in run_dir.name.split(",") if "=" in part]
 
 
-def _run_row(run_dir: Path, run_id: str) -> dict[str, Any]:
+def _run_row(run_dir: Path, run_id: str, sweep: str) -> dict[str, Any]:
     summary, problem = _read_summary(run_dir)
     config = summary.get("config") if isinstance(summary.get("config"), dict) else None
     overrides = summary.get("overrides")
     row: dict[str, Any] = {
         "run_id": run_id,
         "path": str(run_dir),
+        "sweep": sweep,
         "status": problem or str(summary.get("status", "unknown")),
         "error": summary.get("error"),
         "overrides": tuple(overrides if isinstance(overrides, list) else _fallback_overrides(run_dir)),
@@ -139,15 +149,46 @@ def _runs_frame(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
     for r in rows:
         _fill_from_overrides(r["_config"], r["overrides"], groups)
     configs = pd.DataFrame([r["_config"] for r in rows])
-    swept = [k for k in configs.columns
-             if configs[k].astype(str).where(configs[k].notna()).nunique(dropna=True) > 1]
-    keep = list(dict.fromkeys([*swept, *(k for k in CORE_KEYS if k in configs.columns)]))
+    # Keys that only say where or how a run wrote (results_dir, name, threads, ...) differ
+    # between sweeps loaded together without making their runs different cells.
+    varying = [k for k in configs.columns if k not in NON_RESULT_KEYS
+               and configs[k].astype(str).where(configs[k].notna()).nunique(dropna=True) > 1]
+    named = {_override_key(o, groups) for r in rows for o in r["overrides"]}
+    swept = independent_keys(configs.astype(str), varying, named)
+    keep = list(dict.fromkeys([*swept, *varying, *(k for k in CORE_KEYS if k in configs.columns)]))
     finals = pd.DataFrame([r["_final"] for r in rows])
     base = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
     runs = pd.concat([base, configs[keep], finals], axis=1)
     raw = {k: [r["_config"].get(k) for r in rows] for k in keep}
     raw.update({k: [r.get(k) for r in rows] for k in ("epochs_done", "steps", "threads")})
     return add_derived(_integers(runs, raw)), swept
+
+
+def _override_key(item: str, groups: set[str]) -> str:
+    key = item.lstrip("+~").partition("=")[0]
+    return f"{key}.name" if key in groups else key
+
+
+def independent_keys(configs: pd.DataFrame, varying: list[str], named: set[str]) -> list[str]:
+    """The varying keys that define cells, without those that follow from them.
+
+    Choosing ``model=resnet`` also changes ``model.depth``; a linearly scaled lr follows the
+    batch size. A key is dropped when, among runs that agree on the keys kept so far, it never
+    differs. Keys are tried in the order: overridden on the command line, group names
+    (``*.name``), other keys, seed last, so the key a user typed is the one kept, and the seed
+    stays the replicate axis rather than absorbing a key that happens to vary with it.
+    """
+    def rank(key: str) -> tuple[int, int]:
+        order = 3 if key == "seed" else 0 if key in named else 1 if key.endswith(".name") else 2
+        return order, varying.index(key)
+
+    kept: list[str] = []
+    for key in sorted(varying, key=rank):
+        groups = configs.groupby(kept, dropna=False)[key] if kept else None
+        spread = groups.nunique(dropna=False).max() if groups is not None else configs[key].nunique(dropna=False)
+        if spread > 1:
+            kept.append(key)
+    return kept
 
 
 def _integers(frame: pd.DataFrame, raw: dict[str, list[Any]]) -> pd.DataFrame:
@@ -180,9 +221,12 @@ def read_curves(path: Path, run_id: str) -> pd.DataFrame:
         return pd.DataFrame(columns=CURVE_COLUMNS)
     if not {"step", "epoch", "split", "metric", "value"} <= set(frame.columns):
         return pd.DataFrame(columns=CURVE_COLUMNS)
+    # A line cut short by a kill has empty trailing fields; a NaN loss is written as "nan"
+    # and kept (a diverging curve is data).
+    frame = frame.dropna(subset=["step", "epoch", "split", "metric", "value"])
     for col in ("step", "epoch", "value"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce")
-    frame = frame.dropna(subset=["step", "split", "metric"])
+    frame = frame.dropna(subset=["step"])
     frame.insert(0, "run_id", run_id)
     return frame[CURVE_COLUMNS]
 
@@ -198,7 +242,8 @@ def load(results_dir: str | Path) -> Results:
     rows, curves = [], []
     for run_dir in find_run_dirs(root):
         run_id = run_dir.relative_to(root).as_posix() if run_dir != root else root.resolve().name
-        rows.append(_run_row(run_dir, run_id))
+        sweep = run_dir.parent.relative_to(root).as_posix() if run_dir != root else "."
+        rows.append(_run_row(run_dir, run_id, sweep))
         if (run_dir / "metrics.csv").exists():
             curves.append(read_curves(run_dir / "metrics.csv", run_id))
     if not rows:
