@@ -16,9 +16,10 @@ import base64
 import html
 import itertools
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 from hydra.experimental.callback import Callback
@@ -26,8 +27,19 @@ from hydra.experimental.callback import Callback
 from normbench.analysis import claims as claims_mod
 from normbench.analysis import figures, reference
 from normbench.analysis.load import DONE, Results, load
-from normbench.analysis.stats import (BATCH_KEY, CONFIDENCE, N_RESAMPLES, NORM_KEY, SEED_KEY,
-                                      aggregate, cell_keys, paired_differences)
+from normbench.analysis.stats import (
+    BATCH_KEY,
+    CONFIDENCE,
+    N_RESAMPLES,
+    NORM_KEY,
+    SEED_KEY,
+    aggregate,
+    cell_keys,
+    contexts,
+    groups,
+    label,
+    paired_differences,
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,11 @@ class Options:
     gn_tolerance_pp: float = claims_mod.GN_TOLERANCE_PP
     smooth: int = 0
     log_loss: bool = False
+    # figure 4, the generic grid: a final metric against a swept key (None: batch size if
+    # swept, else the first other swept key), one panel per value of ``grid_facet``
+    grid_metric: str = "train/loss"
+    grid_x: str | None = None
+    grid_facet: str | None = None
 
 
 # ---------------------------------------------------------------- formatting numbers
@@ -57,14 +74,18 @@ def fmt_cell(row: pd.Series, scale: float, signed: bool = False) -> str:
     """"14.10 [13.71, 14.52] n=3"; one seed: "14.10 (1 seed, no CI)"; no run: "-"."""
     if row is None or row["n"] == 0 or pd.isna(row["mean"]):
         return "-"
-    f = "{:+.2f}" if signed else "{:.2f}"
+    # two decimals for errors and losses; none for throughputs, where they would be noise
+    decimals = 0 if abs(row["mean"] * scale) >= 100 else 2
+    f = ("{:+." if signed else "{:.") + f"{decimals}f}}"
     mean = f.format(row["mean"] * scale)
     if row["n"] < 2:
         return f"{mean} (1 seed, no CI)"
     return f"{mean} [{f.format(row['ci_low'] * scale)}, {f.format(row['ci_high'] * scale)}] n={row['n']}"
 
 
-def pivot_table(stats: pd.DataFrame, rows: str, cols: str, scale: float, signed: bool = False) -> pd.DataFrame:
+def pivot_table(
+    stats: pd.DataFrame, rows: str, cols: str, scale: float, signed: bool = False
+) -> pd.DataFrame:
     """Long statistics -> one row per ``rows`` value, one column per ``cols`` value."""
     stats = stats[stats["n"] > 0]  # a norm without this metric (e.g. no batch statistics): no row
     stats = stats.assign(_cell=[fmt_cell(r, scale, signed) for _, r in stats.iterrows()])
@@ -77,12 +98,7 @@ def pivot_table(stats: pd.DataFrame, rows: str, cols: str, scale: float, signed:
 
 def _contexts(res: Results) -> list[tuple[str, pd.DataFrame]]:
     """The finished runs split by the swept keys other than norm, batch and seed."""
-    done = res.done
-    keys = cell_keys(done, res.swept, exclude=(SEED_KEY, NORM_KEY, BATCH_KEY)) if len(done) else []
-    if not keys:
-        return [("", done)]
-    return [(", ".join(f"{k}={v}" for k, v in zip(keys, c if isinstance(c, tuple) else (c,))), g)
-            for c, g in done.groupby(keys, sort=True)]
+    return contexts(res.done, res.swept)
 
 
 def _sorted(values: Any) -> list[Any]:
@@ -114,16 +130,15 @@ def _missing_cells(res: Results) -> list[str]:
         keys = [k for k in res.swept if k != SEED_KEY and k in runs and runs[k].nunique() > 1]
         if not keys:
             continue
-        by_cell = {(c if isinstance(c, tuple) else (c,)): g["status"]
-                   for c, g in runs.dropna(subset=keys).groupby(keys)}
+        by_cell = {c: g["status"] for c, g in groups(runs.dropna(subset=keys), keys)}
         full = max(((s == DONE).sum() for s in by_cell.values()), default=0)
         for cell in itertools.product(*(_sorted(runs[k].dropna().unique()) for k in keys)):
             status = by_cell.get(tuple(cell), pd.Series(dtype=str))
             n = int((status == DONE).sum())
             if n < full:
                 why = "".join(f", {c} {s}" for s, c in status[status != DONE].value_counts().items())
-                label = ", ".join(f"{k}={v}" for k, v in zip(keys, cell))
-                out.append(f"{f'`{sweep}` ' if several else ''}{label}: {n} of {full} seeds finished{why}")
+                where = f"`{sweep}` " if several else ""
+                out.append(f"{where}{label(keys, cell)}: {n} of {full} seeds finished{why}")
     return out
 
 
@@ -134,7 +149,8 @@ def what_was_run(res: Results, results_dir: Path) -> list[Block]:
               Block("p", f"{len(runs)} run(s) found under `{results_dir}`: "
                     + (", ".join(f"{n} {s}" for s, n in status.items()) or "none") + "."),
               Block("ul", _grid_values(res))]
-    seeds = res.done.groupby(cell_keys(res.done, res.swept))[SEED_KEY].nunique() if len(res.done) else pd.Series(dtype=int)
+    done = res.done
+    seeds = done.groupby(cell_keys(done, res.swept))[SEED_KEY].nunique() if len(done) else pd.Series()
     if len(seeds) and seeds.max() < 2:
         blocks.append(Block("p", "**One seed per cell: no confidence interval can be computed** (shown as "
                             "'1 seed, no CI'); differences between norms cannot be told apart from "
@@ -166,7 +182,8 @@ def tables(res: Results, opts: Options) -> list[Block]:
                 continue
             stats = aggregate(runs, metric, [NORM_KEY, BATCH_KEY])
             unit = " (%)" if figures.is_percent(metric) else ""
-            blocks.append(Block("table", pivot_table(stats, NORM_KEY, BATCH_KEY, _scale(metric)), f"{metric}{unit}"))
+            table = pivot_table(stats, NORM_KEY, BATCH_KEY, _scale(metric))
+            blocks.append(Block("table", table, f"{metric}{unit}"))
     return blocks
 
 
@@ -176,29 +193,30 @@ def differences(res: Results, opts: Options) -> list[Block]:
     if NORM_KEY not in done or opts.baseline not in set(done[NORM_KEY]) or opts.metric not in done:
         return blocks + [Block("p", f"norm={opts.baseline} has no finished runs with {opts.metric}: "
                                     "no paired differences.")]
-    blocks.append(Block("p", f"{opts.metric} of each norm minus that of norm={opts.baseline} run with the same "
-                        "seed and otherwise the same cell, in points; mean [95% CI] over the pairs. "
-                        "Negative: lower than the baseline."))
+    blocks.append(Block("p", f"{opts.metric} of each norm minus that of norm={opts.baseline} run with "
+                        "the same seed and otherwise the same cell, in points; mean [95% CI] over the "
+                        "pairs. Negative: lower than the baseline."))
     for context, runs in _contexts(res):
         diffs = paired_differences(runs, opts.metric, [BATCH_KEY], opts.baseline)
         if diffs.empty:
             continue
         title = f"{opts.metric} minus norm={opts.baseline} (points)" + (f", {context}" if context else "")
-        blocks.append(Block("table", pivot_table(diffs, NORM_KEY, BATCH_KEY, _scale(opts.metric), True), title))
+        table = pivot_table(diffs, NORM_KEY, BATCH_KEY, _scale(opts.metric), signed=True)
+        blocks.append(Block("table", table, title))
     return blocks
 
 
-def _pick_grid_axes(res: Results) -> tuple[str | None, str | None]:
+def _pick_grid_axes(res: Results, opts: Options) -> tuple[str | None, str | None]:
     """x: batch if swept, else the first swept key besides norm and seed; facet: the next."""
     others = [k for k in res.swept if k not in (NORM_KEY, SEED_KEY, BATCH_KEY)]
-    x = BATCH_KEY if BATCH_KEY in res.swept else (others[0] if others else None)
+    x = opts.grid_x or (BATCH_KEY if BATCH_KEY in res.swept else (others[0] if others else None))
     rest = [k for k in others if k != x]
-    return x, rest[0] if rest else None
+    return x, opts.grid_facet or (rest[0] if rest else None)
 
 
 def make_figures(res: Results, opts: Options, fig_dir: Path) -> list[Block]:
     styles = figures.norm_styles(res.runs[NORM_KEY].dropna() if NORM_KEY in res.runs else [])
-    x, facet = _pick_grid_axes(res)
+    x, facet = _pick_grid_axes(res, opts)
     made = [
         ("loss_curves", figures.loss_curves(res, styles, smooth=opts.smooth, log=opts.log_loss),
          "Figure 1. Training loss against iteration per norm (the BN/LN/GN comparison of source article 1): "
@@ -208,13 +226,15 @@ def make_figures(res: Results, opts: Options, fig_dir: Path) -> list[Block]:
          f"published ImageNet numbers in the last panel ({reference.GN_PAPER}; not produced by these runs)."),
         ("batchstats_gap", figures.batchstats_gap(res, styles),
          "Figure 3. Accuracy with batch statistics (train mode) minus with running statistics (eval mode)."),
-        ("grid", figures.grid(res.done, opts.metric, x, styles, facet) if x else None,
-         f"Figure 4. {opts.metric} against {x}" + (f", one panel per {facet}" if facet else "") + "."),
+        ("grid", figures.grid(res.done, opts.grid_metric, x, styles, facet) if x else None,
+         f"Figure 4. Final {opts.grid_metric} against {x}" + (f", one panel per {facet}" if facet else "")
+         + ": mean and 95% CI over seeds."),
     ]
     blocks = [Block("h2", "Figures")]
     for stem, fig, caption in made:
         if fig is None:
-            blocks.append(Block("p", f"{caption.split('.')[0]} ({stem}): not drawn, these runs have no data for it."))
+            figure = caption.split(".")[0]
+            blocks.append(Block("p", f"{figure} ({stem}): not drawn, these runs have no data for it."))
         else:
             blocks.append(Block("figure", figures.save(fig, fig_dir, stem), caption))
     return blocks
@@ -239,7 +259,8 @@ def provenance(res: Results) -> list[Block]:
     runs = res.runs
     wall = pd.to_numeric(runs.get("wall_time_s", pd.Series(dtype=float)), errors="coerce")
     dirty = runs["git_dirty"].fillna(False).astype(bool).sum() if "git_dirty" in runs else 0
-    items = [f"git commit: {_unique(runs, 'git_commit')}" + (f"; {dirty} run(s) with uncommitted changes" if dirty else ""),
+    uncommitted = f"; {dirty} run(s) with uncommitted changes" if dirty else ""
+    items = [f"git commit: {_unique(runs, 'git_commit')}{uncommitted}",
              *(f"{c}: {_unique(runs, c)}" for c in runs.columns if str(c).startswith("versions.")),
              f"device: {_unique(runs, 'device')}; threads: {_unique(runs, 'threads')}",
              f"wall time: {wall.sum():.1f} s over {wall.notna().sum()} runs"
@@ -276,10 +297,16 @@ def to_markdown(blocks: Sequence[Block], base: Path) -> str:
     return "\n\n".join(out) + "\n"
 
 
+def _strong(text: str) -> str:
+    """Bold; a claim's verdict also gets a colour class (the word itself stays, for greyscale)."""
+    verdict = {claims_mod.PASS: "pass", claims_mod.FAIL: "fail", claims_mod.MISSING: "missing"}.get(text)
+    return f'<strong class="{verdict}">{text}</strong>' if verdict else f"<strong>{text}</strong>"
+
+
 def _inline(text: str) -> str:
     """Escape, then the two Markdown marks the blocks use: **bold** and `code`."""
     parts = html.escape(text).split("**")
-    text = "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+    text = "".join(_strong(p) if i % 2 else p for i, p in enumerate(parts))
     parts = text.split("`")
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
@@ -293,10 +320,13 @@ def _html_table(frame: pd.DataFrame, caption: str) -> str:
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#111}
-table{border-collapse:collapse;margin:1em 0;font-size:90%}caption{text-align:left;font-weight:bold;padding:.3em 0}
+table{border-collapse:collapse;margin:1em 0;font-size:90%}
+caption{text-align:left;font-weight:bold;padding:.3em 0}
 th,td{border:1px solid #bbb;padding:.25em .6em;text-align:left}th{background:#eee}
 figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}figcaption{font-size:90%;color:#333}
-code{background:#f3f3f3;padding:0 .2em}li{margin:.2em 0}"""
+code{background:#f3f3f3;padding:0 .2em}li{margin:.2em 0}
+.pass,.fail,.missing{padding:0 .3em;border-radius:3px;color:#fff}.pass{background:#1b7837}
+.fail{background:#b2182b}.missing{background:#666}"""
 
 
 def to_html(blocks: Sequence[Block], title: str) -> str:
@@ -314,13 +344,16 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
             data = base64.b64encode(b.content["png"].read_bytes()).decode("ascii")
             out.append(f'<figure><img alt="{html.escape(b.caption)}" src="data:image/png;base64,{data}">'
                        f"<figcaption>{_inline(b.caption)}</figcaption></figure>")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")
 
 
 # ---------------------------------------------------------------- entry points
 
-def build_report(results_dir: str | Path, out: str | Path | None = None, options: Options | None = None) -> Path:
+def build_report(
+    results_dir: str | Path, out: str | Path | None = None, options: Options | None = None
+) -> Path:
     """Write report.md, report.html and figures/ into ``out`` (default: ``results_dir``);
     returns the path of report.html. Never fails on unfinished or broken runs: lists them."""
     results_dir, opts = Path(results_dir), options or Options()
@@ -356,7 +389,8 @@ class ReportCallback(Callback):
         try:
             path = build_report(sweep_dir, options=self.options)
         except Exception as err:  # noqa: BLE001 - the runs are done and safe; say why, don't crash the sweep
-            print(f"normbench.report: no report for {sweep_dir}: {type(err).__name__}: {err}", file=sys.stderr)
+            why = f"{type(err).__name__}: {err}"
+            print(f"normbench.report: no report for {sweep_dir}: {why}", file=sys.stderr)
             return
         print(f"report: {path}")
 
@@ -367,16 +401,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: RESULTS_DIR)")
     parser.add_argument("--metric", default=Options.metric, help="final metric for tables, figures, claims")
     parser.add_argument("--baseline", default=Options.baseline, help="norm the differences are taken against")
-    parser.add_argument("--group-norm", default=Options.group_norm, help="norm checked for batch independence")
+    parser.add_argument("--group-norm", default=Options.group_norm,
+                        help="norm checked for batch independence")
     parser.add_argument("--gn-tolerance", type=float, default=Options.gn_tolerance_pp,
                         help="points of error the batch-independent norm may vary by")
-    parser.add_argument("--smooth", type=int, default=0, help="moving average over N log points (loss curves)")
+    parser.add_argument("--smooth", type=int, default=0,
+                        help="moving average over N log points (loss curves)")
     parser.add_argument("--log-loss", action="store_true", help="log scale for the loss curves")
+    parser.add_argument("--grid-metric", default=Options.grid_metric, help="final metric of figure 4")
+    parser.add_argument("--grid-x", default=None, help="swept key on the x axis of figure 4")
+    parser.add_argument("--grid-facet", default=None, help="swept key with one panel per value in figure 4")
     args = parser.parse_args(argv)
     if not args.results_dir.is_dir():
-        print(f"results_dir={args.results_dir}: not a directory; pass a run or sweep directory", file=sys.stderr)
+        print(f"results_dir={args.results_dir}: not a directory; pass a run or sweep directory",
+              file=sys.stderr)
         return 2
-    opts = Options(args.metric, args.baseline, args.group_norm, args.gn_tolerance, args.smooth, args.log_loss)
+    opts = Options(args.metric, args.baseline, args.group_norm, args.gn_tolerance, args.smooth, args.log_loss,
+                   args.grid_metric, args.grid_x, args.grid_facet)
     print(f"report: {build_report(args.results_dir, args.out, opts)}")
     return 0
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -68,9 +69,11 @@ def metrics_rows(norm: str, batch: int, seed: int, error_pct: float, epochs: int
             progress = step / (steps_per_epoch * epochs)
             jitter = (0.08 if norm in BATCH_STATS else 0.03) * rng.normal() * progress
             loss = final_loss + 0.6 * math.exp(-4 * progress) + jitter
-            rows += [f"{step},{epoch},train,loss,{loss:.6f}", f"{step},{epoch},train,lr,{0.1 * (1 - progress):.6f}"]
+            lr = 0.1 * (1 - progress)
+            rows += [f"{step},{epoch},train,loss,{loss:.6f}", f"{step},{epoch},train,lr,{lr:.6f}"]
         err = error_pct / 100 + 0.1 * (epochs - epoch) / epochs
-        rows += [f"{step},{epoch},test,loss,{final_loss + err:.6f}", f"{step},{epoch},test,accuracy,{1 - err:.6f}"]
+        rows += [f"{step},{epoch},test,loss,{final_loss + err:.6f}",
+                 f"{step},{epoch},test,accuracy,{1 - err:.6f}"]
         if norm in BATCH_STATS:
             gap = 8.0 / batch / 100  # batch statistics hurt more at small batch
             rows += [f"{step},{epoch},test_batchstats,loss,{final_loss + err + gap:.6f}",

@@ -11,10 +11,20 @@ import pandas as pd
 import pytest
 from fake_results import write_run, write_sweep
 
-from normbench.analysis import (FAIL, MISSING, PASS, aggregate, bootstrap_ci, describe,
-                                difference_of_means, evaluate, load, paired_differences)
-from normbench.analysis import claims, figures
-
+from normbench.analysis import (
+    FAIL,
+    MISSING,
+    PASS,
+    aggregate,
+    bootstrap_ci,
+    claims,
+    describe,
+    difference_of_means,
+    evaluate,
+    figures,
+    load,
+    paired_differences,
+)
 
 # ---------------------------------------------------------------- loading
 
@@ -22,7 +32,8 @@ from normbench.analysis import claims, figures
 def messy_tree(tmp_path: Path) -> Path:
     """Two sweeps at different depths, plus every way a run can be broken."""
     write_sweep(tmp_path / "a" / "sweep1", norms=("batch", "group"), batches=(4, 32), seeds=(1, 2))
-    write_sweep(tmp_path / "b" / "deeper" / "sweep2", norms=("layer",), batches=(4,), seeds=(1,), name="other")
+    deeper = tmp_path / "b" / "deeper" / "sweep2"
+    write_sweep(deeper, norms=("layer",), batches=(4,), seeds=(1,), name="other")
     write_run(tmp_path / "a" / "sweep1" / "batch=8,norm=batch,seed=1", "batch", 8, 1, status="diverged")
     killed = write_run(tmp_path / "killed" / "batch=8,norm=group,seed=1", "group", 8, 1, summary=False)
     with (killed / "metrics.csv").open("a") as f:
@@ -43,7 +54,8 @@ def test_load_lists_every_run_of_a_nested_partial_tree(messy_tree: Path) -> None
     # name differs between the sweeps but is not a result key; norm.num_groups exists for
     # group norm only, with one value, so it does not vary either
     assert set(res.swept) == {"batch", "norm.name", "seed"}
-    assert runs["batch"].dtype == "Int64" and runs.loc["b/deeper/sweep2/batch=4,norm=layer,seed=1", "batch"] == 4
+    assert runs["batch"].dtype == "Int64"
+    assert runs.loc["b/deeper/sweep2/batch=4,norm=layer,seed=1", "batch"] == 4
 
 
 def test_load_recovers_the_cell_of_a_run_without_summary(messy_tree: Path) -> None:

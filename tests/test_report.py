@@ -14,7 +14,9 @@ from normbench.report import Options, ReportCallback, build_report, main
 
 # Anything that would make a browser fetch something: a scheme, a protocol-relative link,
 # a stylesheet or script reference, a CSS url() or @import.
-EXTERNAL = re.compile(r"(https?:|ftp:|file:)|(src|href)\s*=\s*(?![\"']?data:)|<link|<script|url\(|@import", re.I)
+EXTERNAL = re.compile(
+    r"(https?:|ftp:|file:)|(src|href)\s*=\s*(?![\"']?data:)|<link|<script|url\(|@import", re.IGNORECASE
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +61,8 @@ def test_report_says_what_was_run(sweep: Path, report: Path) -> None:
 
 def test_report_numbers_are_the_runs_numbers(sweep: Path, report: Path) -> None:
     md = (sweep / "report.md").read_text()
-    stats = aggregate(load(sweep).done, "test/error", ["norm.name", "batch"]).set_index(["norm.name", "batch"])
+    stats = aggregate(load(sweep).done, "test/error", ["norm.name", "batch"])
+    stats = stats.set_index(["norm.name", "batch"])
     row = stats.loc[("batch", 2)]
     cell = f"{100 * row['mean']:.2f} [{100 * row['ci_low']:.2f}, {100 * row['ci_high']:.2f}] n=2"
     assert cell in md and cell in report.read_text()
@@ -102,7 +105,9 @@ def test_cli(tmp_path: Path, sweep: Path, capsys: pytest.CaptureFixture[str]) ->
     assert capsys.readouterr().out.strip() == f"report: {tmp_path / 'out' / 'report.html'}"
 
 
-def test_hydra_callback_builds_the_report_at_multirun_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_hydra_callback_builds_the_report_at_multirun_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = tmp_path / "sweep"
     write_run(root / "batch=4,norm=group,seed=1", "group", 4, 1)
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(root)}}})
@@ -119,5 +124,7 @@ def test_callback_reports_a_failure_without_raising(capsys: pytest.CaptureFixtur
 
 def test_options_reach_the_report(tmp_path: Path) -> None:
     root = write_sweep(tmp_path / "s", norms=("group", "layer"), batches=(4,), seeds=(1, 2))
-    md = (build_report(root, options=Options(baseline="layer")).parent / "report.md").read_text()
+    opts = Options(baseline="layer", grid_metric="test/accuracy", grid_x="batch", grid_facet="norm.name")
+    md = (build_report(root, options=opts).parent / "report.md").read_text()
     assert "## Differences against norm=layer" in md and "| group | " in md
+    assert "Figure 4. Final test/accuracy against batch, one panel per norm.name" in md

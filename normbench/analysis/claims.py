@@ -8,15 +8,16 @@ the swept keys other than norm, batch size and seed (e.g. once per model).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from normbench.analysis import reference
 from normbench.analysis.load import Results
-from normbench.analysis.stats import BATCH_KEY, NORM_KEY, SEED_KEY, aggregate, cell_keys, difference_of_means
+from normbench.analysis.stats import BATCH_KEY, NORM_KEY, aggregate, contexts, difference_of_means
 
 PASS, FAIL, MISSING = "PASS", "FAIL", "MISSING DATA"
 GN_TOLERANCE_PP = 1.0  # points of error; the GN paper's own spread over 2..32 images is 0.2
@@ -101,7 +102,8 @@ def ordering(runs: pd.DataFrame, metric: str = "test/error",
     table = aggregate(runs[runs[BATCH_KEY] == largest], metric, [NORM_KEY]).dropna(subset=["mean"])
     judged = table[table[NORM_KEY].isin(expected)].sort_values("mean")
     if len(judged) < 2:
-        return Claim(name, MISSING, f"batch={largest}: {len(judged)} of {', '.join(expected)} finished; need 2", rule)
+        have = f"batch={largest}: {len(judged)} of {', '.join(expected)} finished; need 2"
+        return Claim(name, MISSING, have, rule)
     observed = judged[NORM_KEY].tolist()
     verdict = PASS if observed == [n for n in expected if n in observed] else FAIL
     return Claim(name, verdict, f"batch={largest}: {_chain(judged)}{_unjudged(table, expected)}", rule)
@@ -111,7 +113,7 @@ def _chain(table: pd.DataFrame) -> str:
     """"a 14.1% (...) < b 15.0% (...)", with ~ where two neighbours' CIs overlap."""
     rows = [r for _, r in table.iterrows()]
     text = f"norm={rows[0][NORM_KEY]} {_mean_ci(rows[0])}"
-    for prev, row in zip(rows, rows[1:]):
+    for prev, row in itertools.pairwise(rows):
         overlap = not (prev["ci_high"] < row["ci_low"])  # NaN (1 seed) counts as overlapping
         text += f" {'~' if overlap else '<'} norm={row[NORM_KEY]} {_mean_ci(row)}"
     return text
@@ -121,19 +123,15 @@ def _unjudged(table: pd.DataFrame, expected: Sequence[str]) -> str:
     other = table[~table[NORM_KEY].isin(expected)]
     if other.empty:
         return ""
-    return "; not in the published order: " + ", ".join(f"norm={r[NORM_KEY]} {_mean_ci(r)}" for _, r in other.iterrows())
+    listed = ", ".join(f"norm={r[NORM_KEY]} {_mean_ci(r)}" for _, r in other.iterrows())
+    return f"; not in the published order: {listed}"
 
 
 def evaluate(res: Results, metric: str = "test/error", bn: str = "batch", gn: str = "group",
              gn_tolerance_pp: float = GN_TOLERANCE_PP) -> list[Claim]:
     """All claims, once per cell of the swept keys other than norm, batch size and seed."""
-    done = res.done
-    keys = cell_keys(done, res.swept, exclude=(SEED_KEY, NORM_KEY, BATCH_KEY)) if len(done) else []
-    groups = done.groupby(keys, sort=True) if keys else [((), done)]
-    cells = [(", ".join(f"{k}={v}" for k, v in zip(keys, c if isinstance(c, tuple) else (c,))), g)
-             for c, g in groups]
     claims = []
-    for context, runs in cells:
+    for context, runs in contexts(res.done, res.swept):
         for claim in (bn_degrades(runs, metric, bn), gn_flat(runs, metric, gn, gn_tolerance_pp),
                       ordering(runs, metric)):
             claims.append(Claim(claim.name, claim.verdict, claim.evidence, claim.rule, context))

@@ -8,21 +8,30 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+# Figure objects without pyplot: no global figure state, no GUI backend, nothing to close.
+from matplotlib.figure import Figure
 
-from normbench.analysis import reference  # noqa: E402
-from normbench.analysis.load import Results  # noqa: E402
-from normbench.analysis.stats import BATCH_KEY, NORM_KEY, SEED_KEY, aggregate, cell_keys, curve_band  # noqa: E402
+from normbench.analysis import reference
+from normbench.analysis.load import Results
+from normbench.analysis.stats import (
+    BATCH_KEY,
+    NORM_KEY,
+    SEED_KEY,
+    aggregate,
+    cell_keys,
+    curve_band,
+    groups,
+    label,
+)
 
 MAX_PANELS = 12
 
@@ -71,11 +80,12 @@ def _scale(metric: str) -> float:
     return 100.0 if is_percent(metric) else 1.0
 
 
-def _panels(n: int, width: float = 4.2, height: float = 3.3) -> tuple[Figure, list[plt.Axes]]:
+def _panels(n: int, width: float = 4.2, height: float = 3.3) -> tuple[Figure, list[Axes]]:
     cols = min(3, max(1, n))
     rows = math.ceil(max(1, n) / cols)
     # at least 6.5 inches wide so that the figure title fits over a single panel
-    fig, axes = plt.subplots(rows, cols, figsize=(max(6.5, width * cols), height * rows), squeeze=False)
+    fig = Figure(figsize=(max(6.5, width * cols), height * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     flat = list(axes.ravel())
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -83,10 +93,10 @@ def _panels(n: int, width: float = 4.2, height: float = 3.3) -> tuple[Figure, li
 
 
 def _title(keys: Sequence[str], values: Sequence[object]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in zip(keys, values)) or "all runs"
+    return label(keys, values) or "all runs"
 
 
-def _log2_axis(ax: plt.Axes, xs: Sequence[float]) -> None:
+def _log2_axis(ax: Axes, xs: Sequence[float]) -> None:
     """Batch sizes are powers of two: a log2 axis with the actual sizes as tick labels."""
     ticks = sorted({float(x) for x in xs if x and x > 0})
     if not ticks:
@@ -94,12 +104,6 @@ def _log2_axis(ax: plt.Axes, xs: Sequence[float]) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
-
-
-def _cells(frame: pd.DataFrame, keys: Sequence[str]) -> list[tuple[tuple, pd.DataFrame]]:
-    if not keys:
-        return [((), frame)]
-    return [(c if isinstance(c, tuple) else (c,), g) for c, g in frame.groupby(list(keys), sort=True)]
 
 
 def loss_curves(res: Results, styles: dict[str, Style], split: str = "train", metric: str = "loss",
@@ -110,9 +114,9 @@ def loss_curves(res: Results, styles: dict[str, Style], split: str = "train", me
     if done.empty or res.curves.empty or NORM_KEY not in done:
         return None
     keys = cell_keys(done, res.swept, exclude=(SEED_KEY, NORM_KEY))
-    cells = _cells(done, keys)[:MAX_PANELS]
+    cells = groups(done, keys)[:MAX_PANELS]
     fig, axes = _panels(len(cells))
-    for ax, (values, cell) in zip(axes, cells):
+    for ax, (values, cell) in zip(axes, cells, strict=True):
         for norm, runs in cell.groupby(NORM_KEY, sort=True):
             band = curve_band(res.curves, runs["run_id"].tolist(), split, metric, smooth)
             if band.empty:
@@ -134,7 +138,7 @@ def loss_curves(res: Results, styles: dict[str, Style], split: str = "train", me
     return fig
 
 
-def _errorbar(ax: plt.Axes, table: pd.DataFrame, x: str, style: Style, label: str, scale: float) -> None:
+def _errorbar(ax: Axes, table: pd.DataFrame, x: str, style: Style, label: str, scale: float) -> None:
     xs = table[x].astype(float).to_numpy()
     mean = table["mean"].to_numpy(float) * scale
     low = (table["mean"] - table["ci_low"]).to_numpy(float) * scale
@@ -144,10 +148,11 @@ def _errorbar(ax: plt.Axes, table: pd.DataFrame, x: str, style: Style, label: st
                 capsize=3, label=label, markerfacecolor="white")
 
 
-def _metric_vs_batch(ax: plt.Axes, runs: pd.DataFrame, metric: str, styles: dict[str, Style]) -> bool:
+def _metric_vs_batch(ax: Axes, runs: pd.DataFrame, metric: str, styles: dict[str, Style]) -> bool:
     table = aggregate(runs, metric, [NORM_KEY, BATCH_KEY]).dropna(subset=["mean"])
     for norm, rows in table.groupby(NORM_KEY, sort=True):
-        n = f"n={rows['n'].min()}" if rows["n"].min() == rows["n"].max() else f"n={rows['n'].min()}-{rows['n'].max()}"
+        low, high = rows["n"].min(), rows["n"].max()
+        n = f"n={low}" if low == high else f"n={low}-{high}"
         _errorbar(ax, rows.sort_values(BATCH_KEY), BATCH_KEY, styles[norm], f"{norm} ({n})", _scale(metric))
     _log2_axis(ax, table[BATCH_KEY].astype(float))
     ax.set(xlabel="batch size", ylabel=metric_label(metric))
@@ -163,13 +168,13 @@ def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/erro
     if done.empty or metric not in done or BATCH_KEY not in done:
         return None
     keys = cell_keys(done, res.swept, exclude=(SEED_KEY, NORM_KEY, BATCH_KEY))
-    cells = _cells(done, keys)[: MAX_PANELS - 1]
+    cells = groups(done, keys)[: MAX_PANELS - 1]
     fig, axes = _panels(len(cells) + 1)
-    for ax, (values, cell) in zip(axes, cells):
+    for ax, (values, cell) in zip(axes[:-1], cells, strict=True):
         _metric_vs_batch(ax, cell, metric, styles)
         ax.set_title(f"these runs: {_title(keys, values)}")
         ax.legend(fontsize="small")
-    ref = axes[len(cells)]
+    ref = axes[-1]
     for norm, points in reference.GN_PAPER_ERROR_VS_BATCH.items():
         st = styles.get(norm) or KNOWN_STYLES.get(norm) or Style("#666666", "-", "o")
         ref.plot(list(points), list(points.values()), color=st.color, linestyle=st.linestyle,
@@ -191,39 +196,44 @@ def batchstats_gap(res: Results, styles: dict[str, Style]) -> Figure | None:
     if "batchstats_gap" not in done or done["batchstats_gap"].notna().sum() == 0:
         return None
     keys = cell_keys(done, res.swept, exclude=(SEED_KEY, NORM_KEY, BATCH_KEY))
-    cells = _cells(done[done["batchstats_gap"].notna()], keys)[:MAX_PANELS]
+    cells = groups(done[done["batchstats_gap"].notna()], keys)[:MAX_PANELS]
     fig, axes = _panels(len(cells))
-    for ax, (values, cell) in zip(axes, cells):
+    for ax, (values, cell) in zip(axes, cells, strict=True):
         _metric_vs_batch(ax, cell, "batchstats_gap", styles)
         ax.axhline(0, color="black", lw=0.8)
         ax.set_title(_title(keys, values))
         ax.legend(fontsize="small")
-    fig.suptitle("Train/test gap: test accuracy with batch statistics\nminus with running statistics, mean and 95% CI")
+    fig.suptitle("Train/test gap: test accuracy with batch statistics\n"
+                 "minus with running statistics, mean and 95% CI")
     fig.tight_layout()
     return fig
 
 
 def grid(runs: pd.DataFrame, metric: str, x: str, styles: dict[str, Style], facet: str | None = None,
-         hue: str = NORM_KEY) -> Figure | None:
+         hue: str | None = NORM_KEY) -> Figure | None:
     """Figure 4: any final ``metric`` against any swept key ``x``, one line per ``hue`` value,
     one panel per ``facet`` value; mean and 95% CI over the remaining runs (seeds)."""
-    if runs.empty or metric not in runs or x not in runs:
+    if runs.empty or metric not in runs or x not in runs or (facet and facet not in runs):
         return None
+    hue = hue if hue in runs and hue not in (x, facet) else None  # a key cannot be two axes
     by = [k for k in (facet, hue, x) if k]
     table = aggregate(runs, metric, by).dropna(subset=["mean"])
     if table.empty:
         return None
-    panels = _cells(table, [facet] if facet else [])[:MAX_PANELS]
+    lines = sorted(table[hue].astype(str).unique()) if hue else [metric]
+    # norms keep their colours; any other hue (e.g. batch sizes) gets the fallback styles
+    line_styles = styles if set(lines) <= set(styles) else norm_styles(lines)
+    panels = groups(table, [facet] if facet else [])[:MAX_PANELS]
     fig, axes = _panels(len(panels))
     numeric = pd.api.types.is_numeric_dtype(table[x])
-    for ax, (values, part) in zip(axes, panels):
+    cats = sorted(table[x].astype(str).unique())
+    for ax, (values, part) in zip(axes, panels, strict=True):
         if not numeric:  # categories: evenly spaced positions, labelled
-            cats = sorted(table[x].astype(str).unique())
-            part = part.assign(**{x: part[x].astype(str).map(cats.index)})
             ax.set_xticks(range(len(cats)), cats)
-        for name, rows in part.groupby(hue, sort=True):
-            st = styles.get(name) or Style("#444444", "-", "o")
-            _errorbar(ax, rows.sort_values(x), x, st, str(name), _scale(metric))
+        positions = part if numeric else part.assign(**{x: part[x].astype(str).map(cats.index)})
+        for name, rows in (positions.groupby(hue, sort=True) if hue else [(metric, positions)]):
+            legend = f"{hue}={name}" if hue and hue != NORM_KEY else str(name)
+            _errorbar(ax, rows.sort_values(x), x, line_styles[str(name)], legend, _scale(metric))
         if numeric and x == BATCH_KEY:
             _log2_axis(ax, table[x].astype(float))
         ax.set(title=_title([facet] if facet else [], values), xlabel=x, ylabel=metric_label(metric))
@@ -239,7 +249,6 @@ def save(fig: Figure, out_dir: Path, stem: str) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"png": out_dir / f"{stem}.png", "svg": out_dir / f"{stem}.svg"}
     fig.savefig(paths["png"], dpi=110, metadata={"Software": None})
-    with plt.rc_context({"svg.hashsalt": stem}):
+    with matplotlib.rc_context({"svg.hashsalt": stem}):
         fig.savefig(paths["svg"], metadata={"Date": None, "Creator": None})
-    plt.close(fig)
     return paths

@@ -8,9 +8,10 @@ summary, a corrupt summary or a half-written CSV line is listed with a status, n
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -184,8 +185,10 @@ def independent_keys(configs: pd.DataFrame, varying: list[str], named: set[str])
 
     kept: list[str] = []
     for key in sorted(varying, key=rank):
-        groups = configs.groupby(kept, dropna=False)[key] if kept else None
-        spread = groups.nunique(dropna=False).max() if groups is not None else configs[key].nunique(dropna=False)
+        if kept:
+            spread = configs.groupby(kept, dropna=False)[key].nunique(dropna=False).max()
+        else:
+            spread = configs[key].nunique(dropna=False)
         if spread > 1:
             kept.append(key)
     return kept

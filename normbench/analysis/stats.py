@@ -10,7 +10,7 @@ reader can recompute by hand. The resampling is seeded, so a report is reproduci
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -73,6 +73,26 @@ def describe(values: Sequence[float] | np.ndarray, seeds: Sequence[int] = ()) ->
     }
 
 
+def groups(frame: pd.DataFrame, keys: Sequence[str]) -> list[tuple[tuple, pd.DataFrame]]:
+    """(values, rows) per cell of ``keys``, values always a tuple; one cell when no keys."""
+    if not keys:
+        return [((), frame)]
+    grouped = frame.groupby(list(keys), dropna=False, sort=True)
+    return [(v if isinstance(v, tuple) else (v,), g) for v, g in grouped]
+
+
+def label(keys: Sequence[str], values: Sequence[object]) -> str:
+    """"model.name=mlp, norm.name=group"; "" for the single cell of no keys."""
+    return ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
+
+
+def contexts(done: pd.DataFrame, swept: Sequence[str]) -> list[tuple[str, pd.DataFrame]]:
+    """The runs split by the swept keys other than norm, batch size and seed: the settings
+    (model, dataset, ...) within which norms and batch sizes are compared."""
+    keys = cell_keys(done, swept, exclude=(SEED_KEY, NORM_KEY, BATCH_KEY)) if len(done) else []
+    return [(label(keys, values), rows) for values, rows in groups(done, keys)]
+
+
 def cell_keys(runs: pd.DataFrame, swept: Sequence[str], exclude: Sequence[str] = (SEED_KEY,)) -> list[str]:
     """The keys that define a cell of the grid: swept keys minus seed (and ``exclude``),
     plus norm and batch, which every table is organised by even when not swept."""
@@ -88,11 +108,10 @@ def aggregate(runs: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFram
     if metric not in runs.columns or runs.empty:
         return pd.DataFrame(columns=[*by, *STAT_COLUMNS])
     rows = []
-    for cell, group in runs.groupby(list(by), dropna=False, sort=True):
-        cell = cell if isinstance(cell, tuple) else (cell,)
+    for cell, group in groups(runs, by):
         good = group[group[metric].notna()]
         seeds = good[SEED_KEY].tolist() if SEED_KEY in good else []
-        rows.append({**dict(zip(by, cell)), **describe(good[metric].to_numpy(float), seeds)})
+        rows.append({**dict(zip(by, cell, strict=True)), **describe(good[metric].to_numpy(float), seeds)})
     return pd.DataFrame(rows, columns=[*by, *STAT_COLUMNS])
 
 
@@ -108,15 +127,13 @@ def paired_differences(
     if metric not in runs.columns or runs.empty or key not in runs.columns:
         return pd.DataFrame(columns=columns)
     rows = []
-    groups = runs.groupby(list(by), dropna=False, sort=True) if by else [((), runs)]
-    for cell, group in groups:
-        cell = cell if isinstance(cell, tuple) else (cell,)
+    for cell, group in groups(runs, by):
         base = group[group[key] == baseline].groupby(SEED_KEY)[metric].mean()
         for name, other in group[group[key] != baseline].groupby(key, sort=True):
             values = other.groupby(SEED_KEY)[metric].mean()
             both = values.index.intersection(base.index)
             diff = (values[both] - base[both]).dropna()
-            rows.append({**dict(zip(by, cell)), key: name, "baseline": baseline,
+            rows.append({**dict(zip(by, cell, strict=True)), key: name, "baseline": baseline,
                          **describe(diff.to_numpy(float), diff.index.tolist())})
     return pd.DataFrame(rows, columns=columns)
 
