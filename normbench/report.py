@@ -173,7 +173,10 @@ def _method_note() -> str:
 
 def tables(res: Results, opts: Options) -> list[Block]:
     blocks = [Block("h2", "Results per norm and batch size"), Block("p", _method_note())]
-    metrics = [opts.metric, "test_batchstats/error", "train/loss", "train_samples_per_s"]
+    # every split's error the runs logged (test, test_batchstats, test_precise, ...), then
+    # the optimisation and speed side
+    errors = sorted(c for c in res.runs.columns if isinstance(c, str) and c.endswith("/error"))
+    metrics = [opts.metric, *errors, "train/loss", "train_samples_per_s"]
     for context, runs in _contexts(res):
         if context:
             blocks.append(Block("h3", context))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +250,9 @@ def test_swept_keys_leave_out_what_follows_from_them(tmp_path: Path) -> None:
     res = load(tmp_path)
     assert res.swept == ["batch", "model.name", "seed"]
     assert {"model.depth", "optim.lr"} <= set(res.runs.columns)  # still columns, for reference
+
+
+def test_analysis_never_imports_the_runner() -> None:
+    code = ("import sys, normbench.analysis, normbench.report; "
+            "sys.exit('normbench.runner' in sys.modules or 'normbench.train' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

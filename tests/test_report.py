@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,3 +131,50 @@ def test_options_reach_the_report(tmp_path: Path) -> None:
     md = (build_report(root, options=opts).parent / "report.md").read_text()
     assert "## Differences against norm=layer" in md and "| group | " in md
     assert "Figure 4. Final test/accuracy against batch, one panel per norm.name" in md
+
+
+def test_report_is_reproducible(sweep: Path, report: Path, tmp_path: Path) -> None:
+    again = build_report(sweep, tmp_path)  # seeded bootstrap, no timestamps in the figures
+    assert (tmp_path / "report.md").read_text() == (sweep / "report.md").read_text()
+    assert again.read_text() == report.read_text()
+
+
+APP = '''
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+
+sys.path.insert(0, {tests!r})
+from fake_results import write_run
+
+
+@hydra.main(version_base="1.3", config_path=".", config_name="cfg")
+def main(cfg):
+    write_run(Path(HydraConfig.get().runtime.output_dir), cfg.norm, cfg.batch, cfg.seed)
+
+
+main()
+'''
+
+CFG = """
+norm: batch
+batch: 4
+seed: 1
+hydra:
+  sweep: {dir: sweep, subdir: "${hydra.job.override_dirname}"}
+  callbacks:
+    report: {_target_: normbench.report.ReportCallback}
+"""
+
+
+def test_a_real_hydra_multirun_ends_with_a_report(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(APP.format(tests=str(Path(__file__).parent)))
+    (tmp_path / "cfg.yaml").write_text(CFG)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run([sys.executable, "app.py", "-m", "norm=batch,group", "batch=2,8"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "report: sweep/report.html"
+    assert "4 run(s) found under `sweep`: 4 done" in (tmp_path / "sweep" / "report.md").read_text()
