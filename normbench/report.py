@@ -113,7 +113,7 @@ def _sorted(values: Any) -> list[Any]:
 def _grid_values(res: Results) -> list[str]:
     runs = res.runs
     lines = []
-    for key in dict.fromkeys([*res.swept, NORM_KEY, BATCH_KEY, "model.name", "data.name", "epochs"]):
+    for key in dict.fromkeys([*res.swept, "norm.name", BATCH_KEY, "model.name", "data.name", "epochs"]):
         if key in runs:
             values = _sorted(runs[key].dropna().unique())
             lines.append(f"{key}: {', '.join(map(str, values))}" + ("" if key in res.swept else " (fixed)"))

@@ -130,7 +130,7 @@ def test_difference_of_means_by_hand() -> None:
 
 
 def _runs(rows: list[tuple[str, int, int, float]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["norm.name", "batch", "seed", "test/error"])
+    return pd.DataFrame(rows, columns=["norm", "batch", "seed", "test/error"])
 
 
 def test_paired_differences_match_seeds() -> None:
@@ -139,14 +139,14 @@ def test_paired_differences_match_seeds() -> None:
     rows += [("group", 8, s, e + 0.01) for s, e in base.items()] + [("group", 8, 4, 0.9)]  # seed 4 unpaired
     diff = paired_differences(_runs(rows), "test/error", ["batch"], baseline="batch").iloc[0]
     # every pair differs by exactly 0.01 although the seeds differ by 0.1: pairing removes that
-    assert diff["norm.name"] == "group" and diff["n"] == 3 and diff["seeds"] == (1, 2, 3)
+    assert diff["norm"] == "group" and diff["n"] == 3 and diff["seeds"] == (1, 2, 3)
     assert diff["mean"] == pytest.approx(0.01) and diff["ci_low"] == pytest.approx(0.01)
     assert diff["ci_high"] == pytest.approx(0.01)
 
 
 def test_aggregate_per_cell() -> None:
     rows = [("batch", 8, 1, 0.1), ("batch", 8, 2, 0.2), ("group", 8, 1, 0.3)]
-    table = aggregate(_runs(rows), "test/error", ["norm.name", "batch"]).set_index("norm.name")
+    table = aggregate(_runs(rows), "test/error", ["norm", "batch"]).set_index("norm")
     assert table.loc["batch", "mean"] == pytest.approx(0.15) and table.loc["batch", "ci_low"] == 0.1
     assert table.loc["group", "n"] == 1 and math.isnan(table.loc["group", "ci_high"])
 
@@ -256,3 +256,21 @@ def test_analysis_never_imports_the_runner() -> None:
     code = ("import sys, normbench.analysis, normbench.report; "
             "sys.exit('normbench.runner' in sys.modules or 'normbench.train' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_norm_options_that_vary_make_variants_not_cells(tmp_path: Path) -> None:
+    # the GN paper's groups ablation: group norm at two group counts, BN as the baseline
+    for groups in (2, 8):
+        for seed in (1, 2):
+            for batch in (4, 32):
+                write_run(tmp_path / f"g{groups}" / f"b{batch}s{seed}", "group", batch, seed,
+                          norm__num_groups=groups)
+    write_sweep(tmp_path / "bn", norms=("batch",), batches=(4, 32), seeds=(1, 2))
+    res = load(tmp_path)
+    assert "norm.num_groups" in res.swept
+    assert set(res.runs["norm"]) == {"batch", "group(num_groups=2)", "group(num_groups=8)"}
+    diffs = paired_differences(res.done, "test/error", ["batch"], baseline="batch")
+    assert len(diffs) == 4 and (diffs["n"] == 2).all()
+    styles = figures.norm_styles(res.runs["norm"])
+    assert styles["group(num_groups=2)"].color == figures.KNOWN_STYLES["group"].color
+    assert styles["group(num_groups=2)"] != styles["group(num_groups=8)"]

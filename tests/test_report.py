@@ -69,7 +69,7 @@ def test_report_numbers_are_the_runs_numbers(sweep: Path, report: Path) -> None:
     row = stats.loc[("batch", 2)]
     cell = f"{100 * row['mean']:.2f} [{100 * row['ci_low']:.2f}, {100 * row['ci_high']:.2f}] n=2"
     assert cell in md and cell in report.read_text()
-    assert "**test/error (%)**" in md and "| norm.name | batch=2 | batch=32 |" in md
+    assert "**test/error (%)**" in md and "| norm | batch=2 | batch=32 |" in md
 
 
 def test_report_has_differences_claims_and_provenance(sweep: Path) -> None:

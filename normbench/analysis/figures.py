@@ -58,11 +58,19 @@ FALLBACK_MARKERS = ["v", "P", "*", "h", "<", ">", "p"]
 
 
 def norm_styles(names: Iterable[str]) -> dict[str, Style]:
-    """One style per norm name; known names fixed, others from the fallback cycles."""
+    """One style per norm label; known names fixed, variants of a known norm
+    ("group(num_groups=8)") in its colour with their own line and marker, others from the
+    fallback cycles."""
     names = sorted({str(n) for n in names if isinstance(n, str)})
-    fallback = zip(itertools.cycle(FALLBACK_COLORS), itertools.cycle(FALLBACK_LINES),
-                   itertools.cycle(FALLBACK_MARKERS))
-    return {n: KNOWN_STYLES.get(n) or Style(*next(fallback)) for n in names}
+    colors, lines, markers = (itertools.cycle(c) for c in (FALLBACK_COLORS, FALLBACK_LINES, FALLBACK_MARKERS))
+    styles = {}
+    for name in names:
+        base = KNOWN_STYLES.get(name.split("(")[0])
+        if name in KNOWN_STYLES:
+            styles[name] = KNOWN_STYLES[name]
+        else:
+            styles[name] = Style(base.color if base else next(colors), next(lines), next(markers))
+    return styles
 
 
 def is_percent(metric: str) -> bool:

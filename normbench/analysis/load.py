@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from normbench.analysis.stats import NORM_KEY, NORM_OPTION_PREFIX
+
 try:  # the one list of keys that change where or how a run writes, never what it computes
     from normbench.identity import NON_RESULT_KEYS
 except ImportError:  # branches made before normbench.identity existed; drop once merged
@@ -162,7 +164,7 @@ def _runs_frame(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
     runs = pd.concat([base, configs[keep], finals], axis=1)
     raw = {k: [r["_config"].get(k) for r in rows] for k in keep}
     raw.update({k: [r.get(k) for r in rows] for k in ("epochs_done", "steps", "threads")})
-    return add_derived(_integers(runs, raw)), swept
+    return add_norm_label(add_derived(_integers(runs, raw)), swept), swept
 
 
 def _override_key(item: str, groups: set[str]) -> str:
@@ -202,6 +204,20 @@ def _integers(frame: pd.DataFrame, raw: dict[str, list[Any]]) -> pd.DataFrame:
         if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
             frame[col] = frame[col].astype("Int64")
     return frame
+
+
+def add_norm_label(runs: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
+    """Column ``norm``: ``norm.name``, with the swept norm options when there are any, e.g.
+    "group(num_groups=8)"; the unit every table and figure compares."""
+    options = [k for k in swept if k.startswith(NORM_OPTION_PREFIX) and k != "norm.name"]
+
+    def one(row: pd.Series) -> Any:
+        if "norm.name" not in row or pd.isna(row["norm.name"]):
+            return None
+        extra = ", ".join(f"{k[len(NORM_OPTION_PREFIX):]}={row[k]}" for k in options if pd.notna(row[k]))
+        return f"{row['norm.name']}({extra})" if extra else row["norm.name"]
+
+    return runs.assign(**{NORM_KEY: runs.apply(one, axis=1) if len(runs) else []})
 
 
 def add_derived(runs: pd.DataFrame) -> pd.DataFrame:

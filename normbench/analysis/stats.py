@@ -19,7 +19,10 @@ from scipy import stats
 CONFIDENCE = 0.95
 N_RESAMPLES = 9999
 BOOTSTRAP_SEED = 0
-NORM_KEY = "norm.name"
+# The norm of a run as tables and figures name it: ``norm.name``, plus the norm options that
+# vary (e.g. "group(num_groups=8)") so that variants are compared, never averaged together.
+NORM_KEY = "norm"
+NORM_OPTION_PREFIX = "norm."
 SEED_KEY = "seed"
 BATCH_KEY = "batch"
 STAT_COLUMNS = ["n", "mean", "std", "ci_low", "ci_high", "seeds"]
@@ -95,8 +98,10 @@ def contexts(done: pd.DataFrame, swept: Sequence[str]) -> list[tuple[str, pd.Dat
 
 def cell_keys(runs: pd.DataFrame, swept: Sequence[str], exclude: Sequence[str] = (SEED_KEY,)) -> list[str]:
     """The keys that define a cell of the grid: swept keys minus seed (and ``exclude``),
-    plus norm and batch, which every table is organised by even when not swept."""
-    keys = [k for k in (NORM_KEY, BATCH_KEY, *swept) if k in runs.columns and k not in exclude]
+    plus norm and batch, which every table is organised by even when not swept. The swept
+    ``norm.*`` keys are part of the norm label (``NORM_KEY``), not cells of their own."""
+    keys = [k for k in (NORM_KEY, BATCH_KEY, *swept)
+            if k in runs.columns and k not in exclude and not k.startswith(NORM_OPTION_PREFIX)]
     return list(dict.fromkeys(keys))
 
 
