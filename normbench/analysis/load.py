@@ -18,11 +18,8 @@ import yaml
 
 from normbench.analysis.stats import NORM_KEY, NORM_OPTION_PREFIX
 
-try:  # the one list of keys that change where or how a run writes, never what it computes
-    from normbench.identity import NON_RESULT_KEYS
-except ImportError:  # branches made before normbench.identity existed; drop once merged
-    NON_RESULT_KEYS = ("experiment", "name", "results_dir", "log_every", "threads", "progress",
-                       "force", "data.root", "data.download")
+# the one list of keys that change where or how a run writes, never what it computes
+from normbench.identity import NON_RESULT_KEYS  # noqa: E402
 
 # Config keys the analysis always needs as columns, swept or not.
 CORE_KEYS = ("norm.name", "batch", "seed", "model.name", "data.name", "epochs")
