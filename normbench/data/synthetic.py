@@ -19,8 +19,9 @@ objects, never the global RNG), so the dataset stays fixed while the run seed va
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
