@@ -163,7 +163,7 @@ TASKS: dict[str, Task] = {
     "threshold": Task("tabular", 2, 1000, 1000, {}, _threshold),
     "images": Task("image", IMG_CLASSES, 4000, 1000, {"noise": 2.0, "spread": 10.0}, _images),
     "sequence": Task("sequence", SEQ_CLASSES, 4000, 1000,
-                     {"seq_len": 32, "signal_steps": 4, "noise": 2.0}, _sequence),
+                     {"seq_len": 24, "signal_steps": 4, "noise": 2.0}, _sequence),
 }
 
 
