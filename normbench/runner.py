@@ -138,13 +138,13 @@ def build(cfg: DictConfig) -> Built:
 
     lr = base_lr(cfg.optim.lr, cfg.batch, cfg.optim.linear_scaling)
     optimizer = build_optimizer(cfg.optim.name, model.parameters(), lr,
-                                **options(cfg.optim, "lr", "linear_scaling"))
+                                **options(cfg.optim, "lr", "linear_scaling", "l1"))
     steps_per_epoch = data.x_train.shape[0] // cfg.batch
     factor = lr_factor_fn(cfg.sched.name, cfg.epochs * steps_per_epoch, steps_per_epoch,
                           **options(cfg.sched))
     constant = cfg.sched.name == "constant" and not cfg.sched.warmup_epochs
     trainer = Trainer(model, data.to(device), optimizer, build_scheduler(optimizer, factor, constant),
-                      cfg.batch, torch.Generator().manual_seed(cfg.seed))
+                      cfg.batch, torch.Generator().manual_seed(cfg.seed), l1_penalty(model, cfg.optim.l1))
     return Built(trainer, device, lr, factor, bool(batch_statistics_modules(model)))
 
 
@@ -282,6 +282,16 @@ def epoch_line(epoch: int, epochs: int, summary: dict[str, Any]) -> str:
 
 
 # ---- checks ---------------------------------------------------------------------------------
+
+def l1_penalty(model: torch.nn.Module, l1: float) -> Callable[[], torch.Tensor] | None:
+    """l1 x sum |w| over the weight matrices (not biases or norm scales), or None when off."""
+    if l1 < 0:
+        raise ConfigError("optim.l1", l1, "must be >= 0")
+    if not l1:
+        return None
+    weights = [p for p in model.parameters() if p.dim() > 1]
+    return lambda: l1 * sum(w.abs().sum() for w in weights)
+
 
 def check_run_keys(cfg: DictConfig) -> None:
     for key in ("batch", "epochs", "log_every"):

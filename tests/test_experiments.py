@@ -61,6 +61,8 @@ SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replac
                      "data.test_size=32", "hydra/launcher=basic"],
     "rnn_norms": ["norm=batch,layer", "batch=8", "seed=0", "epochs=1", "data.train_size=32",
                   "data.test_size=16", "hydra/launcher=basic"],
+    "regularization": ["reg=none,l1", "norm=batch", "epochs=1", "data.train_size=32",
+                       "data.test_size=16", "hydra/launcher=basic"],
     "depth_init": ["model.init=normal", "norm=none,batch", "data.train_size=32", "data.test_size=16"],
 }
 

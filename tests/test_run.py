@@ -76,6 +76,7 @@ def test_same_seed_gives_identical_metrics(make_cfg, tmp_path):
      r"^data=synthetic: gives tabular inputs .*model=resnet reads image"),
     (["optim.lr=0"], r"^optim.lr=0: must be a positive number"),
     (["log_every=0"], r"^log_every=0: must be a positive integer"),
+    (["optim.l1=-1"], r"^optim.l1=-1: must be >= 0"),
 ])
 def test_bad_input_is_one_config_error_before_training(make_cfg, overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -160,3 +161,11 @@ def test_public_builders_work_without_hydra():
     model = build_model("resnet", input_shape=(3, 32, 32), num_classes=10,
                         norm_layer=norm_builder("group", "image", {"num_groups": 8}), depth=8)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_l1_penalty_covers_weight_matrices_only(make_cfg):
+    built = build(make_cfg("model=mlp", "reg=l1", "optim.l1=0.01", *TINY))
+    weights = [p for p in built.trainer.model.parameters() if p.dim() > 1]
+    expected = 0.01 * sum(w.abs().sum() for w in weights)
+    assert torch.allclose(built.trainer.penalty(), expected)
+    assert build(make_cfg("model=mlp", *TINY)).trainer.penalty is None
