@@ -63,6 +63,8 @@ SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replac
                   "data.test_size=16", "hydra/launcher=basic"],
     "regularization": ["reg=none,l1", "norm=batch", "epochs=1", "data.train_size=32",
                        "data.test_size=16", "hydra/launcher=basic"],
+    "small_batch_cifar": ["norm=batch,group8", "batch=8", "seed=0", "epochs=1", "data.train_size=20",
+                          "data.test_size=20", "hydra/launcher=basic"],  # data.root: a fake CIFAR-10
     "depth_init": ["model.init=normal", "norm=none,batch", "data.train_size=32", "data.test_size=16"],
 }
 
@@ -70,8 +72,13 @@ SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replac
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
 def test_shrunken_preset_runs_end_to_end_with_a_report(cli, tmp_path, name):
-    result = cli("-m", f"experiment={name}", *SHRUNKEN.get(name, ["seed=0", "epochs=1"]),
-                 "progress=false", "threads=1")
+    extra = []
+    if name == "small_batch_cifar":  # never downloads: a tiny archive in the official format
+        from cifar_fake import make_fake_cifar
+
+        make_fake_cifar(tmp_path / "cifar", n_per_batch=10, n_test=20)
+        extra = [f"data.root={tmp_path / 'cifar'}", "data.download=false"]
+    result = cli("-m", f"experiment={name}", *SHRUNKEN[name], *extra, "progress=false", "threads=1")
     assert result.returncode == 0, result.stderr[-3000:]
     runs = summaries(tmp_path / name)
     assert len(runs) >= 2

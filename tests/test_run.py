@@ -169,3 +169,16 @@ def test_l1_penalty_covers_weight_matrices_only(make_cfg):
     expected = 0.01 * sum(w.abs().sum() for w in weights)
     assert torch.allclose(built.trainer.penalty(), expected)
     assert build(make_cfg("model=mlp", *TINY)).trainer.penalty is None
+
+
+def test_every_model_trains_a_step_on_a_fake_cifar10(make_cfg, tmp_path):
+    from cifar_fake import make_fake_cifar
+
+    make_fake_cifar(tmp_path / "cifar", n_per_batch=10, n_test=20)
+    for model in MODELS:
+        cfg = make_cfg(f"model={model}", "data=cifar10", f"data.root={tmp_path / 'cifar'}",
+                       "data.download=false", "data.train_size=20", "data.test_size=20",
+                       "batch=4", "epochs=1", "progress=false", "threads=1")
+        summary = run(cfg, tmp_path / model)
+        assert summary["status"] == "done" and summary["steps"] == 5, model
+        assert summary["config"]["data"]["name"] == "cifar10"
