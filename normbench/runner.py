@@ -83,8 +83,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     summary = new_summary(cfg, identity)
     try:
         built = build(cfg)
-    except ConfigError as err:
-        finish(run_dir, summary, "failed", error=str(err))
+    except Exception as err:
+        finish(run_dir, summary, "failed", error=error_line(err))
         raise
     resumed = None if cfg.force else load_checkpoint(run_dir, identity)
     if resumed is None:
@@ -103,6 +103,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             status = train(cfg, built, sinks, summary, run_dir, first_epoch)
     except KeyboardInterrupt:
         status = "interrupted"
+    except Exception as err:  # a bug or a resource error mid-run: record it, then raise
+        sinks.close(hparams=flat(summary["config"]), final=summary["final"])
+        finish(run_dir, summary, "failed", error=error_line(err))
+        raise
     sinks.close(hparams=flat(summary["config"]), final=summary["final"])
     if status == "done":
         (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # only unfinished runs need one
@@ -398,6 +402,11 @@ def finish(run_dir: Path, summary: dict[str, Any], status: str, error: str | Non
     return summary
 
 
+def error_line(err: Exception) -> str:
+    """A ConfigError is already one line for the user; anything else is named by its type."""
+    return str(err) if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
+
+
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
     try:
         return json.loads((Path(run_dir) / "summary.json").read_text())
@@ -458,6 +467,13 @@ def main(cfg: DictConfig) -> str:
         status = run(cfg, Path(hydra_cfg.runtime.output_dir))["status"]
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
+        status = "failed"
+    except Exception:
+        if not sweeping:
+            raise  # a single run shows the traceback
+        # In a sweep one broken cell must not abort the others (Hydra would stop the sweep
+        # and skip its report): the traceback goes to the log, summary.json says failed.
+        log.exception("run failed: %s", hydra_cfg.runtime.output_dir)
         status = "failed"
     if status in ("diverged", "interrupted"):
         log.warning("run %s: %s", status, hydra_cfg.runtime.output_dir)
