@@ -86,31 +86,36 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     except Exception as err:
         finish(run_dir, summary, "failed", error=error_line(err))
         raise
-    resumed = None if cfg.force else load_checkpoint(run_dir, identity)
-    if resumed is None:
-        start_fresh(run_dir)
-    else:
-        restore(built.trainer, resumed)
-        truncate_metrics(run_dir / "metrics.csv", resumed["epoch"])
-        summary.update(resumed["progress"])
-        log.info("resuming after epoch %d from %s", resumed["epoch"], run_dir / "checkpoint.pt")
-    first_epoch = resumed["epoch"] + 1 if resumed else 1
+    first_epoch = resume_or_start_fresh(run_dir, built, summary, cfg.force)
+    summary.update(device=provenance.device_name(built.device), threads=torch.get_num_threads())
     sinks = open_sinks(run_dir, first_step=summary["steps"] + 1)
-    summary["device"] = provenance.device_name(built.device)
-    summary["threads"] = torch.get_num_threads()
     try:
         with interrupt_on_sigterm():
             status = train(cfg, built, sinks, summary, run_dir, first_epoch)
     except KeyboardInterrupt:
         status = "interrupted"
     except Exception as err:  # a bug or a resource error mid-run: record it, then raise
-        sinks.close(hparams=flat(summary["config"]), final=summary["final"])
         finish(run_dir, summary, "failed", error=error_line(err))
         raise
-    sinks.close(hparams=flat(summary["config"]), final=summary["final"])
+    finally:
+        sinks.close(hparams=flat(summary["config"]), final=summary["final"])
     if status == "done":
         (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # only unfinished runs need one
     return finish(run_dir, summary, status)
+
+
+def resume_or_start_fresh(run_dir: Path, built: Built, summary: dict[str, Any], force: bool) -> int:
+    """Restore the run's last epoch checkpoint if it has one for this config (unless
+    ``force``), else clear what an earlier run left; returns the first epoch to train."""
+    resumed = None if force else load_checkpoint(run_dir, summary["identity"])
+    if resumed is None:
+        start_fresh(run_dir)
+        return 1
+    restore(built.trainer, resumed)
+    truncate_metrics(run_dir / "metrics.csv", resumed["epoch"])
+    summary.update(resumed["progress"])
+    log.info("resuming after epoch %d from %s", resumed["epoch"], run_dir / "checkpoint.pt")
+    return resumed["epoch"] + 1
 
 
 def build(cfg: DictConfig) -> Built:
@@ -172,15 +177,14 @@ def train(cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any], 
             summary.update(epochs_done=epoch, steps=step,
                            train_samples_per_s=step * cfg.batch / max(summary["train_time_s"], 1e-9))
             summary["final"]["train/loss"] = losses.mean().item()
-            if not torch.isfinite(losses).all():
-                sinks.write(rows)
-                log.warning("epoch %d: the training loss is not finite: diverged", epoch)
-                return "diverged"
-            rows += eval_rows(built, cfg.batch, epoch, step, summary["final"])
-            if not math.isfinite(summary["final"]["test/loss"]):
-                sinks.write(rows)  # the outputs overflowed although the training loss did not
-                log.warning("epoch %d: the test loss is not finite: diverged", epoch)
-                return "diverged"
+            if torch.isfinite(losses).all():
+                rows += eval_rows(built, cfg.batch, epoch, step, summary["final"])
+            # the outputs can overflow (inf test loss) while the training loss stays finite
+            for loss in ("train/loss", "test/loss"):
+                if not math.isfinite(summary["final"].get(loss, 0.0)):
+                    sinks.write(rows)
+                    log.warning("epoch %d: the %s is not finite: diverged", epoch, loss)
+                    return "diverged"
             if cfg.activations:
                 rows += activation_rows(built, cfg.batch, epoch, step, summary["final"])
             if built.batch_statistics:
