@@ -65,6 +65,8 @@ SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replac
                        "data.test_size=16", "hydra/launcher=basic"],
     "small_batch_cifar": ["norm=batch,group8", "batch=8", "seed=0", "epochs=1", "data.train_size=20",
                           "data.test_size=20", "hydra/launcher=basic"],  # data.root: a fake CIFAR-10
+    "group_sweep": ["norm.num_groups=1,16", "seed=0", "epochs=1", "data.train_size=32",
+                    "data.test_size=16", "hydra/launcher=basic"],
     "depth_init": ["model.init=normal", "norm=none,batch", "data.train_size=32", "data.test_size=16"],
 }
 

@@ -167,3 +167,28 @@ def test_untraceable_model_is_named() -> None:
 
     with pytest.raises(TypeError, match="torch.fx"):
         fold_batchnorm(Branchy())
+
+
+@pytest.mark.parametrize("model_name, shape, layout", [("resnet", (3, 16, 16), "image"),
+                                                       ("mlp", (10,), "vector")])
+def test_folding_the_projects_own_models(model_name, shape, layout):
+    """The project's ResNet (conv -> BN everywhere, shortcut conv + BN) and MLP (Linear -> BN),
+    with running statistics moved off their initial values by a few training steps."""
+    from normbench.models import build_model
+    from normbench.norms import norm_builder
+
+    torch.manual_seed(0)
+    depth = 14 if model_name == "resnet" else 3
+    model = build_model(model_name, input_shape=shape, num_classes=5,
+                        norm_layer=norm_builder("batch", layout), depth=depth)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(3):
+        loss = model(torch.randn(8, *shape) * 2 + 1).logsumexp(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    folded = fold_batchnorm(model)
+    x = torch.randn(6, *shape)
+    assert torch.allclose(folded(x), model(x), atol=1e-5)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in folded.modules())
