@@ -274,3 +274,35 @@ def test_norm_options_that_vary_make_variants_not_cells(tmp_path: Path) -> None:
     styles = figures.norm_styles(res.runs["norm"])
     assert styles["group(num_groups=2)"].color == figures.KNOWN_STYLES["group"].color
     assert styles["group(num_groups=2)"] != styles["group(num_groups=8)"]
+
+
+def _preset_sweep(root: Path, presets: dict[str, int | None], batches=(2, 32), seeds=(1, 2)) -> Path:
+    """Runs as ``norm=group8`` composes them: the override names the preset, the config says
+    norm.name "group" with num_groups 8; norms without the option have no num_groups key."""
+    for preset, num_groups in presets.items():
+        norm = "group" if num_groups else preset
+        for batch in batches:
+            for seed in seeds:
+                overrides = [f"batch={batch}", f"norm={preset}", f"seed={seed}"]
+                write_run(root / f"batch={batch},norm={preset},seed={seed}", norm, batch, seed,
+                          overrides=overrides, **({"norm__num_groups": num_groups} if num_groups else {}))
+    return root
+
+
+def test_a_norm_preset_keeps_its_norm_name_and_its_claims(tmp_path: Path) -> None:
+    res = load(_preset_sweep(tmp_path, {"batch": None, "group8": 8}))
+    assert set(res.runs["norm"]) == {"batch", "group"} and "norm.num_groups" not in res.swept
+    verdicts = {c.name: c.verdict for c in evaluate(res)}
+    assert verdicts["norm=group is batch-size independent"] == PASS
+    assert verdicts["ordering of norms at the largest batch"] == PASS
+
+
+def test_two_presets_of_one_norm_are_each_claimed(tmp_path: Path) -> None:
+    res = load(_preset_sweep(tmp_path, {"batch": None, "group5": 5, "group8": 8}))
+    assert set(res.runs["norm"]) == {"batch", "group(num_groups=5)", "group(num_groups=8)"}
+    found = {c.name: c for c in evaluate(res)}
+    for groups in (5, 8):
+        assert found[f"norm=group(num_groups={groups}) is batch-size independent"].verdict == PASS
+    order = found["ordering of norms at the largest batch"]
+    assert order.verdict == PASS and "norm=group(num_groups=5)" in order.evidence
+    assert "norm=group is batch-size independent" not in found  # no MISSING twin beside them

@@ -4,6 +4,11 @@ Each claim states its rule (the threshold) next to its verdict and its numbers. 
 data is absent (the norm was not run, one batch size only, one seed where a CI is needed)
 says MISSING DATA: it never passes by default. Claims are checked separately in every cell of
 the swept keys other than norm, batch size and seed (e.g. once per model).
+
+A claim about a norm ("group") applies to each of its variants: a sweep that compares group
+counts labels its runs "group(num_groups=5)" and "group(num_groups=8)" (see
+``load.add_norm_label``), and each is checked on its own; the published order judges variants
+by the norm they belong to.
 """
 
 from __future__ import annotations
@@ -17,7 +22,15 @@ import pandas as pd
 
 from normbench.analysis import reference
 from normbench.analysis.load import Results
-from normbench.analysis.stats import BATCH_KEY, NORM_KEY, aggregate, contexts, difference_of_means
+from normbench.analysis.stats import (
+    BATCH_KEY,
+    NORM_KEY,
+    aggregate,
+    base_norm,
+    contexts,
+    difference_of_means,
+    variants,
+)
 
 PASS, FAIL, MISSING = "PASS", "FAIL", "MISSING DATA"
 GN_TOLERANCE_PP = 1.0  # points of error; the GN paper's own spread over 2..32 images is 0.2
@@ -100,13 +113,15 @@ def ordering(runs: pd.DataFrame, metric: str = "test/error",
         return Claim(name, MISSING, f"no finished runs with {metric}", rule)
     largest = runs[BATCH_KEY].max()
     table = aggregate(runs[runs[BATCH_KEY] == largest], metric, [NORM_KEY]).dropna(subset=["mean"])
-    judged = table[table[NORM_KEY].isin(expected)].sort_values("mean")
-    if len(judged) < 2:
+    published = table[NORM_KEY].map(base_norm).isin(expected)
+    judged = table[published].sort_values("mean")
+    if judged[NORM_KEY].map(base_norm).nunique() < 2:
         have = f"batch={largest}: {len(judged)} of {', '.join(expected)} finished; need 2"
         return Claim(name, MISSING, have, rule)
-    observed = judged[NORM_KEY].tolist()
-    verdict = PASS if observed == [n for n in expected if n in observed] else FAIL
-    return Claim(name, verdict, f"batch={largest}: {_chain(judged)}{_unjudged(table, expected)}", rule)
+    # variants of one norm (group counts) each take that norm's place in the order
+    ranks = [expected.index(base_norm(n)) for n in judged[NORM_KEY]]
+    verdict = PASS if ranks == sorted(ranks) else FAIL
+    return Claim(name, verdict, f"batch={largest}: {_chain(judged)}{_unjudged(table[~published])}", rule)
 
 
 def _chain(table: pd.DataFrame) -> str:
@@ -119,8 +134,7 @@ def _chain(table: pd.DataFrame) -> str:
     return text
 
 
-def _unjudged(table: pd.DataFrame, expected: Sequence[str]) -> str:
-    other = table[~table[NORM_KEY].isin(expected)]
+def _unjudged(other: pd.DataFrame) -> str:
     if other.empty:
         return ""
     listed = ", ".join(f"norm={r[NORM_KEY]} {_mean_ci(r)}" for _, r in other.iterrows())
@@ -132,7 +146,9 @@ def evaluate(res: Results, metric: str = "test/error", bn: str = "batch", gn: st
     """All claims, once per cell of the swept keys other than norm, batch size and seed."""
     claims = []
     for context, runs in contexts(res.done, res.swept):
-        for claim in (bn_degrades(runs, metric, bn), gn_flat(runs, metric, gn, gn_tolerance_pp),
-                      ordering(runs, metric)):
-            claims.append(Claim(claim.name, claim.verdict, claim.evidence, claim.rule, context))
+        labels = runs[NORM_KEY].dropna().tolist() if NORM_KEY in runs else []
+        found = [*(bn_degrades(runs, metric, n) for n in variants(labels, bn) or [bn]),
+                 *(gn_flat(runs, metric, n, gn_tolerance_pp) for n in variants(labels, gn) or [gn]),
+                 ordering(runs, metric)]
+        claims += [Claim(c.name, c.verdict, c.evidence, c.rule, context) for c in found]
     return claims
