@@ -25,15 +25,24 @@ from normbench.analysis.load import Results
 from normbench.analysis.stats import (
     BATCH_KEY,
     NORM_KEY,
+    SEED_KEY,
     aggregate,
     base_norm,
     contexts,
+    curve_band,
+    describe,
     difference_of_means,
+    groups,
     variants,
 )
 
 PASS, FAIL, MISSING = "PASS", "FAIL", "MISSING DATA"
 GN_TOLERANCE_PP = 1.0  # points of error; the GN paper's own spread over 2..32 images is 0.2
+# Loss threshold: this fraction of the training loss at the first logged step. A ratio of the
+# task's own starting loss needs no tuning per task (cross-entropy starts near ln(classes));
+# a half is a drop well beyond seed noise that a learning run reaches within a few epochs.
+LOSS_FRACTION = 0.5
+RECURRENT_MODELS = ("rnn",)  # model.name values for which the threshold claim is on by default
 
 
 @dataclass(frozen=True)
@@ -141,9 +150,128 @@ def _unjudged(other: pd.DataFrame) -> str:
     return f"; not in the published order: {listed}"
 
 
+def _first_below(steps: np.ndarray, values: np.ndarray, threshold: float) -> float:
+    """The first logged step whose value is below ``threshold``; NaN if none (never)."""
+    below = np.flatnonzero(values < threshold)
+    return float(steps[below[0]]) if len(below) else np.nan
+
+
+def _run_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> list[pd.DataFrame]:
+    """Each run's curve rows by step, runs in seed order."""
+    runs = runs.sort_values(SEED_KEY) if SEED_KEY in runs else runs
+    return [curves[curves["run_id"] == r].sort_values("step") for r in runs["run_id"]]
+
+
+def _steps(value: float) -> str:
+    return "never" if np.isnan(value) else f"{value:.0f}"
+
+
+def first_to_threshold(runs: pd.DataFrame, curves: pd.DataFrame, norm: str = "layer",
+                       threshold: float | None = None, fraction: float = LOSS_FRACTION,
+                       split: str = "train", metric: str = "loss") -> Claim:
+    """Ba et al. (2016): LN helps recurrent networks most. In one cell (one batch size, one
+    setting of the other swept keys) the mean curve over seeds of each norm reaches the loss
+    threshold in the fewest steps for ``norm`` (any of its variants)."""
+    name = f"norm={norm} reaches the {split} {metric} threshold first"
+    how = (f"threshold {threshold:g} (fixed)" if threshold is not None else
+           f"threshold = {fraction:g} x the {split} {metric} at the first logged step, mean over all "
+           f"runs of the cell")
+    rule = (f"{how}; per norm, the first logged step at which the mean {split} {metric} curve over "
+            f"seeds is below the threshold (steps resolve to the log interval); PASS if norm={norm} "
+            f"needs the fewest steps (equal steps: a tie, said so), FAIL if another norm needs fewer or "
+            f"norm={norm} never gets there, MISSING DATA without norm={norm} runs or if no norm reaches "
+            f"it; '~' marks neighbours whose 95% CIs over the per-seed step counts overlap "
+            f"(not resolved by these seeds)")
+    sel = curves[(curves["split"] == split) & (curves["metric"] == metric)
+                 & curves["run_id"].isin(runs["run_id"])] if len(curves) and NORM_KEY in runs else curves[:0]
+    if sel.empty:
+        return Claim(name, MISSING, f"no finished runs with a {split} {metric} curve", rule)
+    if threshold is None:
+        initial = float(sel.sort_values("step").groupby("run_id")["value"].first().mean())
+        threshold = fraction * initial
+        how = f"threshold {threshold:.4g} = {fraction:g} x initial {split} {metric} {initial:.4g}"
+    else:
+        how = f"threshold {threshold:g}"
+    rows = []
+    for label, cell in runs[runs["run_id"].isin(sel["run_id"])].groupby(NORM_KEY, sort=True):
+        band = curve_band(sel, cell["run_id"].tolist(), split, metric)
+        mean_steps = _first_below(band["step"].to_numpy(), band["mean"].to_numpy(), threshold)
+        seeds = np.array([_first_below(one["step"].to_numpy(), one["value"].to_numpy(), threshold)
+                          for one in _run_curves(sel, cell)])
+        # a seed that never gets there has no step count: no CI (counts as unresolved)
+        ci = describe(seeds) if not np.isnan(seeds).any() else {"ci_low": np.nan, "ci_high": np.nan}
+        lowest = float(band["mean"].min()) if len(band) else np.nan
+        rows.append({NORM_KEY: label, "steps": mean_steps, "ci_low": ci["ci_low"], "ci_high": ci["ci_high"],
+                     "seeds": seeds.tolist(), "lowest": lowest})
+    table = pd.DataFrame(rows).sort_values("steps", na_position="last")
+    numbers = f"{how}; steps to fall below: {_race(table)}"
+    leaders = variants(table[NORM_KEY].tolist(), norm)
+    if not leaders:
+        return Claim(name, MISSING, f"no finished norm={norm} runs; {numbers}", rule)
+    reached = table.dropna(subset=["steps"])
+    if reached.empty:
+        return Claim(name, MISSING, f"no norm reaches the threshold; {numbers}", rule)
+    fastest = reached[reached["steps"] == reached["steps"].min()]
+    if not fastest[NORM_KEY].isin(leaders).any():
+        return Claim(name, FAIL, numbers + _unresolved(table, leaders), rule)
+    others = fastest[~fastest[NORM_KEY].isin(leaders)][NORM_KEY].tolist()
+    if others:
+        return Claim(name, PASS, f"{numbers} (tied at equal steps with "
+                     f"{', '.join(f'norm={o}' for o in others)})", rule)
+    return Claim(name, PASS, numbers + _unresolved(table, leaders), rule)
+
+
+def _unresolved(table: pd.DataFrame, leaders: Sequence[str]) -> str:
+    """A note when the 95% CIs of the per-seed step counts of ``norm`` (its fastest variant)
+    and of the fastest other norm overlap: the order of the mean curves is not resolved."""
+    mine = table[table[NORM_KEY].isin(leaders)].iloc[0]
+    other = table[~table[NORM_KEY].isin(leaders)].dropna(subset=["steps"])
+    if other.empty or np.isnan(mine["steps"]):
+        return ""
+    rival = other.iloc[0]
+    a, b = (mine, rival) if mine["steps"] <= rival["steps"] else (rival, mine)
+    if a["ci_high"] < b["ci_low"]:
+        return ""
+    return (f" (not resolved by these seeds: the 95% CIs of norm={mine[NORM_KEY]} and "
+            f"norm={rival[NORM_KEY]} overlap)")
+
+
+def _race(table: pd.DataFrame) -> str:
+    """"norm=layer 120 (seeds: 100, 140) < norm=batch 340 (...) ~ ...; norm=none never (...)"."""
+    out, prev = "", None
+    for _, row in table.iterrows():
+        text = f"norm={row[NORM_KEY]} {_steps(row['steps'])}"
+        if len(row["seeds"]) > 1 and not np.isnan(row["seeds"]).all():
+            text += f" (seeds: {', '.join(_steps(v) for v in row['seeds'])})"
+        if np.isnan(row["steps"]):
+            text += f" (lowest mean {row['lowest']:.4g})"
+        if prev is None:
+            out = text
+        elif np.isnan(row["steps"]):
+            out += f"; {text}"
+        elif row["steps"] == prev["steps"]:
+            out += f" = {text}"
+        else:  # NaN bounds (one seed, or a seed that never got there) count as overlapping
+            out += f" {'<' if prev['ci_high'] < row['ci_low'] else '~'} {text}"
+        prev = row
+    return out
+
+
+def wants_threshold_claim(runs: pd.DataFrame, switch: bool | None) -> bool:
+    """``switch`` True or False decides; None (auto): only where the runs are of a recurrent
+    model, the setting the claim is about (Ba et al. 2016), not every report."""
+    if switch is not None:
+        return switch
+    return "model.name" in runs and bool(runs["model.name"].isin(RECURRENT_MODELS).any())
+
+
 def evaluate(res: Results, metric: str = "test/error", bn: str = "batch", gn: str = "group",
-             gn_tolerance_pp: float = GN_TOLERANCE_PP) -> list[Claim]:
-    """All claims, once per cell of the swept keys other than norm, batch size and seed."""
+             gn_tolerance_pp: float = GN_TOLERANCE_PP, threshold_claim: bool | None = None,
+             threshold_norm: str = "layer", loss_threshold: float | None = None,
+             loss_fraction: float = LOSS_FRACTION) -> list[Claim]:
+    """All claims, once per cell of the swept keys other than norm, batch size and seed; the
+    loss-threshold claim once per batch size within that cell, where
+    :func:`wants_threshold_claim` (recurrent models, or ``threshold_claim=True``)."""
     claims = []
     for context, runs in contexts(res.done, res.swept):
         labels = runs[NORM_KEY].dropna().tolist() if NORM_KEY in runs else []
@@ -151,4 +279,10 @@ def evaluate(res: Results, metric: str = "test/error", bn: str = "batch", gn: st
                  *(gn_flat(runs, metric, n, gn_tolerance_pp) for n in variants(labels, gn) or [gn]),
                  ordering(runs, metric)]
         claims += [Claim(c.name, c.verdict, c.evidence, c.rule, context) for c in found]
+        if not wants_threshold_claim(runs, threshold_claim):
+            continue
+        for values, cell in groups(runs, [BATCH_KEY] if BATCH_KEY in runs else []):
+            where = ", ".join(x for x in (context, f"batch={values[0]}" if values else "") if x)
+            c = first_to_threshold(cell, res.curves, threshold_norm, loss_threshold, loss_fraction)
+            claims.append(Claim(c.name, c.verdict, c.evidence, c.rule, where))
     return claims
