@@ -70,6 +70,7 @@ class Options:
     threshold_norm: str = "layer"
     loss_threshold: float | None = None
     loss_fraction: float = claims_mod.LOSS_FRACTION
+    loss_windows: int = claims_mod.LOSS_WINDOWS  # each run's loss: mean over this many log windows
 
 
 # ---------------------------------------------------------------- formatting numbers
@@ -281,7 +282,8 @@ def activations_section(res: Results, fig_dir: Path) -> list[Block]:
 def claims_section(res: Results, opts: Options) -> list[Block]:
     found = claims_mod.evaluate(res, opts.metric, opts.baseline, opts.group_norm, opts.gn_tolerance_pp,
                                 threshold_claim=opts.threshold_claim, threshold_norm=opts.threshold_norm,
-                                loss_threshold=opts.loss_threshold, loss_fraction=opts.loss_fraction)
+                                loss_threshold=opts.loss_threshold, loss_fraction=opts.loss_fraction,
+                                loss_windows=opts.loss_windows)
     items = [f"**{c.verdict}** {c.name}" + (f" ({c.context})" if c.context else "") + f": {c.evidence}"
              for c in found]
     rules = list(dict.fromkeys(f"{c.name}: {c.rule}" for c in found))
@@ -460,6 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="fixed training-loss threshold (default: --loss-fraction x first logged loss)")
     parser.add_argument("--loss-fraction", type=float, default=Options.loss_fraction,
                         help="threshold as a fraction of the training loss at the first logged step")
+    parser.add_argument("--loss-windows", type=int, default=Options.loss_windows,
+                        help="loss-threshold claim: each run's loss is its mean over this many log windows")
     args = parser.parse_args(argv)
     if not args.results_dir.is_dir():
         print(f"results_dir={args.results_dir}: not a directory; pass a run or sweep directory",
@@ -469,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    args.grid_metric, args.grid_x, args.grid_facet,
                    threshold_claim={"auto": None, "on": True, "off": False}[args.threshold_claim],
                    threshold_norm=args.threshold_norm, loss_threshold=args.loss_threshold,
-                   loss_fraction=args.loss_fraction)
+                   loss_fraction=args.loss_fraction, loss_windows=args.loss_windows)
     print(f"report: {build_report(args.results_dir, args.out, opts)}")
     return 0
 

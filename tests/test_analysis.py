@@ -408,6 +408,8 @@ def _race_tree(root: Path, crossings: dict[str, tuple[int | None, ...]], batch: 
 
 
 def _threshold(root: Path, **kwargs: object) -> list[claims.Claim]:
+    """The threshold claims, judged on the raw logged curves unless ``loss_windows`` is given."""
+    kwargs.setdefault("loss_windows", 1)
     return [c for c in evaluate(load(root), **kwargs) if "threshold" in c.name]
 
 
@@ -464,3 +466,28 @@ def test_threshold_claim_says_when_the_lead_is_within_seed_noise(tmp_path: Path)
     assert claim.verdict == PASS and "norm=layer 50 (seeds: 20, 50) ~ norm=batch 60" in claim.evidence
     assert claim.evidence.endswith(
         "(not resolved by these seeds: the 95% CIs of norm=layer and norm=batch overlap)")
+
+
+def test_trailing_mean_weights_each_log_window_by_its_steps() -> None:
+    # windows of 5, 5 and 1 step (the last of an epoch): the 1-step value counts for 1/11
+    curve = pd.DataFrame({"step": [5, 10, 11], "value": [1.0, 1.0, 0.0]})
+    smooth = claims.trailing_mean(curve, 3)
+    assert smooth.tolist() == pytest.approx([1.0, 1.0, 10 / 11]) and smooth.index.tolist() == [5, 10, 11]
+    assert claims.trailing_mean(curve, 1).tolist() == [1.0, 1.0, 0.0]
+
+
+def test_threshold_claim_ignores_one_noisy_short_window_by_default(tmp_path: Path) -> None:
+    # none: one 1-step window dips to 0.3 by chance (the runner's last window of an epoch);
+    # layer: a sustained drop to 0.4 from step 60
+    for norm in ("none", "layer"):
+        for seed in (0, 1):
+            run = write_run(tmp_path / f"batch=8,norm={norm},seed={seed}", norm, 8, seed, model="rnn")
+            points = [(s, 1.4) for s in (5, 10, 15, 16, 21, 26, 31)] + [(32, 0.3 if norm == "none" else 1.4)]
+            points += [(s, 1.4 if norm == "none" or s < 60 else 0.4) for s in range(40, 101, 10)]
+            set_curve(run, points)
+    [raw] = _threshold(tmp_path)
+    assert raw.verdict == FAIL and "norm=none 32" in raw.evidence
+    [judged] = _threshold(tmp_path, loss_windows=claims.LOSS_WINDOWS)
+    assert judged.verdict == PASS and "norm=none never" in judged.evidence
+    assert "norm=layer 80" in judged.evidence  # at 70: (1.4 + 0.4 + 0.4) / 3 = 0.73; at 80: 0.4
+    assert "mean over the last 3 log windows (step-weighted)" in judged.rule

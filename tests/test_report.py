@@ -191,18 +191,20 @@ def rnn_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_report_states_the_threshold_claim_per_batch(rnn_sweep: Path, tmp_path: Path) -> None:
     md = (build_report(rnn_sweep, tmp_path / "auto").parent / "report.md").read_text()
     assert ("**PASS** norm=layer reaches the train loss threshold first (batch=8): threshold 0.7 = "
-            "0.5 x initial train loss 1.4; steps to fall below: norm=layer 20 (seeds: 20, 20) < "
-            "norm=batch 60 (seeds: 60, 60); "
+            "0.5 x initial train loss 1.4; steps to fall below: norm=layer 40 (seeds: 40, 40) < "
+            "norm=batch 80 (seeds: 80, 80); "
             "norm=none never (lowest mean 1.4)") in md
     assert "**FAIL** norm=layer reaches the train loss threshold first (batch=64)" in md
-    assert "threshold = 0.5 x the train loss at the first logged step" in md  # the rule, once
+    # the rule, once; each run's loss a mean over 3 log windows: the drop at step 20 is judged at 40
+    assert "threshold = 0.5 x the train loss at the first logged step" in md
+    assert "mean over the last 3 log windows" in md
     off = claims_section(load(rnn_sweep), Options(threshold_claim=False))
     assert "loss threshold" not in str(off)
 
 
 def test_cli_threshold_options(rnn_sweep: Path, tmp_path: Path) -> None:
     assert main([str(rnn_sweep), "--out", str(tmp_path), "--loss-threshold", "0.9",
-                 "--threshold-norm", "batch"]) == 0
+                 "--threshold-norm", "batch", "--loss-windows", "1"]) == 0
     md = (tmp_path / "report.md").read_text()
     assert "**PASS** norm=batch reaches the train loss threshold first (batch=64): threshold 0.9;" in md
 

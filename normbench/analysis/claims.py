@@ -29,7 +29,6 @@ from normbench.analysis.stats import (
     aggregate,
     base_norm,
     contexts,
-    curve_band,
     describe,
     difference_of_means,
     groups,
@@ -42,6 +41,10 @@ GN_TOLERANCE_PP = 1.0  # points of error; the GN paper's own spread over 2..32 i
 # task's own starting loss needs no tuning per task (cross-entropy starts near ln(classes));
 # a half is a drop well beyond seed noise that a learning run reaches within a few epochs.
 LOSS_FRACTION = 0.5
+# Each run's loss is judged as the mean over its last few log windows, weighted by their steps:
+# a single short window (the last of an epoch can be one step) is too noisy to count as
+# "reached"; a trailing mean delays every norm alike by about one window.
+LOSS_WINDOWS = 3
 RECURRENT_MODELS = ("rnn",)  # model.name values for which the threshold claim is on by default
 
 
@@ -156,10 +159,25 @@ def _first_below(steps: np.ndarray, values: np.ndarray, threshold: float) -> flo
     return float(steps[below[0]]) if len(below) else np.nan
 
 
-def _run_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> list[pd.DataFrame]:
-    """Each run's curve rows by step, runs in seed order."""
+def trailing_mean(curve: pd.DataFrame, windows: int) -> pd.Series:
+    """One run's logged losses (step, value) -> value at each step = the mean loss over the
+    last ``windows`` log windows, each weighted by its length in steps (a logged value is the
+    mean over the steps since the previous one), i.e. the mean over those steps."""
+    curve = curve.sort_values("step").drop_duplicates("step", keep="last")
+    steps = curve["step"].to_numpy(float)
+    weight = np.diff(steps, prepend=0.0)
+    weight = np.where(weight > 0, weight, 1.0)
+    total = pd.Series(weight * curve["value"].to_numpy(float)).rolling(max(1, windows), min_periods=1).sum()
+    count = pd.Series(weight).rolling(max(1, windows), min_periods=1).sum()
+    return pd.Series((total / count).to_numpy(), index=steps)
+
+
+def _run_curves(curves: pd.DataFrame, runs: pd.DataFrame, windows: int) -> pd.DataFrame:
+    """steps x runs (seed order) of the trailing means; only the steps every run logged."""
     runs = runs.sort_values(SEED_KEY) if SEED_KEY in runs else runs
-    return [curves[curves["run_id"] == r].sort_values("step") for r in runs["run_id"]]
+    wide = pd.concat([trailing_mean(curves[curves["run_id"] == r], windows) for r in runs["run_id"]],
+                     axis=1, keys=list(runs["run_id"]))
+    return wide.dropna()
 
 
 def _steps(value: float) -> str:
@@ -168,7 +186,7 @@ def _steps(value: float) -> str:
 
 def first_to_threshold(runs: pd.DataFrame, curves: pd.DataFrame, norm: str = "layer",
                        threshold: float | None = None, fraction: float = LOSS_FRACTION,
-                       split: str = "train", metric: str = "loss") -> Claim:
+                       windows: int = LOSS_WINDOWS, split: str = "train", metric: str = "loss") -> Claim:
     """Ba et al. (2016): LN helps recurrent networks most. In one cell (one batch size, one
     setting of the other swept keys) the mean curve over seeds of each norm reaches the loss
     threshold in the fewest steps for ``norm`` (any of its variants)."""
@@ -176,11 +194,13 @@ def first_to_threshold(runs: pd.DataFrame, curves: pd.DataFrame, norm: str = "la
     how = (f"threshold {threshold:g} (fixed)" if threshold is not None else
            f"threshold = {fraction:g} x the {split} {metric} at the first logged step, mean over all "
            f"runs of the cell")
-    rule = (f"{how}; per norm, the first logged step at which the mean {split} {metric} curve over "
-            f"seeds is below the threshold (steps resolve to the log interval); PASS if norm={norm} "
-            f"needs the fewest steps (equal steps: a tie, said so), FAIL if another norm needs fewer or "
-            f"norm={norm} never gets there, MISSING DATA without norm={norm} runs or if no norm reaches "
-            f"it; '~' marks neighbours whose 95% CIs over the per-seed step counts overlap "
+    smoothing = (f"each run's {metric} taken as its mean over the last {windows} log windows "
+                 f"(step-weighted), then " if windows > 1 else "")
+    rule = (f"{how}; per norm, {smoothing}the first logged step at which the mean {split} {metric} "
+            f"curve over seeds is below the threshold (steps resolve to the log interval); PASS if "
+            f"norm={norm} needs the fewest steps (equal steps: a tie, said so), FAIL if another norm "
+            f"needs fewer or norm={norm} never gets there, MISSING DATA without norm={norm} runs or if no "
+            f"norm reaches it; '~' marks neighbours whose 95% CIs over the per-seed step counts overlap "
             f"(not resolved by these seeds)")
     sel = curves[(curves["split"] == split) & (curves["metric"] == metric)
                  & curves["run_id"].isin(runs["run_id"])] if len(curves) and NORM_KEY in runs else curves[:0]
@@ -194,13 +214,13 @@ def first_to_threshold(runs: pd.DataFrame, curves: pd.DataFrame, norm: str = "la
         how = f"threshold {threshold:g}"
     rows = []
     for label, cell in runs[runs["run_id"].isin(sel["run_id"])].groupby(NORM_KEY, sort=True):
-        band = curve_band(sel, cell["run_id"].tolist(), split, metric)
-        mean_steps = _first_below(band["step"].to_numpy(), band["mean"].to_numpy(), threshold)
-        seeds = np.array([_first_below(one["step"].to_numpy(), one["value"].to_numpy(), threshold)
-                          for one in _run_curves(sel, cell)])
+        wide = _run_curves(sel, cell, windows)  # steps x seeds
+        steps, mean = wide.index.to_numpy(), wide.mean(axis=1).to_numpy()
+        mean_steps = _first_below(steps, mean, threshold)
+        seeds = np.array([_first_below(steps, wide[r].to_numpy(), threshold) for r in wide.columns])
         # a seed that never gets there has no step count: no CI (counts as unresolved)
         ci = describe(seeds) if not np.isnan(seeds).any() else {"ci_low": np.nan, "ci_high": np.nan}
-        lowest = float(band["mean"].min()) if len(band) else np.nan
+        lowest = float(mean.min()) if len(mean) else np.nan
         rows.append({NORM_KEY: label, "steps": mean_steps, "ci_low": ci["ci_low"], "ci_high": ci["ci_high"],
                      "seeds": seeds.tolist(), "lowest": lowest})
     table = pd.DataFrame(rows).sort_values("steps", na_position="last")
@@ -268,7 +288,7 @@ def wants_threshold_claim(runs: pd.DataFrame, switch: bool | None) -> bool:
 def evaluate(res: Results, metric: str = "test/error", bn: str = "batch", gn: str = "group",
              gn_tolerance_pp: float = GN_TOLERANCE_PP, threshold_claim: bool | None = None,
              threshold_norm: str = "layer", loss_threshold: float | None = None,
-             loss_fraction: float = LOSS_FRACTION) -> list[Claim]:
+             loss_fraction: float = LOSS_FRACTION, loss_windows: int = LOSS_WINDOWS) -> list[Claim]:
     """All claims, once per cell of the swept keys other than norm, batch size and seed; the
     loss-threshold claim once per batch size within that cell, where
     :func:`wants_threshold_claim` (recurrent models, or ``threshold_claim=True``)."""
@@ -283,6 +303,7 @@ def evaluate(res: Results, metric: str = "test/error", bn: str = "batch", gn: st
             continue
         for values, cell in groups(runs, [BATCH_KEY] if BATCH_KEY in runs else []):
             where = ", ".join(x for x in (context, f"batch={values[0]}" if values else "") if x)
-            c = first_to_threshold(cell, res.curves, threshold_norm, loss_threshold, loss_fraction)
+            c = first_to_threshold(cell, res.curves, threshold_norm, loss_threshold, loss_fraction,
+                                   loss_windows)
             claims.append(Claim(c.name, c.verdict, c.evidence, c.rule, where))
     return claims
