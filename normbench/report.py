@@ -33,6 +33,7 @@ from normbench.analysis.stats import (
     CONFIDENCE,
     N_RESAMPLES,
     NORM_KEY,
+    NORM_OPTION_PREFIX,
     SEED_KEY,
     aggregate,
     cell_keys,
@@ -129,6 +130,16 @@ def _grid_values(res: Results) -> list[str]:
     return lines
 
 
+def _grid_keys(swept: Sequence[str]) -> list[str]:
+    """The swept keys a grid is the product of: the norm label in place of ``norm.name`` and
+    the norm options, which only some norms have (``norm=batch,group5,group8`` is three
+    norms, not batch x {5, 8} groups)."""
+    keys = [k for k in swept if k != SEED_KEY]
+    if not any(k.startswith(NORM_OPTION_PREFIX) and k != "norm.name" for k in keys):
+        return keys
+    return list(dict.fromkeys(NORM_KEY if k.startswith(NORM_OPTION_PREFIX) else k for k in keys))
+
+
 def _missing_cells(res: Results) -> list[str]:
     """Per sweep directory (so that two sweeps with different grids do not make up cells
     neither asked for): cells of its grid, the product of its swept values, with fewer
@@ -136,7 +147,7 @@ def _missing_cells(res: Results) -> list[str]:
     out = []
     several = res.runs["sweep"].nunique() > 1 if "sweep" in res.runs else False
     for sweep, runs in (res.runs.groupby("sweep", sort=True) if "sweep" in res.runs else []):
-        keys = [k for k in res.swept if k != SEED_KEY and k in runs and runs[k].nunique() > 1]
+        keys = [k for k in _grid_keys(res.swept) if k in runs and runs[k].nunique() > 1]
         if not keys:
             continue
         by_cell = {c: g["status"] for c, g in groups(runs.dropna(subset=keys), keys)}

@@ -13,7 +13,7 @@ from fake_results import add_activations, set_curve, write_run, write_sweep
 from omegaconf import OmegaConf
 
 from normbench.analysis import aggregate, load
-from normbench.report import Options, ReportCallback, build_report, claims_section, main
+from normbench.report import Options, ReportCallback, _missing_cells, build_report, claims_section, main
 
 # Anything that would make a browser fetch something: a scheme, a protocol-relative link,
 # a stylesheet or script reference, a CSS url() or @import.
@@ -207,6 +207,19 @@ def test_cli_threshold_options(rnn_sweep: Path, tmp_path: Path) -> None:
                  "--threshold-norm", "batch", "--loss-windows", "1"]) == 0
     md = (tmp_path / "report.md").read_text()
     assert "**PASS** norm=batch reaches the train loss threshold first (batch=64): threshold 0.9;" in md
+
+
+def test_missing_cells_of_norm_presets_are_norms_not_a_product(tmp_path: Path) -> None:
+    # norm=batch,group5,group8: num_groups exists for the group presets only; group5 failed
+    for preset, groups in (("batch", None), ("group5", 5), ("group8", 8)):
+        for seed in (0, 1):
+            norm = "group" if groups else "batch"
+            write_run(tmp_path / f"batch=8,norm={preset},seed={seed}", norm, 8, seed,
+                      status="failed" if groups == 5 else "done",
+                      overrides=["batch=8", f"norm={preset}", f"seed={seed}"],
+                      **({"norm__num_groups": groups} if groups else {}))
+    lines = _missing_cells(load(tmp_path))
+    assert lines == ["norm=group(num_groups=5): 0 of 2 seeds finished, 2 failed"]
 
 
 APP = '''
