@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 from hydra.experimental.callback import Callback
 
+from normbench.analysis import activations as act
 from normbench.analysis import claims as claims_mod
 from normbench.analysis import figures, reference
 from normbench.analysis.load import DONE, Results, load
@@ -32,6 +33,7 @@ from normbench.analysis.stats import (
     CONFIDENCE,
     N_RESAMPLES,
     NORM_KEY,
+    NORM_OPTION_PREFIX,
     SEED_KEY,
     aggregate,
     cell_keys,
@@ -62,6 +64,14 @@ class Options:
     grid_metric: str = "train/loss"
     grid_x: str | None = None
     grid_facet: str | None = None
+    # the loss-threshold claim (which norm's training loss falls below a threshold first):
+    # None = only for recurrent models (model.name rnn), True/False = always/never; the
+    # threshold is ``loss_threshold`` if set, else ``loss_fraction`` x the first logged loss
+    threshold_claim: bool | None = None
+    threshold_norm: str = "layer"
+    loss_threshold: float | None = None
+    loss_fraction: float = claims_mod.LOSS_FRACTION
+    loss_windows: int = claims_mod.LOSS_WINDOWS  # each run's loss: mean over this many log windows
 
 
 # ---------------------------------------------------------------- formatting numbers
@@ -120,6 +130,16 @@ def _grid_values(res: Results) -> list[str]:
     return lines
 
 
+def _grid_keys(swept: Sequence[str]) -> list[str]:
+    """The swept keys a grid is the product of: the norm label in place of ``norm.name`` and
+    the norm options, which only some norms have (``norm=batch,group5,group8`` is three
+    norms, not batch x {5, 8} groups)."""
+    keys = [k for k in swept if k != SEED_KEY]
+    if not any(k.startswith(NORM_OPTION_PREFIX) and k != "norm.name" for k in keys):
+        return keys
+    return list(dict.fromkeys(NORM_KEY if k.startswith(NORM_OPTION_PREFIX) else k for k in keys))
+
+
 def _missing_cells(res: Results) -> list[str]:
     """Per sweep directory (so that two sweeps with different grids do not make up cells
     neither asked for): cells of its grid, the product of its swept values, with fewer
@@ -127,7 +147,7 @@ def _missing_cells(res: Results) -> list[str]:
     out = []
     several = res.runs["sweep"].nunique() > 1 if "sweep" in res.runs else False
     for sweep, runs in (res.runs.groupby("sweep", sort=True) if "sweep" in res.runs else []):
-        keys = [k for k in res.swept if k != SEED_KEY and k in runs and runs[k].nunique() > 1]
+        keys = [k for k in _grid_keys(res.swept) if k in runs and runs[k].nunique() > 1]
         if not keys:
             continue
         by_cell = {c: g["status"] for c, g in groups(runs.dropna(subset=keys), keys)}
@@ -161,7 +181,8 @@ def what_was_run(res: Results, results_dir: Path) -> list[Block]:
     bad = runs[runs["status"] != DONE] if len(runs) else runs
     if len(bad):
         table = bad[["run_id", "status", "error"]].fillna("").astype(str)
-        blocks.append(Block("table", table, "Runs that did not finish (left out of all statistics)"))
+        also = " except the activations at initialisation" if act.init_profiles(res) else ""
+        blocks.append(Block("table", table, f"Runs that did not finish (left out of all statistics{also})"))
     return blocks
 
 
@@ -243,8 +264,37 @@ def make_figures(res: Results, opts: Options, fig_dir: Path) -> list[Block]:
     return blocks
 
 
+def activations_section(res: Results, fig_dir: Path) -> list[Block]:
+    """Runs with ``activations=true`` (source article 2's signal-propagation study): the
+    per-layer std at initialisation as a figure and a table. Nothing without such data."""
+    profiles = act.init_profiles(res)
+    if not profiles:
+        return []
+    fig = figures.activations(res, profiles)
+    shown = sorted({s for p in profiles for s in p.statuses} - {DONE})
+    diverged = (f" Runs with status {', '.join(shown)} are included here, and only here: their "
+                "step-0 rows were logged before training." if shown else "")
+    note = ("Activation standard deviation of each layer's output on the first training batch at "
+            "initialisation (step 0, before any update), per cell of the grid, mean over seeds "
+            "(a layer is NaN/inf if any seed's is). Source article 2: with PyTorch's default init the "
+            "std vanishes with depth, with N(0, 1) weights it explodes to NaN/inf, with Kaiming init it "
+            "stays of order one, and with BatchNorm it is stable whatever the init." + diverged)
+    caption = ("Figure 5. Activation std per layer at initialisation, log scale, mean over seeds; "
+               "an X and a note mark the first layer whose std is NaN or inf (or exactly 0)."
+               + (f" Includes runs that {'/'.join(shown)} later (their initialisation is valid)."
+                  if shown else ""))
+    return [Block("h2", "Activations at initialisation"), Block("p", note),
+            Block("figure", figures.save(fig, fig_dir, "activations"), caption),
+            Block("table", act.init_table(profiles),
+                  "Activation std at initialisation (mean over seeds) and the first layer where it is "
+                  "NaN or inf, at initialisation and at the last logged point (summary.json)")]
+
+
 def claims_section(res: Results, opts: Options) -> list[Block]:
-    found = claims_mod.evaluate(res, opts.metric, opts.baseline, opts.group_norm, opts.gn_tolerance_pp)
+    found = claims_mod.evaluate(res, opts.metric, opts.baseline, opts.group_norm, opts.gn_tolerance_pp,
+                                threshold_claim=opts.threshold_claim, threshold_norm=opts.threshold_norm,
+                                loss_threshold=opts.loss_threshold, loss_fraction=opts.loss_fraction,
+                                loss_windows=opts.loss_windows)
     items = [f"**{c.verdict}** {c.name}" + (f" ({c.context})" if c.context else "") + f": {c.evidence}"
              for c in found]
     rules = list(dict.fromkeys(f"{c.name}: {c.rule}" for c in found))
@@ -370,6 +420,7 @@ def build_report(
         blocks += [*tables(res, opts), *differences(res, opts), *make_figures(res, opts, out_dir / "figures")]
     else:
         blocks.append(Block("p", "**No finished runs: no statistics, figures or claims.**"))
+    blocks += activations_section(res, out_dir / "figures")
     blocks += [*claims_section(res, opts), *provenance(res)]
     (out_dir / "report.md").write_text(to_markdown(blocks, out_dir))
     path = out_dir / "report.html"
@@ -414,13 +465,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--grid-metric", default=Options.grid_metric, help="final metric of figure 4")
     parser.add_argument("--grid-x", default=None, help="swept key on the x axis of figure 4")
     parser.add_argument("--grid-facet", default=None, help="swept key with one panel per value in figure 4")
+    parser.add_argument("--threshold-claim", choices=["auto", "on", "off"], default="auto",
+                        help="loss-threshold claim: auto = only for recurrent models (model.name rnn)")
+    parser.add_argument("--threshold-norm", default=Options.threshold_norm,
+                        help="norm the loss-threshold claim expects to get there first")
+    parser.add_argument("--loss-threshold", type=float, default=None,
+                        help="fixed training-loss threshold (default: --loss-fraction x first logged loss)")
+    parser.add_argument("--loss-fraction", type=float, default=Options.loss_fraction,
+                        help="threshold as a fraction of the training loss at the first logged step")
+    parser.add_argument("--loss-windows", type=int, default=Options.loss_windows,
+                        help="loss-threshold claim: each run's loss is its mean over this many log windows")
     args = parser.parse_args(argv)
     if not args.results_dir.is_dir():
         print(f"results_dir={args.results_dir}: not a directory; pass a run or sweep directory",
               file=sys.stderr)
         return 2
     opts = Options(args.metric, args.baseline, args.group_norm, args.gn_tolerance, args.smooth, args.log_loss,
-                   args.grid_metric, args.grid_x, args.grid_facet)
+                   args.grid_metric, args.grid_x, args.grid_facet,
+                   threshold_claim={"auto": None, "on": True, "off": False}[args.threshold_claim],
+                   threshold_norm=args.threshold_norm, loss_threshold=args.loss_threshold,
+                   loss_fraction=args.loss_fraction, loss_windows=args.loss_windows)
     print(f"report: {build_report(args.results_dir, args.out, opts)}")
     return 0
 

@@ -142,3 +142,31 @@ def write_sweep(root: Path, norms: Iterable[str] = ("batch", "layer", "group"),
             for seed in seeds:
                 write_run(root / f"batch={batch},norm={norm},seed={seed}", norm, batch, seed, **kwargs)
     return root
+
+
+def add_activations(run_dir: Path, stds: Iterable[float], step: int = 0, epoch: int = 0) -> Path:
+    """Append per-layer activation stds (split ``activations``, metric ``std/<layer>`` from 1)
+    as the runner does with ``activations=true``, and set the summary's first non-finite layer
+    (as for the last logged point)."""
+    stds = list(stds)
+    rows = [f"{step},{epoch},activations,std/{i},{s!r}" for i, s in enumerate(stds, 1)]
+    with (run_dir / "metrics.csv").open("a") as f:
+        f.write("\n".join(rows) + "\n")
+    path = run_dir / "summary.json"
+    if path.exists():
+        summary = json.loads(path.read_text())
+        bad = [i for i, s in enumerate(stds, 1) if not math.isfinite(s)]
+        summary["final"]["activations/first_nonfinite_layer"] = bad[0] if bad else float("nan")
+        path.write_text(json.dumps(summary))
+    return run_dir
+
+
+def set_curve(run_dir: Path, points: Iterable[tuple[int, float]], split: str = "train",
+              metric: str = "loss") -> Path:
+    """Replace a run's ``split``/``metric`` rows with the given (step, value) points."""
+    path = run_dir / "metrics.csv"
+    head, *lines = path.read_text().splitlines()
+    keep = [line for line in lines if line.split(",")[2:4] != [split, metric]]
+    new = [f"{step},1,{split},{metric},{value!r}" for step, value in points]
+    path.write_text("\n".join([head, *new, *keep]) + "\n")
+    return run_dir

@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fake_results import write_run, write_sweep
+from fake_results import add_activations, set_curve, write_run, write_sweep
 
 from normbench.analysis import (
     FAIL,
     MISSING,
     PASS,
+    activations,
     aggregate,
     bootstrap_ci,
     claims,
@@ -274,3 +275,219 @@ def test_norm_options_that_vary_make_variants_not_cells(tmp_path: Path) -> None:
     styles = figures.norm_styles(res.runs["norm"])
     assert styles["group(num_groups=2)"].color == figures.KNOWN_STYLES["group"].color
     assert styles["group(num_groups=2)"] != styles["group(num_groups=8)"]
+
+
+def _preset_sweep(root: Path, presets: dict[str, int | None], batches=(2, 32), seeds=(1, 2)) -> Path:
+    """Runs as ``norm=group8`` composes them: the override names the preset, the config says
+    norm.name "group" with num_groups 8; norms without the option have no num_groups key."""
+    for preset, num_groups in presets.items():
+        norm = "group" if num_groups else preset
+        for batch in batches:
+            for seed in seeds:
+                overrides = [f"batch={batch}", f"norm={preset}", f"seed={seed}"]
+                write_run(root / f"batch={batch},norm={preset},seed={seed}", norm, batch, seed,
+                          overrides=overrides, **({"norm__num_groups": num_groups} if num_groups else {}))
+    return root
+
+
+def test_a_norm_preset_keeps_its_norm_name_and_its_claims(tmp_path: Path) -> None:
+    res = load(_preset_sweep(tmp_path, {"batch": None, "group8": 8}))
+    assert set(res.runs["norm"]) == {"batch", "group"} and "norm.num_groups" not in res.swept
+    verdicts = {c.name: c.verdict for c in evaluate(res)}
+    assert verdicts["norm=group is batch-size independent"] == PASS
+    assert verdicts["ordering of norms at the largest batch"] == PASS
+
+
+def test_two_presets_of_one_norm_are_each_claimed(tmp_path: Path) -> None:
+    res = load(_preset_sweep(tmp_path, {"batch": None, "group5": 5, "group8": 8}))
+    assert set(res.runs["norm"]) == {"batch", "group(num_groups=5)", "group(num_groups=8)"}
+    found = {c.name: c for c in evaluate(res)}
+    for groups in (5, 8):
+        assert found[f"norm=group(num_groups={groups}) is batch-size independent"].verdict == PASS
+    order = found["ordering of norms at the largest batch"]
+    assert order.verdict == PASS and "norm=group(num_groups=5)" in order.evidence
+    assert "norm=group is batch-size independent" not in found  # no MISSING twin beside them
+
+
+# ---------------------------------------------------------------- activations at initialisation
+
+def _exploding(first_inf: int, layers: int = 100) -> list[float]:
+    """N(0, 1) init without BN: x10 per layer, inf from ``first_inf``, NaN two layers later."""
+    return [10.0 ** i if i < first_inf else math.inf if i < first_inf + 2 else math.nan
+            for i in range(1, layers + 1)]
+
+
+@pytest.fixture
+def depth_tree(tmp_path: Path) -> Path:
+    """depth_init's shape: init x norm, activations at step 0 (and after epoch 1 where the run
+    finished); the N(0, 1) runs without BN diverged, at different layers per seed."""
+    cells = {("normal", "none"): "diverged", ("kaiming", "none"): "done", ("normal", "batch"): "done"}
+    for (init, norm), status in cells.items():
+        for seed in (0, 1):
+            run = write_run(tmp_path / f"model.init={init},norm={norm},seed={seed}", norm, 16, seed,
+                            status=status, model__init=init, activations=True,
+                            overrides=[f"model.init={init}", f"norm={norm}", f"seed={seed}"])
+            stds = (_exploding(33 + 2 * seed) if (init, norm) == ("normal", "none")
+                    else [0.6 + 0.1 * seed] * 100 if norm == "none" else [0.58] * 100)
+            add_activations(run, stds)
+            if status == "done":  # the last logged point, after training: all finite
+                add_activations(run, [0.5] * 100, step=32, epoch=1)
+    return tmp_path
+
+
+def test_activation_profiles_include_diverged_runs_and_mark_nonfinite(depth_tree: Path) -> None:
+    res = load(depth_tree)
+    assert set(res.runs["status"]) == {"done", "diverged"}
+    profiles = {p.label: p for p in activations.init_profiles(res)}
+    assert list(profiles) == ["init=kaiming, norm=none", "init=normal, norm=batch", "init=normal, norm=none"]
+    normal = profiles["init=normal, norm=none"]
+    assert normal.statuses == ("diverged", "diverged") and normal.first_nonfinite == (33, 35)
+    assert normal.first_bad == 33 and np.isinf(normal.std[32]) and np.isnan(normal.std[35])
+    assert normal.std[9] == pytest.approx(1e10)  # mean of the two seeds, step 0 only
+    kaiming = profiles["init=kaiming, norm=none"]
+    assert kaiming.std[0] == pytest.approx(0.65) and kaiming.first_bad is None  # not the epoch-1 rows
+
+
+def test_activation_table_numbers(depth_tree: Path) -> None:
+    table = activations.init_table(activations.init_profiles(load(depth_tree))).set_index(["init", "norm"])
+    assert [c for c in table.columns if c.startswith("std")] == [
+        "std layer 1", "std layer 10", "std layer 50", "std layer 100"]
+    row = table.loc[("normal", "none")]
+    assert (row["std layer 1"], row["std layer 10"], row["std layer 50"]) == ("10", "1e+10", "NaN")
+    assert row["runs"] == "2 (2 diverged)"
+    assert row["first NaN/inf layer, init"] == "33 (per seed: 33, 35)"
+    assert row["first NaN/inf layer, last logged"] == "33 (per seed: 33, 35)"
+    kaiming = table.loc[("kaiming", "none")]
+    assert (kaiming["std layer 100"], kaiming["runs"]) == ("0.65", "2")
+    assert kaiming["first NaN/inf layer, init"] == "none"
+
+
+def test_activation_table_of_a_shallow_net_and_inf_only(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "r", "none", 16, 0, status="diverged", activations=True)
+    add_activations(run, [1.0, 2.0, math.inf] + [3.0] * 9)  # 12 layers; inf but no NaN
+    profiles = activations.init_profiles(load(tmp_path))
+    table = activations.init_table(profiles)
+    assert [c for c in table.columns if c.startswith("std")] == [
+        "std layer 1", "std layer 10", "std layer 12"]
+    assert profiles[0].label == "all runs" and profiles[0].first_bad == 3
+    assert table.loc[0, "first NaN/inf layer, init"] == "3" and table.loc[0, "runs"] == "1 (diverged)"
+
+
+def test_activation_figure_only_with_the_data(depth_tree: Path, tmp_path: Path) -> None:
+    fig = figures.activations(load(depth_tree))
+    assert fig is not None and fig.axes[0].get_yscale() == "log"
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any(t.startswith("NaN/inf from layer 33") and "init=normal, norm=none" in t for t in texts)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "init=normal, norm=none (n=2)" in labels and len(labels) == 3
+    paths = figures.save(fig, tmp_path / "fig", "activations")
+    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+    plain = load(write_sweep(tmp_path / "plain", norms=("batch",), batches=(8,), seeds=(1,)))
+    assert figures.activations(plain) is None and activations.init_profiles(plain) == []
+
+
+def test_failed_runs_stay_out_of_the_activation_profiles(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "f", "none", 16, 0, status="failed", activations=True)
+    add_activations(run, [1.0] * 5)
+    assert activations.init_profiles(load(tmp_path)) == []
+
+
+# ---------------------------------------------------------------- loss threshold claim
+
+def _race_tree(root: Path, crossings: dict[str, tuple[int | None, ...]], batch: int = 8,
+               model: str = "rnn") -> Path:
+    """Per norm, per seed: the step at which the training loss drops from 1.4 to 0.4 (None:
+    it stays at 1.2, never below half of 1.4). Logged every 10 steps up to 100."""
+    for norm, steps in crossings.items():
+        for seed, cross in enumerate(steps):
+            run = write_run(root / f"batch={batch},norm={norm},seed={seed}", norm, batch, seed, model=model)
+            points = [(s, 1.4 if s == 10 else 1.2 if cross is None or s < cross else 0.4)
+                      for s in range(10, 101, 10)]
+            set_curve(run, points)
+    return root
+
+
+def _threshold(root: Path, **kwargs: object) -> list[claims.Claim]:
+    """The threshold claims, judged on the raw logged curves unless ``loss_windows`` is given."""
+    kwargs.setdefault("loss_windows", 1)
+    return [c for c in evaluate(load(root), **kwargs) if "threshold" in c.name]
+
+
+def test_threshold_claim_passes_when_layer_gets_there_first(tmp_path: Path) -> None:
+    [claim] = _threshold(_race_tree(tmp_path, {"layer": (20, 30), "batch": (50, 60), "none": (None, None)}))
+    assert claim.verdict == PASS and claim.context == "batch=8"
+    assert "threshold 0.7 = 0.5 x initial train loss 1.4" in claim.evidence
+    # the mean curve over seeds (0.8 at step 20) is what crosses, at 30
+    assert ("norm=layer 30 (seeds: 20, 30) < norm=batch 60 (seeds: 50, 60); norm=none never (lowest mean 1.2)"
+            in claim.evidence)
+    assert "0.5 x the train loss at the first logged step" in claim.rule
+
+
+def test_threshold_claim_fails_and_says_when_seeds_do_not_resolve_it(tmp_path: Path) -> None:
+    [claim] = _threshold(_race_tree(tmp_path, {"layer": (40, 70), "batch": (30, 50)}))
+    assert claim.verdict == FAIL
+    assert "norm=batch 50 (seeds: 30, 50) ~ norm=layer 70 (seeds: 40, 70)" in claim.evidence
+    [never] = _threshold(_race_tree(tmp_path / "b", {"layer": (None, None), "batch": (30, 30)}))
+    assert never.verdict == FAIL and "norm=layer never" in never.evidence
+
+
+def test_threshold_claim_ties_and_missing_data(tmp_path: Path) -> None:
+    [tie] = _threshold(_race_tree(tmp_path / "tie", {"layer": (30, 30), "group": (30, 30)}))
+    assert tie.verdict == PASS and "tied at equal steps with norm=group" in tie.evidence
+    [no_layer] = _threshold(_race_tree(tmp_path / "nolayer", {"batch": (30, 40), "none": (50, 60)}))
+    assert no_layer.verdict == MISSING and "no finished norm=layer runs" in no_layer.evidence
+    [nobody] = _threshold(_race_tree(tmp_path / "nobody", {"layer": (None, None), "batch": (None, None)}))
+    assert nobody.verdict == MISSING and "no norm reaches the threshold" in nobody.evidence
+
+
+def test_threshold_claim_fixed_threshold_and_per_batch(tmp_path: Path) -> None:
+    _race_tree(tmp_path, {"layer": (20, 30), "batch": (50, 60)}, batch=8)
+    _race_tree(tmp_path, {"layer": (60, 70), "batch": (20, 30)}, batch=64)
+    found = {c.context: c for c in _threshold(tmp_path)}
+    assert found["batch=8"].verdict == PASS and found["batch=64"].verdict == FAIL
+    # 1.3: every drop from 1.4 to 1.2 at step 20 crosses it; a tie, said so
+    [fixed, _] = _threshold(tmp_path, loss_threshold=1.3)
+    assert fixed.verdict == PASS and "threshold 1.3" in fixed.evidence and "tied" in fixed.evidence
+
+
+def test_threshold_claim_only_for_recurrent_models_unless_asked(tmp_path: Path) -> None:
+    mlp = _race_tree(tmp_path / "mlp", {"layer": (20, 30), "batch": (50, 60)}, model="mlp")
+    assert _threshold(mlp) == [] and len(evaluate(load(mlp))) == 3
+    [forced] = _threshold(mlp, threshold_claim=True)
+    assert forced.verdict == PASS
+    rnn = _race_tree(tmp_path / "rnn", {"layer": (20, 30), "batch": (50, 60)})
+    assert _threshold(rnn, threshold_claim=False) == []
+    [other] = _threshold(rnn, threshold_norm="batch")
+    assert other.verdict == FAIL and other.name == "norm=batch reaches the train loss threshold first"
+
+
+def test_threshold_claim_says_when_the_lead_is_within_seed_noise(tmp_path: Path) -> None:
+    [claim] = _threshold(_race_tree(tmp_path, {"layer": (20, 50), "batch": (40, 60)}))
+    assert claim.verdict == PASS and "norm=layer 50 (seeds: 20, 50) ~ norm=batch 60" in claim.evidence
+    assert claim.evidence.endswith(
+        "(not resolved by these seeds: the 95% CIs of norm=layer and norm=batch overlap)")
+
+
+def test_trailing_mean_weights_each_log_window_by_its_steps() -> None:
+    # windows of 5, 5 and 1 step (the last of an epoch): the 1-step value counts for 1/11
+    curve = pd.DataFrame({"step": [5, 10, 11], "value": [1.0, 1.0, 0.0]})
+    smooth = claims.trailing_mean(curve, 3)
+    assert smooth.tolist() == pytest.approx([1.0, 1.0, 10 / 11]) and smooth.index.tolist() == [5, 10, 11]
+    assert claims.trailing_mean(curve, 1).tolist() == [1.0, 1.0, 0.0]
+
+
+def test_threshold_claim_ignores_one_noisy_short_window_by_default(tmp_path: Path) -> None:
+    # none: one 1-step window dips to 0.3 by chance (the runner's last window of an epoch);
+    # layer: a sustained drop to 0.4 from step 60
+    for norm in ("none", "layer"):
+        for seed in (0, 1):
+            run = write_run(tmp_path / f"batch=8,norm={norm},seed={seed}", norm, 8, seed, model="rnn")
+            points = [(s, 1.4) for s in (5, 10, 15, 16, 21, 26, 31)] + [(32, 0.3 if norm == "none" else 1.4)]
+            points += [(s, 1.4 if norm == "none" or s < 60 else 0.4) for s in range(40, 101, 10)]
+            set_curve(run, points)
+    [raw] = _threshold(tmp_path)
+    assert raw.verdict == FAIL and "norm=none 32" in raw.evidence
+    [judged] = _threshold(tmp_path, loss_windows=claims.LOSS_WINDOWS)
+    assert judged.verdict == PASS and "norm=none never" in judged.evidence
+    assert "norm=layer 80" in judged.evidence  # at 70: (1.4 + 0.4 + 0.4) / 3 = 0.73; at 80: 0.4
+    assert "mean over the last 3 log windows (step-weighted)" in judged.rule

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from fake_results import write_run, write_sweep
+from fake_results import add_activations, set_curve, write_run, write_sweep
 from omegaconf import OmegaConf
 
 from normbench.analysis import aggregate, load
-from normbench.report import Options, ReportCallback, build_report, main
+from normbench.report import Options, ReportCallback, _missing_cells, build_report, claims_section, main
 
 # Anything that would make a browser fetch something: a scheme, a protocol-relative link,
 # a stylesheet or script reference, a CSS url() or @import.
@@ -137,6 +137,89 @@ def test_report_is_reproducible(sweep: Path, report: Path, tmp_path: Path) -> No
     again = build_report(sweep, tmp_path)  # seeded bootstrap, no timestamps in the figures
     assert (tmp_path / "report.md").read_text() == (sweep / "report.md").read_text()
     assert again.read_text() == report.read_text()
+
+
+def test_activations_and_threshold_only_where_their_data_is(sweep: Path, report: Path) -> None:
+    md = (sweep / "report.md").read_text()
+    assert "Activations at initialisation" not in md and "activations" not in md
+    assert not (sweep / "figures" / "activations.png").exists()
+    assert "loss threshold" not in md  # an MLP small-batch sweep: no loss-threshold claim
+
+
+@pytest.fixture(scope="module")
+def depth_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """depth_init in miniature: init x norm, 12 layers, the N(0, 1) run without BN diverged."""
+    root = tmp_path_factory.mktemp("depth") / "depth_init"
+    for init in ("normal", "kaiming"):
+        for norm in ("none", "batch"):
+            bad = (init, norm) == ("normal", "none")
+            run = write_run(root / f"model.init={init},norm={norm}", norm, 16, 0, model__init=init,
+                            status="diverged" if bad else "done",
+                            overrides=[f"model.init={init}", f"norm={norm}"])
+            stds = [10.0 ** i if i < 7 else float("inf") for i in range(1, 13)] if bad else [0.6] * 12
+            add_activations(run, stds)
+    build_report(root)
+    return root
+
+
+def test_report_shows_activations_at_init_with_the_diverged_run(depth_report: Path) -> None:
+    md = (depth_report / "report.md").read_text()
+    assert "## Activations at initialisation" in md
+    assert "Includes runs that diverged later" in md and "status diverged are included here" in md
+    assert "| init | norm | runs | std layer 1 | std layer 10 | std layer 12 |" in md
+    assert "| normal | none | 1 (diverged) | 10 | inf | inf | 7 | 7 |" in md
+    assert "| kaiming | batch | 1 | 0.6 | 0.6 | 0.6 | none | none |" in md
+    assert "left out of all statistics except the activations at initialisation" in md
+    assert (depth_report / "figures" / "activations.png").stat().st_size > 1000
+    assert (depth_report / "report.html").read_text().count("data:image/png;base64,") == 5
+
+
+@pytest.fixture(scope="module")
+def rnn_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """rnn_norms in miniature: LN's loss halves first at batch 8, BN's at batch 64."""
+    root = tmp_path_factory.mktemp("rnn") / "rnn_norms"
+    first = {8: {"layer": 20, "batch": 60, "none": None}, 64: {"layer": 40, "batch": 30, "none": None}}
+    for batch, crossings in first.items():
+        for norm, cross in crossings.items():
+            for seed in (0, 1):
+                run = write_run(root / f"batch={batch},norm={norm},seed={seed}", norm, batch, seed,
+                                model="rnn")
+                set_curve(run, [(s, 1.4 if cross is None or s < cross else 0.5) for s in range(10, 101, 10)])
+    return root
+
+
+def test_report_states_the_threshold_claim_per_batch(rnn_sweep: Path, tmp_path: Path) -> None:
+    md = (build_report(rnn_sweep, tmp_path / "auto").parent / "report.md").read_text()
+    assert ("**PASS** norm=layer reaches the train loss threshold first (batch=8): threshold 0.7 = "
+            "0.5 x initial train loss 1.4; steps to fall below: norm=layer 40 (seeds: 40, 40) < "
+            "norm=batch 80 (seeds: 80, 80); "
+            "norm=none never (lowest mean 1.4)") in md
+    assert "**FAIL** norm=layer reaches the train loss threshold first (batch=64)" in md
+    # the rule, once; each run's loss a mean over 3 log windows: the drop at step 20 is judged at 40
+    assert "threshold = 0.5 x the train loss at the first logged step" in md
+    assert "mean over the last 3 log windows" in md
+    off = claims_section(load(rnn_sweep), Options(threshold_claim=False))
+    assert "loss threshold" not in str(off)
+
+
+def test_cli_threshold_options(rnn_sweep: Path, tmp_path: Path) -> None:
+    assert main([str(rnn_sweep), "--out", str(tmp_path), "--loss-threshold", "0.9",
+                 "--threshold-norm", "batch", "--loss-windows", "1"]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "**PASS** norm=batch reaches the train loss threshold first (batch=64): threshold 0.9;" in md
+
+
+def test_missing_cells_of_norm_presets_are_norms_not_a_product(tmp_path: Path) -> None:
+    # norm=batch,group5,group8: num_groups exists for the group presets only; group5 failed
+    for preset, groups in (("batch", None), ("group5", 5), ("group8", 8)):
+        for seed in (0, 1):
+            norm = "group" if groups else "batch"
+            write_run(tmp_path / f"batch=8,norm={preset},seed={seed}", norm, 8, seed,
+                      status="failed" if groups == 5 else "done",
+                      overrides=["batch=8", f"norm={preset}", f"seed={seed}"],
+                      **({"norm__num_groups": groups} if groups else {}))
+    lines = _missing_cells(load(tmp_path))
+    assert lines == ["norm=group(num_groups=5): 0 of 2 seeds finished, 2 failed"]
 
 
 APP = '''

@@ -4,6 +4,11 @@ Each claim states its rule (the threshold) next to its verdict and its numbers. 
 data is absent (the norm was not run, one batch size only, one seed where a CI is needed)
 says MISSING DATA: it never passes by default. Claims are checked separately in every cell of
 the swept keys other than norm, batch size and seed (e.g. once per model).
+
+A claim about a norm ("group") applies to each of its variants: a sweep that compares group
+counts labels its runs "group(num_groups=5)" and "group(num_groups=8)" (see
+``load.add_norm_label``), and each is checked on its own; the published order judges variants
+by the norm they belong to.
 """
 
 from __future__ import annotations
@@ -17,10 +22,30 @@ import pandas as pd
 
 from normbench.analysis import reference
 from normbench.analysis.load import Results
-from normbench.analysis.stats import BATCH_KEY, NORM_KEY, aggregate, contexts, difference_of_means
+from normbench.analysis.stats import (
+    BATCH_KEY,
+    NORM_KEY,
+    SEED_KEY,
+    aggregate,
+    base_norm,
+    contexts,
+    describe,
+    difference_of_means,
+    groups,
+    variants,
+)
 
 PASS, FAIL, MISSING = "PASS", "FAIL", "MISSING DATA"
 GN_TOLERANCE_PP = 1.0  # points of error; the GN paper's own spread over 2..32 images is 0.2
+# Loss threshold: this fraction of the training loss at the first logged step. A ratio of the
+# task's own starting loss needs no tuning per task (cross-entropy starts near ln(classes));
+# a half is a drop well beyond seed noise that a learning run reaches within a few epochs.
+LOSS_FRACTION = 0.5
+# Each run's loss is judged as the mean over its last few log windows, weighted by their steps:
+# a single short window (the last of an epoch can be one step) is too noisy to count as
+# "reached"; a trailing mean delays every norm alike by about one window.
+LOSS_WINDOWS = 3
+RECURRENT_MODELS = ("rnn",)  # model.name values for which the threshold claim is on by default
 
 
 @dataclass(frozen=True)
@@ -100,13 +125,15 @@ def ordering(runs: pd.DataFrame, metric: str = "test/error",
         return Claim(name, MISSING, f"no finished runs with {metric}", rule)
     largest = runs[BATCH_KEY].max()
     table = aggregate(runs[runs[BATCH_KEY] == largest], metric, [NORM_KEY]).dropna(subset=["mean"])
-    judged = table[table[NORM_KEY].isin(expected)].sort_values("mean")
-    if len(judged) < 2:
+    published = table[NORM_KEY].map(base_norm).isin(expected)
+    judged = table[published].sort_values("mean")
+    if judged[NORM_KEY].map(base_norm).nunique() < 2:
         have = f"batch={largest}: {len(judged)} of {', '.join(expected)} finished; need 2"
         return Claim(name, MISSING, have, rule)
-    observed = judged[NORM_KEY].tolist()
-    verdict = PASS if observed == [n for n in expected if n in observed] else FAIL
-    return Claim(name, verdict, f"batch={largest}: {_chain(judged)}{_unjudged(table, expected)}", rule)
+    # variants of one norm (group counts) each take that norm's place in the order
+    ranks = [expected.index(base_norm(n)) for n in judged[NORM_KEY]]
+    verdict = PASS if ranks == sorted(ranks) else FAIL
+    return Claim(name, verdict, f"batch={largest}: {_chain(judged)}{_unjudged(table[~published])}", rule)
 
 
 def _chain(table: pd.DataFrame) -> str:
@@ -119,20 +146,164 @@ def _chain(table: pd.DataFrame) -> str:
     return text
 
 
-def _unjudged(table: pd.DataFrame, expected: Sequence[str]) -> str:
-    other = table[~table[NORM_KEY].isin(expected)]
+def _unjudged(other: pd.DataFrame) -> str:
     if other.empty:
         return ""
     listed = ", ".join(f"norm={r[NORM_KEY]} {_mean_ci(r)}" for _, r in other.iterrows())
     return f"; not in the published order: {listed}"
 
 
+def _first_below(steps: np.ndarray, values: np.ndarray, threshold: float) -> float:
+    """The first logged step whose value is below ``threshold``; NaN if none (never)."""
+    below = np.flatnonzero(values < threshold)
+    return float(steps[below[0]]) if len(below) else np.nan
+
+
+def trailing_mean(curve: pd.DataFrame, windows: int) -> pd.Series:
+    """One run's logged losses (step, value) -> value at each step = the mean loss over the
+    last ``windows`` log windows, each weighted by its length in steps (a logged value is the
+    mean over the steps since the previous one), i.e. the mean over those steps."""
+    curve = curve.sort_values("step").drop_duplicates("step", keep="last")
+    steps = curve["step"].to_numpy(float)
+    weight = np.diff(steps, prepend=0.0)
+    weight = np.where(weight > 0, weight, 1.0)
+    total = pd.Series(weight * curve["value"].to_numpy(float)).rolling(max(1, windows), min_periods=1).sum()
+    count = pd.Series(weight).rolling(max(1, windows), min_periods=1).sum()
+    return pd.Series((total / count).to_numpy(), index=steps)
+
+
+def _run_curves(curves: pd.DataFrame, runs: pd.DataFrame, windows: int) -> pd.DataFrame:
+    """steps x runs (seed order) of the trailing means; only the steps every run logged."""
+    runs = runs.sort_values(SEED_KEY) if SEED_KEY in runs else runs
+    wide = pd.concat([trailing_mean(curves[curves["run_id"] == r], windows) for r in runs["run_id"]],
+                     axis=1, keys=list(runs["run_id"]))
+    return wide.dropna()
+
+
+def _steps(value: float) -> str:
+    return "never" if np.isnan(value) else f"{value:.0f}"
+
+
+def first_to_threshold(runs: pd.DataFrame, curves: pd.DataFrame, norm: str = "layer",
+                       threshold: float | None = None, fraction: float = LOSS_FRACTION,
+                       windows: int = LOSS_WINDOWS, split: str = "train", metric: str = "loss") -> Claim:
+    """Ba et al. (2016): LN helps recurrent networks most. In one cell (one batch size, one
+    setting of the other swept keys) the mean curve over seeds of each norm reaches the loss
+    threshold in the fewest steps for ``norm`` (any of its variants)."""
+    name = f"norm={norm} reaches the {split} {metric} threshold first"
+    how = (f"threshold {threshold:g} (fixed)" if threshold is not None else
+           f"threshold = {fraction:g} x the {split} {metric} at the first logged step, mean over all "
+           f"runs of the cell")
+    smoothing = (f"each run's {metric} taken as its mean over the last {windows} log windows "
+                 f"(step-weighted), then " if windows > 1 else "")
+    rule = (f"{how}; per norm, {smoothing}the first logged step at which the mean {split} {metric} "
+            f"curve over seeds is below the threshold (steps resolve to the log interval); PASS if "
+            f"norm={norm} needs the fewest steps (equal steps: a tie, said so), FAIL if another norm "
+            f"needs fewer or norm={norm} never gets there, MISSING DATA without norm={norm} runs or if no "
+            f"norm reaches it; '~' marks neighbours whose 95% CIs over the per-seed step counts overlap "
+            f"(not resolved by these seeds)")
+    sel = curves[(curves["split"] == split) & (curves["metric"] == metric)
+                 & curves["run_id"].isin(runs["run_id"])] if len(curves) and NORM_KEY in runs else curves[:0]
+    if sel.empty:
+        return Claim(name, MISSING, f"no finished runs with a {split} {metric} curve", rule)
+    if threshold is None:
+        initial = float(sel.sort_values("step").groupby("run_id")["value"].first().mean())
+        threshold = fraction * initial
+        how = f"threshold {threshold:.4g} = {fraction:g} x initial {split} {metric} {initial:.4g}"
+    else:
+        how = f"threshold {threshold:g}"
+    rows = []
+    for label, cell in runs[runs["run_id"].isin(sel["run_id"])].groupby(NORM_KEY, sort=True):
+        wide = _run_curves(sel, cell, windows)  # steps x seeds
+        steps, mean = wide.index.to_numpy(), wide.mean(axis=1).to_numpy()
+        mean_steps = _first_below(steps, mean, threshold)
+        seeds = np.array([_first_below(steps, wide[r].to_numpy(), threshold) for r in wide.columns])
+        # a seed that never gets there has no step count: no CI (counts as unresolved)
+        ci = describe(seeds) if not np.isnan(seeds).any() else {"ci_low": np.nan, "ci_high": np.nan}
+        lowest = float(mean.min()) if len(mean) else np.nan
+        rows.append({NORM_KEY: label, "steps": mean_steps, "ci_low": ci["ci_low"], "ci_high": ci["ci_high"],
+                     "seeds": seeds.tolist(), "lowest": lowest})
+    table = pd.DataFrame(rows).sort_values("steps", na_position="last")
+    numbers = f"{how}; steps to fall below: {_race(table)}"
+    leaders = variants(table[NORM_KEY].tolist(), norm)
+    if not leaders:
+        return Claim(name, MISSING, f"no finished norm={norm} runs; {numbers}", rule)
+    reached = table.dropna(subset=["steps"])
+    if reached.empty:
+        return Claim(name, MISSING, f"no norm reaches the threshold; {numbers}", rule)
+    fastest = reached[reached["steps"] == reached["steps"].min()]
+    if not fastest[NORM_KEY].isin(leaders).any():
+        return Claim(name, FAIL, numbers + _unresolved(table, leaders), rule)
+    others = fastest[~fastest[NORM_KEY].isin(leaders)][NORM_KEY].tolist()
+    if others:
+        return Claim(name, PASS, f"{numbers} (tied at equal steps with "
+                     f"{', '.join(f'norm={o}' for o in others)})", rule)
+    return Claim(name, PASS, numbers + _unresolved(table, leaders), rule)
+
+
+def _unresolved(table: pd.DataFrame, leaders: Sequence[str]) -> str:
+    """A note when the 95% CIs of the per-seed step counts of ``norm`` (its fastest variant)
+    and of the fastest other norm overlap: the order of the mean curves is not resolved."""
+    mine = table[table[NORM_KEY].isin(leaders)].iloc[0]
+    other = table[~table[NORM_KEY].isin(leaders)].dropna(subset=["steps"])
+    if other.empty or np.isnan(mine["steps"]):
+        return ""
+    rival = other.iloc[0]
+    a, b = (mine, rival) if mine["steps"] <= rival["steps"] else (rival, mine)
+    if a["ci_high"] < b["ci_low"]:
+        return ""
+    return (f" (not resolved by these seeds: the 95% CIs of norm={mine[NORM_KEY]} and "
+            f"norm={rival[NORM_KEY]} overlap)")
+
+
+def _race(table: pd.DataFrame) -> str:
+    """"norm=layer 120 (seeds: 100, 140) < norm=batch 340 (...) ~ ...; norm=none never (...)"."""
+    out, prev = "", None
+    for _, row in table.iterrows():
+        text = f"norm={row[NORM_KEY]} {_steps(row['steps'])}"
+        if len(row["seeds"]) > 1 and not np.isnan(row["seeds"]).all():
+            text += f" (seeds: {', '.join(_steps(v) for v in row['seeds'])})"
+        if np.isnan(row["steps"]):
+            text += f" (lowest mean {row['lowest']:.4g})"
+        if prev is None:
+            out = text
+        elif np.isnan(row["steps"]):
+            out += f"; {text}"
+        elif row["steps"] == prev["steps"]:
+            out += f" = {text}"
+        else:  # NaN bounds (one seed, or a seed that never got there) count as overlapping
+            out += f" {'<' if prev['ci_high'] < row['ci_low'] else '~'} {text}"
+        prev = row
+    return out
+
+
+def wants_threshold_claim(runs: pd.DataFrame, switch: bool | None) -> bool:
+    """``switch`` True or False decides; None (auto): only where the runs are of a recurrent
+    model, the setting the claim is about (Ba et al. 2016), not every report."""
+    if switch is not None:
+        return switch
+    return "model.name" in runs and bool(runs["model.name"].isin(RECURRENT_MODELS).any())
+
+
 def evaluate(res: Results, metric: str = "test/error", bn: str = "batch", gn: str = "group",
-             gn_tolerance_pp: float = GN_TOLERANCE_PP) -> list[Claim]:
-    """All claims, once per cell of the swept keys other than norm, batch size and seed."""
+             gn_tolerance_pp: float = GN_TOLERANCE_PP, threshold_claim: bool | None = None,
+             threshold_norm: str = "layer", loss_threshold: float | None = None,
+             loss_fraction: float = LOSS_FRACTION, loss_windows: int = LOSS_WINDOWS) -> list[Claim]:
+    """All claims, once per cell of the swept keys other than norm, batch size and seed; the
+    loss-threshold claim once per batch size within that cell, where
+    :func:`wants_threshold_claim` (recurrent models, or ``threshold_claim=True``)."""
     claims = []
     for context, runs in contexts(res.done, res.swept):
-        for claim in (bn_degrades(runs, metric, bn), gn_flat(runs, metric, gn, gn_tolerance_pp),
-                      ordering(runs, metric)):
-            claims.append(Claim(claim.name, claim.verdict, claim.evidence, claim.rule, context))
+        labels = runs[NORM_KEY].dropna().tolist() if NORM_KEY in runs else []
+        found = [*(bn_degrades(runs, metric, n) for n in variants(labels, bn) or [bn]),
+                 *(gn_flat(runs, metric, n, gn_tolerance_pp) for n in variants(labels, gn) or [gn]),
+                 ordering(runs, metric)]
+        claims += [Claim(c.name, c.verdict, c.evidence, c.rule, context) for c in found]
+        if not wants_threshold_claim(runs, threshold_claim):
+            continue
+        for values, cell in groups(runs, [BATCH_KEY] if BATCH_KEY in runs else []):
+            where = ", ".join(x for x in (context, f"batch={values[0]}" if values else "") if x)
+            c = first_to_threshold(cell, res.curves, threshold_norm, loss_threshold, loss_fraction,
+                                   loss_windows)
+            claims.append(Claim(c.name, c.verdict, c.evidence, c.rule, where))
     return claims

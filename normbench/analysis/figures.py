@@ -21,6 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from normbench.analysis import reference
+from normbench.analysis.activations import Profile, init_profiles
 from normbench.analysis.load import Results
 from normbench.analysis.stats import (
     BATCH_KEY,
@@ -248,6 +249,57 @@ def grid(runs: pd.DataFrame, metric: str, x: str, styles: dict[str, Style], face
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     fig.suptitle(f"{metric_label(metric)} vs {x}" + (f", by {facet}" if facet else ""))
+    fig.tight_layout()
+    return fig
+
+
+# Lines that are cells of a grid (not norms): Okabe-Ito without its yellow, which is too light
+# on white; line styles and markers cycle at other lengths, so no two cells look alike.
+CELL_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#000000", "#E69F00", "#56B4E9", "#999999"]
+
+
+def cell_styles(n: int) -> list[Style]:
+    lines = itertools.cycle(["-", "--", "-.", *FALLBACK_LINES])
+    markers = itertools.cycle(["o", "s", "^", "D", *FALLBACK_MARKERS])
+    return [Style(c, next(lines), next(markers)) for c, _ in zip(itertools.cycle(CELL_COLORS), range(n))]
+
+
+def activations(res: Results, profiles: Sequence[Profile] | None = None) -> Figure | None:
+    """Figure 5 (runs with ``activations=true``): activation std at initialisation (step 0)
+    against layer, log scale, one line per cell (mean over seeds), runs that later diverged
+    included. Where a line turns NaN or inf it stops: an X at the top of the panel and a note
+    "NaN/inf from layer L" mark it; a std that underflowed to 0 is marked at the bottom."""
+    profiles = init_profiles(res) if profiles is None else profiles
+    if not profiles:
+        return None
+    fig = Figure(figsize=(8.0, 5.0))
+    ax = fig.subplots()
+    axes_y = ax.get_xaxis_transform()  # x in data (layer), y in axes fraction
+    marks = 0
+    for p, st in zip(profiles, cell_styles(len(profiles)), strict=True):
+        shown = np.where(np.isfinite(p.std) & (p.std > 0), p.std, np.nan)  # log scale: > 0 only
+        n = f" (n={len(p.run_ids)})" if len(p.run_ids) > 1 else ""
+        ax.plot(p.layers, shown, color=st.color, linestyle=st.linestyle, marker=st.marker,
+                markevery=max(1, len(p.layers) // 10), markerfacecolor="white", label=p.label + n)
+        for layer, y, text in ((p.first_bad, 0.97, "NaN/inf"), (p.first_zero, 0.03, "0 (underflow)")):
+            if layer is None:
+                continue
+            ax.axvline(layer, color=st.color, linestyle=":", lw=1)
+            ax.plot([layer], [y], marker="X", markersize=11, color=st.color, markeredgecolor="black",
+                    transform=axes_y, clip_on=False, linestyle="none")
+            # beside the mark, staggered so that two lines breaking at close layers stay readable
+            down = -(8 + 26 * marks) if y > 0.5 else 8 + 26 * marks
+            ax.annotate(f"{text} from layer {layer}\n{p.label}", xy=(layer, y), xycoords=axes_y,
+                        xytext=(8, down), textcoords="offset points", fontsize="small", color=st.color,
+                        ha="left", va="top" if y > 0.5 else "bottom",
+                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": st.color, "alpha": 0.9})
+            marks += 1
+    ax.set_yscale("log")
+    ax.set(xlabel="layer (1 = first hidden layer)", ylabel="activation std at initialisation",
+           xlim=(0, int(max(p.layers.max() for p in profiles)) + 1))
+    ax.grid(alpha=0.3, which="both", axis="y")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle("Activation std per layer at initialisation (step 0), mean over seeds")
     fig.tight_layout()
     return fig
 

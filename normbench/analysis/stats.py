@@ -28,6 +28,18 @@ BATCH_KEY = "batch"
 STAT_COLUMNS = ["n", "mean", "std", "ci_low", "ci_high", "seeds"]
 
 
+def base_norm(norm_label: object) -> str:
+    """"group(num_groups=8)" -> "group": the norm a variant label belongs to."""
+    return str(norm_label).split("(")[0]
+
+
+def variants(labels: Sequence[object], name: str) -> list[str]:
+    """The norm labels among ``labels`` that are ``name`` or a variant of it, sorted: a
+    claim about "group" applies to "group(num_groups=5)" and "group(num_groups=8)" when a
+    sweep compares group counts (norm presets such as ``norm=group8`` keep the name "group")."""
+    return sorted({str(x) for x in labels if isinstance(x, str) and base_norm(x) == name})
+
+
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray,
     confidence: float = CONFIDENCE,
