@@ -91,3 +91,8 @@ def test_shrunken_preset_runs_end_to_end_with_a_report(cli, tmp_path, name):
         first_bad = {s["config"]["norm"]["name"]: s["final"]["activations/first_nonfinite_layer"]
                      for s in runs}
         assert 1 < first_bad["none"] < 100 and first_bad["batch"] != first_bad["batch"]  # NaN
+
+
+def test_small_batch_runs_on_cifar10_with_its_documented_command(make_cfg):
+    cfg = make_cfg("experiment=small_batch", "data=cifar10", "data.train_size=10000", "~data.noise")
+    assert cfg.data.name == "cifar10" and cfg.data.train_size == 10000 and "noise" not in cfg.data
