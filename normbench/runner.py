@@ -51,6 +51,8 @@ from normbench.train import Trainer, activation_stds, evaluate, evaluate_batch_s
 log = logging.getLogger("normbench")
 
 EXIT_CODES = {"done": 0, "failed": 2, "diverged": 3, "interrupted": 130}
+# outcomes a rerun would only repeat (same config and seed, same numbers): not run again
+FINISHED = ("done", "diverged")
 
 
 @dataclass
@@ -75,9 +77,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     identity = config_identity(cfg)
     previous = read_summary(run_dir)
-    if previous and previous.get("status") == "done" and previous.get("identity") == identity \
+    if previous and previous.get("status") in FINISHED and previous.get("identity") == identity \
             and not cfg.force:
-        log.info("already done, skipping (force=true reruns): %s", run_dir)
+        log.info("already %s, skipping (force=true reruns): %s", previous["status"], run_dir)
         return previous
 
     summary = new_summary(cfg, identity)
@@ -104,7 +106,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     except KeyboardInterrupt:
         status = "interrupted"
     sinks.close(hparams=flat(summary["config"]), final=summary["final"])
-    if status == "done":
+    if status in FINISHED:
         (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # only unfinished runs need one
     return finish(run_dir, summary, status)
 
