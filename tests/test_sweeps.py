@@ -120,12 +120,15 @@ def test_killed_run_resumes_and_ends_with_the_metrics_of_an_uninterrupted_run(
     interrupted = json.loads((run_dir / "summary.json").read_text())
     assert interrupted["status"] == "interrupted"
     assert killed_at < interrupted["epochs_done"] < 6
-    assert (run_dir / "checkpoint.pt").exists()
+    # the signal may land between an epoch's rows and its checkpoint: then the checkpoint is
+    # one epoch behind the summary, and that epoch's rows are dropped when the run resumes
+    checkpointed = torch.load(run_dir / "checkpoint.pt", weights_only=False)["epoch"]
+    assert killed_at <= checkpointed <= interrupted["epochs_done"]
 
-    # 3. and once more: resumes from the SIGTERM's checkpoint and finishes
+    # 3. and once more: resumes from the last checkpoint and finishes
     result = cli(*SLOW, results=results)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"resuming after epoch {interrupted['epochs_done']}" in result.stderr
+    assert f"resuming after epoch {checkpointed} " in result.stderr
     done = json.loads((run_dir / "summary.json").read_text())
     assert done["status"] == "done" and done["epochs_done"] == 6 and done["steps"] == 6 * 256
     assert not (run_dir / "checkpoint.pt").exists()
