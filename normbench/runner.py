@@ -85,8 +85,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     summary = new_summary(cfg, identity)
     try:
         built = build(cfg)
-    except ConfigError as err:
-        finish(run_dir, summary, "failed", error=str(err))
+    except Exception as err:
+        finish(run_dir, summary, "failed", error=error_line(err))
         raise
     resumed = None if cfg.force else load_checkpoint(run_dir, identity)
     if resumed is None:
@@ -105,6 +105,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             status = train(cfg, built, sinks, summary, run_dir, first_epoch)
     except KeyboardInterrupt:
         status = "interrupted"
+    except Exception as err:  # a bug or a resource error mid-run: record it, then raise
+        sinks.close(hparams=flat(summary["config"]), final=summary["final"])
+        finish(run_dir, summary, "failed", error=error_line(err))
+        raise
     sinks.close(hparams=flat(summary["config"]), final=summary["final"])
     if status in FINISHED:
         (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # only unfinished runs need one
@@ -125,7 +129,7 @@ def build(cfg: DictConfig) -> Built:
     check_batch(cfg.norm.name, norm_options, cfg.batch)
 
     data = build_dataset(cfg.data.name, model_modality=spec.native, **options(cfg.data))
-    check_data_fits(data, cfg.model.name, spec.modalities, cfg.batch)
+    check_data_fits(data, cfg.data.name, cfg.model.name, spec.modalities, cfg.batch)
     steps = spec.cls.time_steps(data.input_shape) if spec.layout == "recurrent" else None
     norm_layer = norm_builder(cfg.norm.name, spec.layout, norm_options, impl=cfg.norm.impl,
                               steps=steps)
@@ -140,13 +144,13 @@ def build(cfg: DictConfig) -> Built:
 
     lr = base_lr(cfg.optim.lr, cfg.batch, cfg.optim.linear_scaling)
     optimizer = build_optimizer(cfg.optim.name, model.parameters(), lr,
-                                **options(cfg.optim, "lr", "linear_scaling"))
+                                **options(cfg.optim, "lr", "linear_scaling", "l1"))
     steps_per_epoch = data.x_train.shape[0] // cfg.batch
     factor = lr_factor_fn(cfg.sched.name, cfg.epochs * steps_per_epoch, steps_per_epoch,
                           **options(cfg.sched))
     constant = cfg.sched.name == "constant" and not cfg.sched.warmup_epochs
     trainer = Trainer(model, data.to(device), optimizer, build_scheduler(optimizer, factor, constant),
-                      cfg.batch, torch.Generator().manual_seed(cfg.seed))
+                      cfg.batch, torch.Generator().manual_seed(cfg.seed), l1_penalty(model, cfg.optim.l1))
     return Built(trainer, device, lr, factor, bool(batch_statistics_modules(model)))
 
 
@@ -175,6 +179,10 @@ def train(cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any], 
                 log.warning("epoch %d: the training loss is not finite: diverged", epoch)
                 return "diverged"
             rows += eval_rows(built, cfg.batch, epoch, step, summary["final"])
+            if not math.isfinite(summary["final"]["test/loss"]):
+                sinks.write(rows)  # the outputs overflowed although the training loss did not
+                log.warning("epoch %d: the test loss is not finite: diverged", epoch)
+                return "diverged"
             if cfg.activations:
                 rows += activation_rows(built, cfg.batch, epoch, step, summary["final"])
             if built.batch_statistics:
@@ -281,6 +289,16 @@ def epoch_line(epoch: int, epochs: int, summary: dict[str, Any]) -> str:
 
 # ---- checks ---------------------------------------------------------------------------------
 
+def l1_penalty(model: torch.nn.Module, l1: float) -> Callable[[], torch.Tensor] | None:
+    """l1 x sum |w| over the weight matrices (not biases or norm scales), or None when off."""
+    if l1 < 0:
+        raise ConfigError("optim.l1", l1, "must be >= 0")
+    if not l1:
+        return None
+    weights = [p for p in model.parameters() if p.dim() > 1]
+    return lambda: l1 * sum(w.abs().sum() for w in weights)
+
+
 def check_run_keys(cfg: DictConfig) -> None:
     for key in ("batch", "epochs", "log_every"):
         value = cfg[key]
@@ -305,10 +323,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def check_data_fits(data: Dataset, model: str, modalities: tuple[str, ...], batch: int) -> None:
+def check_data_fits(data: Dataset, name: str, model: str, modalities: tuple[str, ...],
+                    batch: int) -> None:
     if data.modality not in modalities:
-        raise ConfigError("data", data.name, f"gives {data.modality} inputs of shape "
-                          f"{tuple(data.x_train.shape)}; model={model} reads {', '.join(modalities)}")
+        raise ConfigError("data", name, f"gives {data.modality} inputs of shape "
+                          f"{tuple(data.x_train.shape)} ({data.name}); model={model} reads "
+                          f"{', '.join(modalities)}")
     n = data.x_train.shape[0]
     if batch > n:
         raise ConfigError("batch", batch, f"is larger than the training set ({n} samples); use "
@@ -384,6 +404,11 @@ def finish(run_dir: Path, summary: dict[str, Any], status: str, error: str | Non
     return summary
 
 
+def error_line(err: Exception) -> str:
+    """A ConfigError is already one line for the user; anything else is named by its type."""
+    return str(err) if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
+
+
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
     try:
         return json.loads((Path(run_dir) / "summary.json").read_text())
@@ -444,6 +469,13 @@ def main(cfg: DictConfig) -> str:
         status = run(cfg, Path(hydra_cfg.runtime.output_dir))["status"]
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
+        status = "failed"
+    except Exception:
+        if not sweeping:
+            raise  # a single run shows the traceback
+        # In a sweep one broken cell must not abort the others (Hydra would stop the sweep
+        # and skip its report): the traceback goes to the log, summary.json says failed.
+        log.exception("run failed: %s", hydra_cfg.runtime.output_dir)
         status = "failed"
     if status in ("diverged", "interrupted"):
         log.warning("run %s: %s", status, hydra_cfg.runtime.output_dir)

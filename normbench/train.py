@@ -30,6 +30,7 @@ class Trainer:
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
     batch: int
     generator: torch.Generator  # batch order, on the CPU
+    penalty: Callable[[], torch.Tensor] | None = None  # added to the loss (e.g. L1); not logged
 
     @property
     def steps_per_epoch(self) -> int:
@@ -54,7 +55,7 @@ class Trainer:
                 x = data.augment(x)
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss + self.penalty() if self.penalty is not None else loss).backward()
             opt.step()
             if sched is not None:
                 sched.step()

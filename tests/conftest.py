@@ -9,13 +9,19 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from normbench.identity import register_resolvers
 
 REPO = Path(__file__).resolve().parents[1]
 # small enough to train in well under a second per run on a CPU
-TINY = ["data.train_size=32", "data.test_size=16", "epochs=1", "batch=8", "progress=false"]
+TINY = ["data.train_size=32", "data.test_size=16", "epochs=1", "batch=8", "progress=false", "threads=1"]
+
+# Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine OpenMP
+# threads spin against each other: one BatchNorm call measured 20 ms with 2 threads vs 50 us
+# with 1. Tests run single-threaded.
+torch.set_num_threads(1)
 
 
 @pytest.fixture
@@ -37,7 +43,7 @@ def cli(tmp_path):
     def run(*args: str, results: Path = tmp_path) -> subprocess.CompletedProcess:
         env = {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
         return subprocess.run(
-            [sys.executable, "run.py", f"results_dir={results}", *args],
+            [sys.executable, "run.py", *args, f"results_dir={results}"],
             cwd=REPO, capture_output=True, text=True, env=env, timeout=600, check=False,
         )
 

@@ -2,6 +2,7 @@
 
 from normbench.data.base import MODALITIES, Dataset
 from normbench.data.registry import DATASETS, build_dataset, register_dataset
+
 # Imported for their registrations (data=synthetic, data=cifar10, data=custom).
 from normbench.data import cifar10, custom, synthetic  # noqa: F401  isort: skip
 

@@ -19,8 +19,9 @@ objects, never the global RNG), so the dataset stays fixed while the run seed va
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -162,7 +163,7 @@ TASKS: dict[str, Task] = {
     "threshold": Task("tabular", 2, 1000, 1000, {}, _threshold),
     "images": Task("image", IMG_CLASSES, 4000, 1000, {"noise": 2.0, "spread": 10.0}, _images),
     "sequence": Task("sequence", SEQ_CLASSES, 4000, 1000,
-                     {"seq_len": 32, "signal_steps": 4, "noise": 2.0}, _sequence),
+                     {"seq_len": 24, "signal_steps": 4, "noise": 2.0}, _sequence),
 }
 
 

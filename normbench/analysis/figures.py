@@ -1,0 +1,262 @@
+"""The report's figures (matplotlib): each returns a Figure, :func:`save` writes PNG and SVG.
+
+Readable in greyscale: every norm has a line style and a marker besides its colour, and the
+colours (Okabe-Ito) differ in lightness too. A norm keeps its style in every figure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+# Figure objects without pyplot: no global figure state, no GUI backend, nothing to close.
+from matplotlib.figure import Figure
+
+from normbench.analysis import reference
+from normbench.analysis.load import Results
+from normbench.analysis.stats import (
+    BATCH_KEY,
+    NORM_KEY,
+    SEED_KEY,
+    aggregate,
+    cell_keys,
+    curve_band,
+    groups,
+    label,
+)
+
+MAX_PANELS = 12
+
+
+@dataclass(frozen=True)
+class Style:
+    color: str
+    linestyle: str | tuple
+    marker: str
+
+
+# Styles for the norms we know; any other name gets the next fallback style (sorted by name,
+# so the assignment is stable for a given set of runs).
+KNOWN_STYLES = {
+    "batch": Style("#0072B2", "-", "o"),
+    "layer": Style("#E69F00", "--", "s"),
+    "instance": Style("#009E73", ":", "^"),
+    "group": Style("#D55E00", "-.", "D"),
+    "none": Style("#000000", (0, (1, 1)), "x"),
+}
+FALLBACK_COLORS = ["#CC79A7", "#56B4E9", "#999999", "#F0E442", "#882255", "#44AA99"]
+FALLBACK_LINES: list[str | tuple] = [(0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2, 1, 2))]
+FALLBACK_MARKERS = ["v", "P", "*", "h", "<", ">", "p"]
+
+
+def norm_styles(names: Iterable[str]) -> dict[str, Style]:
+    """One style per norm label; known names fixed, variants of a known norm
+    ("group(num_groups=8)") in its colour with their own line and marker, others from the
+    fallback cycles."""
+    names = sorted({str(n) for n in names if isinstance(n, str)})
+    colors, lines, markers = (itertools.cycle(c) for c in (FALLBACK_COLORS, FALLBACK_LINES, FALLBACK_MARKERS))
+    styles = {}
+    for name in names:
+        base = KNOWN_STYLES.get(name.split("(")[0])
+        if name in KNOWN_STYLES:
+            styles[name] = KNOWN_STYLES[name]
+        else:
+            styles[name] = Style(base.color if base else next(colors), next(lines), next(markers))
+    return styles
+
+
+def is_percent(metric: str) -> bool:
+    """Error and accuracy are fractions in the data and shown in percent."""
+    return metric.endswith(("error", "accuracy", "gap"))
+
+
+def metric_label(metric: str) -> str:
+    if metric == "batchstats_gap":
+        return "accuracy gap (points)"
+    return f"{metric} (%)" if metric.endswith(("error", "accuracy")) else metric
+
+
+def _scale(metric: str) -> float:
+    return 100.0 if is_percent(metric) else 1.0
+
+
+def _panels(n: int, width: float = 4.2, height: float = 3.3) -> tuple[Figure, list[Axes]]:
+    cols = min(3, max(1, n))
+    rows = math.ceil(max(1, n) / cols)
+    # at least 6.5 inches wide so that the figure title fits over a single panel
+    fig = Figure(figsize=(max(6.5, width * cols), height * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[: max(1, n)]
+
+
+def _title(keys: Sequence[str], values: Sequence[object]) -> str:
+    return label(keys, values) or "all runs"
+
+
+def _log2_axis(ax: Axes, xs: Sequence[float]) -> None:
+    """Batch sizes are powers of two: a log2 axis with the actual sizes as tick labels."""
+    ticks = sorted({float(x) for x in xs if x and x > 0})
+    if not ticks:
+        return
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+
+
+def loss_curves(res: Results, styles: dict[str, Style], split: str = "train", metric: str = "loss",
+                smooth: int = 0, log: bool = False) -> Figure | None:
+    """Figure 1: training loss against iteration per norm, mean over seeds with its 95% CI
+    band; one panel per cell of the other swept keys (batch size, model, ...)."""
+    done = res.done
+    if done.empty or res.curves.empty or NORM_KEY not in done:
+        return None
+    keys = cell_keys(done, res.swept, exclude=(SEED_KEY, NORM_KEY))
+    cells = groups(done, keys)[:MAX_PANELS]
+    fig, axes = _panels(len(cells))
+    for ax, (values, cell) in zip(axes, cells, strict=True):
+        for norm, runs in cell.groupby(NORM_KEY, sort=True):
+            band = curve_band(res.curves, runs["run_id"].tolist(), split, metric, smooth)
+            if band.empty:
+                continue
+            st = styles[norm]
+            # sparse markers: the lines stay apart in greyscale without cluttering the curve
+            ax.plot(band["step"], band["mean"], color=st.color, linestyle=st.linestyle, marker=st.marker,
+                    markevery=max(1, len(band) // 8), markerfacecolor="white",
+                    label=f"{norm} (n={int(band['n'].iloc[0])})")
+            ax.fill_between(band["step"], band["ci_low"], band["ci_high"], color=st.color, alpha=0.2, lw=0)
+        ax.set(title=_title(keys, values), xlabel="iteration", ylabel=f"{split} {metric}")
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    smooth_note = f", moving average over {smooth} log points" if smooth > 1 else ""
+    fig.suptitle(f"{split} {metric} per norm: mean over seeds, band = 95% CI{smooth_note}")
+    fig.tight_layout()
+    return fig
+
+
+def _errorbar(ax: Axes, table: pd.DataFrame, x: str, style: Style, label: str, scale: float) -> None:
+    xs = table[x].astype(float).to_numpy()
+    mean = table["mean"].to_numpy(float) * scale
+    low = (table["mean"] - table["ci_low"]).to_numpy(float) * scale
+    high = (table["ci_high"] - table["mean"]).to_numpy(float) * scale
+    err = np.nan_to_num(np.vstack([low, high]))  # one seed: no bar rather than a fake one
+    ax.errorbar(xs, mean, yerr=err, color=style.color, linestyle=style.linestyle, marker=style.marker,
+                capsize=3, label=label, markerfacecolor="white")
+
+
+def _metric_vs_batch(ax: Axes, runs: pd.DataFrame, metric: str, styles: dict[str, Style]) -> bool:
+    table = aggregate(runs, metric, [NORM_KEY, BATCH_KEY]).dropna(subset=["mean"])
+    for norm, rows in table.groupby(NORM_KEY, sort=True):
+        low, high = rows["n"].min(), rows["n"].max()
+        n = f"n={low}" if low == high else f"n={low}-{high}"
+        _errorbar(ax, rows.sort_values(BATCH_KEY), BATCH_KEY, styles[norm], f"{norm} ({n})", _scale(metric))
+    _log2_axis(ax, table[BATCH_KEY].astype(float))
+    ax.set(xlabel="batch size", ylabel=metric_label(metric))
+    ax.grid(alpha=0.3)
+    return not table.empty
+
+
+def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/error") -> Figure | None:
+    """Figure 2: final test error against batch size per norm (95% CI bars), one panel per
+    cell of the other swept keys, and a last panel with the GroupNorm paper's published
+    ImageNet numbers for comparison."""
+    done = res.done
+    if done.empty or metric not in done or BATCH_KEY not in done:
+        return None
+    keys = cell_keys(done, res.swept, exclude=(SEED_KEY, NORM_KEY, BATCH_KEY))
+    cells = groups(done, keys)[: MAX_PANELS - 1]
+    fig, axes = _panels(len(cells) + 1)
+    for ax, (values, cell) in zip(axes[:-1], cells, strict=True):
+        _metric_vs_batch(ax, cell, metric, styles)
+        ax.set_title(f"these runs: {_title(keys, values)}")
+        ax.legend(fontsize="small")
+    ref = axes[-1]
+    for norm, points in reference.GN_PAPER_ERROR_VS_BATCH.items():
+        st = styles.get(norm) or KNOWN_STYLES.get(norm) or Style("#666666", "-", "o")
+        ref.plot(list(points), list(points.values()), color=st.color, linestyle=st.linestyle,
+                 marker=st.marker, markerfacecolor="white", label=norm)
+    _log2_axis(ref, list(reference.GN_PAPER_ERROR_VS_BATCH["batch"]))
+    ref.set(title="PUBLISHED (not these runs):\nWu & He 2018, ResNet-50 ImageNet",
+            xlabel="images per worker", ylabel="top-1 error (%)")
+    ref.grid(alpha=0.3)
+    ref.legend(fontsize="small")
+    fig.suptitle(f"Small-batch degradation: {metric_label(metric)} vs batch size, mean and 95% CI")
+    fig.tight_layout()
+    return fig
+
+
+def batchstats_gap(res: Results, styles: dict[str, Style]) -> Figure | None:
+    """Figure 3: accuracy with batch statistics minus accuracy with running statistics, in
+    points, against batch size; only norms whose runs logged ``test_batchstats``."""
+    done = res.done
+    if "batchstats_gap" not in done or done["batchstats_gap"].notna().sum() == 0:
+        return None
+    keys = cell_keys(done, res.swept, exclude=(SEED_KEY, NORM_KEY, BATCH_KEY))
+    cells = groups(done[done["batchstats_gap"].notna()], keys)[:MAX_PANELS]
+    fig, axes = _panels(len(cells))
+    for ax, (values, cell) in zip(axes, cells, strict=True):
+        _metric_vs_batch(ax, cell, "batchstats_gap", styles)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_title(_title(keys, values))
+        ax.legend(fontsize="small")
+    fig.suptitle("Train/test gap: test accuracy with batch statistics\n"
+                 "minus with running statistics, mean and 95% CI")
+    fig.tight_layout()
+    return fig
+
+
+def grid(runs: pd.DataFrame, metric: str, x: str, styles: dict[str, Style], facet: str | None = None,
+         hue: str | None = NORM_KEY) -> Figure | None:
+    """Figure 4: any final ``metric`` against any swept key ``x``, one line per ``hue`` value,
+    one panel per ``facet`` value; mean and 95% CI over the remaining runs (seeds)."""
+    if runs.empty or metric not in runs or x not in runs or (facet and facet not in runs):
+        return None
+    hue = hue if hue in runs and hue not in (x, facet) else None  # a key cannot be two axes
+    by = [k for k in (facet, hue, x) if k]
+    table = aggregate(runs, metric, by).dropna(subset=["mean"])
+    if table.empty:
+        return None
+    lines = sorted(table[hue].astype(str).unique()) if hue else [metric]
+    # norms keep their colours; any other hue (e.g. batch sizes) gets the fallback styles
+    line_styles = styles if set(lines) <= set(styles) else norm_styles(lines)
+    panels = groups(table, [facet] if facet else [])[:MAX_PANELS]
+    fig, axes = _panels(len(panels))
+    numeric = pd.api.types.is_numeric_dtype(table[x])
+    cats = sorted(table[x].astype(str).unique())
+    for ax, (values, part) in zip(axes, panels, strict=True):
+        if not numeric:  # categories: evenly spaced positions, labelled
+            ax.set_xticks(range(len(cats)), cats)
+        positions = part if numeric else part.assign(**{x: part[x].astype(str).map(cats.index)})
+        for name, rows in (positions.groupby(hue, sort=True) if hue else [(metric, positions)]):
+            legend = f"{hue}={name}" if hue and hue != NORM_KEY else str(name)
+            _errorbar(ax, rows.sort_values(x), x, line_styles[str(name)], legend, _scale(metric))
+        if numeric and x == BATCH_KEY:
+            _log2_axis(ax, table[x].astype(float))
+        ax.set(title=_title([facet] if facet else [], values), xlabel=x, ylabel=metric_label(metric))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle(f"{metric_label(metric)} vs {x}" + (f", by {facet}" if facet else ""))
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: Figure, out_dir: Path, stem: str) -> dict[str, Path]:
+    """Write ``stem.png`` and ``stem.svg``; no timestamps inside, so reruns give equal files."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"png": out_dir / f"{stem}.png", "svg": out_dir / f"{stem}.svg"}
+    fig.savefig(paths["png"], dpi=110, metadata={"Software": None})
+    with matplotlib.rc_context({"svg.hashsalt": stem}):
+        fig.savefig(paths["svg"], metadata={"Date": None, "Creator": None})
+    return paths

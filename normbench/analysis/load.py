@@ -1,0 +1,270 @@
+"""Glob a results tree (one run, one sweep, or many nested sweeps) into tidy DataFrames.
+
+The results tree is the database (DESIGN.md §1): every directory holding ``summary.json`` or
+``metrics.csv`` is a run. Nothing here trusts a file to be complete: a run killed before its
+summary, a corrupt summary or a half-written CSV line is listed with a status, never raised.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from normbench.analysis.stats import NORM_KEY, NORM_OPTION_PREFIX
+
+# the one list of keys that change where or how a run writes, never what it computes
+from normbench.identity import NON_RESULT_KEYS  # noqa: E402
+
+# Config keys the analysis always needs as columns, swept or not.
+CORE_KEYS = ("norm.name", "batch", "seed", "model.name", "data.name", "epochs")
+CURVE_COLUMNS = ["run_id", "step", "epoch", "split", "metric", "value"]
+DONE = "done"
+# Statuses for runs whose summary.json is absent or unreadable (not written by the runner).
+NO_SUMMARY = "no summary"
+CORRUPT = "corrupt summary"
+
+
+@dataclass(frozen=True)
+class Results:
+    """``runs``: one row per run; ``curves``: tidy metrics.csv rows keyed by ``run_id``;
+    ``swept``: the dotted config keys that define the cells of the grid: they vary across the
+    runs (seed included), can change a run's numbers (not in ``NON_RESULT_KEYS``) and do not
+    merely follow from other swept keys (see :func:`independent_keys`). ``runs`` has a column
+    for every varying key; ``runs["sweep"]`` is the run's parent directory.
+
+    Unpacks as ``runs, curves = load(path)``.
+    """
+
+    runs: pd.DataFrame
+    curves: pd.DataFrame
+    swept: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        return iter((self.runs, self.curves))
+
+    @property
+    def done(self) -> pd.DataFrame:
+        """The runs that finished normally, the only ones statistics are computed on."""
+        return self.runs[self.runs["status"] == DONE] if len(self.runs) else self.runs
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"norm": {"name": "group"}} -> {"norm.name": "group"}; lists become tuples (hashable)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = tuple(value) if isinstance(value, list) else value
+    return flat
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Every directory under ``root`` (itself included) holding a summary or a metrics file."""
+    found = {p.parent for name in ("summary.json", "metrics.csv") for p in root.rglob(name)}
+    return sorted(found)
+
+
+def _read_summary(run_dir: Path) -> tuple[dict[str, Any], str | None]:
+    """(summary, problem): problem names a missing or unreadable summary."""
+    path = run_dir / "summary.json"
+    if not path.exists():
+        return {}, NO_SUMMARY
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        return {}, f"{CORRUPT}: {type(err).__name__}"
+    if not isinstance(summary, dict):
+        return {}, f"{CORRUPT}: not a JSON object"
+    return summary, None
+
+
+def _fallback_config(run_dir: Path) -> dict[str, Any]:
+    """The config of a run without a usable summary: Hydra's own record, written at job start."""
+    path = run_dir / ".hydra" / "config.yaml"
+    try:
+        config = yaml.safe_load(path.read_text()) if path.exists() else None
+    except (OSError, yaml.YAMLError):
+        config = None
+    return config if isinstance(config, dict) else {}
+
+
+def _fallback_overrides(run_dir: Path) -> list[str]:
+    path = run_dir / ".hydra" / "overrides.yaml"
+    try:
+        overrides = yaml.safe_load(path.read_text()) if path.exists() else None
+    except (OSError, yaml.YAMLError):
+        overrides = None
+    if isinstance(overrides, list):
+        return [str(o) for o in overrides]
+    # Hydra names sweep jobs by their overrides: "batch=4,norm=group,seed=1".
+    return [part for part in run_dir.name.split(",") if "=" in part]
+
+
+def _run_row(run_dir: Path, run_id: str, sweep: str) -> dict[str, Any]:
+    summary, problem = _read_summary(run_dir)
+    config = summary.get("config") if isinstance(summary.get("config"), dict) else None
+    overrides = summary.get("overrides")
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "path": str(run_dir),
+        "sweep": sweep,
+        "status": problem or str(summary.get("status", "unknown")),
+        "error": summary.get("error"),
+        "overrides": tuple(overrides if isinstance(overrides, list) else _fallback_overrides(run_dir)),
+    }
+    for key in ("identity", "name", "epochs_done", "steps", "wall_time_s", "train_samples_per_s",
+                "device", "threads", "git_commit", "git_dirty", "started", "finished"):
+        row[key] = summary.get(key)
+    for key, value in flatten(summary.get("versions") or {}, "versions.").items():
+        row[key] = value
+    final = summary.get("final") if isinstance(summary.get("final"), dict) else {}
+    row["_final"] = {k: v for k, v in final.items() if isinstance(v, (int, float))}
+    row["_config"] = flatten(config if config is not None else _fallback_config(run_dir))
+    return row
+
+
+def _fill_from_overrides(config: dict[str, Any], overrides: tuple[str, ...], groups: set[str]) -> None:
+    """Without any config record, the overrides still say which cell a run belongs to.
+    ``norm=group`` selects a config group, whose name lives at ``norm.name``."""
+    for item in overrides:
+        key, _, text = item.lstrip("+~").partition("=")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        config.setdefault(f"{key}.name" if key in groups else key, value)
+
+
+def _runs_frame(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
+    groups = {k.split(".")[0] for r in rows for k in r["_config"] if k.endswith(".name")}
+    groups |= {k.split(".")[0] for k in CORE_KEYS if k.endswith(".name")}
+    for r in rows:
+        _fill_from_overrides(r["_config"], r["overrides"], groups)
+    configs = pd.DataFrame([r["_config"] for r in rows])
+    # Keys that only say where or how a run wrote (results_dir, name, threads, ...) differ
+    # between sweeps loaded together without making their runs different cells.
+    varying = [k for k in configs.columns if k not in NON_RESULT_KEYS
+               and configs[k].astype(str).where(configs[k].notna()).nunique(dropna=True) > 1]
+    named = {_override_key(o, groups) for r in rows for o in r["overrides"]}
+    swept = independent_keys(configs.astype(str), varying, named)
+    keep = list(dict.fromkeys([*swept, *varying, *(k for k in CORE_KEYS if k in configs.columns)]))
+    finals = pd.DataFrame([r["_final"] for r in rows])
+    base = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    runs = pd.concat([base, configs[keep], finals], axis=1)
+    raw = {k: [r["_config"].get(k) for r in rows] for k in keep}
+    raw.update({k: [r.get(k) for r in rows] for k in ("epochs_done", "steps", "threads")})
+    return add_norm_label(add_derived(_integers(runs, raw)), swept), swept
+
+
+def _override_key(item: str, groups: set[str]) -> str:
+    key = item.lstrip("+~").partition("=")[0]
+    return f"{key}.name" if key in groups else key
+
+
+def independent_keys(configs: pd.DataFrame, varying: list[str], named: set[str]) -> list[str]:
+    """The varying keys that define cells, without those that follow from them.
+
+    Choosing ``model=resnet`` also changes ``model.depth``; a linearly scaled lr follows the
+    batch size. A key is dropped when, among runs that agree on the keys kept so far, it never
+    differs. Keys are tried in the order: overridden on the command line, group names
+    (``*.name``), other keys, seed last, so the key a user typed is the one kept, and the seed
+    stays the replicate axis rather than absorbing a key that happens to vary with it.
+    """
+    def rank(key: str) -> tuple[int, int]:
+        order = 3 if key == "seed" else 0 if key in named else 1 if key.endswith(".name") else 2
+        return order, varying.index(key)
+
+    kept: list[str] = []
+    for key in sorted(varying, key=rank):
+        if kept:
+            spread = configs.groupby(kept, dropna=False)[key].nunique(dropna=False).max()
+        else:
+            spread = configs[key].nunique(dropna=False)
+        if spread > 1:
+            kept.append(key)
+    return kept
+
+
+def _integers(frame: pd.DataFrame, raw: dict[str, list[Any]]) -> pd.DataFrame:
+    """Columns whose values were all ints stay ints (batch 8, not 8.0) where some runs lack
+    the value; pandas would otherwise turn them into floats around the NaN."""
+    for col, values in raw.items():
+        present = [v for v in values if v is not None]
+        if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            frame[col] = frame[col].astype("Int64")
+    return frame
+
+
+def add_norm_label(runs: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
+    """Column ``norm``: ``norm.name``, with the swept norm options when there are any, e.g.
+    "group(num_groups=8)"; the unit every table and figure compares."""
+    options = [k for k in swept if k.startswith(NORM_OPTION_PREFIX) and k != "norm.name"]
+
+    def one(row: pd.Series) -> Any:
+        if "norm.name" not in row or pd.isna(row["norm.name"]):
+            return None
+        extra = ", ".join(f"{k[len(NORM_OPTION_PREFIX):]}={row[k]}" for k in options if pd.notna(row[k]))
+        return f"{row['norm.name']}({extra})" if extra else row["norm.name"]
+
+    return runs.assign(**{NORM_KEY: runs.apply(one, axis=1) if len(runs) else []})
+
+
+def add_derived(runs: pd.DataFrame) -> pd.DataFrame:
+    """``<split>/error`` = 1 - ``<split>/accuracy`` for every split, and ``batchstats_gap`` =
+    accuracy with batch statistics minus accuracy with running statistics (norms that have
+    batch statistics only; NaN elsewhere)."""
+    runs = runs.copy()
+    for col in [c for c in runs.columns if isinstance(c, str) and c.endswith("/accuracy")]:
+        runs[col[: -len("accuracy")] + "error"] = 1.0 - pd.to_numeric(runs[col], errors="coerce")
+    if {"test_batchstats/accuracy", "test/accuracy"} <= set(runs.columns):
+        runs["batchstats_gap"] = runs["test_batchstats/accuracy"] - runs["test/accuracy"]
+    return runs
+
+
+def read_curves(path: Path, run_id: str) -> pd.DataFrame:
+    """metrics.csv as a tidy frame; a line cut short by a kill is dropped, not fatal."""
+    try:
+        frame = pd.read_csv(path, on_bad_lines="skip", dtype=str)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    if not {"step", "epoch", "split", "metric", "value"} <= set(frame.columns):
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    # A line cut short by a kill has empty trailing fields; a NaN loss is written as "nan"
+    # and kept (a diverging curve is data).
+    frame = frame.dropna(subset=["step", "epoch", "split", "metric", "value"])
+    for col in ("step", "epoch", "value"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    frame = frame.dropna(subset=["step"])
+    frame.insert(0, "run_id", run_id)
+    return frame[CURVE_COLUMNS]
+
+
+def load(results_dir: str | Path) -> Results:
+    """Load every run under ``results_dir`` (a run, a sweep, or a tree of sweeps).
+
+    ``run_id`` is the run's path relative to ``results_dir`` (its own name when
+    ``results_dir`` is the run). Statuses other than ``done`` (diverged, failed, interrupted,
+    running, "no summary", "corrupt summary: ...") are kept so reports can list them.
+    """
+    root = Path(results_dir)
+    rows, curves = [], []
+    for run_dir in find_run_dirs(root):
+        run_id = run_dir.relative_to(root).as_posix() if run_dir != root else root.resolve().name
+        sweep = run_dir.parent.relative_to(root).as_posix() if run_dir != root else "."
+        rows.append(_run_row(run_dir, run_id, sweep))
+        if (run_dir / "metrics.csv").exists():
+            curves.append(read_curves(run_dir / "metrics.csv", run_id))
+    if not rows:
+        return Results(pd.DataFrame(columns=["run_id", "path", "status"]),
+                       pd.DataFrame(columns=CURVE_COLUMNS), [])
+    runs, swept = _runs_frame(rows)
+    curve_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
+    return Results(runs, curve_frame, swept)

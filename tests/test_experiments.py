@@ -1,0 +1,91 @@
+"""Presets in experiments/: every cell of every grid composes; shrunken versions run end to end."""
+
+from __future__ import annotations
+
+import pytest
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from conftest import REPO, summaries
+
+PRESETS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
+
+
+def grid(cfg) -> list[list[str]]:
+    """The jobs of a preset's sweep, as Hydra's basic sweeper expands them."""
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    overrides = OverridesParser.create().parse_overrides(params)
+    return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+def test_the_contract_presets_exist():
+    assert {"mlp_threshold", "small_batch", "norm_compare", "rnn_norms", "depth_init"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_cell_of_the_preset_composes(make_cfg, name):
+    assert make_cfg(f"experiment={name}").name == name, "a preset names its results folder"
+    jobs = grid(register_with_hydra(name))
+    assert len(jobs) >= 2
+    for job in jobs:
+        cfg = make_cfg(f"experiment={name}", *job)
+        assert cfg.norm.name and cfg.model.name and cfg.batch >= 1
+
+
+def register_with_hydra(name: str):
+    """The preset's composed config including its hydra node (for the sweeper grid)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=[f"experiment={name}"], return_hydra_config=True)
+
+
+def test_small_batch_follows_the_groupnorm_paper(make_cfg):
+    cfg = register_with_hydra("small_batch")
+    assert cfg.optim.linear_scaling and cfg.model.zero_init_residual
+    assert [int(b) for b in str(cfg.hydra.sweeper.params.batch).split(",")] == [2, 4, 8, 16, 32]
+    assert len(str(cfg.hydra.sweeper.params.seed).split(",")) >= 2
+
+
+def test_mlp_threshold_is_article_1(make_cfg):
+    cfg = make_cfg("experiment=mlp_threshold", "norm=group5")
+    assert (cfg.model.depth, cfg.model.width, cfg.batch, cfg.epochs) == (1, 50, 64, 50)
+    assert (cfg.optim.name, cfg.optim.lr, cfg.norm.num_groups, cfg.data.task) == ("adam", 1e-3, 5, "threshold")
+
+
+SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replace grid entries
+    "mlp_threshold": ["norm=batch,group5", "seed=0", "epochs=2"],
+    "small_batch": ["norm=batch,group8", "batch=2,8", "seed=0", "epochs=1", "data.train_size=32",
+                    "data.test_size=16", "hydra/launcher=basic"],
+    "norm_compare": ["norm=instance,group", "seed=0", "epochs=1", "data.train_size=64",
+                     "data.test_size=32", "hydra/launcher=basic"],
+    "rnn_norms": ["norm=batch,layer", "batch=8", "seed=0", "epochs=1", "data.train_size=32",
+                  "data.test_size=16", "hydra/launcher=basic"],
+    "regularization": ["reg=none,l1", "norm=batch", "epochs=1", "data.train_size=32",
+                       "data.test_size=16", "hydra/launcher=basic"],
+    "small_batch_cifar": ["norm=batch,group8", "batch=8", "seed=0", "epochs=1", "data.train_size=20",
+                          "data.test_size=20", "hydra/launcher=basic"],  # data.root: a fake CIFAR-10
+    "depth_init": ["model.init=normal", "norm=none,batch", "data.train_size=32", "data.test_size=16"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PRESETS)
+def test_shrunken_preset_runs_end_to_end_with_a_report(cli, tmp_path, name):
+    extra = []
+    if name == "small_batch_cifar":  # never downloads: a tiny archive in the official format
+        from cifar_fake import make_fake_cifar
+
+        make_fake_cifar(tmp_path / "cifar", n_per_batch=10, n_test=20)
+        extra = [f"data.root={tmp_path / 'cifar'}", "data.download=false"]
+    result = cli("-m", f"experiment={name}", *SHRUNKEN[name], *extra, "progress=false", "threads=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = summaries(tmp_path / name)
+    assert len(runs) >= 2
+    assert {s["status"] for s in runs} <= {"done", "diverged"}
+    assert (tmp_path / name / "report.html").exists() and (tmp_path / name / "report.md").exists()
+    assert "report: " in result.stdout + result.stderr
+    if name == "depth_init":  # N(0, 1) init: no BN goes non-finite, BN does not
+        first_bad = {s["config"]["norm"]["name"]: s["final"]["activations/first_nonfinite_layer"]
+                     for s in runs}
+        assert 1 < first_bad["none"] < 100 and first_bad["batch"] != first_bad["batch"]  # NaN

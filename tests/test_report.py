@@ -1,0 +1,180 @@
+"""normbench.report: the files it writes, their content, the CLI and the Hydra callback."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fake_results import write_run, write_sweep
+from omegaconf import OmegaConf
+
+from normbench.analysis import aggregate, load
+from normbench.report import Options, ReportCallback, build_report, main
+
+# Anything that would make a browser fetch something: a scheme, a protocol-relative link,
+# a stylesheet or script reference, a CSS url() or @import.
+EXTERNAL = re.compile(
+    r"(https?:|ftp:|file:)|(src|href)\s*=\s*(?![\"']?data:)|<link|<script|url\(|@import", re.IGNORECASE
+)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_sweep(tmp_path_factory.mktemp("results") / "small_batch",
+                       norms=("batch", "group", "layer"), batches=(2, 32), seeds=(1, 2))
+    write_run(root / "batch=8,norm=group,seed=1", "group", 8, 1, status="diverged")
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(sweep: Path) -> Path:
+    return build_report(sweep)
+
+
+def test_report_files_land_in_the_sweep_dir(sweep: Path, report: Path) -> None:
+    assert report == sweep / "report.html" and (sweep / "report.md").exists()
+    for stem in ("loss_curves", "small_batch", "batchstats_gap", "grid"):
+        assert (sweep / "figures" / f"{stem}.png").stat().st_size > 1000
+        assert (sweep / "figures" / f"{stem}.svg").stat().st_size > 1000
+
+
+def test_html_is_self_contained(report: Path) -> None:
+    text = report.read_text()
+    assert text.startswith("<!DOCTYPE html>") and text.count("data:image/png;base64,") == 4
+    assert EXTERNAL.search(text) is None, EXTERNAL.search(text)
+
+
+def test_external_link_check_would_catch_one() -> None:
+    for bad in ('<img src="figures/a.png">', '<a href="https://x.org">', "<link rel=stylesheet>",
+                "background: url(a.png)", "<script src=x.js>"):
+        assert EXTERNAL.search(bad), bad
+
+
+def test_report_says_what_was_run(sweep: Path, report: Path) -> None:
+    md = (sweep / "report.md").read_text()
+    assert "13 run(s) found" in md and "12 done, 1 diverged" in md
+    assert "- norm.name: batch, group, layer" in md and "- batch: 2, 8, 32" in md
+    assert "norm.name=group, batch=8: 0 of 2 seeds finished, 1 diverged" in md
+    assert "| batch=8,norm=group,seed=1 | diverged |" in md
+
+
+def test_report_numbers_are_the_runs_numbers(sweep: Path, report: Path) -> None:
+    md = (sweep / "report.md").read_text()
+    stats = aggregate(load(sweep).done, "test/error", ["norm.name", "batch"])
+    stats = stats.set_index(["norm.name", "batch"])
+    row = stats.loc[("batch", 2)]
+    cell = f"{100 * row['mean']:.2f} [{100 * row['ci_low']:.2f}, {100 * row['ci_high']:.2f}] n=2"
+    assert cell in md and cell in report.read_text()
+    assert "**test/error (%)**" in md and "| norm | batch=2 | batch=32 |" in md
+
+
+def test_report_has_differences_claims_and_provenance(sweep: Path) -> None:
+    md = (sweep / "report.md").read_text()
+    assert "## Differences against norm=batch, paired by seed" in md
+    assert re.search(r"\| group \| -\d+\.\d\d \[", md)  # GN below BN at batch 2
+    assert "**PASS** norm=batch degrades at small batch" in md
+    assert "at most 1.0 points" in md and "95% bootstrap CI" in md
+    assert "git commit: 0123456789abcdef0123456789abcdef01234567" in md and "versions.torch: 2.13.0" in md
+    assert "PUBLISHED" not in md and "Wu & He" in md  # the reference is cited, labelled in the figure
+
+
+def test_one_seed_says_there_is_no_ci(tmp_path: Path) -> None:
+    root = write_sweep(tmp_path / "one", norms=("batch", "group"), batches=(4, 32), seeds=(0,))
+    md = (build_report(root, tmp_path / "out").parent / "report.md").read_text()
+    assert "One seed per cell: no confidence interval" in md and "(1 seed, no CI)" in md
+    assert "**MISSING DATA** norm=batch degrades at small batch" in md
+    assert not (root / "report.md").exists()  # --out respected
+
+
+def test_broken_tree_still_gives_a_report(tmp_path: Path) -> None:
+    write_run(tmp_path / "a", "batch", 4, 1, summary=False)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "summary.json").write_text("not json")
+    md = (build_report(tmp_path).parent / "report.md").read_text()
+    assert "No finished runs" in md and md.count("**MISSING DATA**") == 3
+    assert "| b | corrupt summary: JSONDecodeError |" in md
+
+
+def test_cli(tmp_path: Path, sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path / "absent")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([str(empty), "--out", str(tmp_path / "out"), "--gn-tolerance", "3"]) == 0
+    assert capsys.readouterr().out.strip() == f"report: {tmp_path / 'out' / 'report.html'}"
+
+
+def test_hydra_callback_builds_the_report_at_multirun_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "sweep"
+    write_run(root / "batch=4,norm=group,seed=1", "group", 4, 1)
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(root)}}})
+    ReportCallback(metric="test/loss").on_multirun_end(config=config)
+    assert capsys.readouterr().out.strip() == f"report: {root / 'report.html'}"
+    assert "test/loss" in (root / "report.md").read_text()
+
+
+def test_callback_reports_a_failure_without_raising(capsys: pytest.CaptureFixture[str]) -> None:
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": "/proc/definitely/not/writable"}}})
+    ReportCallback().on_multirun_end(config=config)
+    assert "no report for" in capsys.readouterr().err
+
+
+def test_options_reach_the_report(tmp_path: Path) -> None:
+    root = write_sweep(tmp_path / "s", norms=("group", "layer"), batches=(4,), seeds=(1, 2))
+    opts = Options(baseline="layer", grid_metric="test/accuracy", grid_x="batch", grid_facet="norm.name")
+    md = (build_report(root, options=opts).parent / "report.md").read_text()
+    assert "## Differences against norm=layer" in md and "| group | " in md
+    assert "Figure 4. Final test/accuracy against batch, one panel per norm.name" in md
+
+
+def test_report_is_reproducible(sweep: Path, report: Path, tmp_path: Path) -> None:
+    again = build_report(sweep, tmp_path)  # seeded bootstrap, no timestamps in the figures
+    assert (tmp_path / "report.md").read_text() == (sweep / "report.md").read_text()
+    assert again.read_text() == report.read_text()
+
+
+APP = '''
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+
+sys.path.insert(0, {tests!r})
+from fake_results import write_run
+
+
+@hydra.main(version_base="1.3", config_path=".", config_name="cfg")
+def main(cfg):
+    write_run(Path(HydraConfig.get().runtime.output_dir), cfg.norm, cfg.batch, cfg.seed)
+
+
+main()
+'''
+
+CFG = """
+norm: batch
+batch: 4
+seed: 1
+hydra:
+  sweep: {dir: sweep, subdir: "${hydra.job.override_dirname}"}
+  callbacks:
+    report: {_target_: normbench.report.ReportCallback}
+"""
+
+
+def test_a_real_hydra_multirun_ends_with_a_report(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(APP.format(tests=str(Path(__file__).parent)))
+    (tmp_path / "cfg.yaml").write_text(CFG)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run([sys.executable, "app.py", "-m", "norm=batch,group", "batch=2,8"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "report: sweep/report.html"
+    assert "4 run(s) found under `sweep`: 4 done" in (tmp_path / "sweep" / "report.md").read_text()
