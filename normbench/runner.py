@@ -51,6 +51,8 @@ from normbench.train import Trainer, activation_stds, evaluate, evaluate_batch_s
 log = logging.getLogger("normbench")
 
 EXIT_CODES = {"done": 0, "failed": 2, "diverged": 3, "interrupted": 130}
+# outcomes a rerun would only repeat (same config and seed, same numbers): not run again
+FINISHED = ("done", "diverged")
 
 
 @dataclass
@@ -75,9 +77,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     identity = config_identity(cfg)
     previous = read_summary(run_dir)
-    if previous and previous.get("status") == "done" and previous.get("identity") == identity \
+    if previous and previous.get("status") in FINISHED and previous.get("identity") == identity \
             and not cfg.force:
-        log.info("already done, skipping (force=true reruns): %s", run_dir)
+        log.info("already %s, skipping (force=true reruns): %s", previous["status"], run_dir)
         return previous
 
     summary = new_summary(cfg, identity)
@@ -99,7 +101,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         raise
     finally:
         sinks.close(hparams=flat(summary["config"]), final=summary["final"])
-    if status == "done":
+    if status in FINISHED:
         (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # only unfinished runs need one
     return finish(run_dir, summary, status)
 
@@ -490,9 +492,18 @@ def threads_per_job(launcher: Any) -> int:
     """cores / parallel jobs for a launcher that runs jobs side by side on this machine
     (joblib's n_jobs, submitit's cpus_per_task), so parallel runs never oversubscribe the
     cores: with tiny models, two threads fighting for one core run several times slower."""
-    cores = os.cpu_count() or 1
+    cores = available_cores()
     if "cpus_per_task" in launcher and launcher.cpus_per_task:
         return max(1, int(launcher.cpus_per_task))
     jobs = launcher.get("n_jobs") or 1
     jobs = cores if jobs < 0 else jobs
     return max(1, cores // jobs)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (taskset, a cgroup cpuset, a SLURM allocation), which
+    may be far fewer than the machine's os.cpu_count()."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1

@@ -12,7 +12,9 @@ import argparse
 import json
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -25,18 +27,26 @@ from normbench.identity import NON_RESULT_KEYS
 def sweep_cells(sweep_dir: Path) -> list[str]:
     """Directory names of every cell of the sweep in ``sweep_dir``, in launch order."""
     cfg = OmegaConf.load(sweep_dir / "multirun.yaml")
-    params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
-    task = list(cfg.hydra.overrides.task)
-    parser = OverridesParser.create()
-    jobs = [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(params + task), None)
-            for job in batch]
     sep = cfg.hydra.job.config.override_dirname
-    names = []
-    for job in jobs:
-        dirname = get_overrides_dirname(parser.parse_overrides(job), list(NON_RESULT_KEYS),
-                                        item_sep=sep.item_sep, kv_sep=sep.kv_sep)
-        names.append((dirname or "default").replace("/", "_"))
-    return names
+    jobs = expand_grid(cfg.hydra.sweeper.get("params"), list(cfg.hydra.overrides.task))
+    return [cell_name(job, sep.item_sep, sep.kv_sep) for job in jobs]
+
+
+def expand_grid(params: Mapping[str, Any] | None, overrides: list[str]) -> list[list[str]]:
+    """Every job of a sweep, as its list of overrides: an experiment's ``hydra.sweeper.params``
+    then the command line's, expanded as Hydra's basic sweeper does (the command line wins)."""
+    parser = OverridesParser.create()
+    given = [f"{k}={v}" for k, v in (params or {}).items()] + list(overrides)
+    return [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(given), None)
+            for job in batch]
+
+
+def cell_name(job: list[str], item_sep: str = ",", kv_sep: str = "=") -> str:
+    """A job's run directory name, as conf/config.yaml makes it (hydra.sweep.subdir)."""
+    overrides = OverridesParser.create().parse_overrides(job)
+    dirname = get_overrides_dirname(overrides, list(NON_RESULT_KEYS), item_sep=item_sep,
+                                    kv_sep=kv_sep)
+    return (dirname or "default").replace("/", "_")
 
 
 def cell_status(run_dir: Path) -> str:

@@ -4,6 +4,9 @@ the same run mean much).
 
   python scripts/bench.py overhead [--quick]   runner step time vs a minimal PyTorch loop
   python scripts/bench.py throughput [--quick] samples/s and peak memory per model x norm x batch
+  python scripts/bench.py sweep [--quick] [--grid OVERRIDE ...]
+                                              a sweep as one `python run.py` per cell, one after
+                                              another, vs `python run.py -m ... hydra/launcher=parallel`
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,18 +27,23 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from normbench.errors import ConfigError
 from normbench.identity import register_resolvers
-from normbench.runner import build
+from normbench.runner import available_cores, build
+from normbench.status import cell_name, cell_status, expand_grid
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+# until experiments/small_batch exists: a grid of the same kind (--grid overrides it)
+SWEEP_GRID = ["model=resnet", "norm=batch,group", "batch=4,32"]
 
 
-def make_cfg(*overrides: str):
+def make_cfg(*overrides: str, hydra: bool = False):
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
 
 
 def sync(device: torch.device) -> None:
@@ -123,12 +134,58 @@ def throughput(args: argparse.Namespace) -> None:
                 print(f"{model:8} {norm:9} {batch:5d} {batch / per_step:10.0f} {peak:8.1f}", flush=True)
 
 
+def sweep_jobs(overrides: list[str]) -> list[list[str]]:
+    """The sweep's cells, as `python run.py -m` would run them: an experiment's own grid
+    (hydra.sweeper.params) crossed with the sweeps on the command line."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    params = make_cfg(*fixed, hydra=True).hydra.sweeper.get("params")
+    return expand_grid(params, overrides)
+
+
+def timed(cmd: list[str]) -> float:
+    env = {**os.environ, "CI": "1"}  # no progress bars
+    tic = time.perf_counter()
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.exit(f"error: {' '.join(cmd)} exited {result.returncode}:\n{result.stderr[-2000:]}")
+    return time.perf_counter() - tic
+
+
+def sweep(args: argparse.Namespace) -> None:
+    """Wall time of the whole sweep, Python start-up included: that is what a user waits for.
+    Threads are left to the harness (all cores for a single run, cores/jobs in parallel)."""
+    size = ["data.train_size=256" if args.quick else "data.train_size=1024", "data.test_size=64",
+            "epochs=1"]
+    overrides = [*(args.grid or SWEEP_GRID), *size]
+    jobs = sweep_jobs(overrides)
+    python = [sys.executable, str(REPO / "run.py")]
+    print(f"grid: {' '.join(overrides)} ({len(jobs)} runs, {available_cores()} cores)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="nb-bench-sweep-") as tmp:
+        timed([sys.executable, "-c", "import normbench.runner"])  # warm the file cache for both
+        one_by_one = sum(timed([*python, f"results_dir={tmp}/serial", *job]) for job in jobs)
+        print(f"one python run.py per run, one after another: {one_by_one:8.1f} s", flush=True)
+        # the same work as one by one: no report at the end (python -m normbench.report)
+        parallel = timed([*python, "-m", f"results_dir={tmp}/parallel", *overrides,
+                          "hydra/launcher=parallel", "~hydra.callbacks.report"])
+        print(f"python run.py -m ... hydra/launcher=parallel: {parallel:8.1f} s", flush=True)
+        cells = sorted(cell_name(job) for job in jobs)
+        for which in ("serial", "parallel"):  # the same runs, all done, in the same layout
+            (sweep_dir,) = Path(tmp, which).iterdir()
+            statuses = {cell: cell_status(sweep_dir / cell) for cell in cells}
+            if set(statuses.values()) != {"done"}:
+                sys.exit(f"error: {which}: expected {cells} done, got {statuses}")
+    print(f"sweep speed-up (parallel launcher vs one by one): {one_by_one / parallel:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("what", choices=["overhead", "throughput"])
+    parser.add_argument("what", choices=["overhead", "throughput", "sweep"])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and steps")
+    parser.add_argument("--grid", nargs="+", metavar="OVERRIDE",
+                        help=f"sweep: the grid, as for run.py -m (default: {' '.join(SWEEP_GRID)})")
     args = parser.parse_args()
-    {"overhead": overhead, "throughput": throughput}[args.what](args)
+    {"overhead": overhead, "throughput": throughput, "sweep": sweep}[args.what](args)
 
 
 if __name__ == "__main__":
