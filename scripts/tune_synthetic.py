@@ -56,7 +56,8 @@ class ResNet8(nn.Module):
         super().__init__()
         w = width
         self.stem = nn.Sequential(nn.Conv2d(3, w, 3, 1, 1, bias=False), norm2d(norm, w), nn.ReLU())
-        self.stages = nn.Sequential(Block(w, w, 1, norm), Block(w, 2 * w, 2, norm), Block(2 * w, 4 * w, 2, norm))
+        self.stages = nn.Sequential(Block(w, w, 1, norm), Block(w, 2 * w, 2, norm),
+                                    Block(2 * w, 4 * w, 2, norm))
         self.fc = nn.Linear(4 * w, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,7 +111,8 @@ def main() -> None:
         knobs["spread"] = a.spread
     else:
         knobs.update(seq_len=a.seq_len, signal_steps=a.signal_steps)
-    d = make_synthetic(model_modality="tabular", task=a.task, train_size=a.train_size, seed=a.data_seed, **knobs)
+    d = make_synthetic(model_modality="tabular", task=a.task, train_size=a.train_size,
+                       seed=a.data_seed, **knobs)
     torch.manual_seed(a.seed)
     if a.task == "images":
         model = ResNet8(d.num_classes, a.norm)
@@ -131,7 +133,8 @@ def main() -> None:
             loss.backward()
             opt.step()
             losses.append(loss.detach())
-        print(f"epoch {epoch}: loss {torch.stack(losses).mean():.3f} train_acc {accuracy(model, d.x_train, d.y_train):.3f} "
+        train_acc = accuracy(model, d.x_train, d.y_train)
+        print(f"epoch {epoch}: loss {torch.stack(losses).mean():.3f} train_acc {train_acc:.3f} "
               f"test_acc {accuracy(model, d.x_test, d.y_test):.3f} ({time.time() - t0:.0f}s)", flush=True)
 
 

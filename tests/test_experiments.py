@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import REPO, summaries
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
-
-from conftest import REPO, summaries
 
 PRESETS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
 
@@ -50,7 +49,8 @@ def test_small_batch_follows_the_groupnorm_paper(make_cfg):
 def test_mlp_threshold_is_article_1(make_cfg):
     cfg = make_cfg("experiment=mlp_threshold", "norm=group5")
     assert (cfg.model.depth, cfg.model.width, cfg.batch, cfg.epochs) == (1, 50, 64, 50)
-    assert (cfg.optim.name, cfg.optim.lr, cfg.norm.num_groups, cfg.data.task) == ("adam", 1e-3, 5, "threshold")
+    assert (cfg.optim.name, cfg.optim.lr) == ("adam", 1e-3)
+    assert (cfg.norm.num_groups, cfg.data.task) == (5, "threshold")
 
 
 SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replace grid entries

@@ -31,7 +31,7 @@ def tensors(d):
 @pytest.mark.parametrize("task", list(TASKS))
 def test_same_seed_same_tensors_other_seed_other_tensors(task):
     a, b, c = small(task, seed=7), small(task, seed=7), small(task, seed=8)
-    for ta, tb, tc in zip(tensors(a), tensors(b), tensors(c)):
+    for ta, tb in zip(tensors(a), tensors(b)):
         assert torch.equal(ta, tb)
     assert not torch.equal(a.x_train, c.x_train)
     assert not torch.equal(a.x_test, c.x_test)
@@ -188,7 +188,9 @@ def test_images_classes_are_translation_invariant_textures():
 def test_sequence_class_lives_only_in_the_first_steps():
     d = make_synthetic(model_modality="sequence", train_size=1000, test_size=1000)
     s, c = TASKS["sequence"].knobs["signal_steps"], d.num_classes
-    first = _nearest_mean_accuracy(d.x_train[:, :s].flatten(1), d.y_train, d.x_test[:, :s].flatten(1), d.y_test, c)
-    last = _nearest_mean_accuracy(d.x_train[:, s:].flatten(1), d.y_train, d.x_test[:, s:].flatten(1), d.y_test, c)
+    first = _nearest_mean_accuracy(d.x_train[:, :s].flatten(1), d.y_train,
+                                   d.x_test[:, :s].flatten(1), d.y_test, c)
+    last = _nearest_mean_accuracy(d.x_train[:, s:].flatten(1), d.y_train,
+                                  d.x_test[:, s:].flatten(1), d.y_test, c)
     assert first > 0.6
     assert last < 1 / c + 0.08  # distractor steps carry nothing

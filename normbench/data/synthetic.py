@@ -146,7 +146,8 @@ def _draw_sequences(rng, prototypes, n: int, seq_len: int, signal_steps: int, no
     return x, y  # every step has unit-variance entries: only content and position differ
 
 
-def _sequence(seed: int, train_size: int, test_size: int, seq_len: int, signal_steps: int, noise: float) -> Arrays:
+def _sequence(seed: int, train_size: int, test_size: int, seq_len: int, signal_steps: int,
+              noise: float) -> Arrays:
     if signal_steps >= seq_len:
         raise ConfigError("data.signal_steps", signal_steps, f"must be below data.seq_len={seq_len}")
     structure, train, test = _streams(seed)
@@ -198,7 +199,8 @@ def make_synthetic(
 ) -> Dataset:
     """Generate a synthetic task; ``None`` for a size or knob means the task's default in
     :data:`TASKS`. ``task="auto"`` picks the task of ``model_modality`` (:data:`AUTO_TASK`);
-    ``seed`` is the data seed, independent of the run seed. Raises :class:`ConfigError` naming ``data.<key>`` for any unusable key."""
+    ``seed`` is the data seed, independent of the run seed. Raises :class:`ConfigError` naming
+    ``data.<key>`` for any unusable key."""
     name = _resolve_task(task, model_modality)
     spec = TASKS[name]
     if not _is_int(seed) or not 0 <= seed < 2**32:
@@ -218,7 +220,9 @@ def make_synthetic(
             raise ConfigError(f"data.{key}", value, f"must be {KNOBS[key].works}")
         options[key] = value
     x_tr, y_tr, x_te, y_te = spec.generate(
-        int(seed), _size("train_size", train_size, spec.train_size), _size("test_size", test_size, spec.test_size),
+        int(seed),
+        _size("train_size", train_size, spec.train_size),
+        _size("test_size", test_size, spec.test_size),
         **options,
     )
     return Dataset(
