@@ -145,7 +145,11 @@ def build(cfg: DictConfig) -> Built:
     check_model_norms(model)
     if cfg.norm.get("weight_std"):
         standardize_conv_weights(model)  # before the optimizer sees the parameters
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
+    if cfg.compile:
+        # in place: state_dict keys (checkpoints) stay those of the plain model; dynamic shapes,
+        # since eval chunks and the last precise-BN batch differ from the training batch
+        model.compile(dynamic=True)
 
     lr = base_lr(cfg.optim.lr, cfg.batch, cfg.optim.linear_scaling)
     optimizer = build_optimizer(cfg.optim.name, model.parameters(), lr,
@@ -155,7 +159,8 @@ def build(cfg: DictConfig) -> Built:
                           **options(cfg.sched))
     constant = cfg.sched.name == "constant" and not cfg.sched.warmup_epochs
     trainer = Trainer(model, data.to(device), optimizer, build_scheduler(optimizer, factor, constant),
-                      cfg.batch, torch.Generator().manual_seed(cfg.seed), l1_penalty(model, cfg.optim.l1))
+                      cfg.batch, torch.Generator().manual_seed(cfg.seed), l1_penalty(model, cfg.optim.l1),
+                      amp=cfg.amp, channels_last=cfg.channels_last)
     return Built(trainer, device, lr, factor, bool(batch_statistics_modules(model)))
 
 
@@ -314,6 +319,9 @@ def check_run_keys(cfg: DictConfig) -> None:
         raise ConfigError("seed", cfg.seed, "must be an integer")
     if cfg.progress not in ("auto", True, False):
         raise ConfigError("progress", cfg.progress, "use auto, true or false")
+    if cfg.amp and resolve_device(cfg.device).type != "cuda":
+        raise ConfigError("amp", cfg.amp, "bf16 autocast is for CUDA devices; with device="
+                          f"{cfg.device} on this machine leave amp=false")
 
 
 def resolve_device(name: str) -> torch.device:

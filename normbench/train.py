@@ -31,6 +31,8 @@ class Trainer:
     batch: int
     generator: torch.Generator  # batch order, on the CPU
     penalty: Callable[[], torch.Tensor] | None = None  # added to the loss (e.g. L1); not logged
+    amp: bool = False  # bf16 autocast of forward and loss (CUDA)
+    channels_last: bool = False  # image batches in NHWC layout, matching the model
 
     @property
     def steps_per_epoch(self) -> int:
@@ -53,7 +55,10 @@ class Trainer:
                 x = data.prepare(x)
             if data.augment is not None:
                 x = data.augment(x)
-            loss = F.cross_entropy(model(x), y)
+            if self.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             (loss + self.penalty() if self.penalty is not None else loss).backward()
             opt.step()

@@ -77,6 +77,8 @@ def test_same_seed_gives_identical_metrics(make_cfg, tmp_path):
     (["optim.lr=0"], r"^optim.lr=0: must be a positive number"),
     (["log_every=0"], r"^log_every=0: must be a positive integer"),
     (["optim.l1=-1"], r"^optim.l1=-1: must be >= 0"),
+    pytest.param(["amp=true"], r"^amp=True: bf16 autocast is for CUDA devices",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")),
 ])
 def test_bad_input_is_one_config_error_before_training(make_cfg, overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -192,3 +194,18 @@ def test_an_unexpected_error_in_one_cell_does_not_stop_the_sweep(cli, tmp_path):
     assert [s for s, _ in statuses] == ["done", "failed"]
     assert statuses[1][1].startswith("TypeError")
     assert "report: " in result.stdout + result.stderr
+
+
+def test_channels_last_gives_the_same_numbers_on_cpu(make_cfg, tmp_path):
+    plain = run(make_cfg("model=resnet", *TINY, "norm=group"), tmp_path / "plain")
+    nhwc = run(make_cfg("model=resnet", *TINY, "norm=group", "channels_last=true"), tmp_path / "nhwc")
+    assert nhwc["status"] == "done"
+    assert nhwc["final"]["train/loss"] == pytest.approx(plain["final"]["train/loss"], rel=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_cuda_path_with_amp_channels_last_and_compile(make_cfg, tmp_path):
+    cfg = make_cfg("model=resnet", *TINY, "device=cuda", "amp=true", "channels_last=true",
+                   "compile=true")
+    summary = run(cfg, tmp_path)
+    assert summary["status"] == "done" and summary["device"].startswith("cuda")
