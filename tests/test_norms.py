@@ -145,3 +145,16 @@ def test_batch_statistics_modules_finds_exactly_the_running_statistics_norms():
     model = nn.Sequential(*(norm_builder(n, "image")(16) for n in ("batch", "layer", "group", "none")))
     found = batch_statistics_modules(model)
     assert found == [model[0]]
+
+
+@pytest.mark.parametrize("impl", ["torch", "reference"])
+@pytest.mark.parametrize("layout, options, channels, message", [
+    ("image", {"num_groups": 5}, 12, r"norm.num_groups=5: does not divide the 12 channels"),
+    ("image", {"channels_per_group": 5}, 12, r"norm.channels_per_group=5: does not divide"),
+    ("vector", {"num_groups": 32}, 16, r"norm.num_groups=32: makes groups of one feature"),
+])
+def test_every_group_norm_implementation_refuses_the_same_settings(impl, layout, options, channels,
+                                                                   message):
+    model = nn.Sequential(norm_builder("group", layout, options, impl=impl)(channels))
+    with pytest.raises(ConfigError, match=message):
+        check_model_norms(model)

@@ -46,25 +46,31 @@ def make_instance(num_features: int, layout: str, eps: float = 1e-5, affine: boo
     return nn.InstanceNorm2d(num_features, eps=eps, affine=affine, track_running_stats=False)
 
 
-def resolve_groups(
-    num_features: int, num_groups: int | None, channels_per_group: int | None
-) -> tuple[int | None, str, object, str]:
-    """Number of groups for a layer, or (None, key, value, why) when the options do not fit.
-
-    ``channels_per_group`` wins when set; otherwise ``num_groups`` capped to the channels.
-    """
+def group_count(
+    num_features: int, layout: str, num_groups: int | None, channels_per_group: int | None
+) -> int | InvalidNorm:
+    """Number of groups for a layer, or an :class:`InvalidNorm` saying why the options do not
+    fit it (the model still builds; the runner then names the layer). Shared by every GroupNorm
+    implementation. ``channels_per_group`` wins when set; otherwise ``num_groups`` capped to
+    the channels."""
     if channels_per_group is not None:
-        if channels_per_group < 1 or num_features % channels_per_group:
-            return None, "norm.channels_per_group", channels_per_group, (
-                f"does not divide the {num_features} channels; use a divisor of {num_features}: "
-                f"{_divisors(num_features)}")
-        return num_features // channels_per_group, "", None, ""
-    groups = min(num_groups or 32, num_features)
-    if groups < 1 or num_features % groups:
-        return None, "norm.num_groups", num_groups, (
-            f"does not divide the {num_features} channels; use a divisor of {num_features}: "
-            f"{_divisors(num_features)}, or set norm.channels_per_group")
-    return groups, "", None, ""
+        key, value = "norm.channels_per_group", channels_per_group
+        ok = channels_per_group >= 1 and num_features % channels_per_group == 0
+        groups = num_features // channels_per_group if ok else 0
+    else:
+        key, value = "norm.num_groups", num_groups
+        groups = min(num_groups or 32, num_features)
+        ok = groups >= 1 and num_features % groups == 0
+    if not ok:
+        hint = "" if channels_per_group is not None else ", or set norm.channels_per_group"
+        return InvalidNorm(key, value, f"does not divide the {num_features} channels; use a divisor "
+                           f"of {num_features}: {_divisors(num_features)}{hint}")
+    if layout != "image" and groups == num_features > 1:
+        # a group of one vector feature is normalised over a single value: always zero
+        return InvalidNorm(key, value, (
+            f"makes groups of one feature on {num_features} vector features, which normalise to "
+            f"zero; use at least 2 features per group (norm.num_groups<={num_features // 2})"))
+    return groups
 
 
 def _divisors(n: int) -> str:
@@ -80,14 +86,7 @@ def make_group(
     eps: float = 1e-5,
     affine: bool = True,
 ) -> nn.Module:
-    groups, key, value, why = resolve_groups(num_features, num_groups, channels_per_group)
-    if groups is None:
-        return InvalidNorm(key, value, why)
-    if layout != "image" and groups == num_features > 1:
-        # a group of one vector feature is normalised over a single value: always zero
-        key, value = ("norm.channels_per_group", channels_per_group) if channels_per_group \
-            else ("norm.num_groups", num_groups)
-        return InvalidNorm(key, value, (
-            f"makes groups of one feature on {num_features} vector features, which normalise to "
-            f"zero; use at least 2 features per group (norm.num_groups<={num_features // 2})"))
+    groups = group_count(num_features, layout, num_groups, channels_per_group)
+    if isinstance(groups, InvalidNorm):
+        return groups
     return nn.GroupNorm(groups, num_features, eps=eps, affine=affine)

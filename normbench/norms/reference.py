@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from normbench.norms.builtin import resolve_groups
+from normbench.norms.builtin import group_count
 from normbench.norms.registry import InvalidNorm, register_impl
 
 Tensor = torch.Tensor
@@ -386,7 +386,7 @@ def make_group(
     eps: float = 1e-5,
     affine: bool = True,
 ) -> nn.Module:
-    groups, key, value, why = resolve_groups(num_features, num_groups, channels_per_group)
-    if groups is None:
-        return InvalidNorm(key, value, why)
+    groups = group_count(num_features, layout, num_groups, channels_per_group)
+    if isinstance(groups, InvalidNorm):
+        return groups
     return GroupNorm(groups, num_features, eps=eps, affine=affine)
