@@ -241,24 +241,27 @@ def _pick_grid_axes(res: Results, opts: Options) -> tuple[str | None, str | None
 def make_figures(res: Results, opts: Options, fig_dir: Path) -> list[Block]:
     styles = figures.norm_styles(res.runs[NORM_KEY].dropna() if NORM_KEY in res.runs else [])
     x, facet = _pick_grid_axes(res, opts)
+    # (stem, figure or None, caption, what it needs: said when it is not drawn)
     made = [
         ("loss_curves", figures.loss_curves(res, styles, smooth=opts.smooth, log=opts.log_loss),
          "Figure 1. Training loss against iteration per norm (the BN/LN/GN comparison of source article 1): "
-         "mean over seeds, band = 95% CI."),
+         "mean over seeds, band = 95% CI.", "finished runs with training-loss curves"),
         ("small_batch", figures.small_batch(res, styles, opts.metric),
          f"Figure 2. Small-batch degradation: {opts.metric} against batch size, with the GroupNorm paper's "
-         f"published ImageNet numbers in the last panel ({reference.GN_PAPER}; not produced by these runs)."),
+         f"published ImageNet numbers in the last panel ({reference.GN_PAPER}; not produced by these runs).",
+         f"finished runs with {opts.metric} at two or more batch sizes"),
         ("batchstats_gap", figures.batchstats_gap(res, styles),
-         "Figure 3. Accuracy with batch statistics (train mode) minus with running statistics (eval mode)."),
+         "Figure 3. Accuracy with batch statistics (train mode) minus with running statistics (eval mode).",
+         "finished batch-norm runs evaluated with both kinds of statistics"),
         ("grid", figures.grid(res.done, opts.grid_metric, x, styles, facet) if x else None,
          f"Figure 4. Final {opts.grid_metric} against {x}" + (f", one panel per {facet}" if facet else "")
-         + ": mean and 95% CI over seeds."),
+         + ": mean and 95% CI over seeds.", "a swept key other than norm and seed"),
     ]
     blocks = [Block("h2", "Figures")]
-    for stem, fig, caption in made:
+    for stem, fig, caption, needs in made:
         if fig is None:
             figure = caption.split(".")[0]
-            blocks.append(Block("p", f"{figure} ({stem}): not drawn, these runs have no data for it."))
+            blocks.append(Block("p", f"{figure} ({stem}): not drawn, it needs {needs}."))
         else:
             blocks.append(Block("figure", figures.save(fig, fig_dir, stem), caption))
     return blocks
@@ -298,7 +301,16 @@ def claims_section(res: Results, opts: Options) -> list[Block]:
     items = [f"**{c.verdict}** {c.name}" + (f" ({c.context})" if c.context else "") + f": {c.evidence}"
              for c in found]
     rules = list(dict.fromkeys(f"{c.name}: {c.rule}" for c in found))
-    return [Block("h2", "Claims"), Block("ul", items), Block("p", "Rules (thresholds):"), Block("ul", rules)]
+    skipped = [f"{what}: {why}" for what, why in claims_mod.out_of_scope(res).items()]
+    blocks = [Block("h2", "Claims")]
+    if found:
+        blocks += [Block("ul", items), Block("p", "Rules (thresholds):"), Block("ul", rules)]
+    else:
+        blocks.append(Block("p", "No claim applies to this grid."))
+    if skipped:
+        blocks += [Block("p", "Not judged, because this grid was not designed to test them:"),
+                   Block("ul", skipped)]
+    return blocks
 
 
 def _unique(runs: pd.DataFrame, col: str) -> str:

@@ -178,15 +178,28 @@ def test_claims_fail_when_the_data_says_otherwise(tmp_path: Path) -> None:
 
 
 def test_claims_say_missing_data_instead_of_passing(tmp_path: Path) -> None:
-    one_batch = load(write_sweep(tmp_path / "a", norms=("batch", "group"), batches=(8,), seeds=(1, 2)))
-    assert {c.verdict for c in evaluate(one_batch)[:2]} == {MISSING}
+    failed_at_2 = write_sweep(tmp_path / "a", norms=("batch", "group"), batches=(2, 8), seeds=(1, 2))
+    for run in failed_at_2.glob("batch=2,*"):
+        write_run(run, run.name.split("norm=")[1].split(",")[0], 2, int(run.name[-1]), status="failed")
+    found = evaluate(load(failed_at_2))
+    assert [c.verdict for c in found[:2]] == [MISSING] * 2  # designed for 2 batch sizes, got 1
+    assert "finished at 1 batch size(s)" in found[0].evidence
     one_seed = load(write_sweep(tmp_path / "b", norms=("batch",), batches=(2, 32), seeds=(1,)))
-    bn, gn, order = evaluate(one_seed)
+    bn, gn = evaluate(one_seed)  # one norm: no ordering to judge (out of scope, not missing)
     assert bn.verdict == MISSING and "2+ seeds" in bn.evidence  # the mean alone would "pass"
     assert gn.verdict == MISSING and "norm=group finished at 0" in gn.evidence
-    assert order.verdict == MISSING
     nothing = evaluate(load(tmp_path / "empty"))
     assert [c.verdict for c in nothing] == [MISSING] * 3
+
+
+def test_claims_the_grid_was_not_designed_for_are_not_made(tmp_path: Path) -> None:
+    one_batch = load(write_sweep(tmp_path / "a", norms=("batch", "group"), batches=(8,), seeds=(1, 2)))
+    assert [c.name for c in evaluate(one_batch)] == ["ordering of norms at the largest batch"]
+    assert claims.out_of_scope(one_batch) == {claims.BATCH_SIZE_CLAIMS: "the grid runs one batch size (8)"}
+    only_gn = load(write_sweep(tmp_path / "b", norms=("group",), batches=(2, 32), seeds=(1, 2)))
+    assert [c.name for c in evaluate(only_gn)] == ["norm=batch degrades at small batch",
+                                                   "norm=group is batch-size independent"]
+    assert list(claims.out_of_scope(only_gn)) == [claims.ORDER_CLAIM]
 
 
 def test_claims_state_their_thresholds_and_honour_the_tolerance(tmp_path: Path) -> None:
@@ -452,7 +465,7 @@ def test_threshold_claim_fixed_threshold_and_per_batch(tmp_path: Path) -> None:
 
 def test_threshold_claim_only_for_recurrent_models_unless_asked(tmp_path: Path) -> None:
     mlp = _race_tree(tmp_path / "mlp", {"layer": (20, 30), "batch": (50, 60)}, model="mlp")
-    assert _threshold(mlp) == [] and len(evaluate(load(mlp))) == 3
+    assert _threshold(mlp) == [] and len(evaluate(load(mlp))) == 1  # the ordering; one batch size
     [forced] = _threshold(mlp, threshold_claim=True)
     assert forced.verdict == PASS
     rnn = _race_tree(tmp_path / "rnn", {"layer": (20, 30), "batch": (50, 60)})

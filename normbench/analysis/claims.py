@@ -2,8 +2,11 @@
 
 Each claim states its rule (the threshold) next to its verdict and its numbers. A claim whose
 data is absent (the norm was not run, one batch size only, one seed where a CI is needed)
-says MISSING DATA: it never passes by default. Claims are checked separately in every cell of
-the swept keys other than norm, batch size and seed (e.g. once per model).
+says MISSING DATA: it never passes by default. A claim the grid was never designed to test
+(the batch-size claims on a grid of one batch size, the published order on a grid with fewer
+than two of its norms) is not made at all, and :func:`out_of_scope` says why: MISSING DATA is
+kept for runs that should have been there. Claims are checked separately in every cell of the
+swept keys other than norm, batch size and seed (e.g. once per model).
 
 A claim about a norm ("group") applies to each of its variants: a sweep that compares group
 counts labels its runs "group(num_groups=5)" and "group(num_groups=8)" (see
@@ -285,6 +288,27 @@ def wants_threshold_claim(runs: pd.DataFrame, switch: bool | None) -> bool:
     return "model.name" in runs and bool(runs["model.name"].isin(RECURRENT_MODELS).any())
 
 
+BATCH_SIZE_CLAIMS = "the batch-size claims (BN degrades, GN flat)"
+ORDER_CLAIM = "the ordering of norms"
+
+
+def out_of_scope(res: Results) -> dict[str, str]:
+    """The claims this grid does not test ({BATCH_SIZE_CLAIMS: why, ORDER_CLAIM: why}), judged
+    on every run of the grid whatever its status: runs that failed are still part of the design,
+    and their claims say MISSING DATA."""
+    runs = res.runs
+    batches = sorted(runs[BATCH_KEY].dropna().unique()) if BATCH_KEY in runs else []
+    norms = {base_norm(n) for n in runs[NORM_KEY].dropna()} if NORM_KEY in runs else set()
+    order = reference.paper_order_at_32()
+    skipped: dict[str, str] = {}
+    if len(batches) == 1:
+        skipped[BATCH_SIZE_CLAIMS] = f"the grid runs one batch size ({batches[0]})"
+    if len(runs) and sum(n in norms for n in order) < 2:
+        skipped[ORDER_CLAIM] = (f"the grid runs fewer than 2 of the published order's norms "
+                                f"({', '.join(order)})")
+    return skipped
+
+
 def evaluate(res: Results, metric: str = "test/error", bn: str = "batch", gn: str = "group",
              gn_tolerance_pp: float = GN_TOLERANCE_PP, threshold_claim: bool | None = None,
              threshold_norm: str = "layer", loss_threshold: float | None = None,
@@ -292,12 +316,16 @@ def evaluate(res: Results, metric: str = "test/error", bn: str = "batch", gn: st
     """All claims, once per cell of the swept keys other than norm, batch size and seed; the
     loss-threshold claim once per batch size within that cell, where
     :func:`wants_threshold_claim` (recurrent models, or ``threshold_claim=True``)."""
-    claims = []
+    claims: list[Claim] = []
+    skipped = out_of_scope(res)
     for context, runs in contexts(res.done, res.swept):
         labels = runs[NORM_KEY].dropna().tolist() if NORM_KEY in runs else []
-        found = [*(bn_degrades(runs, metric, n) for n in variants(labels, bn) or [bn]),
-                 *(gn_flat(runs, metric, n, gn_tolerance_pp) for n in variants(labels, gn) or [gn]),
-                 ordering(runs, metric)]
+        found = []
+        if BATCH_SIZE_CLAIMS not in skipped:
+            found += [*(bn_degrades(runs, metric, n) for n in variants(labels, bn) or [bn]),
+                      *(gn_flat(runs, metric, n, gn_tolerance_pp) for n in variants(labels, gn) or [gn])]
+        if ORDER_CLAIM not in skipped:
+            found.append(ordering(runs, metric))
         claims += [Claim(c.name, c.verdict, c.evidence, c.rule, context) for c in found]
         if not wants_threshold_claim(runs, threshold_claim):
             continue

@@ -172,10 +172,10 @@ def _metric_vs_batch(ax: Axes, runs: pd.DataFrame, metric: str, styles: dict[str
 def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/error") -> Figure | None:
     """Figure 2: final test error against batch size per norm (95% CI bars), one panel per
     cell of the other swept keys, and a last panel with the GroupNorm paper's published
-    ImageNet numbers for comparison."""
+    ImageNet numbers for comparison; None unless runs finished at 2+ batch sizes."""
     done = res.done
-    if done.empty or metric not in done or BATCH_KEY not in done:
-        return None
+    if done.empty or metric not in done or BATCH_KEY not in done or done[BATCH_KEY].nunique() < 2:
+        return None  # one batch size is a point, not a curve against the published one
     keys = cell_keys(done, res.swept, exclude=(SEED_KEY, NORM_KEY, BATCH_KEY))
     cells = groups(done, keys)[: MAX_PANELS - 1]
     fig, axes = _panels(len(cells) + 1)
