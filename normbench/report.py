@@ -15,6 +15,7 @@ import argparse
 import base64
 import html
 import itertools
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -100,8 +101,15 @@ def pivot_table(
     stats = stats[stats["n"] > 0]  # a norm without this metric (e.g. no batch statistics): no row
     stats = stats.assign(_cell=[fmt_cell(r, scale, signed) for _, r in stats.iterrows()])
     table = stats.pivot(index=rows, columns=cols, values="_cell").fillna("-")
+    table = table.reindex(sorted(table.index, key=natural_key))
     table.columns = [f"{cols}={c}" for c in table.columns]
     return table.reset_index()
+
+
+def natural_key(value: object) -> list[tuple[int, object]]:
+    """Sort key with the numbers inside a label taken as numbers: group(num_groups=2) before
+    group(num_groups=16)."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", str(value))]
 
 
 # ---------------------------------------------------------------- sections
@@ -192,12 +200,15 @@ def _method_note() -> str:
             f"status done are counted. Error = 1 - accuracy, in %.")
 
 
+TABLE_NOTES = {"generalization_gap": ": test/loss minus train/loss (overfitting when large)"}
+
+
 def tables(res: Results, opts: Options) -> list[Block]:
     blocks = [Block("h2", "Results per norm and batch size"), Block("p", _method_note())]
     # every split's error the runs logged (test, test_batchstats, test_precise, ...), then
-    # the optimisation and speed side
+    # the optimisation side (losses and their gap: overfitting) and speed
     errors = sorted(c for c in res.runs.columns if isinstance(c, str) and c.endswith("/error"))
-    metrics = [opts.metric, *errors, "train/loss", "train_samples_per_s"]
+    metrics = [opts.metric, *errors, "train/loss", "test/loss", "generalization_gap", "train_samples_per_s"]
     for context, runs in _contexts(res):
         if context:
             blocks.append(Block("h3", context))
@@ -207,7 +218,7 @@ def tables(res: Results, opts: Options) -> list[Block]:
             stats = aggregate(runs, metric, [NORM_KEY, BATCH_KEY])
             unit = " (%)" if figures.is_percent(metric) else ""
             table = pivot_table(stats, NORM_KEY, BATCH_KEY, _scale(metric))
-            blocks.append(Block("table", table, f"{metric}{unit}"))
+            blocks.append(Block("table", table, f"{metric}{unit}{TABLE_NOTES.get(metric, '')}"))
     return blocks
 
 

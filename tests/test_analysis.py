@@ -90,6 +90,12 @@ def test_load_computes_the_batch_statistics_gap(tmp_path: Path) -> None:
     assert gap["batch"] == pytest.approx(-0.02) and math.isnan(gap["group"])
 
 
+def test_load_computes_the_generalization_gap(tmp_path: Path) -> None:
+    run = load(write_run(tmp_path / "r", "group", 8, 0)).runs.iloc[0]
+    assert run["generalization_gap"] == pytest.approx(run["test/loss"] - run["train/loss"])
+    assert run["generalization_gap"] != 0
+
+
 # ---------------------------------------------------------------- statistics, by hand
 
 def test_bootstrap_ci_of_two_values_spans_them() -> None:

@@ -13,7 +13,15 @@ from fake_results import add_activations, set_curve, write_run, write_sweep
 from omegaconf import OmegaConf
 
 from normbench.analysis import aggregate, load
-from normbench.report import Options, ReportCallback, _missing_cells, build_report, claims_section, main
+from normbench.report import (
+    Options,
+    ReportCallback,
+    _missing_cells,
+    build_report,
+    claims_section,
+    main,
+    pivot_table,
+)
 
 # Anything that would make a browser fetch something: a scheme, a protocol-relative link,
 # a stylesheet or script reference, a CSS url() or @import.
@@ -77,6 +85,7 @@ def test_report_has_differences_claims_and_provenance(sweep: Path) -> None:
     assert "## Differences against norm=batch, paired by seed" in md
     assert re.search(r"\| group \| -\d+\.\d\d \[", md)  # GN below BN at batch 2
     assert "**PASS** norm=batch degrades at small batch" in md
+    assert "**generalization_gap: test/loss minus train/loss (overfitting when large)**" in md
     assert "at most 1.0 points" in md and "95% bootstrap CI" in md
     assert "git commit: 0123456789abcdef0123456789abcdef01234567" in md and "versions.torch: 2.13.0" in md
     assert "PUBLISHED" not in md and "Wu & He" in md  # the reference is cited, labelled in the figure
@@ -263,3 +272,12 @@ def test_a_real_hydra_multirun_ends_with_a_report(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "report: sweep/report.html"
     assert "4 run(s) found under `sweep`: 4 done" in (tmp_path / "sweep" / "report.md").read_text()
+
+
+def test_tables_list_group_counts_in_numeric_order(tmp_path: Path) -> None:
+    for groups in (16, 2, 4):
+        write_run(tmp_path / f"g{groups}", "group", 32, 0, norm__num_groups=groups)
+    res = load(tmp_path)
+    stats = aggregate(res.done, "test/error", ["norm", "batch"])
+    rows = pivot_table(stats, "norm", "batch", 100.0)["norm"].tolist()
+    assert rows == ["group(num_groups=2)", "group(num_groups=4)", "group(num_groups=16)"]

@@ -75,8 +75,9 @@ def norm_styles(names: Iterable[str]) -> dict[str, Style]:
 
 
 def is_percent(metric: str) -> bool:
-    """Error and accuracy are fractions in the data and shown in percent."""
-    return metric.endswith(("error", "accuracy", "gap"))
+    """Error and accuracy (and the batch-statistics accuracy gap) are fractions in the data
+    and shown in percent; losses, and the generalization gap between two losses, are not."""
+    return metric.endswith(("error", "accuracy", "batchstats_gap"))
 
 
 def metric_label(metric: str) -> str:

@@ -218,14 +218,18 @@ def add_norm_label(runs: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
 
 
 def add_derived(runs: pd.DataFrame) -> pd.DataFrame:
-    """``<split>/error`` = 1 - ``<split>/accuracy`` for every split, and ``batchstats_gap`` =
+    """``<split>/error`` = 1 - ``<split>/accuracy`` for every split, ``batchstats_gap`` =
     accuracy with batch statistics minus accuracy with running statistics (norms that have
-    batch statistics only; NaN elsewhere)."""
+    batch statistics only; NaN elsewhere), and ``generalization_gap`` = final test loss minus
+    final train loss (the train loss is the last epoch's mean, without any penalty term)."""
     runs = runs.copy()
     for col in [c for c in runs.columns if isinstance(c, str) and c.endswith("/accuracy")]:
         runs[col[: -len("accuracy")] + "error"] = 1.0 - pd.to_numeric(runs[col], errors="coerce")
     if {"test_batchstats/accuracy", "test/accuracy"} <= set(runs.columns):
         runs["batchstats_gap"] = runs["test_batchstats/accuracy"] - runs["test/accuracy"]
+    if {"test/loss", "train/loss"} <= set(runs.columns):
+        runs["generalization_gap"] = (pd.to_numeric(runs["test/loss"], errors="coerce")
+                                      - pd.to_numeric(runs["train/loss"], errors="coerce"))
     return runs
 
 
