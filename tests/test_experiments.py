@@ -61,7 +61,7 @@ SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replac
                      "data.test_size=32", "hydra/launcher=basic"],
     "rnn_norms": ["norm=batch,layer", "batch=8", "seed=0", "epochs=1", "data.train_size=32",
                   "data.test_size=16", "hydra/launcher=basic"],
-    "regularization": ["reg=none,l1", "norm=batch", "epochs=1", "data.train_size=32",
+    "regularization": ["reg=none,l1", "norm=batch", "seed=0", "epochs=1", "data.train_size=32",
                        "data.test_size=16", "hydra/launcher=basic"],
     "small_batch_cifar": ["norm=batch,group8", "batch=8", "seed=0", "epochs=1", "data.train_size=20",
                           "data.test_size=20", "hydra/launcher=basic"],  # data.root: a fake CIFAR-10
