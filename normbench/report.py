@@ -200,7 +200,8 @@ def _method_note() -> str:
             f"status done are counted. Error = 1 - accuracy, in %.")
 
 
-TABLE_NOTES = {"generalization_gap": ": test/loss minus train/loss (overfitting when large)"}
+TABLE_NOTES = {"generalization_gap": ": test/loss minus train/loss (overfitting when large)",
+               "weights/near_zero": ": share of weight-matrix entries with |w| < 1e-3 (sparsity: L1)"}
 
 
 def tables(res: Results, opts: Options) -> list[Block]:
@@ -208,7 +209,8 @@ def tables(res: Results, opts: Options) -> list[Block]:
     # every split's error the runs logged (test, test_batchstats, test_precise, ...), then
     # the optimisation side (losses and their gap: overfitting) and speed
     errors = sorted(c for c in res.runs.columns if isinstance(c, str) and c.endswith("/error"))
-    metrics = [opts.metric, *errors, "train/loss", "test/loss", "generalization_gap", "train_samples_per_s"]
+    metrics = [opts.metric, *errors, "train/loss", "test/loss", "generalization_gap", "weights/near_zero",
+               "train_samples_per_s"]
     for context, runs in _contexts(res):
         if context:
             blocks.append(Block("h3", context))

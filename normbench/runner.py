@@ -196,6 +196,7 @@ def train(cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any], 
                 rows += activation_rows(built, cfg.batch, epoch, step, summary["final"])
             if built.batch_statistics:
                 rows += drift_rows(built, cfg.batch, epoch, step)
+            rows += weight_rows(built, epoch, step, summary["final"])
             sinks.write(rows)
             sinks.flush()
             save_checkpoint(run_dir, summary["identity"], trainer, epoch, progress(summary))
@@ -298,14 +299,34 @@ def epoch_line(epoch: int, epochs: int, summary: dict[str, Any]) -> str:
 
 # ---- checks ---------------------------------------------------------------------------------
 
+def weight_matrices(model: torch.nn.Module) -> list[torch.Tensor]:
+    """The weight matrices and conv kernels, not biases or norm scales: what L1 and L2 act on."""
+    return [p for p in model.parameters() if p.dim() > 1]
+
+
 def l1_penalty(model: torch.nn.Module, l1: float) -> Callable[[], torch.Tensor] | None:
     """l1 x sum |w| over the weight matrices (not biases or norm scales), or None when off."""
     if l1 < 0:
         raise ConfigError("optim.l1", l1, "must be >= 0")
     if not l1:
         return None
-    weights = [p for p in model.parameters() if p.dim() > 1]
+    weights = weight_matrices(model)
     return lambda: l1 * sum(w.abs().sum() for w in weights)
+
+
+# |w| below this counts as pruned: L1 with (sub)gradient steps makes weights hover around 0
+# rather than hit it exactly, so an exact-zero count would read 0 under any L1 strength.
+NEAR_ZERO = 1e-3
+
+
+@torch.no_grad()
+def weight_rows(built: Built, epoch: int, step: int, final: dict[str, float]) -> list[Row]:
+    """The share of weight-matrix entries with |w| < NEAR_ZERO (L1's sparsity, source article
+    2) and their mean |w| (what L2 shrinks), split ``weights``; once per epoch, one sync."""
+    flat = torch.cat([w.abs().flatten() for w in weight_matrices(built.trainer.model)])
+    near_zero, abs_mean = torch.stack([(flat < NEAR_ZERO).float().mean(), flat.mean()]).tolist()
+    final.update({"weights/near_zero": near_zero, "weights/abs_mean": abs_mean})
+    return [(step, epoch, "weights", "near_zero", near_zero), (step, epoch, "weights", "abs_mean", abs_mean)]
 
 
 def check_run_keys(cfg: DictConfig) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import re
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from normbench.errors import ConfigError
 from normbench.identity import config_identity
 from normbench.models import MODELS
 from normbench.norms import NORMS, norm_builder
-from normbench.runner import build, run, train_rows
+from normbench.runner import build, run, train_rows, weight_rows
 from normbench.train import evaluate_batch_statistics
 
 BUILTIN_NORMS = ["none", "batch", "layer", "instance", "group"]
@@ -171,6 +172,29 @@ def test_l1_penalty_covers_weight_matrices_only(make_cfg):
     expected = 0.01 * sum(w.abs().sum() for w in weights)
     assert torch.allclose(built.trainer.penalty(), expected)
     assert build(make_cfg("model=mlp", *TINY)).trainer.penalty is None
+
+
+def test_weight_rows_count_near_zero_entries_of_weight_matrices(make_cfg):
+    built = build(make_cfg("model=mlp", "norm=batch", *TINY))
+    weights = [p for p in built.trainer.model.parameters() if p.dim() > 1]
+    with torch.no_grad():
+        for w in weights:
+            w.fill_(0.5)
+        weights[0].view(-1)[:10] = 1e-4  # below NEAR_ZERO
+        for p in built.trainer.model.parameters():
+            if p.dim() == 1:
+                p.fill_(0.0)  # biases and BN scales are not counted
+    final: dict[str, float] = {}
+    rows = weight_rows(built, 1, 7, final)
+    total = sum(w.numel() for w in weights)
+    assert final["weights/near_zero"] == pytest.approx(10 / total)
+    assert final["weights/abs_mean"] == pytest.approx((0.5 * (total - 10) + 1e-4 * 10) / total)
+    assert [r[2:4] for r in rows] == [("weights", "near_zero"), ("weights", "abs_mean")]
+    from normbench.report import TABLE_NOTES
+    from normbench.runner import NEAR_ZERO
+
+    stated = re.search(r"\|w\| < ([0-9.e-]+)", TABLE_NOTES["weights/near_zero"])
+    assert stated and float(stated.group(1)) == NEAR_ZERO  # the report states the cut in use
 
 
 def test_every_model_trains_a_step_on_a_fake_cifar10(make_cfg, tmp_path):
