@@ -244,10 +244,11 @@ def differences(res: Results, opts: Options) -> list[Block]:
 
 
 def _pick_grid_axes(res: Results, opts: Options) -> tuple[str | None, str | None]:
-    """x: batch if swept, else the first swept key besides norm and seed; facet: the next."""
+    """x: batch if swept, else the first swept key besides norm and seed; facet: the next,
+    never a norm key (norm.name, norm.num_groups): the norm labels are the hue already."""
     others = [k for k in res.swept if k not in (NORM_KEY, SEED_KEY, BATCH_KEY)]
     x = opts.grid_x or (BATCH_KEY if BATCH_KEY in res.swept else (others[0] if others else None))
-    rest = [k for k in others if k != x]
+    rest = [k for k in others if k != x and not k.startswith(NORM_OPTION_PREFIX)]
     return x, opts.grid_facet or (rest[0] if rest else None)
 
 

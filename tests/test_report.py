@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fake_results import add_activations, set_curve, write_run, write_sweep
 from omegaconf import OmegaConf
@@ -281,3 +282,13 @@ def test_tables_list_group_counts_in_numeric_order(tmp_path: Path) -> None:
     stats = aggregate(res.done, "test/error", ["norm", "batch"])
     rows = pivot_table(stats, "norm", "batch", 100.0)["norm"].tolist()
     assert rows == ["group(num_groups=2)", "group(num_groups=4)", "group(num_groups=16)"]
+
+
+def test_grid_figure_never_facets_by_a_norm_key() -> None:
+    from normbench.analysis.load import Results
+    from normbench.report import _pick_grid_axes
+
+    res = Results(runs=pd.DataFrame(), curves=pd.DataFrame(), swept=["norm.name", "reg", "seed"])
+    assert _pick_grid_axes(res, Options(grid_x="reg")) == ("reg", None)  # norms are the hue
+    groups = Results(runs=pd.DataFrame(), curves=pd.DataFrame(), swept=["norm.num_groups", "seed"])
+    assert _pick_grid_axes(groups, Options()) == ("norm.num_groups", None)  # still an x axis
