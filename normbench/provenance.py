@@ -30,7 +30,9 @@ def versions() -> dict[str, str]:
 
 
 def git_state() -> dict[str, Any]:
-    """Commit of the normbench checkout and whether tracked files differ from it."""
+    """Commit of the normbench checkout and whether the checkout differs from it (changed or
+    new files) outside `results/`: curated reports under results/reference/ are not code, and
+    refreshing them must not mark the next runs as made from uncommitted code."""
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", "-C", str(_PACKAGE_DIR), *args], capture_output=True,
@@ -40,7 +42,8 @@ def git_state() -> dict[str, Any]:
         return out.stdout.strip() if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    dirty = git("status", "--porcelain") if commit else None
+    dirty = (git("status", "--porcelain", "--", ":(top)",
+                 ":(top,exclude)results") if commit else None)
     return {"git_commit": commit, "git_dirty": bool(dirty) if dirty is not None else None}
 
 
