@@ -1,7 +1,7 @@
 """normbench entry point.
 
-    python run.py norm=group batch=4
-    python run.py -m norm=batch,group batch=2,32
+python run.py norm=group batch=4
+python run.py -m norm=batch,group batch=2,32
 """
 
 import hydra

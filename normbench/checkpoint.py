@@ -20,8 +20,9 @@ from normbench.train import Trainer
 FILENAME = "checkpoint.pt"
 
 
-def save_checkpoint(run_dir: Path, identity: str, trainer: Trainer, epoch: int,
-                    progress: dict[str, Any]) -> None:
+def save_checkpoint(
+    run_dir: Path, identity: str, trainer: Trainer, epoch: int, progress: dict[str, Any]
+) -> None:
     state = {
         "identity": identity,
         "epoch": epoch,

@@ -13,8 +13,15 @@ from omegaconf import DictConfig, OmegaConf
 # config reads this list too (via the nb_non_result_keys resolver) to keep them out of run
 # directory names, so it is written only here.
 NON_RESULT_KEYS = (
-    "experiment", "name", "results_dir", "log_every", "threads", "progress", "force",
-    "data.root", "data.download",
+    "experiment",
+    "name",
+    "results_dir",
+    "log_every",
+    "threads",
+    "progress",
+    "force",
+    "data.root",
+    "data.download",
 )
 
 

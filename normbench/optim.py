@@ -21,22 +21,31 @@ def base_lr(lr: float, batch: int, linear_scaling: bool) -> float:
     return lr * batch / REFERENCE_BATCH if linear_scaling else lr
 
 
-def _sgd(params: Iterable[torch.nn.Parameter], lr: float, momentum: float = 0.9,
-         nesterov: bool = False, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov,
-                           weight_decay=weight_decay)
+def _sgd(
+    params: Iterable[torch.nn.Parameter],
+    lr: float,
+    momentum: float = 0.9,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
 
 
-def _adam(params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-          weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def _adam(
+    params: Iterable[torch.nn.Parameter],
+    lr: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
 
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"sgd": _sgd, "adam": _adam}
 
 
-def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,
-                    **options: Any) -> torch.optim.Optimizer:
+def build_optimizer(
+    name: str, params: Iterable[torch.nn.Parameter], lr: float, **options: Any
+) -> torch.optim.Optimizer:
     if name not in OPTIMIZERS:
         raise ConfigError("optim", name, f"unknown optimizer; choose one of {', '.join(OPTIMIZERS)}")
     return OPTIMIZERS[name](params, lr=lr, **options)
@@ -58,8 +67,9 @@ def _cosine(p: float, min_lr_ratio: float = 0.0) -> float:
 SCHEDULES: dict[str, Callable[..., float]] = {"constant": _constant, "step": _step, "cosine": _cosine}
 
 
-def lr_factor_fn(name: str, total_steps: int, steps_per_epoch: int, warmup_epochs: float = 0.0,
-                 **options: Any) -> Callable[[int], float]:
+def lr_factor_fn(
+    name: str, total_steps: int, steps_per_epoch: int, warmup_epochs: float = 0.0, **options: Any
+) -> Callable[[int], float]:
     """``factor(step)`` for LambdaLR: linear warm-up over ``warmup_epochs``, then the schedule
     over the remaining steps. ``step`` counts optimizer steps already taken."""
     if name not in SCHEDULES:
@@ -67,8 +77,11 @@ def lr_factor_fn(name: str, total_steps: int, steps_per_epoch: int, warmup_epoch
     if warmup_epochs < 0:
         raise ConfigError("sched.warmup_epochs", warmup_epochs, "must be >= 0")
     if name == "step" and any(not 0 < m < 1 for m in options.get("milestones", ())):
-        raise ConfigError("sched.milestones", list(options["milestones"]),
-                          "are fractions of training; each must lie in (0, 1)")
+        raise ConfigError(
+            "sched.milestones",
+            list(options["milestones"]),
+            "are fractions of training; each must lie in (0, 1)",
+        )
     schedule = SCHEDULES[name]
     warmup = min(round(warmup_epochs * steps_per_epoch), total_steps)
     rest = max(total_steps - warmup, 1)
@@ -81,7 +94,8 @@ def lr_factor_fn(name: str, total_steps: int, steps_per_epoch: int, warmup_epoch
     return factor
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, factor: Callable[[int], float],
-                    is_constant: bool) -> torch.optim.lr_scheduler.LambdaLR | None:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, factor: Callable[[int], float], is_constant: bool
+) -> torch.optim.lr_scheduler.LambdaLR | None:
     """None for a constant rate without warm-up: no per-step scheduler call at all."""
     return None if is_constant else torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

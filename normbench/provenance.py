@@ -33,17 +33,22 @@ def git_state() -> dict[str, Any]:
     """Commit of the normbench checkout and whether the checkout differs from it (changed or
     new files) outside `results/`: curated reports under results/reference/ are not code, and
     refreshing them must not mark the next runs as made from uncommitted code."""
+
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", "-C", str(_PACKAGE_DIR), *args], capture_output=True,
-                                 text=True, timeout=10, check=False)
+            out = subprocess.run(
+                ["git", "-C", str(_PACKAGE_DIR), *args],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return out.stdout.strip() if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    dirty = (git("status", "--porcelain", "--", ":(top)",
-                 ":(top,exclude)results") if commit else None)
+    dirty = git("status", "--porcelain", "--", ":(top)", ":(top,exclude)results") if commit else None
     return {"git_commit": commit, "git_dirty": bool(dirty) if dirty is not None else None}
 
 

@@ -77,12 +77,13 @@ class Options:
 
 # ---------------------------------------------------------------- formatting numbers
 
+
 def _scale(metric: str) -> float:
     return 100.0 if figures.is_percent(metric) else 1.0
 
 
 def fmt_cell(row: pd.Series, scale: float, signed: bool = False) -> str:
-    """"14.10 [13.71, 14.52] n=3"; one seed: "14.10 (1 seed, no CI)"; no run: "-"."""
+    """ "14.10 [13.71, 14.52] n=3"; one seed: "14.10 (1 seed, no CI)"; no run: "-"."""
     if row is None or row["n"] == 0 or pd.isna(row["mean"]):
         return "-"
     # two decimals for errors and losses; none for throughputs, where they would be noise
@@ -113,6 +114,7 @@ def natural_key(value: object) -> list[tuple[int, object]]:
 
 
 # ---------------------------------------------------------------- sections
+
 
 def _contexts(res: Results) -> list[tuple[str, pd.DataFrame]]:
     """The finished runs split by the swept keys other than norm, batch and seed."""
@@ -154,7 +156,7 @@ def _missing_cells(res: Results) -> list[str]:
     finished seeds than its most complete cell, and what became of their other runs."""
     out = []
     several = res.runs["sweep"].nunique() > 1 if "sweep" in res.runs else False
-    for sweep, runs in (res.runs.groupby("sweep", sort=True) if "sweep" in res.runs else []):
+    for sweep, runs in res.runs.groupby("sweep", sort=True) if "sweep" in res.runs else []:
         keys = [k for k in _grid_keys(res.swept) if k in runs and runs[k].nunique() > 1]
         if not keys:
             continue
@@ -173,16 +175,27 @@ def _missing_cells(res: Results) -> list[str]:
 def what_was_run(res: Results, results_dir: Path) -> list[Block]:
     runs = res.runs
     status = runs["status"].value_counts().to_dict() if len(runs) else {}  # most common first
-    blocks = [Block("h2", "What was run"),
-              Block("p", f"{len(runs)} run(s) found under `{results_dir}`: "
-                    + (", ".join(f"{n} {s}" for s, n in status.items()) or "none") + "."),
-              Block("ul", _grid_values(res))]
+    blocks = [
+        Block("h2", "What was run"),
+        Block(
+            "p",
+            f"{len(runs)} run(s) found under `{results_dir}`: "
+            + (", ".join(f"{n} {s}" for s, n in status.items()) or "none")
+            + ".",
+        ),
+        Block("ul", _grid_values(res)),
+    ]
     done = res.done
     seeds = done.groupby(cell_keys(done, res.swept))[SEED_KEY].nunique() if len(done) else pd.Series()
     if len(seeds) and seeds.max() < 2:
-        blocks.append(Block("p", "**One seed per cell: no confidence interval can be computed** (shown as "
-                            "'1 seed, no CI'); differences between norms cannot be told apart from "
-                            "seed-to-seed noise. Run more seeds (`seed=1,2,3`) for error bars."))
+        blocks.append(
+            Block(
+                "p",
+                "**One seed per cell: no confidence interval can be computed** (shown as "
+                "'1 seed, no CI'); differences between norms cannot be told apart from "
+                "seed-to-seed noise. Run more seeds (`seed=1,2,3`) for error bars.",
+            )
+        )
     missing = _missing_cells(res)
     if missing:
         blocks += [Block("p", "Cells of the grid with missing runs:"), Block("ul", missing)]
@@ -195,13 +208,17 @@ def what_was_run(res: Results, results_dir: Path) -> list[Block]:
 
 
 def _method_note() -> str:
-    return (f"Each cell: mean over seeds, [{CONFIDENCE:.0%} percentile-bootstrap confidence interval of "
-            f"the mean ({N_RESAMPLES} resamples, seeded)], n = number of finished seeds. Only runs with "
-            f"status done are counted. Error = 1 - accuracy, in %.")
+    return (
+        f"Each cell: mean over seeds, [{CONFIDENCE:.0%} percentile-bootstrap confidence interval of "
+        f"the mean ({N_RESAMPLES} resamples, seeded)], n = number of finished seeds. Only runs with "
+        f"status done are counted. Error = 1 - accuracy, in %."
+    )
 
 
-TABLE_NOTES = {"generalization_gap": ": test/loss minus train/loss (overfitting when large)",
-               "weights/near_zero": ": share of weight-matrix entries with |w| < 1e-3 (sparsity: L1)"}
+TABLE_NOTES = {
+    "generalization_gap": ": test/loss minus train/loss (overfitting when large)",
+    "weights/near_zero": ": share of weight-matrix entries with |w| < 1e-3 (sparsity: L1)",
+}
 
 
 def tables(res: Results, opts: Options) -> list[Block]:
@@ -209,8 +226,15 @@ def tables(res: Results, opts: Options) -> list[Block]:
     # every split's error the runs logged (test, test_batchstats, test_precise, ...), then
     # the optimisation side (losses and their gap: overfitting) and speed
     errors = sorted(c for c in res.runs.columns if isinstance(c, str) and c.endswith("/error"))
-    metrics = [opts.metric, *errors, "train/loss", "test/loss", "generalization_gap", "weights/near_zero",
-               "train_samples_per_s"]
+    metrics = [
+        opts.metric,
+        *errors,
+        "train/loss",
+        "test/loss",
+        "generalization_gap",
+        "weights/near_zero",
+        "train_samples_per_s",
+    ]
     for context, runs in _contexts(res):
         if context:
             blocks.append(Block("h3", context))
@@ -228,11 +252,19 @@ def differences(res: Results, opts: Options) -> list[Block]:
     blocks = [Block("h2", f"Differences against norm={opts.baseline}, paired by seed")]
     done = res.done
     if NORM_KEY not in done or opts.baseline not in set(done[NORM_KEY]) or opts.metric not in done:
-        return blocks + [Block("p", f"norm={opts.baseline} has no finished runs with {opts.metric}: "
-                                    "no paired differences.")]
-    blocks.append(Block("p", f"{opts.metric} of each norm minus that of norm={opts.baseline} run with "
-                        "the same seed and otherwise the same cell, in points; mean [95% CI] over the "
-                        "pairs. Negative: lower than the baseline."))
+        return blocks + [
+            Block(
+                "p", f"norm={opts.baseline} has no finished runs with {opts.metric}: no paired differences."
+            )
+        ]
+    blocks.append(
+        Block(
+            "p",
+            f"{opts.metric} of each norm minus that of norm={opts.baseline} run with "
+            "the same seed and otherwise the same cell, in points; mean [95% CI] over the "
+            "pairs. Negative: lower than the baseline.",
+        )
+    )
     for context, runs in _contexts(res):
         diffs = paired_differences(runs, opts.metric, [BATCH_KEY], opts.baseline)
         if diffs.empty:
@@ -257,19 +289,37 @@ def make_figures(res: Results, opts: Options, fig_dir: Path) -> list[Block]:
     x, facet = _pick_grid_axes(res, opts)
     # (stem, figure or None, caption, what it needs: said when it is not drawn)
     made = [
-        ("loss_curves", figures.loss_curves(res, styles, smooth=opts.smooth, log=opts.log_loss),
-         "Figure 1. Training loss against iteration per norm (the BN/LN/GN comparison of source article 1): "
-         "mean over seeds, band = 95% CI.", "finished runs with training-loss curves"),
-        ("small_batch", figures.small_batch(res, styles, opts.metric),
-         f"Figure 2. Small-batch degradation: {opts.metric} against batch size, with the GroupNorm paper's "
-         f"published ImageNet numbers in the last panel ({reference.GN_PAPER}; not produced by these runs).",
-         f"finished runs with {opts.metric} at two or more batch sizes"),
-        ("batchstats_gap", figures.batchstats_gap(res, styles),
-         "Figure 3. Accuracy with batch statistics (train mode) minus with running statistics (eval mode).",
-         "finished batch-norm runs evaluated with both kinds of statistics"),
-        ("grid", figures.grid(res.done, opts.grid_metric, x, styles, facet) if x else None,
-         f"Figure 4. Final {opts.grid_metric} against {x}" + (f", one panel per {facet}" if facet else "")
-         + ": mean and 95% CI over seeds.", "a swept key other than norm and seed"),
+        (
+            "loss_curves",
+            figures.loss_curves(res, styles, smooth=opts.smooth, log=opts.log_loss),
+            "Figure 1. Training loss against iteration per norm "
+            "(the BN/LN/GN comparison of source article 1): "
+            "mean over seeds, band = 95% CI.",
+            "finished runs with training-loss curves",
+        ),
+        (
+            "small_batch",
+            figures.small_batch(res, styles, opts.metric),
+            f"Figure 2. Small-batch degradation: {opts.metric} against batch size, "
+            f"with the GroupNorm paper's published ImageNet numbers in the last panel "
+            f"({reference.GN_PAPER}; not produced by these runs).",
+            f"finished runs with {opts.metric} at two or more batch sizes",
+        ),
+        (
+            "batchstats_gap",
+            figures.batchstats_gap(res, styles),
+            "Figure 3. Accuracy with batch statistics (train mode) "
+            "minus with running statistics (eval mode).",
+            "finished batch-norm runs evaluated with both kinds of statistics",
+        ),
+        (
+            "grid",
+            figures.grid(res.done, opts.grid_metric, x, styles, facet) if x else None,
+            f"Figure 4. Final {opts.grid_metric} against {x}"
+            + (f", one panel per {facet}" if facet else "")
+            + ": mean and 95% CI over seeds.",
+            "a swept key other than norm and seed",
+        ),
     ]
     blocks = [Block("h2", "Figures")]
     for stem, fig, caption, needs in made:
@@ -289,31 +339,54 @@ def activations_section(res: Results, fig_dir: Path) -> list[Block]:
         return []
     fig = figures.activations(res, profiles)
     shown = sorted({s for p in profiles for s in p.statuses} - {DONE})
-    diverged = (f" Runs with status {', '.join(shown)} are included here, and only here: their "
-                "step-0 rows were logged before training." if shown else "")
-    note = ("Activation standard deviation of each layer's output on the first training batch at "
-            "initialisation (step 0, before any update), per cell of the grid, mean over seeds "
-            "(a layer is NaN/inf if any seed's is). Source article 2: with PyTorch's default init the "
-            "std vanishes with depth, with N(0, 1) weights it explodes to NaN/inf, with Kaiming init it "
-            "stays of order one, and with BatchNorm it is stable whatever the init." + diverged)
-    caption = ("Figure 5. Activation std per layer at initialisation, log scale, mean over seeds; "
-               "an X and a note mark the first layer whose std is NaN or inf (or exactly 0)."
-               + (f" Includes runs that {'/'.join(shown)} later (their initialisation is valid)."
-                  if shown else ""))
-    return [Block("h2", "Activations at initialisation"), Block("p", note),
-            Block("figure", figures.save(fig, fig_dir, "activations"), caption),
-            Block("table", act.init_table(profiles),
-                  "Activation std at initialisation (mean over seeds) and the first layer where it is "
-                  "NaN or inf, at initialisation and at the last logged point (summary.json)")]
+    diverged = (
+        f" Runs with status {', '.join(shown)} are included here, and only here: their "
+        "step-0 rows were logged before training."
+        if shown
+        else ""
+    )
+    note = (
+        "Activation standard deviation of each layer's output on the first training batch at "
+        "initialisation (step 0, before any update), per cell of the grid, mean over seeds "
+        "(a layer is NaN/inf if any seed's is). Source article 2: with PyTorch's default init the "
+        "std vanishes with depth, with N(0, 1) weights it explodes to NaN/inf, with Kaiming init it "
+        "stays of order one, and with BatchNorm it is stable whatever the init." + diverged
+    )
+    caption = (
+        "Figure 5. Activation std per layer at initialisation, log scale, mean over seeds; "
+        "an X and a note mark the first layer whose std is NaN or inf (or exactly 0)."
+        + (f" Includes runs that {'/'.join(shown)} later (their initialisation is valid)." if shown else "")
+    )
+    return [
+        Block("h2", "Activations at initialisation"),
+        Block("p", note),
+        Block("figure", figures.save(fig, fig_dir, "activations"), caption),
+        Block(
+            "table",
+            act.init_table(profiles),
+            "Activation std at initialisation (mean over seeds) and the first layer where it is "
+            "NaN or inf, at initialisation and at the last logged point (summary.json)",
+        ),
+    ]
 
 
 def claims_section(res: Results, opts: Options) -> list[Block]:
-    found = claims_mod.evaluate(res, opts.metric, opts.baseline, opts.group_norm, opts.gn_tolerance_pp,
-                                threshold_claim=opts.threshold_claim, threshold_norm=opts.threshold_norm,
-                                loss_threshold=opts.loss_threshold, loss_fraction=opts.loss_fraction,
-                                loss_windows=opts.loss_windows)
-    items = [f"**{c.verdict}** {c.name}" + (f" ({c.context})" if c.context else "") + f": {c.evidence}"
-             for c in found]
+    found = claims_mod.evaluate(
+        res,
+        opts.metric,
+        opts.baseline,
+        opts.group_norm,
+        opts.gn_tolerance_pp,
+        threshold_claim=opts.threshold_claim,
+        threshold_norm=opts.threshold_norm,
+        loss_threshold=opts.loss_threshold,
+        loss_fraction=opts.loss_fraction,
+        loss_windows=opts.loss_windows,
+    )
+    items = [
+        f"**{c.verdict}** {c.name}" + (f" ({c.context})" if c.context else "") + f": {c.evidence}"
+        for c in found
+    ]
     rules = list(dict.fromkeys(f"{c.name}: {c.rule}" for c in found))
     skipped = [f"{what}: {why}" for what, why in claims_mod.out_of_scope(res).items()]
     blocks = [Block("h2", "Claims")]
@@ -322,8 +395,10 @@ def claims_section(res: Results, opts: Options) -> list[Block]:
     else:
         blocks.append(Block("p", "No claim applies to this grid."))
     if skipped:
-        blocks += [Block("p", "Not judged, because this grid was not designed to test them:"),
-                   Block("ul", skipped)]
+        blocks += [
+            Block("p", "Not judged, because this grid was not designed to test them:"),
+            Block("ul", skipped),
+        ]
     return blocks
 
 
@@ -339,18 +414,21 @@ def provenance(res: Results) -> list[Block]:
     wall = pd.to_numeric(runs.get("wall_time_s", pd.Series(dtype=float)), errors="coerce")
     dirty = runs["git_dirty"].fillna(False).astype(bool).sum() if "git_dirty" in runs else 0
     uncommitted = f"; {dirty} run(s) with uncommitted changes" if dirty else ""
-    items = [f"git commit: {_unique(runs, 'git_commit')}{uncommitted}",
-             *(f"{c}: {_unique(runs, c)}" for c in runs.columns if str(c).startswith("versions.")),
-             f"device: {_unique(runs, 'device')}; threads: {_unique(runs, 'threads')}",
-             f"wall time: {wall.sum():.1f} s over {wall.notna().sum()} runs"
-             + (f" (per run {wall.min():.1f} to {wall.max():.1f} s)" if wall.notna().any() else ""),
-             f"started {runs['started'].dropna().min() if 'started' in runs else 'unknown'}, "
-             f"finished {runs['finished'].dropna().max() if 'finished' in runs else 'unknown'}",
-             f"published numbers (figure 2, claims): {reference.GN_PAPER}"]
+    items = [
+        f"git commit: {_unique(runs, 'git_commit')}{uncommitted}",
+        *(f"{c}: {_unique(runs, c)}" for c in runs.columns if str(c).startswith("versions.")),
+        f"device: {_unique(runs, 'device')}; threads: {_unique(runs, 'threads')}",
+        f"wall time: {wall.sum():.1f} s over {wall.notna().sum()} runs"
+        + (f" (per run {wall.min():.1f} to {wall.max():.1f} s)" if wall.notna().any() else ""),
+        f"started {runs['started'].dropna().min() if 'started' in runs else 'unknown'}, "
+        f"finished {runs['finished'].dropna().max() if 'finished' in runs else 'unknown'}",
+        f"published numbers (figure 2, claims): {reference.GN_PAPER}",
+    ]
     return [Block("h2", "Provenance"), Block("ul", items)]
 
 
 # ---------------------------------------------------------------- rendering
+
 
 def _md_table(frame: pd.DataFrame) -> str:
     esc = [[str(v).replace("|", "\\|") for v in row] for row in frame.itertuples(index=False)]
@@ -392,8 +470,10 @@ def _inline(text: str) -> str:
 
 def _html_table(frame: pd.DataFrame, caption: str) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -421,14 +501,19 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
             out.append(_html_table(b.content, b.caption))
         elif b.kind == "figure":
             data = base64.b64encode(b.content["png"].read_bytes()).decode("ascii")
-            out.append(f'<figure><img alt="{html.escape(b.caption)}" src="data:image/png;base64,{data}">'
-                       f"<figcaption>{_inline(b.caption)}</figcaption></figure>")
-    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")
+            out.append(
+                f'<figure><img alt="{html.escape(b.caption)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{_inline(b.caption)}</figcaption></figure>"
+            )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n"
+    )
 
 
 # ---------------------------------------------------------------- entry points
+
 
 def build_report(
     results_dir: str | Path, out: str | Path | None = None, options: Options | None = None
@@ -481,36 +566,73 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: RESULTS_DIR)")
     parser.add_argument("--metric", default=Options.metric, help="final metric for tables, figures, claims")
     parser.add_argument("--baseline", default=Options.baseline, help="norm the differences are taken against")
-    parser.add_argument("--group-norm", default=Options.group_norm,
-                        help="norm checked for batch independence")
-    parser.add_argument("--gn-tolerance", type=float, default=Options.gn_tolerance_pp,
-                        help="points of error the batch-independent norm may vary by")
-    parser.add_argument("--smooth", type=int, default=0,
-                        help="moving average over N log points (loss curves)")
+    parser.add_argument(
+        "--group-norm", default=Options.group_norm, help="norm checked for batch independence"
+    )
+    parser.add_argument(
+        "--gn-tolerance",
+        type=float,
+        default=Options.gn_tolerance_pp,
+        help="points of error the batch-independent norm may vary by",
+    )
+    parser.add_argument(
+        "--smooth", type=int, default=0, help="moving average over N log points (loss curves)"
+    )
     parser.add_argument("--log-loss", action="store_true", help="log scale for the loss curves")
     parser.add_argument("--grid-metric", default=Options.grid_metric, help="final metric of figure 4")
     parser.add_argument("--grid-x", default=None, help="swept key on the x axis of figure 4")
     parser.add_argument("--grid-facet", default=None, help="swept key with one panel per value in figure 4")
-    parser.add_argument("--threshold-claim", choices=["auto", "on", "off"], default="auto",
-                        help="loss-threshold claim: auto = only for recurrent models (model.name rnn)")
-    parser.add_argument("--threshold-norm", default=Options.threshold_norm,
-                        help="norm the loss-threshold claim expects to get there first")
-    parser.add_argument("--loss-threshold", type=float, default=None,
-                        help="fixed training-loss threshold (default: --loss-fraction x first logged loss)")
-    parser.add_argument("--loss-fraction", type=float, default=Options.loss_fraction,
-                        help="threshold as a fraction of the training loss at the first logged step")
-    parser.add_argument("--loss-windows", type=int, default=Options.loss_windows,
-                        help="loss-threshold claim: each run's loss is its mean over this many log windows")
+    parser.add_argument(
+        "--threshold-claim",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="loss-threshold claim: auto = only for recurrent models (model.name rnn)",
+    )
+    parser.add_argument(
+        "--threshold-norm",
+        default=Options.threshold_norm,
+        help="norm the loss-threshold claim expects to get there first",
+    )
+    parser.add_argument(
+        "--loss-threshold",
+        type=float,
+        default=None,
+        help="fixed training-loss threshold (default: --loss-fraction x first logged loss)",
+    )
+    parser.add_argument(
+        "--loss-fraction",
+        type=float,
+        default=Options.loss_fraction,
+        help="threshold as a fraction of the training loss at the first logged step",
+    )
+    parser.add_argument(
+        "--loss-windows",
+        type=int,
+        default=Options.loss_windows,
+        help="loss-threshold claim: each run's loss is its mean over this many log windows",
+    )
     args = parser.parse_args(argv)
     if not args.results_dir.is_dir():
-        print(f"results_dir={args.results_dir}: not a directory; pass a run or sweep directory",
-              file=sys.stderr)
+        print(
+            f"results_dir={args.results_dir}: not a directory; pass a run or sweep directory", file=sys.stderr
+        )
         return 2
-    opts = Options(args.metric, args.baseline, args.group_norm, args.gn_tolerance, args.smooth, args.log_loss,
-                   args.grid_metric, args.grid_x, args.grid_facet,
-                   threshold_claim={"auto": None, "on": True, "off": False}[args.threshold_claim],
-                   threshold_norm=args.threshold_norm, loss_threshold=args.loss_threshold,
-                   loss_fraction=args.loss_fraction, loss_windows=args.loss_windows)
+    opts = Options(
+        args.metric,
+        args.baseline,
+        args.group_norm,
+        args.gn_tolerance,
+        args.smooth,
+        args.log_loss,
+        args.grid_metric,
+        args.grid_x,
+        args.grid_facet,
+        threshold_claim={"auto": None, "on": True, "off": False}[args.threshold_claim],
+        threshold_norm=args.threshold_norm,
+        loss_threshold=args.loss_threshold,
+        loss_fraction=args.loss_fraction,
+        loss_windows=args.loss_windows,
+    )
     print(f"report: {build_report(args.results_dir, args.out, opts)}")
     return 0
 

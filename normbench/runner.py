@@ -77,8 +77,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     identity = config_identity(cfg)
     previous = read_summary(run_dir)
-    if previous and previous.get("status") in FINISHED and previous.get("identity") == identity \
-            and not cfg.force:
+    if (
+        previous
+        and previous.get("status") in FINISHED
+        and previous.get("identity") == identity
+        and not cfg.force
+    ):
         log.info("already %s, skipping (force=true reruns): %s", previous["status"], run_dir)
         return previous
 
@@ -136,12 +140,16 @@ def build(cfg: DictConfig) -> Built:
     data = build_dataset(cfg.data.name, model_modality=spec.native, **options(cfg.data))
     check_data_fits(data, cfg.data.name, cfg.model.name, spec.modalities, cfg.batch)
     steps = spec.cls.time_steps(data.input_shape) if spec.layout == "recurrent" else None
-    norm_layer = norm_builder(cfg.norm.name, spec.layout, norm_options, impl=cfg.norm.impl,
-                              steps=steps)
+    norm_layer = norm_builder(cfg.norm.name, spec.layout, norm_options, impl=cfg.norm.impl, steps=steps)
 
     torch.manual_seed(cfg.seed)  # the init does not depend on what the data generator drew
-    model = build_model(cfg.model.name, input_shape=data.input_shape,
-                        num_classes=data.num_classes, norm_layer=norm_layer, **options(cfg.model))
+    model = build_model(
+        cfg.model.name,
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        norm_layer=norm_layer,
+        **options(cfg.model),
+    )
     check_model_norms(model)
     if cfg.norm.get("weight_std"):
         standardize_conv_weights(model)  # before the optimizer sees the parameters
@@ -152,20 +160,29 @@ def build(cfg: DictConfig) -> Built:
         model.compile(dynamic=True)
 
     lr = base_lr(cfg.optim.lr, cfg.batch, cfg.optim.linear_scaling)
-    optimizer = build_optimizer(cfg.optim.name, model.parameters(), lr,
-                                **options(cfg.optim, "lr", "linear_scaling", "l1"))
+    optimizer = build_optimizer(
+        cfg.optim.name, model.parameters(), lr, **options(cfg.optim, "lr", "linear_scaling", "l1")
+    )
     steps_per_epoch = data.x_train.shape[0] // cfg.batch
-    factor = lr_factor_fn(cfg.sched.name, cfg.epochs * steps_per_epoch, steps_per_epoch,
-                          **options(cfg.sched))
+    factor = lr_factor_fn(cfg.sched.name, cfg.epochs * steps_per_epoch, steps_per_epoch, **options(cfg.sched))
     constant = cfg.sched.name == "constant" and not cfg.sched.warmup_epochs
-    trainer = Trainer(model, data.to(device), optimizer, build_scheduler(optimizer, factor, constant),
-                      cfg.batch, torch.Generator().manual_seed(cfg.seed), l1_penalty(model, cfg.optim.l1),
-                      amp=cfg.amp, channels_last=cfg.channels_last)
+    trainer = Trainer(
+        model,
+        data.to(device),
+        optimizer,
+        build_scheduler(optimizer, factor, constant),
+        cfg.batch,
+        torch.Generator().manual_seed(cfg.seed),
+        l1_penalty(model, cfg.optim.l1),
+        amp=cfg.amp,
+        channels_last=cfg.channels_last,
+    )
     return Built(trainer, device, lr, factor, bool(batch_statistics_modules(model)))
 
 
-def train(cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any], run_dir: Path,
-          first_epoch: int = 1) -> str:
+def train(
+    cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any], run_dir: Path, first_epoch: int = 1
+) -> str:
     """Train up to cfg.epochs, evaluating, writing and checkpointing after every epoch;
     returns the status."""
     trainer = built.trainer
@@ -179,10 +196,14 @@ def train(cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any], 
             losses = trainer.train_epoch(on_step=bar.update).cpu()  # the epoch's one sync
             summary["train_time_s"] += time.perf_counter() - tic
             step = epoch * steps_per_epoch
-            rows = train_rows(losses, epoch, step - steps_per_epoch, cfg.log_every,
-                              lambda s: built.lr * built.lr_factor(s))
-            summary.update(epochs_done=epoch, steps=step,
-                           train_samples_per_s=step * cfg.batch / max(summary["train_time_s"], 1e-9))
+            rows = train_rows(
+                losses, epoch, step - steps_per_epoch, cfg.log_every, lambda s: built.lr * built.lr_factor(s)
+            )
+            summary.update(
+                epochs_done=epoch,
+                steps=step,
+                train_samples_per_s=step * cfg.batch / max(summary["train_time_s"], 1e-9),
+            )
             summary["final"]["train/loss"] = losses.mean().item()
             if torch.isfinite(losses).all():
                 rows += eval_rows(built, cfg.batch, epoch, step, summary["final"])
@@ -203,8 +224,11 @@ def train(cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any], 
             bar.set_postfix_str(f"loss {summary['final']['train/loss']:.3f}")
             log.info(epoch_line(epoch, cfg.epochs, summary))
     if built.batch_statistics and cfg.norm.get("precise_bn_samples"):
-        sinks.write(precise_bn_rows(built, cfg.norm.precise_bn_samples, cfg.batch, cfg.epochs,
-                                    summary["steps"], summary["final"]))
+        sinks.write(
+            precise_bn_rows(
+                built, cfg.norm.precise_bn_samples, cfg.batch, cfg.epochs, summary["steps"], summary["final"]
+            )
+        )
         sinks.flush()
     return "done"
 
@@ -215,8 +239,9 @@ def progress(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: summary[k] for k in keys}
 
 
-def train_rows(losses: torch.Tensor, epoch: int, step0: int, every: int,
-               lr_at: Callable[[int], float]) -> list[Row]:
+def train_rows(
+    losses: torch.Tensor, epoch: int, step0: int, every: int, lr_at: Callable[[int], float]
+) -> list[Row]:
     """Mean training loss over windows of ``every`` steps (the last one may be shorter),
     stamped with the global step count at the window's end, plus the lr in use there."""
     rows: list[Row] = []
@@ -242,8 +267,7 @@ def eval_rows(built: Built, batch: int, epoch: int, step: int, final: dict[str, 
     return rows
 
 
-def activation_rows(built: Built, batch: int, epoch: int, step: int,
-                    final: dict[str, float]) -> list[Row]:
+def activation_rows(built: Built, batch: int, epoch: int, step: int, final: dict[str, float]) -> list[Row]:
     """Per-layer activation std on the first training batch (split ``activations``, metric
     ``std/<layer>`` counting from 1), and the first layer where it is NaN or inf."""
     data = built.trainer.data
@@ -275,8 +299,9 @@ def drift_rows(built: Built, batch: int, epoch: int, step: int) -> list[Row]:
     return rows
 
 
-def precise_bn_rows(built: Built, samples: int, batch: int, epoch: int, step: int,
-                    final: dict[str, float]) -> list[Row]:
+def precise_bn_rows(
+    built: Built, samples: int, batch: int, epoch: int, step: int, final: dict[str, float]
+) -> list[Row]:
     """Precise BN (Wu & Johnson 2021): with the weights frozen, recompute the running
     statistics over ``samples`` training samples in batches of the training size, then score
     the test set with them (split ``test_precise``)."""
@@ -290,14 +315,17 @@ def precise_bn_rows(built: Built, samples: int, batch: int, epoch: int, step: in
 
 def epoch_line(epoch: int, epochs: int, summary: dict[str, Any]) -> str:
     f = summary["final"]
-    line = (f"epoch {epoch}/{epochs}  train loss {f['train/loss']:.4f}  "
-            f"test loss {f['test/loss']:.4f}  test acc {100 * f['test/accuracy']:.2f}%")
+    line = (
+        f"epoch {epoch}/{epochs}  train loss {f['train/loss']:.4f}  "
+        f"test loss {f['test/loss']:.4f}  test acc {100 * f['test/accuracy']:.2f}%"
+    )
     if "test_batchstats/accuracy" in f:
         line += f" (batch stats {100 * f['test_batchstats/accuracy']:.2f}%)"
     return line + f"  {summary['train_samples_per_s']:.0f} samples/s"
 
 
 # ---- checks ---------------------------------------------------------------------------------
+
 
 def weight_matrices(model: torch.nn.Module) -> list[torch.Tensor]:
     """The weight matrices and conv kernels, not biases or norm scales: what L1 and L2 act on."""
@@ -341,34 +369,47 @@ def check_run_keys(cfg: DictConfig) -> None:
     if cfg.progress not in ("auto", True, False):
         raise ConfigError("progress", cfg.progress, "use auto, true or false")
     if cfg.amp and resolve_device(cfg.device).type != "cuda":
-        raise ConfigError("amp", cfg.amp, "bf16 autocast is for CUDA devices; with device="
-                          f"{cfg.device} on this machine leave amp=false")
+        raise ConfigError(
+            "amp",
+            cfg.amp,
+            f"bf16 autocast is for CUDA devices; with device={cfg.device} on this machine leave amp=false",
+        )
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device", name, f"CUDA is not available here (torch {torch.__version__}); "
-                          "use device=auto or device=cpu")
+        raise ConfigError(
+            "device",
+            name,
+            f"CUDA is not available here (torch {torch.__version__}); use device=auto or device=cpu",
+        )
     if name not in ("cpu", "cuda"):
         raise ConfigError("device", name, "use auto, cpu or cuda")
     return torch.device(name)
 
 
-def check_data_fits(data: Dataset, name: str, model: str, modalities: tuple[str, ...],
-                    batch: int) -> None:
+def check_data_fits(data: Dataset, name: str, model: str, modalities: tuple[str, ...], batch: int) -> None:
     if data.modality not in modalities:
-        raise ConfigError("data", name, f"gives {data.modality} inputs of shape "
-                          f"{tuple(data.x_train.shape)} ({data.name}); model={model} reads "
-                          f"{', '.join(modalities)}")
+        raise ConfigError(
+            "data",
+            name,
+            f"gives {data.modality} inputs of shape "
+            f"{tuple(data.x_train.shape)} ({data.name}); model={model} reads "
+            f"{', '.join(modalities)}",
+        )
     n = data.x_train.shape[0]
     if batch > n:
-        raise ConfigError("batch", batch, f"is larger than the training set ({n} samples); use "
-                          f"batch<={n} or a larger data.train_size")
+        raise ConfigError(
+            "batch",
+            batch,
+            f"is larger than the training set ({n} samples); use batch<={n} or a larger data.train_size",
+        )
 
 
 # ---- helpers --------------------------------------------------------------------------------
+
 
 def options(node: DictConfig, *drop: str) -> dict[str, Any]:
     """A config group's keys as keyword arguments: everything but ``name`` and ``drop``."""
@@ -402,7 +443,8 @@ class _NoBar:
 def progress_bar(cfg: DictConfig, total: int) -> Iterator[Any]:
     """A tqdm bar on an interactive terminal; nothing in CI, in logs or with progress=false."""
     show = cfg.progress is True or (
-        cfg.progress == "auto" and sys.stderr.isatty() and not os.environ.get("CI"))
+        cfg.progress == "auto" and sys.stderr.isatty() and not os.environ.get("CI")
+    )
     if not show:
         yield _NoBar()
         return
@@ -414,14 +456,27 @@ def progress_bar(cfg: DictConfig, total: int) -> Iterator[Any]:
 
 # ---- the run's record -----------------------------------------------------------------------
 
+
 def new_summary(cfg: DictConfig, identity: str) -> dict[str, Any]:
     return {
-        "status": "running", "error": None, "identity": identity, "name": cfg.name,
-        "overrides": hydra_overrides(), "config": resolved_config(cfg), "final": {},
-        "epochs_done": 0, "steps": 0, "wall_time_s": None, "train_time_s": 0.0,
+        "status": "running",
+        "error": None,
+        "identity": identity,
+        "name": cfg.name,
+        "overrides": hydra_overrides(),
+        "config": resolved_config(cfg),
+        "final": {},
+        "epochs_done": 0,
+        "steps": 0,
+        "wall_time_s": None,
+        "train_time_s": 0.0,
         "train_samples_per_s": None,
-        "device": None, "threads": None, "versions": provenance.versions(),
-        **provenance.git_state(), "started": now(), "finished": None,
+        "device": None,
+        "threads": None,
+        "versions": provenance.versions(),
+        **provenance.git_state(),
+        "started": now(),
+        "finished": None,
         "_tic": time.perf_counter(),
     }
 
@@ -429,8 +484,12 @@ def new_summary(cfg: DictConfig, identity: str) -> dict[str, Any]:
 def finish(run_dir: Path, summary: dict[str, Any], status: str, error: str | None = None) -> dict[str, Any]:
     """Stamp the outcome and write summary.json atomically (temp file, then rename), so a
     killed run never leaves a half-written one."""
-    summary.update(status=status, error=error, finished=now(),
-                   wall_time_s=round(time.perf_counter() - summary.pop("_tic"), 3))
+    summary.update(
+        status=status,
+        error=error,
+        finished=now(),
+        wall_time_s=round(time.perf_counter() - summary.pop("_tic"), 3),
+    )
     tmp = run_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, default=str, allow_nan=True))
     os.replace(tmp, run_dir / "summary.json")
@@ -484,6 +543,7 @@ def interrupt_on_sigterm() -> Iterator[None]:
 
 
 # ---- the Hydra task -------------------------------------------------------------------------
+
 
 def main(cfg: DictConfig) -> str:
     """What run.py calls: run, report bad input as one line, map the status to an exit code.

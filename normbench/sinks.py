@@ -46,8 +46,7 @@ class TensorBoardSink:
         from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when used
 
         # purge_step hides events a killed run logged past its checkpoint, when it resumes
-        self._writer = SummaryWriter(log_dir=str(logdir),
-                                     purge_step=first_step if first_step > 1 else None)
+        self._writer = SummaryWriter(log_dir=str(logdir), purge_step=first_step if first_step > 1 else None)
 
     def write(self, rows: Iterable[Row]) -> None:
         for step, _epoch, split, metric, value in rows:
@@ -71,7 +70,8 @@ def _hparam_values(hparams: Mapping[str, Any]) -> dict[str, Any]:
     """TensorBoard takes bool, int, float or str; lists become strings, None is dropped."""
     return {
         k: v if isinstance(v, (bool, int, float, str)) else str(v)
-        for k, v in hparams.items() if v is not None
+        for k, v in hparams.items()
+        if v is not None
     }
 
 

@@ -37,15 +37,15 @@ def expand_grid(params: Mapping[str, Any] | None, overrides: list[str]) -> list[
     then the command line's, expanded as Hydra's basic sweeper does (the command line wins)."""
     parser = OverridesParser.create()
     given = [f"{k}={v}" for k, v in (params or {}).items()] + list(overrides)
-    return [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(given), None)
-            for job in batch]
+    return [
+        job for batch in BasicSweeper.split_arguments(parser.parse_overrides(given), None) for job in batch
+    ]
 
 
 def cell_name(job: list[str], item_sep: str = ",", kv_sep: str = "=") -> str:
     """A job's run directory name, as conf/config.yaml makes it (hydra.sweep.subdir)."""
     overrides = OverridesParser.create().parse_overrides(job)
-    dirname = get_overrides_dirname(overrides, list(NON_RESULT_KEYS), item_sep=item_sep,
-                                    kv_sep=kv_sep)
+    dirname = get_overrides_dirname(overrides, list(NON_RESULT_KEYS), item_sep=item_sep, kv_sep=kv_sep)
     return (dirname or "default").replace("/", "_")
 
 
@@ -63,8 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweep_dir", type=Path, help="a sweep directory (holds multirun.yaml)")
     args = parser.parse_args(argv)
     if not (args.sweep_dir / "multirun.yaml").exists():
-        print(f"error: {args.sweep_dir}: no multirun.yaml here; give the directory of a sweep "
-              "(python run.py -m ...)", file=sys.stderr)
+        print(
+            f"error: {args.sweep_dir}: no multirun.yaml here; give the directory of a sweep "
+            "(python run.py -m ...)",
+            file=sys.stderr,
+        )
         return 2
     cells = sweep_cells(args.sweep_dir)
     statuses = [cell_status(args.sweep_dir / cell) for cell in cells]

@@ -112,8 +112,10 @@ def activation_stds(model: nn.Module, x: torch.Tensor) -> list[float]:
     """Standard deviation of each layer's output (``model.blocks``, in depth order) on the
     batch ``x``, computed as in training (batch statistics) without changing any state."""
     stds: list[torch.Tensor] = []
-    hooks = [block.register_forward_hook(lambda _m, _i, out: stds.append(out.float().std()))
-             for block in model.blocks]
+    hooks = [
+        block.register_forward_hook(lambda _m, _i, out: stds.append(out.float().std()))
+        for block in model.blocks
+    ]
     try:
         with _batch_statistics_mode(model):
             model(x)

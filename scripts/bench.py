@@ -83,8 +83,14 @@ def overhead(args: argparse.Namespace) -> None:
     worst = 0.0
     for model in ("mlp", "resnet", "rnn"):
         for batch in (2, 32):
-            cfg = make_cfg(f"model={model}", f"batch={batch}", "norm=batch", "device=auto",
-                           f"data.train_size={batch * target_steps}", "data.test_size=64")
+            cfg = make_cfg(
+                f"model={model}",
+                f"batch={batch}",
+                "norm=batch",
+                "device=auto",
+                f"data.train_size={batch * target_steps}",
+                "data.test_size=64",
+            )
             built = build(cfg)
             trainer = built.trainer
             steps = trainer.steps_per_epoch
@@ -96,11 +102,16 @@ def overhead(args: argparse.Namespace) -> None:
             runner_epoch(trainer)  # warm-up, excluded
             raw_epoch(raw_model, raw_opt, data.x_train, data.y_train, batch, gen)
             for _ in range(repeats):  # interleaved, so drift in machine load hits both alike
-                ours.append(time_per_step(functools.partial(runner_epoch, trainer), steps,
-                                          built.device))
-                raw.append(time_per_step(functools.partial(
-                    raw_epoch, raw_model, raw_opt, data.x_train, data.y_train, batch, gen),
-                    steps, built.device))
+                ours.append(time_per_step(functools.partial(runner_epoch, trainer), steps, built.device))
+                raw.append(
+                    time_per_step(
+                        functools.partial(
+                            raw_epoch, raw_model, raw_opt, data.x_train, data.y_train, batch, gen
+                        ),
+                        steps,
+                        built.device,
+                    )
+                )
             a, b = statistics.median(ours), statistics.median(raw)
             worst = max(worst, a / b)
             print(f"{model:8} {batch:5d} {1e3 * a:15.3f} {1e3 * b:12.3f} {a / b:6.2f}", flush=True)
@@ -115,8 +126,13 @@ def throughput(args: argparse.Namespace) -> None:
         for norm in ("none", "batch", "layer", "instance", "group"):
             for batch in batches:
                 try:
-                    cfg = make_cfg(f"model={model}", f"norm={norm}", f"batch={batch}",
-                                   f"data.train_size={max(batch * 20, 256)}", "data.test_size=64")
+                    cfg = make_cfg(
+                        f"model={model}",
+                        f"norm={norm}",
+                        f"batch={batch}",
+                        f"data.train_size={max(batch * 20, 256)}",
+                        "data.test_size=64",
+                    )
                     built = build(cfg)
                 except ConfigError as err:  # e.g. instance norm on an MLP: skip the cell
                     print(f"{model:8} {norm:9} {batch:5d} {'-':>10} {'-':>8}  ({type(err).__name__})")
@@ -126,11 +142,14 @@ def throughput(args: argparse.Namespace) -> None:
                 if built.device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats()
                 per_step = statistics.median(
-                    time_per_step(functools.partial(runner_epoch, trainer), trainer.steps_per_epoch,
-                                  built.device)
-                    for _ in range(3))
-                peak = (torch.cuda.max_memory_allocated() / 2**20 if built.device.type == "cuda"
-                        else float("nan"))
+                    time_per_step(
+                        functools.partial(runner_epoch, trainer), trainer.steps_per_epoch, built.device
+                    )
+                    for _ in range(3)
+                )
+                peak = (
+                    torch.cuda.max_memory_allocated() / 2**20 if built.device.type == "cuda" else float("nan")
+                )
                 print(f"{model:8} {norm:9} {batch:5d} {batch / per_step:10.0f} {peak:8.1f}", flush=True)
 
 
@@ -166,8 +185,16 @@ def sweep(args: argparse.Namespace) -> None:
         one_by_one = sum(timed([*python, f"results_dir={tmp}/serial", *job]) for job in jobs)
         print(f"one python run.py per run, one after another: {one_by_one:8.1f} s", flush=True)
         # the same work as one by one: no report at the end (python -m normbench.report)
-        parallel = timed([*python, "-m", f"results_dir={tmp}/parallel", *overrides,
-                          "hydra/launcher=parallel", "~hydra.callbacks.report"])
+        parallel = timed(
+            [
+                *python,
+                "-m",
+                f"results_dir={tmp}/parallel",
+                *overrides,
+                "hydra/launcher=parallel",
+                "~hydra.callbacks.report",
+            ]
+        )
         print(f"python run.py -m ... hydra/launcher=parallel: {parallel:8.1f} s", flush=True)
         cells = sorted(cell_name(job) for job in jobs)
         for which in ("serial", "parallel"):  # the same runs, all done, in the same layout
@@ -182,8 +209,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("what", choices=["overhead", "throughput", "sweep"])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and steps")
-    parser.add_argument("--grid", nargs="+", metavar="OVERRIDE",
-                        help=f"sweep: the grid, as for run.py -m (default: {' '.join(SWEEP_GRID)})")
+    parser.add_argument(
+        "--grid",
+        nargs="+",
+        metavar="OVERRIDE",
+        help=f"sweep: the grid, as for run.py -m (default: {' '.join(SWEEP_GRID)})",
+    )
     args = parser.parse_args()
     {"overhead": overhead, "throughput": throughput, "sweep": sweep}[args.what](args)
 

@@ -159,9 +159,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     rows = [bench_folding(device, args.repeats, args.inner, batch) for batch in (1, 32)]
-    rows += [
-        bench_reference(n, lay, s, device, args.repeats, args.inner) for n, lay, s in NORM_CASES
-    ]
+    rows += [bench_reference(n, lay, s, device, args.repeats, args.inner) for n, lay, s in NORM_CASES]
     print_table(rows, device, args.threads)
 
 

@@ -29,9 +29,13 @@ from normbench.data.synthetic import make_synthetic
 
 
 def norm2d(kind: str, c: int) -> nn.Module:
-    return {"batch": lambda: nn.BatchNorm2d(c), "group": lambda: nn.GroupNorm(min(8, c), c),
-            "layer": lambda: nn.GroupNorm(1, c), "instance": lambda: nn.InstanceNorm2d(c, affine=True),
-            "none": nn.Identity}[kind]()
+    return {
+        "batch": lambda: nn.BatchNorm2d(c),
+        "group": lambda: nn.GroupNorm(min(8, c), c),
+        "layer": lambda: nn.GroupNorm(1, c),
+        "instance": lambda: nn.InstanceNorm2d(c, affine=True),
+        "none": nn.Identity,
+    }[kind]()
 
 
 class Block(nn.Module):
@@ -41,8 +45,11 @@ class Block(nn.Module):
         self.n1 = norm2d(norm, cout)
         self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.n2 = norm2d(norm, cout)
-        self.short = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), norm2d(norm, cout))
-                      if stride != 1 or cin != cout else nn.Identity())
+        self.short = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), norm2d(norm, cout))
+            if stride != 1 or cin != cout
+            else nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.n1(self.c1(x)))
@@ -56,8 +63,9 @@ class ResNet8(nn.Module):
         super().__init__()
         w = width
         self.stem = nn.Sequential(nn.Conv2d(3, w, 3, 1, 1, bias=False), norm2d(norm, w), nn.ReLU())
-        self.stages = nn.Sequential(Block(w, w, 1, norm), Block(w, 2 * w, 2, norm),
-                                    Block(2 * w, 4 * w, 2, norm))
+        self.stages = nn.Sequential(
+            Block(w, w, 1, norm), Block(w, 2 * w, 2, norm), Block(2 * w, 4 * w, 2, norm)
+        )
         self.fc = nn.Linear(4 * w, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,7 +77,7 @@ class LSTMClassifier(nn.Module):
         super().__init__()
         self.lstm = nn.LSTM(features, hidden, batch_first=True)
         with torch.no_grad():  # gate order i, f, g, o: shift the forget gate's bias
-            self.lstm.bias_ih_l0[hidden:2 * hidden] += forget_bias
+            self.lstm.bias_ih_l0[hidden : 2 * hidden] += forget_bias
         self.norm = nn.LayerNorm(hidden)
         self.fc = nn.Linear(hidden, num_classes)
 
@@ -81,7 +89,9 @@ class LSTMClassifier(nn.Module):
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     model.eval()
-    hits = sum((model(x[i:i + 500]).argmax(1) == y[i:i + 500]).sum().item() for i in range(0, len(x), 500))
+    hits = sum(
+        (model(x[i : i + 500]).argmax(1) == y[i : i + 500]).sum().item() for i in range(0, len(x), 500)
+    )
     model.train()
     return hits / len(x)
 
@@ -100,8 +110,12 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--data-seed", type=int, default=42)
     p.add_argument("--seed", type=int, default=0, help="run seed: init and batch order")
-    p.add_argument("--forget-bias", type=float, default=1.0,
-                   help="sequence: added to the LSTM forget-gate bias at init (torch's default: 0)")
+    p.add_argument(
+        "--forget-bias",
+        type=float,
+        default=1.0,
+        help="sequence: added to the LSTM forget-gate bias at init (torch's default: 0)",
+    )
     p.add_argument("--lr", type=float, help="default: 0.1 (SGD, images), 1e-3 (Adam, sequence)")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
@@ -111,8 +125,9 @@ def main() -> None:
         knobs["spread"] = a.spread
     else:
         knobs.update(seq_len=a.seq_len, signal_steps=a.signal_steps)
-    d = make_synthetic(model_modality="tabular", task=a.task, train_size=a.train_size,
-                       seed=a.data_seed, **knobs)
+    d = make_synthetic(
+        model_modality="tabular", task=a.task, train_size=a.train_size, seed=a.data_seed, **knobs
+    )
     torch.manual_seed(a.seed)
     if a.task == "images":
         model = ResNet8(d.num_classes, a.norm)
@@ -127,15 +142,18 @@ def main() -> None:
         t0, losses = time.time(), []
         perm = torch.randperm(len(d.x_train), generator=g)
         for i in range(0, len(perm) - a.batch + 1, a.batch):  # drop the last partial batch
-            idx = perm[i:i + a.batch]
+            idx = perm[i : i + a.batch]
             loss = F.cross_entropy(model(d.x_train[idx]), d.y_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             losses.append(loss.detach())
         train_acc = accuracy(model, d.x_train, d.y_train)
-        print(f"epoch {epoch}: loss {torch.stack(losses).mean():.3f} train_acc {train_acc:.3f} "
-              f"test_acc {accuracy(model, d.x_test, d.y_test):.3f} ({time.time() - t0:.0f}s)", flush=True)
+        print(
+            f"epoch {epoch}: loss {torch.stack(losses).mean():.3f} train_acc {train_acc:.3f} "
+            f"test_acc {accuracy(model, d.x_test, d.y_test):.3f} ({time.time() - t0:.0f}s)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,12 @@ def cli(tmp_path):
         env = {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
         return subprocess.run(
             [sys.executable, "run.py", *args, f"results_dir={results}"],
-            cwd=REPO, capture_output=True, text=True, env=env, timeout=600, check=False,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+            check=False,
         )
 
     return run

@@ -35,8 +35,9 @@ def default_error(norm: str, batch: int, seed: int) -> float:
     return BASE_ERROR_PCT.get(norm, 18.0) + bn_penalty + _rng(norm, batch, seed).normal(0, 0.4)
 
 
-def make_config(norm: str, batch: int, seed: int, model: str = "mlp", epochs: int = 3,
-                name: str = "fake", **extra: Any) -> dict[str, Any]:
+def make_config(
+    norm: str, batch: int, seed: int, model: str = "mlp", epochs: int = 3, name: str = "fake", **extra: Any
+) -> dict[str, Any]:
     """A resolved config shaped like the runner's (nested groups, top-level scalars)."""
     config = {
         "model": {"name": model, "depth": 8 if model == "resnet" else 2, "width": 16},
@@ -44,8 +45,16 @@ def make_config(norm: str, batch: int, seed: int, model: str = "mlp", epochs: in
         "data": {"name": "synthetic", "train_size": TRAIN_SIZE, "test_size": 256},
         "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4},
         "sched": {"name": "cosine", "warmup_epochs": 0},
-        "name": name, "results_dir": "results", "batch": batch, "epochs": epochs, "seed": seed,
-        "device": "auto", "log_every": 10, "threads": None, "progress": "auto", "force": False,
+        "name": name,
+        "results_dir": "results",
+        "batch": batch,
+        "epochs": epochs,
+        "seed": seed,
+        "device": "auto",
+        "log_every": 10,
+        "threads": None,
+        "progress": "auto",
+        "force": False,
     }
     for dotted, value in extra.items():  # "norm__num_groups=8" sets norm.num_groups
         *parents, leaf = dotted.split("__")
@@ -72,18 +81,34 @@ def metrics_rows(norm: str, batch: int, seed: int, error_pct: float, epochs: int
             lr = 0.1 * (1 - progress)
             rows += [f"{step},{epoch},train,loss,{loss:.6f}", f"{step},{epoch},train,lr,{lr:.6f}"]
         err = error_pct / 100 + 0.1 * (epochs - epoch) / epochs
-        rows += [f"{step},{epoch},test,loss,{final_loss + err:.6f}",
-                 f"{step},{epoch},test,accuracy,{1 - err:.6f}"]
+        rows += [
+            f"{step},{epoch},test,loss,{final_loss + err:.6f}",
+            f"{step},{epoch},test,accuracy,{1 - err:.6f}",
+        ]
         if norm in BATCH_STATS:
             gap = 8.0 / batch / 100  # batch statistics hurt more at small batch
-            rows += [f"{step},{epoch},test_batchstats,loss,{final_loss + err + gap:.6f}",
-                     f"{step},{epoch},test_batchstats,accuracy,{1 - err - gap:.6f}"]
+            rows += [
+                f"{step},{epoch},test_batchstats,loss,{final_loss + err + gap:.6f}",
+                f"{step},{epoch},test_batchstats,accuracy,{1 - err - gap:.6f}",
+            ]
     return rows
 
 
-def write_run(run_dir: Path, norm: str, batch: int, seed: int, *, status: str = "done",
-              error: ErrorFn = default_error, model: str = "mlp", epochs: int = 3, name: str = "fake",
-              overrides: list[str] | None = None, summary: bool = True, **extra: Any) -> Path:
+def write_run(
+    run_dir: Path,
+    norm: str,
+    batch: int,
+    seed: int,
+    *,
+    status: str = "done",
+    error: ErrorFn = default_error,
+    model: str = "mlp",
+    epochs: int = 3,
+    name: str = "fake",
+    overrides: list[str] | None = None,
+    summary: bool = True,
+    **extra: Any,
+) -> Path:
     """One run directory: metrics.csv, summary.json (unless ``summary`` is False) and .hydra/."""
     run_dir.mkdir(parents=True, exist_ok=True)
     config = make_config(norm, batch, seed, model, epochs, name, **extra)
@@ -99,16 +124,27 @@ def write_run(run_dir: Path, norm: str, batch: int, seed: int, *, status: str = 
     (hydra / "config.yaml").write_text(json.dumps(config))  # JSON is YAML
     (hydra / "overrides.yaml").write_text(json.dumps(overrides))
     if summary:
-        (run_dir / "summary.json").write_text(json.dumps(
-            make_summary(config, overrides, status, err, done_epochs, norm, batch)))
+        (run_dir / "summary.json").write_text(
+            json.dumps(make_summary(config, overrides, status, err, done_epochs, norm, batch))
+        )
     return run_dir
 
 
-def make_summary(config: dict[str, Any], overrides: list[str], status: str, error_pct: float,
-                 epochs_done: int, norm: str, batch: int) -> dict[str, Any]:
+def make_summary(
+    config: dict[str, Any],
+    overrides: list[str],
+    status: str,
+    error_pct: float,
+    epochs_done: int,
+    norm: str,
+    batch: int,
+) -> dict[str, Any]:
     acc = 1 - error_pct / 100
-    final: dict[str, float] = {"train/loss": 0.05 + error_pct / 50, "test/loss": 0.1 + error_pct / 40,
-                               "test/accuracy": acc}
+    final: dict[str, float] = {
+        "train/loss": 0.05 + error_pct / 50,
+        "test/loss": 0.1 + error_pct / 40,
+        "test/accuracy": acc,
+    }
     if norm in BATCH_STATS:
         final["test_batchstats/accuracy"] = acc - 8.0 / batch / 100
         final["test_batchstats/loss"] = final["test/loss"] + 0.05
@@ -119,24 +155,49 @@ def make_summary(config: dict[str, Any], overrides: list[str], status: str, erro
         "status": status,
         "error": None if status == "done" else f"{status} at step {steps}",
         "identity": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16],
-        "name": config["name"], "overrides": overrides, "config": config, "final": final,
-        "epochs_done": epochs_done, "steps": steps, "wall_time_s": 1.5 + 64 / batch,
-        "train_samples_per_s": 300.0 * batch**0.5, "device": "cpu", "threads": 1,
+        "name": config["name"],
+        "overrides": overrides,
+        "config": config,
+        "final": final,
+        "epochs_done": epochs_done,
+        "steps": steps,
+        "wall_time_s": 1.5 + 64 / batch,
+        "train_samples_per_s": 300.0 * batch**0.5,
+        "device": "cpu",
+        "threads": 1,
         "versions": {"python": "3.11.9", "torch": "2.13.0", "hydra": "1.3.2", "normbench": "0.1.0"},
-        "git_commit": "0123456789abcdef0123456789abcdef01234567", "git_dirty": False,
-        "started": "2025-01-01T10:00:00", "finished": "2025-01-01T10:00:05",
+        "git_commit": "0123456789abcdef0123456789abcdef01234567",
+        "git_dirty": False,
+        "started": "2025-01-01T10:00:00",
+        "finished": "2025-01-01T10:00:05",
     }
 
 
-def write_sweep(root: Path, norms: Iterable[str] = ("batch", "layer", "group"),
-                batches: Iterable[int] = (2, 8, 32), seeds: Iterable[int] = (1, 2, 3),
-                **kwargs: Any) -> Path:
+def write_sweep(
+    root: Path,
+    norms: Iterable[str] = ("batch", "layer", "group"),
+    batches: Iterable[int] = (2, 8, 32),
+    seeds: Iterable[int] = (1, 2, 3),
+    **kwargs: Any,
+) -> Path:
     """A Hydra-style sweep: multirun.yaml plus one ``batch=..,norm=..,seed=..`` dir per run."""
     root.mkdir(parents=True, exist_ok=True)
     norms, batches, seeds = list(norms), list(batches), list(seeds)
-    (root / "multirun.yaml").write_text(json.dumps({"hydra": {"sweeper": {"params": {
-        "norm": ",".join(norms), "batch": ",".join(map(str, batches)),
-        "seed": ",".join(map(str, seeds))}}}}))
+    (root / "multirun.yaml").write_text(
+        json.dumps(
+            {
+                "hydra": {
+                    "sweeper": {
+                        "params": {
+                            "norm": ",".join(norms),
+                            "batch": ",".join(map(str, batches)),
+                            "seed": ",".join(map(str, seeds)),
+                        }
+                    }
+                }
+            }
+        )
+    )
     for norm in norms:
         for batch in batches:
             for seed in seeds:
@@ -161,8 +222,9 @@ def add_activations(run_dir: Path, stds: Iterable[float], step: int = 0, epoch: 
     return run_dir
 
 
-def set_curve(run_dir: Path, points: Iterable[tuple[int, float]], split: str = "train",
-              metric: str = "loss") -> Path:
+def set_curve(
+    run_dir: Path, points: Iterable[tuple[int, float]], split: str = "train", metric: str = "loss"
+) -> Path:
     """Replace a run's ``split``/``metric`` rows with the given (step, value) points."""
     path = run_dir / "metrics.csv"
     head, *lines = path.read_text().splitlines()

@@ -31,6 +31,7 @@ from normbench.analysis import (
 
 # ---------------------------------------------------------------- loading
 
+
 @pytest.fixture
 def messy_tree(tmp_path: Path) -> Path:
     """Two sweeps at different depths, plus every way a run can be broken."""
@@ -98,6 +99,7 @@ def test_load_computes_the_generalization_gap(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- statistics, by hand
 
+
 def test_bootstrap_ci_of_two_values_spans_them() -> None:
     # Resampled means of [1, 2]: 1 (p=1/4), 1.5 (1/2), 2 (1/4): 2.5% and 97.5% points are 1 and 2.
     assert bootstrap_ci([1.0, 2.0]) == (1.0, 2.0)
@@ -160,12 +162,15 @@ def test_aggregate_per_cell() -> None:
 
 # ---------------------------------------------------------------- claims on known answers
 
+
 def test_claims_pass_on_the_papers_shape(tmp_path: Path) -> None:
     res = load(write_sweep(tmp_path, norms=("batch", "group", "layer"), batches=(2, 32), seeds=(1, 2, 3)))
     verdicts = {c.name: c.verdict for c in evaluate(res)}
-    assert verdicts == {"norm=batch degrades at small batch": PASS,
-                        "norm=group is batch-size independent": PASS,
-                        "ordering of norms at the largest batch": PASS}
+    assert verdicts == {
+        "norm=batch degrades at small batch": PASS,
+        "norm=group is batch-size independent": PASS,
+        "ordering of norms at the largest batch": PASS,
+    }
 
 
 def inverted(norm: str, batch: int, seed: int) -> float:
@@ -175,8 +180,11 @@ def inverted(norm: str, batch: int, seed: int) -> float:
 
 
 def test_claims_fail_when_the_data_says_otherwise(tmp_path: Path) -> None:
-    res = load(write_sweep(tmp_path, norms=("batch", "group", "layer"), batches=(2, 32), seeds=(1, 2, 3),
-                           error=inverted))
+    res = load(
+        write_sweep(
+            tmp_path, norms=("batch", "group", "layer"), batches=(2, 32), seeds=(1, 2, 3), error=inverted
+        )
+    )
     found = {c.name: c for c in evaluate(res)}
     assert {c.verdict for c in found.values()} == {FAIL}
     assert "spread 7.50 points" in found["norm=group is batch-size independent"].evidence
@@ -203,8 +211,10 @@ def test_claims_the_grid_was_not_designed_for_are_not_made(tmp_path: Path) -> No
     assert [c.name for c in evaluate(one_batch)] == ["ordering of norms at the largest batch"]
     assert claims.out_of_scope(one_batch) == {claims.BATCH_SIZE_CLAIMS: "the grid runs one batch size (8)"}
     only_gn = load(write_sweep(tmp_path / "b", norms=("group",), batches=(2, 32), seeds=(1, 2)))
-    assert [c.name for c in evaluate(only_gn)] == ["norm=batch degrades at small batch",
-                                                   "norm=group is batch-size independent"]
+    assert [c.name for c in evaluate(only_gn)] == [
+        "norm=batch degrades at small batch",
+        "norm=group is batch-size independent",
+    ]
     assert list(claims.out_of_scope(only_gn)) == [claims.ORDER_CLAIM]
 
 
@@ -223,6 +233,7 @@ def test_claims_are_checked_per_model(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- figures and styles
 
+
 def test_styles_known_and_unknown_names_are_distinct() -> None:
     styles = figures.norm_styles(["batch", "group", "my_norm", "batch_renorm"])
     assert styles["batch"] == figures.KNOWN_STYLES["batch"]
@@ -233,10 +244,12 @@ def test_styles_known_and_unknown_names_are_distinct() -> None:
 def test_figures_written_as_png_and_svg(tmp_path: Path) -> None:
     res = load(write_sweep(tmp_path / "r", norms=("batch", "my_norm"), batches=(2, 8), seeds=(1, 2)))
     styles = figures.norm_styles(res.runs["norm.name"])
-    made = {"loss": figures.loss_curves(res, styles, smooth=3, log=True),
-            "small": figures.small_batch(res, styles),
-            "gap": figures.batchstats_gap(res, styles),
-            "grid": figures.grid(res.done, "train/loss", "norm.name", styles, hue="batch")}
+    made = {
+        "loss": figures.loss_curves(res, styles, smooth=3, log=True),
+        "small": figures.small_batch(res, styles),
+        "gap": figures.batchstats_gap(res, styles),
+        "grid": figures.grid(res.done, "train/loss", "norm.name", styles, hue="batch"),
+    }
     for stem, fig in made.items():
         paths = figures.save(fig, tmp_path / "fig", stem)
         assert paths["png"].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths["svg"].read_bytes()
@@ -265,16 +278,25 @@ def test_swept_keys_leave_out_what_follows_from_them(tmp_path: Path) -> None:
     for model, seeds in (("mlp", (1, 2)), ("resnet", (3, 4))):
         for batch in (4, 32):
             for seed in seeds:
-                write_run(tmp_path / model / f"batch={batch},seed={seed}", "group", batch, seed, model=model,
-                          optim__lr=0.1 * batch / 32, overrides=[f"batch={batch}", f"seed={seed}"])
+                write_run(
+                    tmp_path / model / f"batch={batch},seed={seed}",
+                    "group",
+                    batch,
+                    seed,
+                    model=model,
+                    optim__lr=0.1 * batch / 32,
+                    overrides=[f"batch={batch}", f"seed={seed}"],
+                )
     res = load(tmp_path)
     assert res.swept == ["batch", "model.name", "seed"]
     assert {"model.depth", "optim.lr"} <= set(res.runs.columns)  # still columns, for reference
 
 
 def test_analysis_never_imports_the_runner() -> None:
-    code = ("import sys, normbench.analysis, normbench.report; "
-            "sys.exit('normbench.runner' in sys.modules or 'normbench.train' in sys.modules)")
+    code = (
+        "import sys, normbench.analysis, normbench.report; "
+        "sys.exit('normbench.runner' in sys.modules or 'normbench.train' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -283,8 +305,13 @@ def test_norm_options_that_vary_make_variants_not_cells(tmp_path: Path) -> None:
     for groups in (2, 8):
         for seed in (1, 2):
             for batch in (4, 32):
-                write_run(tmp_path / f"g{groups}" / f"b{batch}s{seed}", "group", batch, seed,
-                          norm__num_groups=groups)
+                write_run(
+                    tmp_path / f"g{groups}" / f"b{batch}s{seed}",
+                    "group",
+                    batch,
+                    seed,
+                    norm__num_groups=groups,
+                )
     write_sweep(tmp_path / "bn", norms=("batch",), batches=(4, 32), seeds=(1, 2))
     res = load(tmp_path)
     assert "norm.num_groups" in res.swept
@@ -304,8 +331,14 @@ def _preset_sweep(root: Path, presets: dict[str, int | None], batches=(2, 32), s
         for batch in batches:
             for seed in seeds:
                 overrides = [f"batch={batch}", f"norm={preset}", f"seed={seed}"]
-                write_run(root / f"batch={batch},norm={preset},seed={seed}", norm, batch, seed,
-                          overrides=overrides, **({"norm__num_groups": num_groups} if num_groups else {}))
+                write_run(
+                    root / f"batch={batch},norm={preset},seed={seed}",
+                    norm,
+                    batch,
+                    seed,
+                    overrides=overrides,
+                    **({"norm__num_groups": num_groups} if num_groups else {}),
+                )
     return root
 
 
@@ -330,10 +363,13 @@ def test_two_presets_of_one_norm_are_each_claimed(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- activations at initialisation
 
+
 def _exploding(first_inf: int, layers: int = 100) -> list[float]:
     """N(0, 1) init without BN: x10 per layer, inf from ``first_inf``, NaN two layers later."""
-    return [10.0 ** i if i < first_inf else math.inf if i < first_inf + 2 else math.nan
-            for i in range(1, layers + 1)]
+    return [
+        10.0**i if i < first_inf else math.inf if i < first_inf + 2 else math.nan
+        for i in range(1, layers + 1)
+    ]
 
 
 @pytest.fixture
@@ -343,11 +379,23 @@ def depth_tree(tmp_path: Path) -> Path:
     cells = {("normal", "none"): "diverged", ("kaiming", "none"): "done", ("normal", "batch"): "done"}
     for (init, norm), status in cells.items():
         for seed in (0, 1):
-            run = write_run(tmp_path / f"model.init={init},norm={norm},seed={seed}", norm, 16, seed,
-                            status=status, model__init=init, activations=True,
-                            overrides=[f"model.init={init}", f"norm={norm}", f"seed={seed}"])
-            stds = (_exploding(33 + 2 * seed) if (init, norm) == ("normal", "none")
-                    else [0.6 + 0.1 * seed] * 100 if norm == "none" else [0.58] * 100)
+            run = write_run(
+                tmp_path / f"model.init={init},norm={norm},seed={seed}",
+                norm,
+                16,
+                seed,
+                status=status,
+                model__init=init,
+                activations=True,
+                overrides=[f"model.init={init}", f"norm={norm}", f"seed={seed}"],
+            )
+            stds = (
+                _exploding(33 + 2 * seed)
+                if (init, norm) == ("normal", "none")
+                else [0.6 + 0.1 * seed] * 100
+                if norm == "none"
+                else [0.58] * 100
+            )
             add_activations(run, stds)
             if status == "done":  # the last logged point, after training: all finite
                 add_activations(run, [0.5] * 100, step=32, epoch=1)
@@ -370,7 +418,11 @@ def test_activation_profiles_include_diverged_runs_and_mark_nonfinite(depth_tree
 def test_activation_table_numbers(depth_tree: Path) -> None:
     table = activations.init_table(activations.init_profiles(load(depth_tree))).set_index(["init", "norm"])
     assert [c for c in table.columns if c.startswith("std")] == [
-        "std layer 1", "std layer 10", "std layer 50", "std layer 100"]
+        "std layer 1",
+        "std layer 10",
+        "std layer 50",
+        "std layer 100",
+    ]
     row = table.loc[("normal", "none")]
     assert (row["std layer 1"], row["std layer 10"], row["std layer 50"]) == ("10", "1e+10", "NaN")
     assert row["runs"] == "2 (2 diverged)"
@@ -387,7 +439,10 @@ def test_activation_table_of_a_shallow_net_and_inf_only(tmp_path: Path) -> None:
     profiles = activations.init_profiles(load(tmp_path))
     table = activations.init_table(profiles)
     assert [c for c in table.columns if c.startswith("std")] == [
-        "std layer 1", "std layer 10", "std layer 12"]
+        "std layer 1",
+        "std layer 10",
+        "std layer 12",
+    ]
     assert profiles[0].label == "all runs" and profiles[0].first_bad == 3
     assert table.loc[0, "first NaN/inf layer, init"] == "3" and table.loc[0, "runs"] == "1 (diverged)"
 
@@ -413,15 +468,19 @@ def test_failed_runs_stay_out_of_the_activation_profiles(tmp_path: Path) -> None
 
 # ---------------------------------------------------------------- loss threshold claim
 
-def _race_tree(root: Path, crossings: dict[str, tuple[int | None, ...]], batch: int = 8,
-               model: str = "rnn") -> Path:
+
+def _race_tree(
+    root: Path, crossings: dict[str, tuple[int | None, ...]], batch: int = 8, model: str = "rnn"
+) -> Path:
     """Per norm, per seed: the step at which the training loss drops from 1.4 to 0.4 (None:
     it stays at 1.2, never below half of 1.4). Logged every 10 steps up to 100."""
     for norm, steps in crossings.items():
         for seed, cross in enumerate(steps):
             run = write_run(root / f"batch={batch},norm={norm},seed={seed}", norm, batch, seed, model=model)
-            points = [(s, 1.4 if s == 10 else 1.2 if cross is None or s < cross else 0.4)
-                      for s in range(10, 101, 10)]
+            points = [
+                (s, 1.4 if s == 10 else 1.2 if cross is None or s < cross else 0.4)
+                for s in range(10, 101, 10)
+            ]
             set_curve(run, points)
     return root
 
@@ -437,8 +496,10 @@ def test_threshold_claim_passes_when_layer_gets_there_first(tmp_path: Path) -> N
     assert claim.verdict == PASS and claim.context == "batch=8"
     assert "threshold 0.7 = 0.5 x initial train loss 1.4" in claim.evidence
     # the mean curve over seeds (0.8 at step 20) is what crosses, at 30
-    assert ("norm=layer 30 (seeds: 20, 30) < norm=batch 60 (seeds: 50, 60); norm=none never (lowest mean 1.2)"
-            in claim.evidence)
+    assert (
+        "norm=layer 30 (seeds: 20, 30) < norm=batch 60 (seeds: 50, 60); norm=none never (lowest mean 1.2)"
+        in claim.evidence
+    )
     assert "0.5 x the train loss at the first logged step" in claim.rule
 
 
@@ -484,7 +545,8 @@ def test_threshold_claim_says_when_the_lead_is_within_seed_noise(tmp_path: Path)
     [claim] = _threshold(_race_tree(tmp_path, {"layer": (20, 50), "batch": (40, 60)}))
     assert claim.verdict == PASS and "norm=layer 50 (seeds: 20, 50) ~ norm=batch 60" in claim.evidence
     assert claim.evidence.endswith(
-        "(not resolved by these seeds: the 95% CIs of norm=layer and norm=batch overlap)")
+        "(not resolved by these seeds: the 95% CIs of norm=layer and norm=batch overlap)"
+    )
 
 
 def test_trailing_mean_weights_each_log_window_by_its_steps() -> None:

@@ -353,9 +353,7 @@ def test_prepare_standardises_per_channel(tmp_path):
     z = ds.prepare(at_mean.round().to(torch.uint8))
     assert z.abs().max() < 0.01
     one_up = ((torch.tensor(MEAN) + torch.tensor(STD)) * 255).view(1, 3, 1, 1).expand(1, 3, 4, 4)
-    assert torch.allclose(
-        ds.prepare(one_up.round().to(torch.uint8)), torch.ones(1, 3, 4, 4), atol=0.01
-    )
+    assert torch.allclose(ds.prepare(one_up.round().to(torch.uint8)), torch.ones(1, 3, 4, 4), atol=0.01)
 
 
 def test_augment_switch(tmp_path):

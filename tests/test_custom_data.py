@@ -81,9 +81,7 @@ def error(target=f"{PKG}.data.echo", **options) -> str:
 # ----------------------------------------------------------------------------- what works
 
 
-@pytest.mark.parametrize(
-    "shape,modality", [((5,), "tabular"), ((7, 4), "sequence"), ((3, 8, 8), "image")]
-)
+@pytest.mark.parametrize("shape,modality", [((5,), "tabular"), ((7, 4), "sequence"), ((3, 8, 8), "image")])
 def test_modality_follows_the_shape(shape, modality):
     ds = custom(value=arrays(shape=shape))
     assert ds.modality == modality and ds.input_shape == shape and ds.name == "custom"
@@ -118,13 +116,9 @@ def test_extra_keys_reach_the_function():
 def test_subsets_are_stratified_and_seeded():
     data = arrays(n_train=60, n_test=30, classes=3)
     a = custom(value=data, train_size=15, test_size=6, seed=1)
-    assert torch.bincount(a.y_train).tolist() == [5, 5, 5] and torch.bincount(
-        a.y_test
-    ).tolist() == [2, 2, 2]
+    assert torch.bincount(a.y_train).tolist() == [5, 5, 5] and torch.bincount(a.y_test).tolist() == [2, 2, 2]
     assert torch.equal(custom(value=data, train_size=15, test_size=6, seed=1).x_train, a.x_train)
-    assert not torch.equal(
-        custom(value=data, train_size=15, test_size=6, seed=2).x_train, a.x_train
-    )
+    assert not torch.equal(custom(value=data, train_size=15, test_size=6, seed=2).x_train, a.x_train)
     assert a.num_classes == 3
 
 
@@ -233,9 +227,7 @@ def test_non_finite_inputs(bad):
 
 
 def test_not_numeric():
-    assert "x_train as list that is not a numeric array" in error(
-        value=arrays(x_train=[["a", "b"]] * 12)
-    )
+    assert "x_train as list that is not a numeric array" in error(value=arrays(x_train=[["a", "b"]] * 12))
 
 
 def test_empty_split():

@@ -29,9 +29,7 @@ def _data(n: int = 100) -> torch.Tensor:
     return torch.randn(n, 5) * 2 + 3
 
 
-@pytest.mark.parametrize(
-    "bn1d", [nn.BatchNorm1d, reference.BatchNorm1d], ids=["torch", "reference"]
-)
+@pytest.mark.parametrize("bn1d", [nn.BatchNorm1d, reference.BatchNorm1d], ids=["torch", "reference"])
 @pytest.mark.parametrize("batch", [20, 30], ids=["equal-batches", "smaller-last-batch"])
 def test_precise_bn_gives_the_exact_statistics(bn1d: type[nn.Module], batch: int) -> None:
     model = _mlp(bn1d)

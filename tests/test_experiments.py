@@ -55,18 +55,58 @@ def test_mlp_threshold_is_article_1(make_cfg):
 
 SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replace grid entries
     "mlp_threshold": ["norm=batch,group5", "seed=0", "epochs=2"],
-    "small_batch": ["norm=batch,group8", "batch=2,8", "seed=0", "epochs=1", "data.train_size=32",
-                    "data.test_size=16", "hydra/launcher=basic"],
-    "norm_compare": ["norm=instance,group", "seed=0", "epochs=1", "data.train_size=64",
-                     "data.test_size=32", "hydra/launcher=basic"],
-    "rnn_norms": ["norm=batch,layer", "batch=8", "seed=0", "epochs=1", "data.train_size=32",
-                  "data.test_size=16", "hydra/launcher=basic"],
-    "regularization": ["reg=none,l1", "norm=batch", "seed=0", "epochs=1", "data.train_size=32",
-                       "data.test_size=16", "hydra/launcher=basic"],
-    "small_batch_cifar": ["norm=batch,group8", "batch=8", "seed=0", "epochs=1", "data.train_size=20",
-                          "data.test_size=20", "hydra/launcher=basic"],  # data.root: a fake CIFAR-10
-    "group_sweep": ["norm.num_groups=1,16", "seed=0", "epochs=1", "data.train_size=32",
-                    "data.test_size=16", "hydra/launcher=basic"],
+    "small_batch": [
+        "norm=batch,group8",
+        "batch=2,8",
+        "seed=0",
+        "epochs=1",
+        "data.train_size=32",
+        "data.test_size=16",
+        "hydra/launcher=basic",
+    ],
+    "norm_compare": [
+        "norm=instance,group",
+        "seed=0",
+        "epochs=1",
+        "data.train_size=64",
+        "data.test_size=32",
+        "hydra/launcher=basic",
+    ],
+    "rnn_norms": [
+        "norm=batch,layer",
+        "batch=8",
+        "seed=0",
+        "epochs=1",
+        "data.train_size=32",
+        "data.test_size=16",
+        "hydra/launcher=basic",
+    ],
+    "regularization": [
+        "reg=none,l1",
+        "norm=batch",
+        "seed=0",
+        "epochs=1",
+        "data.train_size=32",
+        "data.test_size=16",
+        "hydra/launcher=basic",
+    ],
+    "small_batch_cifar": [
+        "norm=batch,group8",
+        "batch=8",
+        "seed=0",
+        "epochs=1",
+        "data.train_size=20",
+        "data.test_size=20",
+        "hydra/launcher=basic",
+    ],  # data.root: a fake CIFAR-10
+    "group_sweep": [
+        "norm.num_groups=1,16",
+        "seed=0",
+        "epochs=1",
+        "data.train_size=32",
+        "data.test_size=16",
+        "hydra/launcher=basic",
+    ],
     "depth_init": ["model.init=normal", "norm=none,batch", "data.train_size=32", "data.test_size=16"],
 }
 
@@ -88,8 +128,9 @@ def test_shrunken_preset_runs_end_to_end_with_a_report(cli, tmp_path, name):
     assert (tmp_path / name / "report.html").exists() and (tmp_path / name / "report.md").exists()
     assert "report: " in result.stdout + result.stderr
     if name == "depth_init":  # N(0, 1) init: no BN goes non-finite, BN does not
-        first_bad = {s["config"]["norm"]["name"]: s["final"]["activations/first_nonfinite_layer"]
-                     for s in runs}
+        first_bad = {
+            s["config"]["norm"]["name"]: s["final"]["activations/first_nonfinite_layer"] for s in runs
+        }
         assert 1 < first_bad["none"] < 100 and first_bad["batch"] != first_bad["batch"]  # NaN
 
 

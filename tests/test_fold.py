@@ -57,9 +57,7 @@ class ResidualBlock(nn.Module):
 class ResNetLike(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU()
-        )
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
         self.blocks = nn.Sequential(ResidualBlock(8, 8), ResidualBlock(8, 16))
         self.head = nn.Linear(16, 10)
 
@@ -124,17 +122,13 @@ def _check_fold(model: nn.Module, shape: tuple[int, ...], bns_left: int) -> nn.M
     return folded
 
 
-@pytest.mark.parametrize(
-    "bn1d", [nn.BatchNorm1d, reference.BatchNorm1d], ids=["torch", "reference"]
-)
+@pytest.mark.parametrize("bn1d", [nn.BatchNorm1d, reference.BatchNorm1d], ids=["torch", "reference"])
 def test_mlp(bn1d: type[nn.Module]) -> None:
     folded = _check_fold(mlp(bn1d), (16, 10), bns_left=0)
     assert folded[3].bias is not None, "a bias-free Linear gains the BN's shift as its bias"
 
 
-@pytest.mark.parametrize(
-    "bn2d", [nn.BatchNorm2d, reference.BatchNorm2d], ids=["torch", "reference"]
-)
+@pytest.mark.parametrize("bn2d", [nn.BatchNorm2d, reference.BatchNorm2d], ids=["torch", "reference"])
 def test_convnet(bn2d: type[nn.Module]) -> None:
     folded = _check_fold(convnet(bn2d), (4, 3, 8, 8), bns_left=0)
     assert isinstance(folded[1], nn.Identity) and isinstance(folded[4], nn.Identity)
@@ -169,8 +163,9 @@ def test_untraceable_model_is_named() -> None:
         fold_batchnorm(Branchy())
 
 
-@pytest.mark.parametrize("model_name, shape, layout", [("resnet", (3, 16, 16), "image"),
-                                                       ("mlp", (10,), "vector")])
+@pytest.mark.parametrize(
+    "model_name, shape, layout", [("resnet", (3, 16, 16), "image"), ("mlp", (10,), "vector")]
+)
 def test_folding_the_projects_own_models(model_name, shape, layout):
     """The project's ResNet (conv -> BN everywhere, shortcut conv + BN) and MLP (Linear -> BN),
     with running statistics moved off their initial values by a few training steps."""
@@ -179,8 +174,9 @@ def test_folding_the_projects_own_models(model_name, shape, layout):
 
     torch.manual_seed(0)
     depth = 14 if model_name == "resnet" else 3
-    model = build_model(model_name, input_shape=shape, num_classes=5,
-                        norm_layer=norm_builder("batch", layout), depth=depth)
+    model = build_model(
+        model_name, input_shape=shape, num_classes=5, norm_layer=norm_builder("batch", layout), depth=depth
+    )
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     for _ in range(3):
         loss = model(torch.randn(8, *shape) * 2 + 1).logsumexp(1).mean()

@@ -61,14 +61,16 @@ def _builder(norm: str, layout: str, input_shape: tuple[int, ...]):
     return norm_builder(norm, layout, FITS_TEST_BATCH.get(norm, {}), steps=steps)
 
 
-def _make(model: str, norm: str, input_shape: tuple[int, ...] | None = None, num_classes: int = 3,
-          **keys) -> nn.Module:
+def _make(
+    model: str, norm: str, input_shape: tuple[int, ...] | None = None, num_classes: int = 3, **keys
+) -> nn.Module:
     """``model`` at its TINY size (``keys`` override), norms from the registry's defaults."""
     spec = MODELS[model]
     shape = input_shape or SHAPES[spec.native]
     builder = _builder(norm, spec.layout, shape)
-    return build_model(model, input_shape=shape, num_classes=num_classes, norm_layer=builder,
-                       **{**TINY[model], **keys})
+    return build_model(
+        model, input_shape=shape, num_classes=num_classes, norm_layer=builder, **{**TINY[model], **keys}
+    )
 
 
 PAIRS = [
@@ -90,11 +92,17 @@ def _no_signal(model: nn.Module, norm: str) -> set[str]:
       so its scale multiplies zeros;
     - a Linear bias right before a batch-statistics norm, which subtracts it again with the
       batch mean (why convnets drop that bias)."""
-    zero = {f"{name}.norms.0.weight" for name, m in model.named_modules()
-            if name.endswith("norm_h") and isinstance(m, StepNorm) and len(m.norms) > 1}
+    zero = {
+        f"{name}.norms.0.weight"
+        for name, m in model.named_modules()
+        if name.endswith("norm_h") and isinstance(m, StepNorm) and len(m.norms) > 1
+    }
     if NORMS[norm].batch_statistics:
-        zero |= {f"{name}.0.bias" for name, m in model.named_modules()
-                 if isinstance(m, nn.Sequential) and len(m) > 1 and isinstance(m[0], nn.Linear)}
+        zero |= {
+            f"{name}.0.bias"
+            for name, m in model.named_modules()
+            if isinstance(m, nn.Sequential) and len(m) > 1 and isinstance(m[0], nn.Linear)
+        }
     return zero
 
 
@@ -141,13 +149,17 @@ def test_eval_is_deterministic_and_per_sample(model, norm):
 
 # --- configuration files and errors ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_yaml_lists_exactly_the_signature_defaults(model):
     conf = yaml.safe_load((CONF / f"{model}.yaml").read_text())
     assert conf.pop("name") == model
     params = inspect.signature(MODELS[model].cls.__init__).parameters
-    defaults = {k: p.default for k, p in params.items()
-                if k not in ("self", "input_shape", "num_classes", "norm_layer")}
+    defaults = {
+        k: p.default
+        for k, p in params.items()
+        if k not in ("self", "input_shape", "num_classes", "norm_layer")
+    }
     assert conf == defaults
     # and the public builder accepts the file as it is
     spec = MODELS[model]
@@ -157,12 +169,22 @@ def test_yaml_lists_exactly_the_signature_defaults(model):
     assert net(torch.randn(2, *shape)).shape == (2, 2)
 
 
-@pytest.mark.parametrize("model,key,value", [
-    ("mlp", "depth", 0), ("mlp", "width", 0), ("mlp", "dropout", 1.0), ("mlp", "dropout", -0.1),
-    ("mlp", "init", "xavier"), ("resnet", "depth", 9), ("resnet", "depth", 2),
-    ("resnet", "width", 0), ("rnn", "cell", "vanilla"), ("rnn", "hidden_size", 0),
-    ("rnn", "num_layers", 0),
-])
+@pytest.mark.parametrize(
+    "model,key,value",
+    [
+        ("mlp", "depth", 0),
+        ("mlp", "width", 0),
+        ("mlp", "dropout", 1.0),
+        ("mlp", "dropout", -0.1),
+        ("mlp", "init", "xavier"),
+        ("resnet", "depth", 9),
+        ("resnet", "depth", 2),
+        ("resnet", "width", 0),
+        ("rnn", "cell", "vanilla"),
+        ("rnn", "hidden_size", 0),
+        ("rnn", "num_layers", 0),
+    ],
+)
 def test_bad_sizes_name_the_key(model, key, value):
     with pytest.raises(ConfigError) as err:
         _make(model, "none", **{key: value})
@@ -178,12 +200,11 @@ def test_resnet_depth_error_says_what_works():
 
 # --- MLP ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("norm", [n for n, s in NORMS.items() if "vector" in s.layouts])
 def test_mlp_10_50_2_parameter_count(norm):
     builder = norm_builder(norm, "vector")
-    net = build_model(
-        "mlp", input_shape=(10,), num_classes=2, norm_layer=builder, depth=1, width=50
-    )
+    net = build_model("mlp", input_shape=(10,), num_classes=2, norm_layer=builder, depth=1, width=50)
     norm_params = sum(p.numel() for p in builder(50).parameters())
     assert sum(p.numel() for p in net.parameters()) == (10 * 50 + 50) + norm_params + (50 * 2 + 2)
 
@@ -200,8 +221,9 @@ def test_mlp_blocks_are_one_entry_per_hidden_layer():
     assert seen == [(N, 64)] * 3
 
 
-@pytest.mark.parametrize("init,std", [("normal", lambda fan_in: 1.0),
-                                      ("kaiming", lambda fan_in: math.sqrt(2 / fan_in))])
+@pytest.mark.parametrize(
+    "init,std", [("normal", lambda fan_in: 1.0), ("kaiming", lambda fan_in: math.sqrt(2 / fan_in))]
+)
 def test_mlp_init(init, std):
     net = _make("mlp", "none", input_shape=(64,), depth=2, width=64, init=init)
     for linear in [net.blocks[1][0], net.blocks[0][0]]:  # 64x64 weights: std to about 2%
@@ -213,12 +235,14 @@ def test_mlp_init(init, std):
 
 # --- ResNet ---------------------------------------------------------------------------------
 
+
 def test_resnet_grows_with_depth_and_has_6n_plus_2_layers():
     counts = []
     for depth in (8, 14, 20):
         net = _make("resnet", "batch", depth=depth)
-        weighted = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))
-                    and m.weight.shape[-1] != 1]  # 1x1 shortcut convs are not counted in depth
+        weighted = [
+            m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.shape[-1] != 1
+        ]  # 1x1 shortcut convs are not counted in depth
         assert len(weighted) == depth
         assert sum(isinstance(m, BasicBlock) for m in net.modules()) == 3 * (depth - 2) // 6
         counts.append(sum(p.numel() for p in net.parameters()))
@@ -261,6 +285,7 @@ def test_resnet_group_norm_caps_groups_to_channels():
 
 
 # --- RNN ------------------------------------------------------------------------------------
+
 
 def test_rnn_reads_images_as_rows():
     image = _make("rnn", "layer", input_shape=(2, 6, 5))
@@ -313,8 +338,8 @@ def test_rnn_without_norm_is_torchs_cell(cell, ref_cls):
 def test_lstm_forget_bias_starts_at_one():
     layer = _make("rnn", "layer").layers[0]
     h = layer.hidden_size
-    assert torch.all(layer.bias[h:2 * h] == 1) and torch.all(layer.bias[:h] == 0)
-    assert torch.all(layer.bias[2 * h:] == 0)
+    assert torch.all(layer.bias[h : 2 * h] == 1) and torch.all(layer.bias[:h] == 0)
+    assert torch.all(layer.bias[2 * h :] == 0)
 
 
 def test_rnn_rejects_other_shapes():
@@ -325,11 +350,13 @@ def test_rnn_rejects_other_shapes():
 def test_group_of_one_vector_feature_is_refused_naming_the_layer():
     # GroupNorm(C, C) on (N, C) vectors normalises single values: outputs 0, passes no gradient
     model = MLP((10,), 2, norm_builder("group", "vector", {"num_groups": 32}), width=16)
-    with pytest.raises(ConfigError, match=r"norm.num_groups=32: makes groups of one feature on 16 "
-                       r"vector features.*num_groups<=8.*layer 'blocks.0.1'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"norm.num_groups=32: makes groups of one feature on 16 "
+        r"vector features.*num_groups<=8.*layer 'blocks.0.1'",
+    ):
         check_model_norms(model)
     check_model_norms(MLP((10,), 2, norm_builder("group", "vector", {"num_groups": 8}), width=16))
-
 
 
 def test_activation_stds_reproduce_article_2_signal_propagation():

@@ -65,9 +65,7 @@ def _assert_same_steps(
 
 @pytest.mark.parametrize("layout", ["vector", "image"])
 def test_batch_renorm_with_r1_d0_is_batch_norm(layout: str) -> None:
-    renorm = norm_builder("batch_renorm", layout, {"r_max": 1.0, "d_max": 0.0, "warmup_steps": 0})(
-        5
-    ).double()
+    renorm = norm_builder("batch_renorm", layout, {"r_max": 1.0, "d_max": 0.0, "warmup_steps": 0})(5).double()
     bn = norm_builder("batch", layout, {})(5).double()
     assert list(renorm.state_dict()) == list(bn.state_dict())
     _randomize_affine(renorm, bn)
@@ -146,8 +144,7 @@ def test_ghost_size_must_divide_the_batch_before_training() -> None:
     with pytest.raises(ConfigError) as err:
         check_batch("ghost_batch", {"ghost_size": 8}, 12)
     assert (
-        str(err.value)
-        == "norm.ghost_size=8: does not divide batch=12; use a divisor of 12: 2, 3, 4, 6, 12"
+        str(err.value) == "norm.ghost_size=8: does not divide batch=12; use a divisor of 12: 2, 3, 4, 6, 12"
     )
     with pytest.raises(ConfigError, match="norm.ghost_size=1: must be an integer >= 2"):
         check_batch("ghost_batch", {"ghost_size": 1}, 12)

@@ -95,8 +95,11 @@ def test_group_count_defaults_to_32_capped_to_the_channels():
 
 def test_groups_that_do_not_divide_the_channels_name_the_layer():
     model = nn.Sequential(nn.Conv2d(3, 12, 3), norm_builder("group", "image", {"num_groups": 5})(12))
-    with pytest.raises(ConfigError, match=r"norm.num_groups=5: does not divide the 12 channels.*"
-                       r"1, 2, 3, 4, 6, 12.*layer '1'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"norm.num_groups=5: does not divide the 12 channels.*"
+        r"1, 2, 3, 4, 6, 12.*layer '1'",
+    ):
         check_model_norms(model)
     model = nn.Sequential(norm_builder("group", "vector", {"channels_per_group": 5})(12))
     with pytest.raises(ConfigError, match=r"norm.channels_per_group=5: does not divide"):
@@ -148,13 +151,15 @@ def test_batch_statistics_modules_finds_exactly_the_running_statistics_norms():
 
 
 @pytest.mark.parametrize("impl", ["torch", "reference"])
-@pytest.mark.parametrize("layout, options, channels, message", [
-    ("image", {"num_groups": 5}, 12, r"norm.num_groups=5: does not divide the 12 channels"),
-    ("image", {"channels_per_group": 5}, 12, r"norm.channels_per_group=5: does not divide"),
-    ("vector", {"num_groups": 32}, 16, r"norm.num_groups=32: makes groups of one feature"),
-])
-def test_every_group_norm_implementation_refuses_the_same_settings(impl, layout, options, channels,
-                                                                   message):
+@pytest.mark.parametrize(
+    "layout, options, channels, message",
+    [
+        ("image", {"num_groups": 5}, 12, r"norm.num_groups=5: does not divide the 12 channels"),
+        ("image", {"channels_per_group": 5}, 12, r"norm.channels_per_group=5: does not divide"),
+        ("vector", {"num_groups": 32}, 16, r"norm.num_groups=32: makes groups of one feature"),
+    ],
+)
+def test_every_group_norm_implementation_refuses_the_same_settings(impl, layout, options, channels, message):
     model = nn.Sequential(norm_builder("group", layout, options, impl=impl)(channels))
     with pytest.raises(ConfigError, match=message):
         check_model_norms(model)

@@ -107,9 +107,7 @@ def test_gradcheck(case: str, train: bool) -> None:
 
     def f(x: torch.Tensor, *ps: torch.Tensor) -> torch.Tensor:
         # torch.func.functional_call swaps the parameters in, so gradcheck perturbs them too
-        return torch.func.functional_call(
-            ref, dict(zip([n for n, _ in ref.named_parameters()], ps)), (x,)
-        )
+        return torch.func.functional_call(ref, dict(zip([n for n, _ in ref.named_parameters()], ps)), (x,))
 
     # in training the running buffers move at every call, but they do not feed the output
     assert torch.autograd.gradcheck(f, (x, *[p.detach().requires_grad_() for p in params]))

@@ -33,8 +33,12 @@ EXTERNAL = re.compile(
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = write_sweep(tmp_path_factory.mktemp("results") / "small_batch",
-                       norms=("batch", "group", "layer"), batches=(2, 32), seeds=(1, 2))
+    root = write_sweep(
+        tmp_path_factory.mktemp("results") / "small_batch",
+        norms=("batch", "group", "layer"),
+        batches=(2, 32),
+        seeds=(1, 2),
+    )
     write_run(root / "batch=8,norm=group,seed=1", "group", 8, 1, status="diverged")
     return root
 
@@ -58,8 +62,13 @@ def test_html_is_self_contained(report: Path) -> None:
 
 
 def test_external_link_check_would_catch_one() -> None:
-    for bad in ('<img src="figures/a.png">', '<a href="https://x.org">', "<link rel=stylesheet>",
-                "background: url(a.png)", "<script src=x.js>"):
+    for bad in (
+        '<img src="figures/a.png">',
+        '<a href="https://x.org">',
+        "<link rel=stylesheet>",
+        "background: url(a.png)",
+        "<script src=x.js>",
+    ):
         assert EXTERNAL.search(bad), bad
 
 
@@ -164,10 +173,16 @@ def depth_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for init in ("normal", "kaiming"):
         for norm in ("none", "batch"):
             bad = (init, norm) == ("normal", "none")
-            run = write_run(root / f"model.init={init},norm={norm}", norm, 16, 0, model__init=init,
-                            status="diverged" if bad else "done",
-                            overrides=[f"model.init={init}", f"norm={norm}"])
-            stds = [10.0 ** i if i < 7 else float("inf") for i in range(1, 13)] if bad else [0.6] * 12
+            run = write_run(
+                root / f"model.init={init},norm={norm}",
+                norm,
+                16,
+                0,
+                model__init=init,
+                status="diverged" if bad else "done",
+                overrides=[f"model.init={init}", f"norm={norm}"],
+            )
+            stds = [10.0**i if i < 7 else float("inf") for i in range(1, 13)] if bad else [0.6] * 12
             add_activations(run, stds)
     build_report(root)
     return root
@@ -194,18 +209,21 @@ def rnn_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for batch, crossings in first.items():
         for norm, cross in crossings.items():
             for seed in (0, 1):
-                run = write_run(root / f"batch={batch},norm={norm},seed={seed}", norm, batch, seed,
-                                model="rnn")
+                run = write_run(
+                    root / f"batch={batch},norm={norm},seed={seed}", norm, batch, seed, model="rnn"
+                )
                 set_curve(run, [(s, 1.4 if cross is None or s < cross else 0.5) for s in range(10, 101, 10)])
     return root
 
 
 def test_report_states_the_threshold_claim_per_batch(rnn_sweep: Path, tmp_path: Path) -> None:
     md = (build_report(rnn_sweep, tmp_path / "auto").parent / "report.md").read_text()
-    assert ("**PASS** norm=layer reaches the train loss threshold first (batch=8): threshold 0.7 = "
-            "0.5 x initial train loss 1.4; steps to fall below: norm=layer 40 (seeds: 40, 40) < "
-            "norm=batch 80 (seeds: 80, 80); "
-            "norm=none never (lowest mean 1.4)") in md
+    assert (
+        "**PASS** norm=layer reaches the train loss threshold first (batch=8): threshold 0.7 = "
+        "0.5 x initial train loss 1.4; steps to fall below: norm=layer 40 (seeds: 40, 40) < "
+        "norm=batch 80 (seeds: 80, 80); "
+        "norm=none never (lowest mean 1.4)"
+    ) in md
     assert "**FAIL** norm=layer reaches the train loss threshold first (batch=64)" in md
     # the rule, once; each run's loss a mean over 3 log windows: the drop at step 20 is judged at 40
     assert "threshold = 0.5 x the train loss at the first logged step" in md
@@ -215,8 +233,22 @@ def test_report_states_the_threshold_claim_per_batch(rnn_sweep: Path, tmp_path: 
 
 
 def test_cli_threshold_options(rnn_sweep: Path, tmp_path: Path) -> None:
-    assert main([str(rnn_sweep), "--out", str(tmp_path), "--loss-threshold", "0.9",
-                 "--threshold-norm", "batch", "--loss-windows", "1"]) == 0
+    assert (
+        main(
+            [
+                str(rnn_sweep),
+                "--out",
+                str(tmp_path),
+                "--loss-threshold",
+                "0.9",
+                "--threshold-norm",
+                "batch",
+                "--loss-windows",
+                "1",
+            ]
+        )
+        == 0
+    )
     md = (tmp_path / "report.md").read_text()
     assert "**PASS** norm=batch reaches the train loss threshold first (batch=64): threshold 0.9;" in md
 
@@ -226,15 +258,20 @@ def test_missing_cells_of_norm_presets_are_norms_not_a_product(tmp_path: Path) -
     for preset, groups in (("batch", None), ("group5", 5), ("group8", 8)):
         for seed in (0, 1):
             norm = "group" if groups else "batch"
-            write_run(tmp_path / f"batch=8,norm={preset},seed={seed}", norm, 8, seed,
-                      status="failed" if groups == 5 else "done",
-                      overrides=["batch=8", f"norm={preset}", f"seed={seed}"],
-                      **({"norm__num_groups": groups} if groups else {}))
+            write_run(
+                tmp_path / f"batch=8,norm={preset},seed={seed}",
+                norm,
+                8,
+                seed,
+                status="failed" if groups == 5 else "done",
+                overrides=["batch=8", f"norm={preset}", f"seed={seed}"],
+                **({"norm__num_groups": groups} if groups else {}),
+            )
     lines = _missing_cells(load(tmp_path))
     assert lines == ["norm=group(num_groups=5): 0 of 2 seeds finished, 2 failed"]
 
 
-APP = '''
+APP = """
 import sys
 from pathlib import Path
 
@@ -251,7 +288,7 @@ def main(cfg):
 
 
 main()
-'''
+"""
 
 CFG = """
 norm: batch
@@ -268,8 +305,15 @@ def test_a_real_hydra_multirun_ends_with_a_report(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(APP.format(tests=str(Path(__file__).parent)))
     (tmp_path / "cfg.yaml").write_text(CFG)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    done = subprocess.run([sys.executable, "app.py", "-m", "norm=batch,group", "batch=2,8"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "app.py", "-m", "norm=batch,group", "batch=2,8"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "report: sweep/report.html"
     assert "4 run(s) found under `sweep`: 4 done" in (tmp_path / "sweep" / "report.md").read_text()

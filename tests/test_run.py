@@ -38,8 +38,9 @@ def test_every_model_x_norm_trains_through_run_py_in_one_sweep(cli, tmp_path):
         assert s["status"] == "done", (model, norm, s["error"])
         assert 0 <= s["final"]["test/accuracy"] <= 1 and s["final"]["train/loss"] > 0
         assert ("test_batchstats/accuracy" in s["final"]) == NORMS[norm].batch_statistics
-    done = next(p.parent for p in tmp_path.rglob("summary.json")
-                if json.loads(p.read_text())["status"] == "done")
+    done = next(
+        p.parent for p in tmp_path.rglob("summary.json") if json.loads(p.read_text())["status"] == "done"
+    )
     rows = list(csv.DictReader((done / "metrics.csv").open()))
     assert {"train", "test"} <= {r["split"] for r in rows}
     assert list(rows[0]) == ["step", "epoch", "split", "metric", "value"]
@@ -61,26 +62,39 @@ def test_same_seed_gives_identical_metrics(make_cfg, tmp_path):
     assert (tmp_path / "other" / "metrics.csv").read_text() != (tmp_path / "mlp0" / "metrics.csv").read_text()
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["model=mlp", "norm=instance"], r"^norm=instance: .*on model=mlp; use one of .*batch, .*group, layer"),
-    (["model=rnn", "norm=instance"], r"^norm=instance: .*on model=rnn"),
-    (["norm=batch", "batch=1"], r"^batch=1: norm=batch .*at least 2 samples"),
-    (["data.train_size=32", "batch=64"], r"^batch=64: is larger than the training set \(32 samples\)"),
-    (["model=resnet", "norm=group", "norm.num_groups=3"],
-     r"^norm.num_groups=3: does not divide the 16 channels.*layer '"),
-    (["epochs=0"], r"^epochs=0: must be a positive integer"),
-    (["batch=-4"], r"^batch=-4: must be a positive integer"),
-    (["data.train_size=0"], r"^data.train_size=0: "),
-    (["model=resnet", "model.depth=9"], r"^model.depth=9: .*6n\+2"),
-    (["model=mlp", "model.width=0"], r"^model.width=0: "),
-    (["model=resnet", "data.task=threshold"],
-     r"^data=synthetic: gives tabular inputs .*model=resnet reads image"),
-    (["optim.lr=0"], r"^optim.lr=0: must be a positive number"),
-    (["log_every=0"], r"^log_every=0: must be a positive integer"),
-    (["optim.l1=-1"], r"^optim.l1=-1: must be >= 0"),
-    pytest.param(["amp=true"], r"^amp=True: bf16 autocast is for CUDA devices",
-                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ["model=mlp", "norm=instance"],
+            r"^norm=instance: .*on model=mlp; use one of .*batch, .*group, layer",
+        ),
+        (["model=rnn", "norm=instance"], r"^norm=instance: .*on model=rnn"),
+        (["norm=batch", "batch=1"], r"^batch=1: norm=batch .*at least 2 samples"),
+        (["data.train_size=32", "batch=64"], r"^batch=64: is larger than the training set \(32 samples\)"),
+        (
+            ["model=resnet", "norm=group", "norm.num_groups=3"],
+            r"^norm.num_groups=3: does not divide the 16 channels.*layer '",
+        ),
+        (["epochs=0"], r"^epochs=0: must be a positive integer"),
+        (["batch=-4"], r"^batch=-4: must be a positive integer"),
+        (["data.train_size=0"], r"^data.train_size=0: "),
+        (["model=resnet", "model.depth=9"], r"^model.depth=9: .*6n\+2"),
+        (["model=mlp", "model.width=0"], r"^model.width=0: "),
+        (
+            ["model=resnet", "data.task=threshold"],
+            r"^data=synthetic: gives tabular inputs .*model=resnet reads image",
+        ),
+        (["optim.lr=0"], r"^optim.lr=0: must be a positive number"),
+        (["log_every=0"], r"^log_every=0: must be a positive integer"),
+        (["optim.l1=-1"], r"^optim.l1=-1: must be >= 0"),
+        pytest.param(
+            ["amp=true"],
+            r"^amp=True: bf16 autocast is for CUDA devices",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present"),
+        ),
+    ],
+)
 def test_bad_input_is_one_config_error_before_training(make_cfg, overrides, message):
     with pytest.raises(ConfigError, match=message):
         build(make_cfg(*overrides))
@@ -99,7 +113,8 @@ def test_bad_input_on_the_command_line_is_one_line_and_exit_2(cli, tmp_path):
     assert line.startswith(
         "error: norm=instance: instance norm normalises each channel of each sample over its "
         "spatial positions, and vector features have none (one value per channel and sample) on "
-        "model=mlp; use one of batch, ")
+        "model=mlp; use one of batch, "
+    )
     (s,) = summaries(tmp_path)
     assert s["status"] == "failed" and not list(tmp_path.rglob("metrics.csv"))
 
@@ -133,10 +148,15 @@ def test_finished_run_is_skipped_and_force_reruns(make_cfg, tmp_path):
 def test_identity_ignores_key_order_and_output_keys_but_not_results(make_cfg):
     base = config_identity(make_cfg("batch=4", "norm=group"))
     assert base == config_identity(make_cfg("norm=group", "batch=4"))
-    assert base == config_identity(make_cfg("batch=4", "norm=group", "log_every=1", "name=x",
-                                            "results_dir=/elsewhere", "progress=false"))
-    for changed in (["batch=8", "norm=group"], ["batch=4", "norm=layer"],
-                    ["batch=4", "norm=group", "norm.num_groups=4"], ["batch=4", "norm=group", "seed=1"]):
+    assert base == config_identity(
+        make_cfg("batch=4", "norm=group", "log_every=1", "name=x", "results_dir=/elsewhere", "progress=false")
+    )
+    for changed in (
+        ["batch=8", "norm=group"],
+        ["batch=4", "norm=layer"],
+        ["batch=4", "norm=group", "norm.num_groups=4"],
+        ["batch=4", "norm=group", "seed=1"],
+    ):
         assert config_identity(make_cfg(*changed)) != base, changed
 
 
@@ -144,8 +164,11 @@ def test_train_rows_average_windows_and_stamp_global_steps():
     losses = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
     rows = train_rows(losses, epoch=2, step0=5, every=2, lr_at=lambda s: 0.1 * s)
     loss_rows = [r for r in rows if r[3] == "loss"]
-    assert loss_rows == [(7, 2, "train", "loss", 1.5), (9, 2, "train", "loss", 3.5),
-                         (10, 2, "train", "loss", 5.0)]
+    assert loss_rows == [
+        (7, 2, "train", "loss", 1.5),
+        (9, 2, "train", "loss", 3.5),
+        (10, 2, "train", "loss", 5.0),
+    ]
     assert [r[4] for r in rows if r[3] == "lr"] == pytest.approx([0.6, 0.8, 0.9])
 
 
@@ -161,8 +184,13 @@ def test_batch_statistics_evaluation_leaves_running_statistics_alone(make_cfg):
 def test_public_builders_work_without_hydra():
     from normbench.models import build_model
 
-    model = build_model("resnet", input_shape=(3, 32, 32), num_classes=10,
-                        norm_layer=norm_builder("group", "image", {"num_groups": 8}), depth=8)
+    model = build_model(
+        "resnet",
+        input_shape=(3, 32, 32),
+        num_classes=10,
+        norm_layer=norm_builder("group", "image", {"num_groups": 8}),
+        depth=8,
+    )
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
@@ -202,9 +230,18 @@ def test_every_model_trains_a_step_on_a_fake_cifar10(make_cfg, tmp_path):
 
     make_fake_cifar(tmp_path / "cifar", n_per_batch=10, n_test=20)
     for model in MODELS:
-        cfg = make_cfg(f"model={model}", "data=cifar10", f"data.root={tmp_path / 'cifar'}",
-                       "data.download=false", "data.train_size=20", "data.test_size=20",
-                       "batch=4", "epochs=1", "progress=false", "threads=1")
+        cfg = make_cfg(
+            f"model={model}",
+            "data=cifar10",
+            f"data.root={tmp_path / 'cifar'}",
+            "data.download=false",
+            "data.train_size=20",
+            "data.test_size=20",
+            "batch=4",
+            "epochs=1",
+            "progress=false",
+            "threads=1",
+        )
         summary = run(cfg, tmp_path / model)
         assert summary["status"] == "done" and summary["steps"] == 5, model
         assert summary["config"]["data"]["name"] == "cifar10"
@@ -229,7 +266,6 @@ def test_channels_last_gives_the_same_numbers_on_cpu(make_cfg, tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_the_cuda_path_with_amp_channels_last_and_compile(make_cfg, tmp_path):
-    cfg = make_cfg("model=resnet", *TINY, "device=cuda", "amp=true", "channels_last=true",
-                   "compile=true")
+    cfg = make_cfg("model=resnet", *TINY, "device=cuda", "amp=true", "channels_last=true", "compile=true")
     summary = run(cfg, tmp_path)
     assert summary["status"] == "done" and summary["device"].startswith("cuda")

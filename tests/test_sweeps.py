@@ -30,13 +30,13 @@ NO_REPORT = "~hydra.callbacks.report"
 # the launcher test leaves threads to the launcher (conftest's TINY pins threads=1)
 LAUNCHED = [o for o in TINY if not o.startswith("threads=")]
 # long enough to kill between epochs (~0.3 s an epoch on one thread), short enough for a test
-SLOW = ["data.train_size=2048", "data.test_size=64", "batch=8", "epochs=6", "progress=false",
-        "threads=1"]
+SLOW = ["data.train_size=2048", "data.test_size=64", "batch=8", "epochs=6", "progress=false", "threads=1"]
 EXPERIMENTS = REPO / "tests" / "conf"  # tests/conf/experiment/tiny_grid.yaml
 ENV = {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
 
 
 # ---- helpers --------------------------------------------------------------------------------
+
 
 @pytest.fixture(autouse=True)
 def keep_torch_threads():
@@ -49,8 +49,13 @@ def keep_torch_threads():
 def start(results: Path, *args: str, log: Path) -> subprocess.Popen:
     """``python run.py`` in the background, its output to ``log``."""
     with log.open("w") as out:
-        return subprocess.Popen([sys.executable, "run.py", f"results_dir={results}", *args],
-                                cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=ENV)
+        return subprocess.Popen(
+            [sys.executable, "run.py", f"results_dir={results}", *args],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=ENV,
+        )
 
 
 def finished_epochs(metrics: Path) -> int:
@@ -87,17 +92,21 @@ def cell(sweep_dir: Path, norm: str) -> Path:
 
 # ---- resume and faults ----------------------------------------------------------------------
 
-def test_killed_run_resumes_and_ends_with_the_metrics_of_an_uninterrupted_run(
-        cli, make_cfg, tmp_path):
+
+def test_killed_run_resumes_and_ends_with_the_metrics_of_an_uninterrupted_run(cli, make_cfg, tmp_path):
     results = tmp_path / "killed"
-    run_dir = results / "default" / ",".join(sorted(o for o in SLOW if not o.startswith(
-        ("progress", "threads"))))
+    run_dir = (
+        results / "default" / ",".join(sorted(o for o in SLOW if not o.startswith(("progress", "threads"))))
+    )
     metrics = run_dir / "metrics.csv"
 
     # 1. SIGKILL mid-run, after at least two epochs: no summary.json, finished epochs kept
     proc = start(results, *SLOW, log=tmp_path / "kill.log")
-    wait_for(lambda: finished_epochs(metrics) >= 2 and (run_dir / "checkpoint.pt").exists(),
-             proc, "two finished epochs")
+    wait_for(
+        lambda: finished_epochs(metrics) >= 2 and (run_dir / "checkpoint.pt").exists(),
+        proc,
+        "two finished epochs",
+    )
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     killed_at = finished_epochs(metrics)
@@ -149,6 +158,7 @@ def test_truncated_metrics_drop_a_half_written_last_line(tmp_path):
 
 # ---- identity -------------------------------------------------------------------------------
 
+
 def _leaves(tree: dict, prefix: str = ""):
     for key, value in tree.items():
         if isinstance(value, dict):
@@ -187,8 +197,9 @@ def _shuffled(tree):
     return {k: _shuffled(v) for k, v in items}
 
 
-@pytest.mark.parametrize("overrides", [[], ["model=resnet", "norm=group", "optim=adam"],
-                                       ["data=cifar10", "sched=cosine"]])
+@pytest.mark.parametrize(
+    "overrides", [[], ["model=resnet", "norm=group", "optim=adam"], ["data=cifar10", "sched=cosine"]]
+)
 def test_identity_changes_with_every_result_key_and_no_other(make_cfg, overrides):
     """Every leaf of the resolved config, not only the keys someone thought of: a new config
     key changes the identity unless it is added to NON_RESULT_KEYS."""
@@ -211,8 +222,8 @@ def test_non_result_keys_name_real_keys(make_cfg):
 
 # ---- skip on re-run, and the status command -------------------------------------------------
 
-def test_rerun_of_a_sweep_trains_only_what_is_missing_and_status_tells_which(cli, tmp_path,
-                                                                            capsys):
+
+def test_rerun_of_a_sweep_trains_only_what_is_missing_and_status_tells_which(cli, tmp_path, capsys):
     # instance norm on the MLP is refused: a failed cell that does not stop the sweep
     sweep = ["norm=batch,layer,group,instance", *TINY, NO_REPORT]
     first = cli("-m", *sweep)
@@ -227,8 +238,9 @@ def test_rerun_of_a_sweep_trains_only_what_is_missing_and_status_tells_which(cli
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stderr.count("already done, skipping") == 3
     assert "epoch 1/1" not in again.stderr
-    assert {s["config"]["norm"]["name"]: s["started"] for s in summaries(tmp_path)
-            if s["status"] == "done"} == {k: v for k, v in started.items() if k != "instance"}
+    assert {
+        s["config"]["norm"]["name"]: s["started"] for s in summaries(tmp_path) if s["status"] == "done"
+    } == {k: v for k, v in started.items() if k != "instance"}
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("metrics.csv")} == mtimes
 
     # a cell never run, one killed (a damaged checkpoint, no summary), one failed
@@ -237,14 +249,19 @@ def test_rerun_of_a_sweep_trains_only_what_is_missing_and_status_tells_which(cli
     shutil.rmtree(cell(sweep_dir, "group"))
     (cell(sweep_dir, "layer") / "summary.json").unlink()
     (cell(sweep_dir, "layer") / "checkpoint.pt").write_bytes(b"\x80half a checkpo")
-    listed = subprocess.run([sys.executable, "-m", "normbench.status", str(sweep_dir)],
-                            cwd=REPO, capture_output=True, text=True, env=ENV, check=True).stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "normbench.status", str(sweep_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=True,
+    ).stdout
     lines = listed.splitlines()
     cells = dict(line.rsplit(None, 1) for line in lines[:-1])
     assert [cells[n] for n in sorted(cells)] == ["done", "missing", "failed", "unfinished"]
     assert sorted(cells) == sorted(status.sweep_cells(sweep_dir))
-    assert all(n.endswith(("norm=batch", "norm=group", "norm=instance", "norm=layer"))
-               for n in sorted(cells))
+    assert all(n.endswith(("norm=batch", "norm=group", "norm=instance", "norm=layer")) for n in sorted(cells))
     assert lines[-1].startswith("4 cells: ") and "1 missing" in lines[-1]
 
     # and again: only the missing and unfinished cells train (the damaged checkpoint is ignored)
@@ -274,15 +291,29 @@ def test_status_of_a_directory_that_is_no_sweep_says_so(tmp_path, capsys):
 
 # ---- launchers ------------------------------------------------------------------------------
 
+
 def test_joblib_experiment_sweep_and_submitit_sweep_land_alike(cli, tmp_path, capsys):
     """The same two cells two ways: an experiment preset's own grid (hydra.sweeper.params)
     on the joblib launcher, and the grid on the command line on submitit_local."""
-    joblib = cli("-m", "experiment=tiny_grid", f"hydra.searchpath=[file://{EXPERIMENTS}]",
-                 "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *LAUNCHED, NO_REPORT,
-                 results=tmp_path / "joblib")
+    joblib = cli(
+        "-m",
+        "experiment=tiny_grid",
+        f"hydra.searchpath=[file://{EXPERIMENTS}]",
+        "hydra/launcher=parallel",
+        "hydra.launcher.n_jobs=2",
+        *LAUNCHED,
+        NO_REPORT,
+        results=tmp_path / "joblib",
+    )
     assert joblib.returncode == 0, joblib.stderr[-2000:]
-    local = cli("-m", "name=tiny_grid", "norm=batch,layer", "hydra/launcher=local", *LAUNCHED,
-                results=tmp_path / "local")
+    local = cli(
+        "-m",
+        "name=tiny_grid",
+        "norm=batch,layer",
+        "hydra/launcher=local",
+        *LAUNCHED,
+        results=tmp_path / "local",
+    )
     assert local.returncode == 0, local.stderr[-2000:]
 
     cores = runner.available_cores()
@@ -294,18 +325,26 @@ def test_joblib_experiment_sweep_and_submitit_sweep_land_alike(cli, tmp_path, ca
         assert [s["status"] for s in runs] == ["done", "done"], launcher
         assert [s["threads"] for s in runs] == [expected_threads] * 2, launcher
         assert set(status_lines(sweep_dir, capsys).values()) == {"done"}
-        layouts[launcher] = {p.parent.name: json.loads(p.read_text())["identity"]
-                             for p in sweep_dir.glob("*/summary.json")}
+        layouts[launcher] = {
+            p.parent.name: json.loads(p.read_text())["identity"] for p in sweep_dir.glob("*/summary.json")
+        }
     assert layouts["joblib"] == layouts["local"]  # same cells, same places, same identities
     report = (tmp_path / "local" / "tiny_grid" / "report.md").read_text()  # aggregated as usual
     assert "| batch |" in report and "| layer |" in report
     assert sorted(layouts["joblib"]) == sorted(status.sweep_cells(tmp_path / "joblib" / "tiny_grid"))
 
 
-@pytest.mark.parametrize("launcher, cores, expected", [
-    ({"n_jobs": 2}, 2, 1), ({"n_jobs": -1}, 16, 1), ({"n_jobs": 4}, 16, 4), ({"n_jobs": 32}, 16, 1),
-    ({"cpus_per_task": 8}, 64, 8), ({}, 16, 16),
-])
+@pytest.mark.parametrize(
+    "launcher, cores, expected",
+    [
+        ({"n_jobs": 2}, 2, 1),
+        ({"n_jobs": -1}, 16, 1),
+        ({"n_jobs": 4}, 16, 4),
+        ({"n_jobs": 32}, 16, 1),
+        ({"cpus_per_task": 8}, 64, 8),
+        ({}, 16, 16),
+    ],
+)
 def test_threads_per_job_is_cores_over_jobs(monkeypatch, launcher, cores, expected):
     from omegaconf import OmegaConf
 
@@ -341,9 +380,17 @@ def test_slurm_preset_submits_the_preset_grid_as_one_array_job(make_cfg, monkeyp
     monkeypatch.setattr(slurm.SlurmExecutor, "_internal_process_submissions", capture)
     make_cfg()  # registers the resolvers
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", return_hydra_config=True, overrides=[
-            "experiment=small_batch_cifar", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
-            "hydra.launcher.account=proj", f"results_dir={tmp_path}"])
+        cfg = compose(
+            "config",
+            return_hydra_config=True,
+            overrides=[
+                "experiment=small_batch_cifar",
+                "hydra/launcher=slurm",
+                "hydra.launcher.partition=gpu",
+                "hydra.launcher.account=proj",
+                f"results_dir={tmp_path}",
+            ],
+        )
     launcher = instantiate(cfg.hydra.launcher)
     launcher.setup(hydra_context=None, task_function=lambda _: None, config=cfg)
     jobs = status.expand_grid(cfg.hydra.sweeper.params, [])
@@ -353,9 +400,17 @@ def test_slurm_preset_submits_the_preset_grid_as_one_array_job(make_cfg, monkeyp
     executor = captured["executor"]
     executor.parameters["map_count"] = len(jobs)  # as submitit does for the array
     script = executor._make_submission_file_text("python -m submitit.core._submit", "uid")
-    for line in ("--partition=gpu", "--account=proj", "--gpus-per-node=1", "--cpus-per-task=8",
-                 "--mem=32GB", "--time=120", "--signal=USR2@120", "--array=0-41%42",  # min(64, 42) at once
-                 f"--output={tmp_path}/small_batch_cifar/.submitit/"):
+    for line in (
+        "--partition=gpu",
+        "--account=proj",
+        "--gpus-per-node=1",
+        "--cpus-per-task=8",
+        "--mem=32GB",
+        "--time=120",
+        "--signal=USR2@120",
+        "--array=0-41%42",  # min(64, 42) at once
+        f"--output={tmp_path}/small_batch_cifar/.submitit/",
+    ):
         assert f"#SBATCH {line}" in script, line
     assert executor.max_num_timeout == 5  # a timed-out run is requeued and resumes
     assert threads_per_job(cfg.hydra.launcher) == 8

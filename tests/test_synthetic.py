@@ -188,9 +188,11 @@ def test_images_classes_are_translation_invariant_textures():
 def test_sequence_class_lives_only_in_the_first_steps():
     d = make_synthetic(model_modality="sequence", train_size=1000, test_size=1000)
     s, c = TASKS["sequence"].knobs["signal_steps"], d.num_classes
-    first = _nearest_mean_accuracy(d.x_train[:, :s].flatten(1), d.y_train,
-                                   d.x_test[:, :s].flatten(1), d.y_test, c)
-    last = _nearest_mean_accuracy(d.x_train[:, s:].flatten(1), d.y_train,
-                                  d.x_test[:, s:].flatten(1), d.y_test, c)
+    first = _nearest_mean_accuracy(
+        d.x_train[:, :s].flatten(1), d.y_train, d.x_test[:, :s].flatten(1), d.y_test, c
+    )
+    last = _nearest_mean_accuracy(
+        d.x_train[:, s:].flatten(1), d.y_train, d.x_test[:, s:].flatten(1), d.y_test, c
+    )
     assert first > 0.6
     assert last < 1 / c + 0.08  # distractor steps carry nothing

@@ -13,6 +13,18 @@ from normbench.analysis.stats import (
 )
 
 __all__ = [
-    "Claim", "FAIL", "MISSING", "PASS", "Results", "aggregate", "bootstrap_ci", "cell_keys",
-    "curve_band", "describe", "difference_of_means", "evaluate", "load", "paired_differences",
+    "Claim",
+    "FAIL",
+    "MISSING",
+    "PASS",
+    "Results",
+    "aggregate",
+    "bootstrap_ci",
+    "cell_keys",
+    "curve_band",
+    "describe",
+    "difference_of_means",
+    "evaluate",
+    "load",
+    "paired_differences",
 ]

@@ -61,6 +61,7 @@ def has_activations(res: Results) -> bool:
 def short_keys(keys: Sequence[str]) -> dict[str, str]:
     """Readable names for line labels: "model.init" -> "init", "model.name" -> "model";
     the full key where two would read the same."""
+
     def short(k: str) -> str:
         if k == NORM_KEY or "." not in k:
             return k
@@ -73,9 +74,10 @@ def short_keys(keys: Sequence[str]) -> dict[str, str]:
 
 def _init_std(curves: pd.DataFrame) -> pd.DataFrame:
     """run_id x layer table of the step-0 stds. NaN and inf stay: they are the finding."""
-    rows = curves[(curves["split"] == SPLIT) & (curves["step"] == 0)
-                  & curves["metric"].str.startswith(STD_PREFIX)]
-    rows = rows.assign(layer=pd.to_numeric(rows["metric"].str[len(STD_PREFIX):], errors="coerce"))
+    rows = curves[
+        (curves["split"] == SPLIT) & (curves["step"] == 0) & curves["metric"].str.startswith(STD_PREFIX)
+    ]
+    rows = rows.assign(layer=pd.to_numeric(rows["metric"].str[len(STD_PREFIX) :], errors="coerce"))
     rows = rows.dropna(subset=["layer"]).drop_duplicates(["run_id", "layer"], keep="last")
     # pivot, not pivot_table: pivot_table's aggregation would drop the NaN stds
     return rows.pivot(index="run_id", columns="layer", values="value").sort_index(axis=1)
@@ -95,8 +97,7 @@ def init_profiles(res: Results) -> list[Profile]:
     runs = res.runs[res.runs["status"].isin(STATUSES) & res.runs["run_id"].isin(table.index)]
     if runs.empty:
         return []
-    keys = [k for k in cell_keys(runs, res.swept, exclude=(SEED_KEY,))
-            if runs[k].astype(str).nunique() > 1]
+    keys = [k for k in cell_keys(runs, res.swept, exclude=(SEED_KEY,)) if runs[k].astype(str).nunique() > 1]
     keys.sort(key=lambda k: k == NORM_KEY)  # "init=normal, norm=none": the norm last, as in the article
     names = short_keys(keys)
     profiles = []
@@ -109,12 +110,18 @@ def init_profiles(res: Results) -> list[Profile]:
             std = data.mean(axis=0)  # NaN or inf at a layer where any run is: the mean is not finite
         last = cell[FINAL_KEY] if FINAL_KEY in cell else pd.Series(dtype=float)
         shown = {names[k]: v for k, v in zip(keys, values, strict=True)}
-        profiles.append(Profile(
-            label=", ".join(f"{k}={v}" for k, v in shown.items()) or "all runs",
-            values=shown, run_ids=tuple(cell["run_id"]), statuses=tuple(cell["status"]),
-            layers=layers, std=std,
-            first_nonfinite=tuple(_first_nonfinite(row, layers) for row in data),
-            last_nonfinite=tuple(float(x) for x in pd.to_numeric(last, errors="coerce"))))
+        profiles.append(
+            Profile(
+                label=", ".join(f"{k}={v}" for k, v in shown.items()) or "all runs",
+                values=shown,
+                run_ids=tuple(cell["run_id"]),
+                statuses=tuple(cell["status"]),
+                layers=layers,
+                std=std,
+                first_nonfinite=tuple(_first_nonfinite(row, layers) for row in data),
+                last_nonfinite=tuple(float(x) for x in pd.to_numeric(last, errors="coerce")),
+            )
+        )
     return profiles
 
 
@@ -132,9 +139,8 @@ def fmt_std(x: float) -> str:
 
 
 def _fmt_layers(values: Sequence[float | int | None]) -> str:
-    """"33"; "33 (per seed: 33, 35)" when the runs differ; "none" when finite throughout."""
-    shown = ["none" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
-             for v in values]
+    """ "33"; "33 (per seed: 33, 35)" when the runs differ; "none" when finite throughout."""
+    shown = ["none" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v)) for v in values]
     if len(set(shown)) == 1:
         return shown[0]
     numbers = [int(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
@@ -142,7 +148,7 @@ def _fmt_layers(values: Sequence[float | int | None]) -> str:
 
 
 def _runs_note(statuses: Sequence[str]) -> str:
-    """"2", "1 (diverged)", "2 (1 diverged)"."""
+    """ "2", "1 (diverged)", "2 (1 diverged)"."""
     other = [s for s in statuses if s != DONE]
     if not other:
         return str(len(statuses))

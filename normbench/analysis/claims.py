@@ -83,29 +83,36 @@ def _by_batch(runs: pd.DataFrame, norm: str, metric: str) -> pd.DataFrame:
 def bn_degrades(runs: pd.DataFrame, metric: str = "test/error", bn: str = "batch") -> Claim:
     """BN's error at the smallest batch minus at the largest has a 95% CI above zero."""
     name = f"norm={bn} degrades at small batch"
-    rule = (f"PASS if mean {metric} of norm={bn} at the smallest batch size minus at the largest "
-            f"has a 95% bootstrap CI (unpaired, over seeds) entirely above 0; needs 2+ batch "
-            f"sizes and 2+ seeds at both ends")
+    rule = (
+        f"PASS if mean {metric} of norm={bn} at the smallest batch size minus at the largest "
+        f"has a 95% bootstrap CI (unpaired, over seeds) entirely above 0; needs 2+ batch "
+        f"sizes and 2+ seeds at both ends"
+    )
     table = _by_batch(runs, bn, metric)
     if len(table) < 2:
         return Claim(name, MISSING, f"norm={bn} finished at {len(table)} batch size(s); need 2 or more", rule)
     small, large = table[BATCH_KEY].iloc[0], table[BATCH_KEY].iloc[-1]
     pick = runs[runs[NORM_KEY] == bn]
     d = difference_of_means(pick[pick[BATCH_KEY] == small][metric], pick[pick[BATCH_KEY] == large][metric])
-    numbers = (f"batch={small}: {_mean_ci(table.iloc[0])}; batch={large}: {_mean_ci(table.iloc[-1])}; "
-               f"difference {_pct(d['diff'])} points")
+    numbers = (
+        f"batch={small}: {_mean_ci(table.iloc[0])}; batch={large}: {_mean_ci(table.iloc[-1])}; "
+        f"difference {_pct(d['diff'])} points"
+    )
     if np.isnan(d["ci_low"]):
         return Claim(name, MISSING, f"{numbers}; no CI: needs 2+ seeds at both ends", rule)
     verdict = PASS if d["ci_low"] > 0 else FAIL
     return Claim(name, verdict, f"{numbers}, CI [{_pct(d['ci_low'])}, {_pct(d['ci_high'])}]", rule)
 
 
-def gn_flat(runs: pd.DataFrame, metric: str = "test/error", gn: str = "group",
-            tolerance_pp: float = GN_TOLERANCE_PP) -> Claim:
+def gn_flat(
+    runs: pd.DataFrame, metric: str = "test/error", gn: str = "group", tolerance_pp: float = GN_TOLERANCE_PP
+) -> Claim:
     """GN's mean error varies by at most ``tolerance_pp`` points across the batch sizes run."""
     name = f"norm={gn} is batch-size independent"
-    rule = (f"PASS if the mean {metric} of norm={gn} varies by at most {tolerance_pp:.1f} points "
-            f"(max minus min over batch sizes); needs 2+ batch sizes")
+    rule = (
+        f"PASS if the mean {metric} of norm={gn} varies by at most {tolerance_pp:.1f} points "
+        f"(max minus min over batch sizes); needs 2+ batch sizes"
+    )
     table = _by_batch(runs, gn, metric)
     if len(table) < 2:
         return Claim(name, MISSING, f"norm={gn} finished at {len(table)} batch size(s); need 2 or more", rule)
@@ -116,14 +123,15 @@ def gn_flat(runs: pd.DataFrame, metric: str = "test/error", gn: str = "group",
     return Claim(name, verdict, f"spread {spread:.2f} points{one_seed}; {per_batch}", rule)
 
 
-def ordering(runs: pd.DataFrame, metric: str = "test/error",
-             expected: Sequence[str] | None = None) -> Claim:
+def ordering(runs: pd.DataFrame, metric: str = "test/error", expected: Sequence[str] | None = None) -> Claim:
     """At the largest batch size, the norms' mean errors are in the GroupNorm paper's order."""
     expected = list(expected or reference.paper_order_at_32())
     name = "ordering of norms at the largest batch"
-    rule = (f"PASS if, at the largest batch size run, mean {metric} increases in the published order "
-            f"{' < '.join(expected)} ({reference.GN_PAPER}, 32 images per GPU), over the norms run; "
-            f"'~' marks neighbours whose 95% CIs overlap (order not resolved by these seeds)")
+    rule = (
+        f"PASS if, at the largest batch size run, mean {metric} increases in the published order "
+        f"{' < '.join(expected)} ({reference.GN_PAPER}, 32 images per GPU), over the norms run; "
+        f"'~' marks neighbours whose 95% CIs overlap (order not resolved by these seeds)"
+    )
     if not _has(runs, metric) or runs[BATCH_KEY].dropna().empty:
         return Claim(name, MISSING, f"no finished runs with {metric}", rule)
     largest = runs[BATCH_KEY].max()
@@ -140,7 +148,7 @@ def ordering(runs: pd.DataFrame, metric: str = "test/error",
 
 
 def _chain(table: pd.DataFrame) -> str:
-    """"a 14.1% (...) < b 15.0% (...)", with ~ where two neighbours' CIs overlap."""
+    """ "a 14.1% (...) < b 15.0% (...)", with ~ where two neighbours' CIs overlap."""
     rows = [r for _, r in table.iterrows()]
     text = f"norm={rows[0][NORM_KEY]} {_mean_ci(rows[0])}"
     for prev, row in itertools.pairwise(rows):
@@ -178,8 +186,11 @@ def trailing_mean(curve: pd.DataFrame, windows: int) -> pd.Series:
 def _run_curves(curves: pd.DataFrame, runs: pd.DataFrame, windows: int) -> pd.DataFrame:
     """steps x runs (seed order) of the trailing means; only the steps every run logged."""
     runs = runs.sort_values(SEED_KEY) if SEED_KEY in runs else runs
-    wide = pd.concat([trailing_mean(curves[curves["run_id"] == r], windows) for r in runs["run_id"]],
-                     axis=1, keys=list(runs["run_id"]))
+    wide = pd.concat(
+        [trailing_mean(curves[curves["run_id"] == r], windows) for r in runs["run_id"]],
+        axis=1,
+        keys=list(runs["run_id"]),
+    )
     return wide.dropna()
 
 
@@ -187,26 +198,46 @@ def _steps(value: float) -> str:
     return "never" if np.isnan(value) else f"{value:.0f}"
 
 
-def first_to_threshold(runs: pd.DataFrame, curves: pd.DataFrame, norm: str = "layer",
-                       threshold: float | None = None, fraction: float = LOSS_FRACTION,
-                       windows: int = LOSS_WINDOWS, split: str = "train", metric: str = "loss") -> Claim:
+def first_to_threshold(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    norm: str = "layer",
+    threshold: float | None = None,
+    fraction: float = LOSS_FRACTION,
+    windows: int = LOSS_WINDOWS,
+    split: str = "train",
+    metric: str = "loss",
+) -> Claim:
     """Ba et al. (2016): LN helps recurrent networks most. In one cell (one batch size, one
     setting of the other swept keys) the mean curve over seeds of each norm reaches the loss
     threshold in the fewest steps for ``norm`` (any of its variants)."""
     name = f"norm={norm} reaches the {split} {metric} threshold first"
-    how = (f"threshold {threshold:g} (fixed)" if threshold is not None else
-           f"threshold = {fraction:g} x the {split} {metric} at the first logged step, mean over all "
-           f"runs of the cell")
-    smoothing = (f"each run's {metric} taken as its mean over the last {windows} log windows "
-                 f"(step-weighted), then " if windows > 1 else "")
-    rule = (f"{how}; per norm, {smoothing}the first logged step at which the mean {split} {metric} "
-            f"curve over seeds is below the threshold (steps resolve to the log interval); PASS if "
-            f"norm={norm} needs the fewest steps (equal steps: a tie, said so), FAIL if another norm "
-            f"needs fewer or norm={norm} never gets there, MISSING DATA without norm={norm} runs or if no "
-            f"norm reaches it; '~' marks neighbours whose 95% CIs over the per-seed step counts overlap "
-            f"(not resolved by these seeds)")
-    sel = curves[(curves["split"] == split) & (curves["metric"] == metric)
-                 & curves["run_id"].isin(runs["run_id"])] if len(curves) and NORM_KEY in runs else curves[:0]
+    how = (
+        f"threshold {threshold:g} (fixed)"
+        if threshold is not None
+        else f"threshold = {fraction:g} x the {split} {metric} at the first logged step, mean over all "
+        f"runs of the cell"
+    )
+    smoothing = (
+        f"each run's {metric} taken as its mean over the last {windows} log windows (step-weighted), then "
+        if windows > 1
+        else ""
+    )
+    rule = (
+        f"{how}; per norm, {smoothing}the first logged step at which the mean {split} {metric} "
+        f"curve over seeds is below the threshold (steps resolve to the log interval); PASS if "
+        f"norm={norm} needs the fewest steps (equal steps: a tie, said so), FAIL if another norm "
+        f"needs fewer or norm={norm} never gets there, MISSING DATA without norm={norm} runs or if no "
+        f"norm reaches it; '~' marks neighbours whose 95% CIs over the per-seed step counts overlap "
+        f"(not resolved by these seeds)"
+    )
+    sel = (
+        curves[
+            (curves["split"] == split) & (curves["metric"] == metric) & curves["run_id"].isin(runs["run_id"])
+        ]
+        if len(curves) and NORM_KEY in runs
+        else curves[:0]
+    )
     if sel.empty:
         return Claim(name, MISSING, f"no finished runs with a {split} {metric} curve", rule)
     if threshold is None:
@@ -224,8 +255,16 @@ def first_to_threshold(runs: pd.DataFrame, curves: pd.DataFrame, norm: str = "la
         # a seed that never gets there has no step count: no CI (counts as unresolved)
         ci = describe(seeds) if not np.isnan(seeds).any() else {"ci_low": np.nan, "ci_high": np.nan}
         lowest = float(mean.min()) if len(mean) else np.nan
-        rows.append({NORM_KEY: label, "steps": mean_steps, "ci_low": ci["ci_low"], "ci_high": ci["ci_high"],
-                     "seeds": seeds.tolist(), "lowest": lowest})
+        rows.append(
+            {
+                NORM_KEY: label,
+                "steps": mean_steps,
+                "ci_low": ci["ci_low"],
+                "ci_high": ci["ci_high"],
+                "seeds": seeds.tolist(),
+                "lowest": lowest,
+            }
+        )
     table = pd.DataFrame(rows).sort_values("steps", na_position="last")
     numbers = f"{how}; steps to fall below: {_race(table)}"
     leaders = variants(table[NORM_KEY].tolist(), norm)
@@ -239,8 +278,9 @@ def first_to_threshold(runs: pd.DataFrame, curves: pd.DataFrame, norm: str = "la
         return Claim(name, FAIL, numbers + _unresolved(table, leaders), rule)
     others = fastest[~fastest[NORM_KEY].isin(leaders)][NORM_KEY].tolist()
     if others:
-        return Claim(name, PASS, f"{numbers} (tied at equal steps with "
-                     f"{', '.join(f'norm={o}' for o in others)})", rule)
+        return Claim(
+            name, PASS, f"{numbers} (tied at equal steps with {', '.join(f'norm={o}' for o in others)})", rule
+        )
     return Claim(name, PASS, numbers + _unresolved(table, leaders), rule)
 
 
@@ -255,12 +295,14 @@ def _unresolved(table: pd.DataFrame, leaders: Sequence[str]) -> str:
     a, b = (mine, rival) if mine["steps"] <= rival["steps"] else (rival, mine)
     if a["ci_high"] < b["ci_low"]:
         return ""
-    return (f" (not resolved by these seeds: the 95% CIs of norm={mine[NORM_KEY]} and "
-            f"norm={rival[NORM_KEY]} overlap)")
+    return (
+        f" (not resolved by these seeds: the 95% CIs of norm={mine[NORM_KEY]} and "
+        f"norm={rival[NORM_KEY]} overlap)"
+    )
 
 
 def _race(table: pd.DataFrame) -> str:
-    """"norm=layer 120 (seeds: 100, 140) < norm=batch 340 (...) ~ ...; norm=none never (...)"."""
+    """ "norm=layer 120 (seeds: 100, 140) < norm=batch 340 (...) ~ ...; norm=none never (...)"."""
     out, prev = "", None
     for _, row in table.iterrows():
         text = f"norm={row[NORM_KEY]} {_steps(row['steps'])}"
@@ -304,15 +346,24 @@ def out_of_scope(res: Results) -> dict[str, str]:
     if len(batches) == 1:
         skipped[BATCH_SIZE_CLAIMS] = f"the grid runs one batch size ({batches[0]})"
     if len(runs) and sum(n in norms for n in order) < 2:
-        skipped[ORDER_CLAIM] = (f"the grid runs fewer than 2 of the published order's norms "
-                                f"({', '.join(order)})")
+        skipped[ORDER_CLAIM] = (
+            f"the grid runs fewer than 2 of the published order's norms ({', '.join(order)})"
+        )
     return skipped
 
 
-def evaluate(res: Results, metric: str = "test/error", bn: str = "batch", gn: str = "group",
-             gn_tolerance_pp: float = GN_TOLERANCE_PP, threshold_claim: bool | None = None,
-             threshold_norm: str = "layer", loss_threshold: float | None = None,
-             loss_fraction: float = LOSS_FRACTION, loss_windows: int = LOSS_WINDOWS) -> list[Claim]:
+def evaluate(
+    res: Results,
+    metric: str = "test/error",
+    bn: str = "batch",
+    gn: str = "group",
+    gn_tolerance_pp: float = GN_TOLERANCE_PP,
+    threshold_claim: bool | None = None,
+    threshold_norm: str = "layer",
+    loss_threshold: float | None = None,
+    loss_fraction: float = LOSS_FRACTION,
+    loss_windows: int = LOSS_WINDOWS,
+) -> list[Claim]:
     """All claims, once per cell of the swept keys other than norm, batch size and seed; the
     loss-threshold claim once per batch size within that cell, where
     :func:`wants_threshold_claim` (recurrent models, or ``threshold_claim=True``)."""
@@ -322,8 +373,10 @@ def evaluate(res: Results, metric: str = "test/error", bn: str = "batch", gn: st
         labels = runs[NORM_KEY].dropna().tolist() if NORM_KEY in runs else []
         found = []
         if BATCH_SIZE_CLAIMS not in skipped:
-            found += [*(bn_degrades(runs, metric, n) for n in variants(labels, bn) or [bn]),
-                      *(gn_flat(runs, metric, n, gn_tolerance_pp) for n in variants(labels, gn) or [gn])]
+            found += [
+                *(bn_degrades(runs, metric, n) for n in variants(labels, bn) or [bn]),
+                *(gn_flat(runs, metric, n, gn_tolerance_pp) for n in variants(labels, gn) or [gn]),
+            ]
         if ORDER_CLAIM not in skipped:
             found.append(ordering(runs, metric))
         claims += [Claim(c.name, c.verdict, c.evidence, c.rule, context) for c in found]
@@ -331,7 +384,8 @@ def evaluate(res: Results, metric: str = "test/error", bn: str = "batch", gn: st
             continue
         for values, cell in groups(runs, [BATCH_KEY] if BATCH_KEY in runs else []):
             where = ", ".join(x for x in (context, f"batch={values[0]}" if values else "") if x)
-            c = first_to_threshold(cell, res.curves, threshold_norm, loss_threshold, loss_fraction,
-                                   loss_windows)
+            c = first_to_threshold(
+                cell, res.curves, threshold_norm, loss_threshold, loss_fraction, loss_windows
+            )
             claims.append(Claim(c.name, c.verdict, c.evidence, c.rule, where))
     return claims

@@ -116,8 +116,14 @@ def _log2_axis(ax: Axes, xs: Sequence[float]) -> None:
     ax.minorticks_off()
 
 
-def loss_curves(res: Results, styles: dict[str, Style], split: str = "train", metric: str = "loss",
-                smooth: int = 0, log: bool = False) -> Figure | None:
+def loss_curves(
+    res: Results,
+    styles: dict[str, Style],
+    split: str = "train",
+    metric: str = "loss",
+    smooth: int = 0,
+    log: bool = False,
+) -> Figure | None:
     """Figure 1: training loss against iteration per norm, mean over seeds with its 95% CI
     band; one panel per cell of the other swept keys (batch size, model, ...)."""
     done = res.done
@@ -133,9 +139,16 @@ def loss_curves(res: Results, styles: dict[str, Style], split: str = "train", me
                 continue
             st = styles[norm]
             # sparse markers: the lines stay apart in greyscale without cluttering the curve
-            ax.plot(band["step"], band["mean"], color=st.color, linestyle=st.linestyle, marker=st.marker,
-                    markevery=max(1, len(band) // 8), markerfacecolor="white",
-                    label=f"{norm} (n={int(band['n'].iloc[0])})")
+            ax.plot(
+                band["step"],
+                band["mean"],
+                color=st.color,
+                linestyle=st.linestyle,
+                marker=st.marker,
+                markevery=max(1, len(band) // 8),
+                markerfacecolor="white",
+                label=f"{norm} (n={int(band['n'].iloc[0])})",
+            )
             ax.fill_between(band["step"], band["ci_low"], band["ci_high"], color=st.color, alpha=0.2, lw=0)
         ax.set(title=_title(keys, values), xlabel="iteration", ylabel=f"{split} {metric}")
         if log:
@@ -154,8 +167,17 @@ def _errorbar(ax: Axes, table: pd.DataFrame, x: str, style: Style, label: str, s
     low = (table["mean"] - table["ci_low"]).to_numpy(float) * scale
     high = (table["ci_high"] - table["mean"]).to_numpy(float) * scale
     err = np.nan_to_num(np.vstack([low, high]))  # one seed: no bar rather than a fake one
-    ax.errorbar(xs, mean, yerr=err, color=style.color, linestyle=style.linestyle, marker=style.marker,
-                capsize=3, label=label, markerfacecolor="white")
+    ax.errorbar(
+        xs,
+        mean,
+        yerr=err,
+        color=style.color,
+        linestyle=style.linestyle,
+        marker=style.marker,
+        capsize=3,
+        label=label,
+        markerfacecolor="white",
+    )
 
 
 def _metric_vs_batch(ax: Axes, runs: pd.DataFrame, metric: str, styles: dict[str, Style]) -> bool:
@@ -187,11 +209,21 @@ def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/erro
     ref = axes[-1]
     for norm, points in reference.GN_PAPER_ERROR_VS_BATCH.items():
         st = styles.get(norm) or KNOWN_STYLES.get(norm) or Style("#666666", "-", "o")
-        ref.plot(list(points), list(points.values()), color=st.color, linestyle=st.linestyle,
-                 marker=st.marker, markerfacecolor="white", label=norm)
+        ref.plot(
+            list(points),
+            list(points.values()),
+            color=st.color,
+            linestyle=st.linestyle,
+            marker=st.marker,
+            markerfacecolor="white",
+            label=norm,
+        )
     _log2_axis(ref, list(reference.GN_PAPER_ERROR_VS_BATCH["batch"]))
-    ref.set(title="PUBLISHED (not these runs):\nWu & He 2018, ResNet-50 ImageNet",
-            xlabel="images per worker", ylabel="top-1 error (%)")
+    ref.set(
+        title="PUBLISHED (not these runs):\nWu & He 2018, ResNet-50 ImageNet",
+        xlabel="images per worker",
+        ylabel="top-1 error (%)",
+    )
     ref.grid(alpha=0.3)
     ref.legend(fontsize="small")
     fig.suptitle(f"Small-batch degradation: {metric_label(metric)} vs batch size, mean and 95% CI")
@@ -213,14 +245,21 @@ def batchstats_gap(res: Results, styles: dict[str, Style]) -> Figure | None:
         ax.axhline(0, color="black", lw=0.8)
         ax.set_title(_title(keys, values))
         ax.legend(fontsize="small")
-    fig.suptitle("Train/test gap: test accuracy with batch statistics\n"
-                 "minus with running statistics, mean and 95% CI")
+    fig.suptitle(
+        "Train/test gap: test accuracy with batch statistics\nminus with running statistics, mean and 95% CI"
+    )
     fig.tight_layout()
     return fig
 
 
-def grid(runs: pd.DataFrame, metric: str, x: str, styles: dict[str, Style], facet: str | None = None,
-         hue: str | None = NORM_KEY) -> Figure | None:
+def grid(
+    runs: pd.DataFrame,
+    metric: str,
+    x: str,
+    styles: dict[str, Style],
+    facet: str | None = None,
+    hue: str | None = NORM_KEY,
+) -> Figure | None:
     """Figure 4: any final ``metric`` against any swept key ``x``, one line per ``hue`` value,
     one panel per ``facet`` value; mean and 95% CI over the remaining runs (seeds)."""
     if runs.empty or metric not in runs or x not in runs or (facet and facet not in runs):
@@ -241,7 +280,7 @@ def grid(runs: pd.DataFrame, metric: str, x: str, styles: dict[str, Style], face
         if not numeric:  # categories: evenly spaced positions, labelled
             ax.set_xticks(range(len(cats)), cats)
         positions = part if numeric else part.assign(**{x: part[x].astype(str).map(cats.index)})
-        for name, rows in (positions.groupby(hue, sort=True) if hue else [(metric, positions)]):
+        for name, rows in positions.groupby(hue, sort=True) if hue else [(metric, positions)]:
             legend = f"{hue}={name}" if hue and hue != NORM_KEY else str(name)
             _errorbar(ax, rows.sort_values(x), x, line_styles[str(name)], legend, _scale(metric))
         if numeric and x == BATCH_KEY:
@@ -280,24 +319,52 @@ def activations(res: Results, profiles: Sequence[Profile] | None = None) -> Figu
     for p, st in zip(profiles, cell_styles(len(profiles)), strict=True):
         shown = np.where(np.isfinite(p.std) & (p.std > 0), p.std, np.nan)  # log scale: > 0 only
         n = f" (n={len(p.run_ids)})" if len(p.run_ids) > 1 else ""
-        ax.plot(p.layers, shown, color=st.color, linestyle=st.linestyle, marker=st.marker,
-                markevery=max(1, len(p.layers) // 10), markerfacecolor="white", label=p.label + n)
+        ax.plot(
+            p.layers,
+            shown,
+            color=st.color,
+            linestyle=st.linestyle,
+            marker=st.marker,
+            markevery=max(1, len(p.layers) // 10),
+            markerfacecolor="white",
+            label=p.label + n,
+        )
         for layer, y, text in ((p.first_bad, 0.97, "NaN/inf"), (p.first_zero, 0.03, "0 (underflow)")):
             if layer is None:
                 continue
             ax.axvline(layer, color=st.color, linestyle=":", lw=1)
-            ax.plot([layer], [y], marker="X", markersize=11, color=st.color, markeredgecolor="black",
-                    transform=axes_y, clip_on=False, linestyle="none")
+            ax.plot(
+                [layer],
+                [y],
+                marker="X",
+                markersize=11,
+                color=st.color,
+                markeredgecolor="black",
+                transform=axes_y,
+                clip_on=False,
+                linestyle="none",
+            )
             # beside the mark, staggered so that two lines breaking at close layers stay readable
             down = -(8 + 26 * marks) if y > 0.5 else 8 + 26 * marks
-            ax.annotate(f"{text} from layer {layer}\n{p.label}", xy=(layer, y), xycoords=axes_y,
-                        xytext=(8, down), textcoords="offset points", fontsize="small", color=st.color,
-                        ha="left", va="top" if y > 0.5 else "bottom",
-                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": st.color, "alpha": 0.9})
+            ax.annotate(
+                f"{text} from layer {layer}\n{p.label}",
+                xy=(layer, y),
+                xycoords=axes_y,
+                xytext=(8, down),
+                textcoords="offset points",
+                fontsize="small",
+                color=st.color,
+                ha="left",
+                va="top" if y > 0.5 else "bottom",
+                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": st.color, "alpha": 0.9},
+            )
             marks += 1
     ax.set_yscale("log")
-    ax.set(xlabel="layer (1 = first hidden layer)", ylabel="activation std at initialisation",
-           xlim=(0, int(max(p.layers.max() for p in profiles)) + 1))
+    ax.set(
+        xlabel="layer (1 = first hidden layer)",
+        ylabel="activation std at initialisation",
+        xlim=(0, int(max(p.layers.max() for p in profiles)) + 1),
+    )
     ax.grid(alpha=0.3, which="both", axis="y")
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle("Activation std per layer at initialisation (step 0), mean over seeds")

@@ -120,8 +120,20 @@ def _run_row(run_dir: Path, run_id: str, sweep: str) -> dict[str, Any]:
         "error": summary.get("error"),
         "overrides": tuple(overrides if isinstance(overrides, list) else _fallback_overrides(run_dir)),
     }
-    for key in ("identity", "name", "epochs_done", "steps", "wall_time_s", "train_samples_per_s",
-                "device", "threads", "git_commit", "git_dirty", "started", "finished"):
+    for key in (
+        "identity",
+        "name",
+        "epochs_done",
+        "steps",
+        "wall_time_s",
+        "train_samples_per_s",
+        "device",
+        "threads",
+        "git_commit",
+        "git_dirty",
+        "started",
+        "finished",
+    ):
         row[key] = summary.get(key)
     for key, value in flatten(summary.get("versions") or {}, "versions.").items():
         row[key] = value
@@ -151,8 +163,12 @@ def _runs_frame(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
     configs = pd.DataFrame([r["_config"] for r in rows])
     # Keys that only say where or how a run wrote (results_dir, name, threads, ...) differ
     # between sweeps loaded together without making their runs different cells.
-    varying = [k for k in configs.columns if k not in NON_RESULT_KEYS
-               and configs[k].astype(str).where(configs[k].notna()).nunique(dropna=True) > 1]
+    varying = [
+        k
+        for k in configs.columns
+        if k not in NON_RESULT_KEYS
+        and configs[k].astype(str).where(configs[k].notna()).nunique(dropna=True) > 1
+    ]
     named = {_override_key(o, groups) for r in rows for o in r["overrides"]}
     swept = independent_keys(configs.astype(str), varying, named)
     keep = list(dict.fromkeys([*swept, *varying, *(k for k in CORE_KEYS if k in configs.columns)]))
@@ -178,6 +194,7 @@ def independent_keys(configs: pd.DataFrame, varying: list[str], named: set[str])
     (``*.name``), other keys, seed last, so the key a user typed is the one kept, and the seed
     stays the replicate axis rather than absorbing a key that happens to vary with it.
     """
+
     def rank(key: str) -> tuple[int, int]:
         order = 3 if key == "seed" else 0 if key in named else 1 if key.endswith(".name") else 2
         return order, varying.index(key)
@@ -211,7 +228,7 @@ def add_norm_label(runs: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
     def one(row: pd.Series) -> Any:
         if "norm.name" not in row or pd.isna(row["norm.name"]):
             return None
-        extra = ", ".join(f"{k[len(NORM_OPTION_PREFIX):]}={row[k]}" for k in options if pd.notna(row[k]))
+        extra = ", ".join(f"{k[len(NORM_OPTION_PREFIX) :]}={row[k]}" for k in options if pd.notna(row[k]))
         return f"{row['norm.name']}({extra})" if extra else row["norm.name"]
 
     return runs.assign(**{NORM_KEY: runs.apply(one, axis=1) if len(runs) else []})
@@ -228,8 +245,9 @@ def add_derived(runs: pd.DataFrame) -> pd.DataFrame:
     if {"test_batchstats/accuracy", "test/accuracy"} <= set(runs.columns):
         runs["batchstats_gap"] = runs["test_batchstats/accuracy"] - runs["test/accuracy"]
     if {"test/loss", "train/loss"} <= set(runs.columns):
-        runs["generalization_gap"] = (pd.to_numeric(runs["test/loss"], errors="coerce")
-                                      - pd.to_numeric(runs["train/loss"], errors="coerce"))
+        runs["generalization_gap"] = pd.to_numeric(runs["test/loss"], errors="coerce") - pd.to_numeric(
+            runs["train/loss"], errors="coerce"
+        )
     return runs
 
 
@@ -267,8 +285,9 @@ def load(results_dir: str | Path) -> Results:
         if (run_dir / "metrics.csv").exists():
             curves.append(read_curves(run_dir / "metrics.csv", run_id))
     if not rows:
-        return Results(pd.DataFrame(columns=["run_id", "path", "status"]),
-                       pd.DataFrame(columns=CURVE_COLUMNS), [])
+        return Results(
+            pd.DataFrame(columns=["run_id", "path", "status"]), pd.DataFrame(columns=CURVE_COLUMNS), []
+        )
     runs, swept = _runs_frame(rows)
     curve_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
     return Results(runs, curve_frame, swept)

@@ -22,7 +22,13 @@ GN_PAPER_ERROR_VS_BATCH: dict[str, dict[int, float]] = {
 
 # Top-1 error (%) of GN against the number of groups (32 images per GPU), GN paper Table 3.
 GN_PAPER_ERROR_VS_GROUPS: dict[int, float] = {
-    64: 24.6, 32: 24.1, 16: 24.6, 8: 24.4, 4: 24.6, 2: 24.7, 1: 25.3,
+    64: 24.6,
+    32: 24.1,
+    16: 24.6,
+    8: 24.4,
+    4: 24.6,
+    2: 24.7,
+    1: 25.3,
 }
 
 # Batch Renormalization at 4 images per GPU, with BN and GN at the same batch, GN paper.

@@ -29,7 +29,7 @@ STAT_COLUMNS = ["n", "mean", "std", "ci_low", "ci_high", "seeds"]
 
 
 def base_norm(norm_label: object) -> str:
-    """"group(num_groups=8)" -> "group": the norm a variant label belongs to."""
+    """ "group(num_groups=8)" -> "group": the norm a variant label belongs to."""
     return str(norm_label).split("(")[0]
 
 
@@ -62,9 +62,16 @@ def bootstrap_ci(
         return _point(data[0]), _point(data[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the degenerate columns of 2-D data, replaced below
-        res = stats.bootstrap((data,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
-                              method="percentile", axis=0, vectorized=True,
-                              rng=np.random.default_rng(seed))
+        res = stats.bootstrap(
+            (data,),
+            np.mean,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="percentile",
+            axis=0,
+            vectorized=True,
+            rng=np.random.default_rng(seed),
+        )
     low, high = res.confidence_interval
     return _point(np.where(same, data[0], low)), _point(np.where(same, data[0], high))
 
@@ -97,7 +104,7 @@ def groups(frame: pd.DataFrame, keys: Sequence[str]) -> list[tuple[tuple, pd.Dat
 
 
 def label(keys: Sequence[str], values: Sequence[object]) -> str:
-    """"model.name=mlp, norm.name=group"; "" for the single cell of no keys."""
+    """ "model.name=mlp, norm.name=group"; "" for the single cell of no keys."""
     return ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
 
 
@@ -112,8 +119,11 @@ def cell_keys(runs: pd.DataFrame, swept: Sequence[str], exclude: Sequence[str] =
     """The keys that define a cell of the grid: swept keys minus seed (and ``exclude``),
     plus norm and batch, which every table is organised by even when not swept. The swept
     ``norm.*`` keys are part of the norm label (``NORM_KEY``), not cells of their own."""
-    keys = [k for k in (NORM_KEY, BATCH_KEY, *swept)
-            if k in runs.columns and k not in exclude and not k.startswith(NORM_OPTION_PREFIX)]
+    keys = [
+        k
+        for k in (NORM_KEY, BATCH_KEY, *swept)
+        if k in runs.columns and k not in exclude and not k.startswith(NORM_OPTION_PREFIX)
+    ]
     return list(dict.fromkeys(keys))
 
 
@@ -133,7 +143,11 @@ def aggregate(runs: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFram
 
 
 def paired_differences(
-    runs: pd.DataFrame, metric: str, by: Sequence[str], baseline: str = "batch", key: str = NORM_KEY,
+    runs: pd.DataFrame,
+    metric: str,
+    by: Sequence[str],
+    baseline: str = "batch",
+    key: str = NORM_KEY,
 ) -> pd.DataFrame:
     """``metric`` of each norm minus the baseline norm's, paired by seed within each cell of
     ``by`` (which must not contain ``key`` or seed). Pairing removes the seed-to-seed variation
@@ -150,8 +164,14 @@ def paired_differences(
             values = other.groupby(SEED_KEY)[metric].mean()
             both = values.index.intersection(base.index)
             diff = (values[both] - base[both]).dropna()
-            rows.append({**dict(zip(by, cell, strict=True)), key: name, "baseline": baseline,
-                         **describe(diff.to_numpy(float), diff.index.tolist())})
+            rows.append(
+                {
+                    **dict(zip(by, cell, strict=True)),
+                    key: name,
+                    "baseline": baseline,
+                    **describe(diff.to_numpy(float), diff.index.tolist()),
+                }
+            )
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -160,22 +180,36 @@ def difference_of_means(a: Sequence[float], b: Sequence[float]) -> dict[str, flo
     on its own); NaN bounds unless both have two values or more."""
     x, y = np.asarray(a, float), np.asarray(b, float)
     x, y = x[~np.isnan(x)], y[~np.isnan(y)]
-    out = {"diff": float(x.mean() - y.mean()) if len(x) and len(y) else np.nan,
-           "ci_low": np.nan, "ci_high": np.nan, "n_a": len(x), "n_b": len(y)}
+    out = {
+        "diff": float(x.mean() - y.mean()) if len(x) and len(y) else np.nan,
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "n_a": len(x),
+        "n_b": len(y),
+    }
     if len(x) < 2 or len(y) < 2:
         return out
     if np.all(x == x[0]) and np.all(y == y[0]):
         out["ci_low"] = out["ci_high"] = out["diff"]
         return out
-    res = stats.bootstrap((x, y), lambda u, v, axis: u.mean(axis) - v.mean(axis),
-                          n_resamples=N_RESAMPLES, confidence_level=CONFIDENCE, method="percentile",
-                          vectorized=True, rng=np.random.default_rng(BOOTSTRAP_SEED))
+    res = stats.bootstrap(
+        (x, y),
+        lambda u, v, axis: u.mean(axis) - v.mean(axis),
+        n_resamples=N_RESAMPLES,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(BOOTSTRAP_SEED),
+    )
     out["ci_low"], out["ci_high"] = map(float, res.confidence_interval)
     return out
 
 
 def curve_band(
-    curves: pd.DataFrame, run_ids: Sequence[str], split: str = "train", metric: str = "loss",
+    curves: pd.DataFrame,
+    run_ids: Sequence[str],
+    split: str = "train",
+    metric: str = "loss",
     smooth: int = 0,
 ) -> pd.DataFrame:
     """Mean and CI over runs (seeds) of one curve, per step: columns step, mean, ci_low,
@@ -189,5 +223,12 @@ def curve_band(
     if smooth > 1:
         wide = wide.rolling(smooth, min_periods=1).mean()
     low, high = bootstrap_ci(wide.to_numpy().T, n_resamples=999)  # a band, not a table number
-    return pd.DataFrame({"step": wide.index.to_numpy(), "mean": wide.mean(axis=1).to_numpy(),
-                         "ci_low": low, "ci_high": high, "n": wide.shape[1]})
+    return pd.DataFrame(
+        {
+            "step": wide.index.to_numpy(),
+            "mean": wide.mean(axis=1).to_numpy(),
+            "ci_low": low,
+            "ci_high": high,
+            "n": wide.shape[1],
+        }
+    )

@@ -313,9 +313,7 @@ class _PerDevice:
     def get(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         key = (device, dtype)
         if key not in self.cache:
-            self.cache[key] = torch.tensor(self.values, dtype=dtype, device=device).view(
-                1, -1, 1, 1
-            )
+            self.cache[key] = torch.tensor(self.values, dtype=dtype, device=device).view(1, -1, 1, 1)
         return self.cache[key]
 
 
@@ -441,14 +439,8 @@ def _check_md5(value: Any) -> str | None:
     if value is None:
         return None
     text = str(value).lower()
-    if (
-        not isinstance(value, str)
-        or len(text) != 32
-        or any(ch not in "0123456789abcdef" for ch in text)
-    ):
-        raise ConfigError(
-            "data.md5", value, "must be 32 hex digits in quotes, or null for the official one"
-        )
+    if not isinstance(value, str) or len(text) != 32 or any(ch not in "0123456789abcdef" for ch in text):
+        raise ConfigError("data.md5", value, "must be 32 hex digits in quotes, or null for the official one")
     return text
 
 
@@ -476,9 +468,7 @@ def make_cifar10(
     for key, value in (("data.train_size", train_size), ("data.test_size", test_size)):
         check_size(key, value, None)  # the type and sign, before any download
     folder = ensure_cifar10(root, download_missing=download, url=url, md5=md5)
-    x_train, y_train, x_test, y_test = take_subsets(
-        *load_cifar10(folder), train_size, test_size, seed
-    )
+    x_train, y_train, x_test, y_test = take_subsets(*load_cifar10(folder), train_size, test_size, seed)
     black = tuple(-m / s for m, s in zip(MEAN, STD, strict=True))  # what a 0 pixel becomes after Normalize
     return Dataset(
         name="cifar10",

@@ -89,9 +89,7 @@ def _as_tensor(target: str, name: str, value: Any) -> torch.Tensor:
                 f"({_one_line(err)}); return numpy arrays or torch tensors",
             ) from err
     if t.dtype.is_complex:
-        raise ConfigError(
-            TARGET_KEY, target, f"returned complex {name} ({t.dtype}); use real numbers"
-        )
+        raise ConfigError(TARGET_KEY, target, f"returned complex {name} ({t.dtype}); use real numbers")
     return t
 
 

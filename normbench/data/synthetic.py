@@ -146,8 +146,9 @@ def _draw_sequences(rng, prototypes, n: int, seq_len: int, signal_steps: int, no
     return x, y  # every step has unit-variance entries: only content and position differ
 
 
-def _sequence(seed: int, train_size: int, test_size: int, seq_len: int, signal_steps: int,
-              noise: float) -> Arrays:
+def _sequence(
+    seed: int, train_size: int, test_size: int, seq_len: int, signal_steps: int, noise: float
+) -> Arrays:
     if signal_steps >= seq_len:
         raise ConfigError("data.signal_steps", signal_steps, f"must be below data.seq_len={seq_len}")
     structure, train, test = _streams(seed)
@@ -163,16 +164,21 @@ def _sequence(seed: int, train_size: int, test_size: int, seq_len: int, signal_s
 TASKS: dict[str, Task] = {
     "threshold": Task("tabular", 2, 1000, 1000, {}, _threshold),
     "images": Task("image", IMG_CLASSES, 4000, 1000, {"noise": 2.0, "spread": 10.0}, _images),
-    "sequence": Task("sequence", SEQ_CLASSES, 4000, 1000,
-                     {"seq_len": 24, "signal_steps": 4, "noise": 2.0}, _sequence),
+    "sequence": Task(
+        "sequence", SEQ_CLASSES, 4000, 1000, {"seq_len": 24, "signal_steps": 4, "noise": 2.0}, _sequence
+    ),
 }
 
 
 def _resolve_task(task: Any, model_modality: str) -> str:
     if task == "auto":
         if model_modality not in AUTO_TASK:
-            raise ConfigError("data.task", task, f"no synthetic task for model modality {model_modality!r}; "
-                              f"set data.task to one of {', '.join(TASKS)}")
+            raise ConfigError(
+                "data.task",
+                task,
+                f"no synthetic task for model modality {model_modality!r}; "
+                f"set data.task to one of {', '.join(TASKS)}",
+            )
         return AUTO_TASK[model_modality]
     if not isinstance(task, str) or task not in TASKS:
         raise ConfigError("data.task", task, f"unknown task; choose auto or one of {', '.join(TASKS)}")
@@ -208,14 +214,19 @@ def make_synthetic(
     options = dict(spec.knobs)
     for key, value in knobs.items():
         if key not in KNOBS:
-            raise ConfigError(f"data.{key}", value, "not a key of data=synthetic; keys are task, train_size, "
-                              f"test_size, seed, {', '.join(KNOBS)}")
+            raise ConfigError(
+                f"data.{key}",
+                value,
+                "not a key of data=synthetic; keys are task, train_size, "
+                f"test_size, seed, {', '.join(KNOBS)}",
+            )
         if value is None:
             continue
         if key not in spec.knobs:
             users = [t for t, s in TASKS.items() if key in s.knobs]
-            raise ConfigError(f"data.{key}", value, f"applies to task {' and '.join(users)}, not {name}; "
-                              "leave it null")
+            raise ConfigError(
+                f"data.{key}", value, f"applies to task {' and '.join(users)}, not {name}; leave it null"
+            )
         if not KNOBS[key].ok(value):
             raise ConfigError(f"data.{key}", value, f"must be {KNOBS[key].works}")
         options[key] = value

@@ -40,9 +40,7 @@ INITS: dict[str, Callable[[nn.Linear], None] | None] = {
 }
 
 
-@register_model(
-    "mlp", layout="vector", modalities=("tabular", "image", "sequence"), native="tabular"
-)
+@register_model("mlp", layout="vector", modalities=("tabular", "image", "sequence"), native="tabular")
 class MLP(nn.Module):
     """Multi-layer perceptron on any input, flattened to (N, D).
 

@@ -25,9 +25,7 @@ def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
 class BasicBlock(nn.Module):
     """conv3x3 -> norm -> ReLU -> conv3x3 -> norm, plus shortcut, then ReLU."""
 
-    def __init__(
-        self, in_channels: int, out_channels: int, stride: int, norm_layer: NormBuilder
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, norm_layer: NormBuilder) -> None:
         super().__init__()
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.norm1 = norm_layer(out_channels)
@@ -65,7 +63,8 @@ class ResNet(nn.Module):
         super().__init__()
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
             raise ConfigError(
-                "model.depth", depth,
+                "model.depth",
+                depth,
                 "a CIFAR ResNet's depth must be 6n+2 with n >= 1 blocks per stage: "
                 "8, 14, 20, 32, 44, 56, ... (He et al. 2016, sec. 4.2)",
             )
@@ -73,7 +72,8 @@ class ResNet(nn.Module):
             raise ConfigError("model.width", width, "must be an integer >= 1 (stage-1 channels)")
         if len(input_shape) != 3:
             raise ConfigError(
-                "model", "resnet",
+                "model",
+                "resnet",
                 f"reads images (C, H, W), not samples of shape {tuple(input_shape)}",
             )
 

@@ -145,14 +145,13 @@ class RNN(nn.Module):
             features = channels * width
         else:
             raise ConfigError(
-                "model", "rnn",
-                "reads sequences (T, F) or images (C, H, W), "
-                f"not samples of shape {tuple(input_shape)}",
+                "model",
+                "rnn",
+                f"reads sequences (T, F) or images (C, H, W), not samples of shape {tuple(input_shape)}",
             )
         layer_cls = CELLS[cell]
         self.layers = nn.ModuleList(
-            layer_cls(features if i == 0 else hidden_size, hidden_size, norm_layer)
-            for i in range(num_layers)
+            layer_cls(features if i == 0 else hidden_size, hidden_size, norm_layer) for i in range(num_layers)
         )
         self.head = nn.Linear(hidden_size, num_classes)
 

@@ -27,8 +27,24 @@ from normbench.norms.variants import BatchRenorm, GhostBatchNorm
 from normbench.norms.weight_std import standardize_conv_weights
 
 __all__ = [
-    "NORMS", "BatchRenorm", "GhostBatchNorm", "NormBuilder", "NormSpec", "StepNorm",
-    "batch_statistics_modules", "check_batch", "check_layout", "check_model_norms",
-    "RUNNER_KEYS", "fold_batchnorm", "get_norm_spec", "make_options", "norm_builder",
-    "precise_bn_", "register_impl", "register_norm", "running_stats_drift", "standardize_conv_weights",
+    "NORMS",
+    "BatchRenorm",
+    "GhostBatchNorm",
+    "NormBuilder",
+    "NormSpec",
+    "StepNorm",
+    "batch_statistics_modules",
+    "check_batch",
+    "check_layout",
+    "check_model_norms",
+    "RUNNER_KEYS",
+    "fold_batchnorm",
+    "get_norm_spec",
+    "make_options",
+    "norm_builder",
+    "precise_bn_",
+    "register_impl",
+    "register_norm",
+    "running_stats_drift",
+    "standardize_conv_weights",
 ]

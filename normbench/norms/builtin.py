@@ -63,13 +63,22 @@ def group_count(
         ok = groups >= 1 and num_features % groups == 0
     if not ok:
         hint = "" if channels_per_group is not None else ", or set norm.channels_per_group"
-        return InvalidNorm(key, value, f"does not divide the {num_features} channels; use a divisor "
-                           f"of {num_features}: {_divisors(num_features)}{hint}")
+        return InvalidNorm(
+            key,
+            value,
+            f"does not divide the {num_features} channels; use a divisor "
+            f"of {num_features}: {_divisors(num_features)}{hint}",
+        )
     if layout != "image" and groups == num_features > 1:
         # a group of one vector feature is normalised over a single value: always zero
-        return InvalidNorm(key, value, (
-            f"makes groups of one feature on {num_features} vector features, which normalise to "
-            f"zero; use at least 2 features per group (norm.num_groups<={num_features // 2})"))
+        return InvalidNorm(
+            key,
+            value,
+            (
+                f"makes groups of one feature on {num_features} vector features, which normalise to "
+                f"zero; use at least 2 features per group (norm.num_groups<={num_features // 2})"
+            ),
+        )
     return groups
 
 

@@ -141,9 +141,7 @@ def precise_bn_(model: nn.Module, batches: Iterable[Batch], forward: Forward | N
     return samples
 
 
-def running_stats_drift(
-    model: nn.Module, batch: Batch, forward: Forward | None = None
-) -> dict[str, float]:
+def running_stats_drift(model: nn.Module, batch: Batch, forward: Forward | None = None) -> dict[str, float]:
     """How far each BN-like module's running statistics are from its input's statistics on
     ``batch``, with no change of state. For module ``name`` (means over channels):
 

@@ -31,9 +31,7 @@ def is_batchnorm_like(module: nn.Module) -> bool:
         and hasattr(module, "bias")
         and getattr(module, "track_running_stats", True)
         # instance norm with running statistics uses them in eval too, but it is no BN
-        and not isinstance(
-            module, (nn.modules.instancenorm._InstanceNorm, reference.InstanceNorm2d)
-        )
+        and not isinstance(module, (nn.modules.instancenorm._InstanceNorm, reference.InstanceNorm2d))
     )
 
 

@@ -150,9 +150,7 @@ class RunningStatsNorm(nn.Module):
         if track_running_stats:
             self.register_buffer("running_mean", torch.zeros(num_features, **factory))
             self.register_buffer("running_var", torch.ones(num_features, **factory))
-            self.register_buffer(
-                "num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device)
-            )
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
         else:
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
@@ -199,17 +197,12 @@ class _BatchNorm(RunningStatsNorm):
         count = x3.shape[0] * x3.shape[2]
         if self.training and count < 2:
             raise ValueError(
-                "Expected more than 1 value per channel when training, "
-                f"got input size {list(x.shape)}"
+                f"Expected more than 1 value per channel when training, got input size {list(x.shape)}"
             )
         y, mean, var = _Normalize.apply(x3, self.weight, self.bias, 0, self.eps)
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
-            factor = (
-                self.momentum
-                if self.momentum is not None
-                else 1.0 / float(self.num_batches_tracked)
-            )
+            factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
             self._update_running(mean, var, count, factor)
         return y.reshape(x.shape)
 
@@ -259,8 +252,7 @@ class InstanceNorm2d(RunningStatsNorm):
             ).reshape(x.shape)
         if self.training and x3.shape[2] < 2:
             raise ValueError(
-                "Expected more than 1 spatial element when training, "
-                f"got input size {list(x.shape)}"
+                f"Expected more than 1 spatial element when training, got input size {list(x.shape)}"
             )
         y, mean, var = _Normalize.apply(x3, self.weight, self.bias, self.num_features, self.eps)
         if self.training and self.track_running_stats:
@@ -321,9 +313,7 @@ class LayerNorm(nn.Module):
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        shape = (
-            (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-        )
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
         factory = {"device": device, "dtype": dtype}
         weight = nn.Parameter(torch.ones(shape, **factory)) if elementwise_affine else None
@@ -347,9 +337,7 @@ class LayerNorm(nn.Module):
         return y.reshape(x.shape)
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
-        )
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
 # Registry entries for norm.impl=reference: the same signatures and semantics as builtin.py.
@@ -371,9 +359,7 @@ def make_layer(num_features: int, layout: str, eps: float = 1e-5, affine: bool =
 
 
 @register_impl("instance", "reference")
-def make_instance(
-    num_features: int, layout: str, eps: float = 1e-5, affine: bool = True
-) -> nn.Module:
+def make_instance(num_features: int, layout: str, eps: float = 1e-5, affine: bool = True) -> nn.Module:
     return InstanceNorm2d(num_features, eps=eps, affine=affine, track_running_stats=False)
 
 

@@ -101,9 +101,9 @@ def check_layout(name: str, layout: str, model: str = "") -> None:
         works = sorted(n for n, s in NORMS.items() if base in s.layouts)
         on = f" on model={model}" if model else ""
         raise ConfigError(
-            "norm", name,
-            f"{spec.why_not or 'not defined for ' + base + ' features'}{on}; "
-            f"use one of {', '.join(works)}",
+            "norm",
+            name,
+            f"{spec.why_not or 'not defined for ' + base + ' features'}{on}; use one of {', '.join(works)}",
         )
 
 
@@ -113,7 +113,8 @@ def check_batch(name: str, options: Mapping[str, Any], batch: int) -> None:
     if spec.batch_statistics and batch < 2:
         free = sorted(n for n, s in NORMS.items() if not s.batch_statistics)
         raise ConfigError(
-            "batch", batch,
+            "batch",
+            batch,
             f"norm={name} normalises with statistics over the batch and needs at least 2 samples; "
             f"use batch>=2 or a per-sample norm ({', '.join(free)})",
         )
@@ -191,7 +192,8 @@ def batch_statistics_modules(model: nn.Module) -> list[nn.Module]:
     """The modules that normalise with batch statistics in training and keep running
     estimates for eval (anything with ``running_mean``/``running_var`` buffers)."""
     return [
-        m for m in model.modules()
+        m
+        for m in model.modules()
         if isinstance(getattr(m, "running_mean", None), torch.Tensor)
         and isinstance(getattr(m, "running_var", None), torch.Tensor)
     ]

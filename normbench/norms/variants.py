@@ -95,8 +95,7 @@ class BatchRenorm(_BatchStatsNorm):
         count = x.numel() // self.num_features
         if count < 2:
             raise ValueError(
-                "Expected more than 1 value per channel when training, "
-                f"got input size {list(x.shape)}"
+                f"Expected more than 1 value per channel when training, got input size {list(x.shape)}"
             )
         var_b, mean_b = torch.var_mean(x, dim=dims, correction=0)  # (C,)
         std_b = (var_b + self.eps).sqrt()
