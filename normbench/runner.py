@@ -13,9 +13,7 @@ import math
 import os
 import random
 import shutil
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,8 +25,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from normbench import provenance
-from normbench.checkpoint import load_checkpoint, restore, save_checkpoint, truncate_metrics
+from normbench import provenance, rundir, stop
+from normbench.checkpoint import load_checkpoint, restore, save_checkpoint
 from normbench.data import Dataset, build_dataset
 from normbench.errors import ConfigError
 from normbench.identity import config_identity, resolved_config
@@ -71,32 +69,37 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     A finished run of the same identity in ``run_dir`` is not run again, and an unfinished one
     resumes from its last epoch checkpoint (``force=true`` starts over). Raises ConfigError
-    (after recording ``status: failed``) on bad input.
+    (after recording ``status: failed``) on bad input. The directory is locked for the run,
+    and a finished run in it stays untouched until this run's build has succeeded.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with rundir.held(run_dir, cfg.name):
+        return run_locked(cfg, run_dir)
+
+
+def run_locked(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     identity = config_identity(cfg)
     previous = read_summary(run_dir)
-    if (
-        previous
-        and previous.get("status") in FINISHED
-        and previous.get("identity") == identity
-        and not cfg.force
-    ):
-        log.info("already %s, skipping (force=true reruns): %s", previous["status"], run_dir)
-        return previous
+    finished = previous if previous and previous.get("status") in FINISHED else None
+    if finished and finished.get("identity") == identity and not cfg.force:
+        log.info("already %s, skipping (force=true reruns): %s", finished["status"], run_dir)
+        return finished
+    rundir.check_owner(run_dir, finished, identity, cfg.force, cfg.name)
 
     summary = new_summary(cfg, identity)
     try:
         built = build(cfg)
     except Exception as err:
-        finish(run_dir, summary, "failed", error=error_line(err))
+        if finished is None:  # a finished run is replaced only by one that can start
+            finish(run_dir, summary, "failed", error=error_line(err))
         raise
     first_epoch = resume_or_start_fresh(run_dir, built, summary, cfg.force)
+    rundir.record_hydra_config(run_dir, cfg)
     summary.update(device=provenance.device_name(built.device), threads=torch.get_num_threads())
-    sinks = open_sinks(run_dir, first_step=summary["steps"] + 1)
+    sinks = open_sinks(run_dir)
     try:
-        with interrupt_on_sigterm():
+        with stop.interrupts():
             status = train(cfg, built, sinks, summary, run_dir, first_epoch)
     except KeyboardInterrupt:
         status = "interrupted"
@@ -105,9 +108,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         raise
     finally:
         sinks.close(hparams=flat(summary["config"]), final=summary["final"])
-    if status in FINISHED:
+    finish(run_dir, summary, status)
+    if status in FINISHED:  # after the summary: a kill in between leaves a resumable run
         (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # only unfinished runs need one
-    return finish(run_dir, summary, status)
+    return summary
 
 
 def resume_or_start_fresh(run_dir: Path, built: Built, summary: dict[str, Any], force: bool) -> int:
@@ -118,7 +122,6 @@ def resume_or_start_fresh(run_dir: Path, built: Built, summary: dict[str, Any], 
         start_fresh(run_dir)
         return 1
     restore(built.trainer, resumed)
-    truncate_metrics(run_dir / "metrics.csv", resumed["epoch"])
     summary.update(resumed["progress"])
     log.info("resuming after epoch %d from %s", resumed["epoch"], run_dir / "checkpoint.pt")
     return resumed["epoch"] + 1
@@ -525,23 +528,6 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-@contextlib.contextmanager
-def interrupt_on_sigterm() -> Iterator[None]:
-    """SIGTERM (a scheduler stopping the job) ends the run like Ctrl-C: status interrupted."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 # ---- the Hydra task -------------------------------------------------------------------------
 
 
@@ -559,6 +545,7 @@ def main(cfg: DictConfig) -> str:
     if cfg.threads is None and sweeping:
         torch.set_num_threads(threads_per_job(hydra_cfg.launcher))
     try:
+        rundir.check_name(cfg.name)  # also when a sweep varies it (the callback saw one value)
         status = run(cfg, Path(hydra_cfg.runtime.output_dir))["status"]
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
@@ -572,6 +559,8 @@ def main(cfg: DictConfig) -> str:
         status = "failed"
     if status in ("diverged", "interrupted"):
         log.warning("run %s: %s", status, hydra_cfg.runtime.output_dir)
+    if sweeping and status == "interrupted":
+        stop.end_sweep()  # Ctrl-C or SIGTERM stops the sweep, not only this cell
     if not sweeping and EXIT_CODES[status]:
         sys.exit(EXIT_CODES[status])
     return status
