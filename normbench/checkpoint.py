@@ -15,6 +15,7 @@ import csv
 import io
 import logging
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -170,4 +171,7 @@ def _set_numpy_state(state: dict[str, Any]) -> None:
 
 
 def _why(err: Exception) -> str:
-    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".rstrip(": ")
+    if isinstance(err, pickle.UnpicklingError):  # torch's message suggests weights_only=False: not here
+        return "it holds more than tensors and plain containers: an older normbench's, or crafted"
+    first = str(err).splitlines()[0][:200] if str(err) else ""
+    return f"{type(err).__name__}: {first}".rstrip(": ")
