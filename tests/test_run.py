@@ -271,3 +271,23 @@ def test_the_cuda_path_with_amp_channels_last_and_compile(make_cfg, tmp_path):
     cfg = make_cfg("model=resnet", *TINY, "device=cuda", "amp=true", "channels_last=true", "compile=true")
     summary = run(cfg, tmp_path)
     assert summary["status"] == "done" and summary["device"].startswith("cuda")
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (
+            ["norm=batch", "activations=true"],
+            ["TrainLoss", "Evaluation", "BatchStatsEval", "DivergenceGuard", "Activations", "BNDrift"]
+            + ["Weights", "PreciseBN"],
+        ),
+        (
+            ["norm=batch", "norm.precise_bn_samples=0"],
+            ["TrainLoss", "Evaluation", "BatchStatsEval", "DivergenceGuard", "BNDrift", "Weights"],
+        ),
+        (["model=resnet", "norm=group"], ["TrainLoss", "Evaluation", "DivergenceGuard", "Weights"]),
+    ],
+)
+def test_build_picks_the_probes_the_config_and_the_norms_call_for(make_cfg, overrides, expected):
+    probes = [type(p).__name__ for p in build(make_cfg(*overrides, *TINY)).probes]
+    assert probes == expected
