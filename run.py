@@ -15,7 +15,7 @@ import hydra
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
-from normbench import stop
+from normbench import interrupt, record
 from normbench.identity import register_resolvers
 from normbench.runner import main as run_one
 
@@ -33,12 +33,12 @@ def main_with_exit_codes() -> None:
     exit code of bad input, 2."""
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of exiting 1
-    stop.install()
+    interrupt.install()
     try:
         main()
     except KeyboardInterrupt:
         print("interrupted: stopped; the same command resumes (finished runs are skipped)", file=sys.stderr)
-        sys.exit(stop.EXIT_CODE)
+        sys.exit(record.EXIT_CODES[record.INTERRUPTED])
     except (CompactHydraException, OSError) as err:
         # CompactHydraException: composition (an unknown group option, bad override syntax);
         # OSError: e.g. the results tree made read-only while a sweep writes there

@@ -17,6 +17,7 @@ import logging
 import os
 import pickle
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,26 @@ def restore(trainer: Trainer, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(rng["cuda"])
     _set_numpy_state(rng["numpy"])
     random.setstate(rng["python"])
+
+
+def resume_or_start_fresh(run_dir: Path, trainer: Trainer, summary: dict[str, Any], force: bool) -> int:
+    """Restore the run's last epoch checkpoint if it has one for this config (unless
+    ``force``), else clear what an earlier run left; returns the first epoch to train."""
+    resumed = None if force else load_checkpoint(run_dir, summary["identity"])
+    if resumed is None:
+        start_fresh(run_dir)
+        return 1
+    restore(trainer, resumed)
+    summary.update(resumed["progress"])
+    log.info("resuming after epoch %d from %s", resumed["epoch"], run_dir / FILENAME)
+    return resumed["epoch"] + 1
+
+
+def start_fresh(run_dir: Path) -> None:
+    """A run starts from scratch: drop what an earlier, different or unfinished run wrote."""
+    for name in (METRICS, "summary.json", FILENAME):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / EVENTS, ignore_errors=True)
 
 
 # ---- what the run had written at the checkpoint -----------------------------------------

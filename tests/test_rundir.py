@@ -31,11 +31,11 @@ MINE += ["progress=false", "threads=1"]
 # four epochs of a few steps: kills land between epochs, reruns take a second or two
 SHORT = ["data.train_size=256", "data.test_size=32", "batch=8", "epochs=4", "progress=false", "threads=1"]
 
-# python run.py ARGS, with one runner function patched to die (os._exit, as a SIGKILL would)
+# python run.py ARGS, with one function of the run patched to die (os._exit, as a SIGKILL would)
 KILLED_IN = """
 import os, runpy, sys
-import normbench.runner as runner
-real = runner.{fn}
+import normbench.{module} as module
+real = module.{fn}
 def patched(*args, **kwargs):
     if {before}:
         os._exit(137)
@@ -43,14 +43,14 @@ def patched(*args, **kwargs):
     if {after}:
         os._exit(137)
     return out
-runner.{fn} = patched
+module.{fn} = patched
 sys.argv = ["run.py", *sys.argv[1:]]
 runpy.run_path("run.py", run_name="__main__")
 """
 # killed right after the checkpoint of epoch 2 is written
-AFTER_EPOCH_2 = {"fn": "save_checkpoint", "before": "False", "after": "args[3] == 2"}
+AFTER_EPOCH_2 = {"module": "runner", "fn": "save_checkpoint", "before": "False", "after": "args[3] == 2"}
 # killed after every row of a finished run (Precise BN's included), before its summary
-BEFORE_SUMMARY = {"fn": "finish", "before": "args[2] == 'done'", "after": "False"}
+BEFORE_SUMMARY = {"module": "record", "fn": "finish", "before": "args[2] == 'done'", "after": "False"}
 
 
 def killed(results: Path, *args: str, at: dict[str, str]) -> subprocess.CompletedProcess:

@@ -1,9 +1,10 @@
-"""Stopping a sweep: Ctrl-C (SIGINT) or a scheduler's SIGTERM ends the whole sweep.
+"""Ctrl-C (SIGINT) and SIGTERM: they end a run, and the whole sweep it is part of.
 
-The cell being trained ends ``interrupted`` (the runner records it), the cells not started
-stay unstarted, and run.py exits 130. On the joblib launcher the cells run in worker
-processes: the sweep's process passes the signal on to them and waits until they have
-recorded their cell, before joblib would kill them (with SIGKILL, which records nothing).
+A run being trained ends ``interrupted`` (:func:`interrupt_on_sigterm`; the runner records
+it). In a sweep the cells not started stay unstarted, and run.py exits 130. On the joblib
+launcher the cells run in worker processes: the sweep's process passes the signal on to them
+and waits until they have recorded their cell, before joblib would kill them (with SIGKILL,
+which records nothing).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from normbench import record
+
 # how long the sweep's process waits for its workers to record their cells
 GRACE_S = 60.0
-EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 # installed: this process runs the sweep's cells itself (Hydra's basic launcher)
 _state = {"installed": False, "stopping": False}
@@ -60,11 +62,11 @@ def end_sweep() -> None:
         raise KeyboardInterrupt
     if multiprocessing.current_process().name != "MainProcess":
         logging.shutdown()  # flush run.log
-        os._exit(EXIT_CODE)
+        os._exit(record.EXIT_CODES[record.INTERRUPTED])
 
 
 @contextlib.contextmanager
-def interrupts() -> Iterator[None]:
+def interrupt_on_sigterm() -> Iterator[None]:
     """While a run trains: SIGTERM (a scheduler stopping the job) ends it like Ctrl-C, with a
     KeyboardInterrupt the runner records as ``interrupted``. After the first signal both are
     ignored, so that a second one (Ctrl-C reaches a joblib worker from the terminal and again
