@@ -78,9 +78,9 @@ def interrupt_on_sigterm() -> Iterator[None]:
 
     def handler(signum: int, frame: Any) -> None:
         nonlocal fired
+        if fired:
+            return  # a second signal, maybe already pending when the first one ran
         fired = True
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
