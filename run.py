@@ -45,12 +45,13 @@ def main_with_exit_codes() -> None:
         if full_error:
             traceback.print_exc()
         print(f"error: {one_line(err)}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(record.EXIT_CODES[record.FAILED])
 
 
 def one_line(err: Exception) -> str:
     if isinstance(err, OSError) and err.strerror:
-        return f"{err.filename}: {err.strerror}; the results directory must be writable while runs write"
+        where = f"{err.filename}: " if err.filename else ""
+        return f"{where}{err.strerror}; the results directory must be writable while runs write"
     cause = f" ({err.__cause__})" if isinstance(err.__cause__, Exception) else ""
     return f"{err}{cause}"
 

@@ -4,7 +4,8 @@
   the whole run; a second process on the same directory stops at once with one line. The
   kernel drops the lock when its holder dies, however it dies, so a killed run never leaves a
   stale lock behind.
-- One identity: a finished run of another config is never replaced without ``force=true``.
+- One identity: a finished run of another config is never replaced without ``force=true``,
+  and Hydra's record of the run (``.hydra/``) is written only once the directory is the run's.
 - Inside ``results_dir``: ``name`` is a relative path without ``..``, and ``results_dir`` is a
   writable directory; checked by a Hydra callback before Hydra creates any directory.
 """
