@@ -17,6 +17,7 @@ import argparse
 import copy
 import functools
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -229,16 +230,28 @@ def startup(args: argparse.Namespace) -> None:
             ],
         }
         timed(commands["tiny run"]("warm"))  # warm the file cache, and check that it works
-        times: dict[str, list[float]] = {name: [] for name in commands}
+        wall: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         for i in range(repeats):
             for name, command in commands.items():
-                times[name].append(timed(command(i), ok=(2,) if name == bad else (0,)))
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    base = medians["python -c 'import torch'"]
-    print(f"{'command':36} {'median s':>9} {'x import torch':>15}  ({repeats} repeats)")
-    for name, value in medians.items():
-        print(f"{name:36} {value:9.2f} {value / base:15.2f}")
+                before = _children_cpu()
+                wall[name].append(timed(command(i), ok=(2,) if name == bad else (0,)))
+                cpu[name].append(_children_cpu() - before)
+    medians = {name: statistics.median(t) for name, t in wall.items()}
+    cpu_medians = {name: statistics.median(t) for name, t in cpu.items()}
+    base, cpu_base = medians["python -c 'import torch'"], cpu_medians["python -c 'import torch'"]
+    # CPU seconds move less than wall time on a busy machine: shown beside it as a cross-check
+    print(f"{'command':34} {'wall s':>7} {'ratio':>6} {'cpu s':>7} {'ratio':>6}  (medians of {repeats})")
+    for name in commands:
+        w, c = medians[name], cpu_medians[name]
+        print(f"{name:34} {w:7.2f} {w / base:6.2f} {c:7.2f} {c / cpu_base:6.2f}")
+    print(f"device: cpu, cores: {available_cores()}, load average: {os.getloadavg()[0]:.1f}")
     print(f"startup ratio: {medians['tiny run'] / base:.2f}")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
