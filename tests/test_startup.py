@@ -56,9 +56,8 @@ def test_the_configured_callback_is_the_light_one():
 
 @pytest.mark.slow  # builds a report
 def test_the_light_callback_builds_the_report_with_its_options(tmp_path, capsys):
-    root = tmp_path / "sweep"
-    write_run(root / "batch=4,norm=group,seed=1", "group", 4, 1)
-    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(root)}}})
-    SweepReport(metric="test/loss").on_multirun_end(config=config)
-    assert capsys.readouterr().out.strip() == f"report: {root / 'report.html'}"
-    assert "test/loss" in (root / "report.md").read_text()
+    write_run(tmp_path / "batch=4,norm=group,seed=1", "group", 4, 1)
+    sweep_end = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    SweepReport(metric="test/loss").on_multirun_end(sweep_end)
+    assert "test/loss" in (tmp_path / "report.md").read_text()  # the option reached the report
+    assert capsys.readouterr().out.strip() == f"report: {tmp_path / 'report.html'}"
