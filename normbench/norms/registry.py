@@ -75,7 +75,7 @@ def register_norm(
     is what its YAML's ``impl`` says (see :class:`NormSpec`)."""
     return NORMS.register(
         name,
-        lambda make: NormSpec(name, make, layouts, batch_statistics, why_not, check, impls={}, impl=impl),
+        lambda make: NormSpec(name, make, layouts, batch_statistics, why_not, check, impl=impl),
     )
 
 
