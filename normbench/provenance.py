@@ -52,6 +52,22 @@ def git_state() -> dict[str, Any]:
     return {"git_commit": commit, "git_dirty": bool(dirty) if dirty is not None else None}
 
 
+def hydra_choices() -> dict[str, str | None]:
+    """The config-group options the run was composed from, as the user chose them
+    ({"norm": "group8", "model": "resnet", "experiment": "small_batch", ...}): the one record of
+    a variant's name that survives any override style (``norm=group8`` on the command line, a
+    preset's defaults list, a sweep). Hydra's own groups (``hydra/...``) are left out; {}
+    outside a Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    choices = HydraConfig.get().runtime.choices
+    return {
+        str(k): None if v is None else str(v) for k, v in choices.items() if not str(k).startswith("hydra/")
+    }
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import html
 import itertools
 import re
@@ -32,16 +33,21 @@ from normbench.analysis.load import DONE, Results, load
 from normbench.analysis.stats import (
     BATCH_KEY,
     CONFIDENCE,
-    N_RESAMPLES,
+    INTERVAL_METHOD,
     NORM_KEY,
     NORM_OPTION_PREFIX,
     SEED_KEY,
     aggregate,
+    binomial_metric,
     cell_keys,
     contexts,
     groups,
+    is_percent,
     label,
+    norm_names,
     paired_differences,
+    scale,
+    variants,
 )
 
 
@@ -55,9 +61,7 @@ class Block:
 @dataclass(frozen=True)
 class Options:
     metric: str = "test/error"
-    baseline: str = "batch"
-    group_norm: str = "group"
-    gn_tolerance_pp: float = claims_mod.GN_TOLERANCE_PP
+    baseline: str = "batch"  # a norm label (group8) or a norm name (every label of that norm)
     smooth: int = 0
     log_loss: bool = False
     # figure 4, the generic grid: a final metric against a swept key (None: batch size if
@@ -65,42 +69,65 @@ class Options:
     grid_metric: str = "train/loss"
     grid_x: str | None = None
     grid_facet: str | None = None
-    # the loss-threshold claim (which norm's training loss falls below a threshold first):
-    # None = only for recurrent models (model.name rnn), True/False = always/never; the
-    # threshold is ``loss_threshold`` if set, else ``loss_fraction`` x the first logged loss
-    threshold_claim: bool | None = None
-    threshold_norm: str = "layer"
-    loss_threshold: float | None = None
-    loss_fraction: float = claims_mod.LOSS_FRACTION
-    loss_windows: int = claims_mod.LOSS_WINDOWS  # each run's loss: mean over this many log windows
+    claims: claims_mod.ClaimOptions = claims_mod.ClaimOptions()
+
+    @classmethod
+    def from_flat(cls, **options: Any) -> Options:
+        """Options from one flat set of keywords (the Hydra callback's YAML): the report's own
+        fields, the rest :class:`ClaimOptions` fields (``margin_pp``, ``gn``, ...)."""
+        mine = {f.name for f in dataclasses.fields(cls)} - {"claims"}
+        claim_options = {k: v for k, v in options.items() if k not in mine}
+        return cls(
+            **{k: v for k, v in options.items() if k in mine},
+            claims=claims_mod.ClaimOptions(**claim_options),
+        )
 
 
 # ---------------------------------------------------------------- formatting numbers
 
 
-def _scale(metric: str) -> float:
-    return 100.0 if figures.is_percent(metric) else 1.0
+NOT_LEARNED_MARK = "†"
 
 
 def fmt_cell(row: pd.Series, scale: float, signed: bool = False) -> str:
-    """ "14.10 [13.71, 14.52] n=3"; one seed: "14.10 (1 seed, no CI)"; no run: "-"."""
+    """ "14.10 [13.71, 14.52] n=3"; one seed: "14.10 (1 seed, no CI)"; no run: "-"; a "†"
+    after a cell where some run did not learn."""
     if row is None or row["n"] == 0 or pd.isna(row["mean"]):
         return "-"
     # two decimals for errors and losses; none for throughputs, where they would be noise
     decimals = 0 if abs(row["mean"] * scale) >= 100 else 2
     f = ("{:+." if signed else "{:.") + f"{decimals}f}}"
     mean = f.format(row["mean"] * scale)
+    mark = f" {NOT_LEARNED_MARK}" if row.get("not_learned", 0) else ""
     if row["n"] < 2:
-        return f"{mean} (1 seed, no CI)"
-    return f"{mean} [{f.format(row['ci_low'] * scale)}, {f.format(row['ci_high'] * scale)}] n={row['n']}"
+        return f"{mean} (1 seed, no CI){mark}"
+    return (
+        f"{mean} [{f.format(row['ci_low'] * scale)}, {f.format(row['ci_high'] * scale)}] n={row['n']}{mark}"
+    )
+
+
+def fmt_noise(row: pd.Series, scale: float) -> str:
+    """ "0.41 / 1.52": SD over seeds / one run's binomial SE; "n/a" where unknown."""
+    if row is None or row["n"] == 0:
+        return "-"
+    sd = "n/a" if pd.isna(row["std"]) else f"{row['std'] * scale:.2f}"
+    se = "n/a" if pd.isna(row["binom_se"]) else f"{row['binom_se'] * scale:.2f}"
+    return f"{sd} / {se}"
 
 
 def pivot_table(
-    stats: pd.DataFrame, rows: str, cols: str, scale: float, signed: bool = False
+    stats: pd.DataFrame,
+    rows: str,
+    cols: str,
+    scale: float,
+    signed: bool = False,
+    cell: Any = fmt_cell,
 ) -> pd.DataFrame:
-    """Long statistics -> one row per ``rows`` value, one column per ``cols`` value."""
+    """Long statistics -> one row per ``rows`` value, one column per ``cols`` value, each cell
+    ``cell(row, scale)`` (default :func:`fmt_cell`)."""
     stats = stats[stats["n"] > 0]  # a norm without this metric (e.g. no batch statistics): no row
-    stats = stats.assign(_cell=[fmt_cell(r, scale, signed) for _, r in stats.iterrows()])
+    fmt = (lambda r: fmt_cell(r, scale, signed)) if cell is fmt_cell else (lambda r: cell(r, scale))
+    stats = stats.assign(_cell=[fmt(r) for _, r in stats.iterrows()])
     table = stats.pivot(index=rows, columns=cols, values="_cell").fillna("-")
     table = table.reindex(sorted(table.index, key=natural_key))
     table.columns = [f"{cols}={c}" for c in table.columns]
@@ -131,22 +158,22 @@ def _sorted(values: Any) -> list[Any]:
 
 
 def _grid_values(res: Results) -> list[str]:
+    """One line per key of the grid, the norms by their labels (``group8``)."""
     runs = res.runs
+    swept = [*_grid_keys(res.swept), *([SEED_KEY] if SEED_KEY in res.swept else [])]
     lines = []
-    for key in dict.fromkeys([*res.swept, "norm.name", BATCH_KEY, "model.name", "data.name", "epochs"]):
+    for key in dict.fromkeys([*swept, NORM_KEY, BATCH_KEY, "model.name", "data.name", "epochs"]):
         if key in runs:
             values = _sorted(runs[key].dropna().unique())
-            lines.append(f"{key}: {', '.join(map(str, values))}" + ("" if key in res.swept else " (fixed)"))
+            lines.append(f"{key}: {', '.join(map(str, values))}" + ("" if key in swept else " (fixed)"))
     return lines
 
 
 def _grid_keys(swept: Sequence[str]) -> list[str]:
-    """The swept keys a grid is the product of: the norm label in place of ``norm.name`` and
-    the norm options, which only some norms have (``norm=batch,group5,group8`` is three
-    norms, not batch x {5, 8} groups)."""
+    """The swept keys a grid is the product of, with the norm label (``norm``) in place of
+    ``norm.name`` and the norm options, which only some norms have (``norm=batch,group5,group8``
+    is three norms, not batch x {5, 8} groups)."""
     keys = [k for k in swept if k != SEED_KEY]
-    if not any(k.startswith(NORM_OPTION_PREFIX) and k != "norm.name" for k in keys):
-        return keys
     return list(dict.fromkeys(NORM_KEY if k.startswith(NORM_OPTION_PREFIX) else k for k in keys))
 
 
@@ -209,10 +236,33 @@ def what_was_run(res: Results, results_dir: Path) -> list[Block]:
 
 def _method_note() -> str:
     return (
-        f"Each cell: mean over seeds, [{CONFIDENCE:.0%} percentile-bootstrap confidence interval of "
-        f"the mean ({N_RESAMPLES} resamples, seeded)], n = number of finished seeds. Only runs with "
-        f"status done are counted. Error = 1 - accuracy, in %."
+        f"Each cell: mean over seeds, [{CONFIDENCE:.0%} {INTERVAL_METHOD} confidence interval of the "
+        f"mean (scipy.stats.t, n - 1 degrees of freedom)], n = number of finished seeds. Only runs "
+        f"with status done are counted. Error = 1 - accuracy, in %. {NOT_LEARNED_MARK}: some run of "
+        f"the cell did not learn (summary.json `learned: false`; listed below the table)."
     )
+
+
+def _noise_note() -> str:
+    return (
+        "Which noise dominates: the standard deviation over seeds beside one run's binomial standard "
+        "error sqrt(p(1-p)/n_test) (mean over the cell's runs), n_test = `data.test_size` from each "
+        "run's config (n/a where it is null: the dataset's default size is not recorded). An SD close "
+        "to the binomial SE is mostly the finite test set's sampling noise."
+    )
+
+
+def _not_learned_rows(runs: pd.DataFrame) -> list[str]:
+    """ "norm=batch, batch=2, seed=1: accuracy at chance" for every run that did not learn."""
+    if "learned" not in runs:
+        return []
+    bad = runs[~runs["learned"].astype(bool)]
+    out = []
+    for _, r in bad.iterrows():
+        note = r.get("learned_note")
+        where = ", ".join(f"{k}={r[k]}" for k in (NORM_KEY, BATCH_KEY, SEED_KEY) if k in r)
+        out.append(f"{where}" + (f": {note}" if isinstance(note, str) and note else ""))
+    return out
 
 
 TABLE_NOTES = {
@@ -242,35 +292,49 @@ def tables(res: Results, opts: Options) -> list[Block]:
             if metric not in runs or runs[metric].notna().sum() == 0 or BATCH_KEY not in runs:
                 continue
             stats = aggregate(runs, metric, [NORM_KEY, BATCH_KEY])
-            unit = " (%)" if figures.is_percent(metric) else ""
-            table = pivot_table(stats, NORM_KEY, BATCH_KEY, _scale(metric))
+            unit = " (%)" if is_percent(metric) else ""
+            table = pivot_table(stats, NORM_KEY, BATCH_KEY, scale(metric))
             blocks.append(Block("table", table, f"{metric}{unit}{TABLE_NOTES.get(metric, '')}"))
+            if metric == opts.metric and binomial_metric(metric):
+                noise = pivot_table(stats, NORM_KEY, BATCH_KEY, scale(metric), cell=fmt_noise)
+                caption = f"{metric}: SD over seeds / one run's binomial SE (points)"
+                blocks += [Block("p", _noise_note()), Block("table", noise, caption)]
+        bad = _not_learned_rows(runs)
+        if bad:
+            blocks += [Block("p", f"{NOT_LEARNED_MARK} Runs that did not learn:"), Block("ul", bad)]
     return blocks
 
 
 def differences(res: Results, opts: Options) -> list[Block]:
-    blocks = [Block("h2", f"Differences against norm={opts.baseline}, paired by seed")]
     done = res.done
-    if NORM_KEY not in done or opts.baseline not in set(done[NORM_KEY]) or opts.metric not in done:
+    labels = variants(done, opts.baseline) if NORM_KEY in done else []
+    base = labels[0] if labels else opts.baseline
+    blocks = [Block("h2", f"Differences against norm={base}, paired by seed")]
+    if not labels or opts.metric not in done:
         return blocks + [
             Block(
                 "p", f"norm={opts.baseline} has no finished runs with {opts.metric}: no paired differences."
             )
         ]
+    also = (
+        f" (norm={opts.baseline} also names {', '.join(labels[1:])}: pass one label)"
+        if len(labels) > 1
+        else ""
+    )
     blocks.append(
         Block(
             "p",
-            f"{opts.metric} of each norm minus that of norm={opts.baseline} run with "
-            "the same seed and otherwise the same cell, in points; mean [95% CI] over the "
-            "pairs. Negative: lower than the baseline.",
+            f"{opts.metric} of each norm minus that of norm={base} run with "
+            f"the same seed and otherwise the same cell, in points; mean [{CONFIDENCE:.0%} "
+            f"{INTERVAL_METHOD} CI] over the pairs. Negative: lower than the baseline.{also}",
         )
     )
     for context, runs in _contexts(res):
-        diffs = paired_differences(runs, opts.metric, [BATCH_KEY], opts.baseline)
+        diffs = paired_differences(runs, opts.metric, [BATCH_KEY], base)
         if diffs.empty:
             continue
-        title = f"{opts.metric} minus norm={opts.baseline} (points)" + (f", {context}" if context else "")
-        table = pivot_table(diffs, NORM_KEY, BATCH_KEY, _scale(opts.metric), signed=True)
+        title = f"{opts.metric} minus norm={base} (points)" + (f", {context}" if context else "")
+        table = pivot_table(diffs, NORM_KEY, BATCH_KEY, scale(opts.metric), signed=True)
         blocks.append(Block("table", table, title))
     return blocks
 
@@ -285,7 +349,8 @@ def _pick_grid_axes(res: Results, opts: Options) -> tuple[str | None, str | None
 
 
 def make_figures(res: Results, opts: Options, fig_dir: Path) -> list[Block]:
-    styles = figures.norm_styles(res.runs[NORM_KEY].dropna() if NORM_KEY in res.runs else [])
+    labels = res.runs[NORM_KEY].dropna() if NORM_KEY in res.runs else []
+    styles = figures.norm_styles(labels, norm_names(res.runs))
     x, facet = _pick_grid_axes(res, opts)
     # (stem, figure or None, caption, what it needs: said when it is not drawn)
     made = [
@@ -294,13 +359,14 @@ def make_figures(res: Results, opts: Options, fig_dir: Path) -> list[Block]:
             figures.loss_curves(res, styles, smooth=opts.smooth, log=opts.log_loss),
             "Figure 1. Training loss against iteration per norm "
             "(the BN/LN/GN comparison of source article 1): "
-            "mean over seeds, band = 95% CI.",
+            "mean over seeds, band = 95% Student-t CI, faint lines: each seed.",
             "finished runs with training-loss curves",
         ),
         (
             "small_batch",
             figures.small_batch(res, styles, opts.metric),
-            f"Figure 2. Small-batch degradation: {opts.metric} against batch size, "
+            f"Figure 2. Small-batch degradation: {opts.metric} against batch size, mean and 95% "
+            f"Student-t CI, each seed's value as a dot beside it, "
             f"with the GroupNorm paper's published ImageNet numbers in the last panel "
             f"({reference.GN_PAPER}; not produced by these runs).",
             f"finished runs with {opts.metric} at two or more batch sizes",
@@ -309,7 +375,7 @@ def make_figures(res: Results, opts: Options, fig_dir: Path) -> list[Block]:
             "batchstats_gap",
             figures.batchstats_gap(res, styles),
             "Figure 3. Accuracy with batch statistics (train mode) "
-            "minus with running statistics (eval mode).",
+            "minus with running statistics (eval mode): mean, 95% Student-t CI, each seed as a dot.",
             "finished batch-norm runs evaluated with both kinds of statistics",
         ),
         (
@@ -317,7 +383,7 @@ def make_figures(res: Results, opts: Options, fig_dir: Path) -> list[Block]:
             figures.grid(res.done, opts.grid_metric, x, styles, facet) if x else None,
             f"Figure 4. Final {opts.grid_metric} against {x}"
             + (f", one panel per {facet}" if facet else "")
-            + ": mean and 95% CI over seeds.",
+            + ": mean and 95% Student-t CI over seeds, each seed as a dot.",
             "a swept key other than norm and seed",
         ),
     ]
@@ -370,36 +436,77 @@ def activations_section(res: Results, fig_dir: Path) -> list[Block]:
     ]
 
 
-def claims_section(res: Results, opts: Options) -> list[Block]:
-    found = claims_mod.evaluate(
-        res,
-        opts.metric,
-        opts.baseline,
-        opts.group_norm,
-        opts.gn_tolerance_pp,
-        threshold_claim=opts.threshold_claim,
-        threshold_norm=opts.threshold_norm,
-        loss_threshold=opts.loss_threshold,
-        loss_fraction=opts.loss_fraction,
-        loss_windows=opts.loss_windows,
-    )
-    items = [
-        f"**{c.verdict}** {c.name}" + (f" ({c.context})" if c.context else "") + f": {c.evidence}"
+VERDICT_ORDER = {claims_mod.FAIL: 0, claims_mod.INCONCLUSIVE: 1, claims_mod.PASS: 2}
+
+
+def _claim_title(c: claims_mod.Claim) -> str:
+    return c.name + (f" ({c.context})" if c.context else "")
+
+
+def _why(c: claims_mod.Claim) -> str:
+    """ " (missing data)", " (a run did not learn)": why a claim decided nothing, when that
+    is not the seeds' spread."""
+    if c.verdict != claims_mod.INCONCLUSIVE:
+        return ""
+    if c.evidence.startswith(claims_mod.NOT_LEARNED_PREFIX):
+        return " (a run did not learn)"
+    return " (missing data)" if c.evidence.startswith(claims_mod.MISSING_PREFIX) else ""
+
+
+def claims_table(found: Sequence[claims_mod.Claim]) -> pd.DataFrame:
+    """One row per judged claim: claim, verdict, effect and interval, n."""
+    rows = [
+        {
+            "claim": _claim_title(c),
+            "verdict": f"**{c.verdict}**" + _why(c),
+            "effect [interval]": c.effect or "-",
+            "n": c.n or "-",
+        }
         for c in found
+        if c.verdict != claims_mod.NOT_APPLICABLE
     ]
-    rules = list(dict.fromkeys(f"{c.name}: {c.rule}" for c in found))
-    skipped = [f"{what}: {why}" for what, why in claims_mod.out_of_scope(res).items()]
+    return pd.DataFrame(rows, columns=["claim", "verdict", "effect [interval]", "n"])
+
+
+def claims_head(res: Results, opts: Options, found: Sequence[claims_mod.Claim]) -> list[Block]:
+    """The report's head: the verdicts in one short table, their rules, what does not apply."""
+    judged = [c for c in found if c.verdict != claims_mod.NOT_APPLICABLE]
     blocks = [Block("h2", "Claims")]
-    if found:
-        blocks += [Block("ul", items), Block("p", "Rules (thresholds):"), Block("ul", rules)]
+    if judged:
+        blocks += [
+            Block(
+                "table", claims_table(judged), "Claims checked against these runs (details: Claims in detail)"
+            ),
+            Block("p", "Rules:"),
+            Block("ul", list(dict.fromkeys(f"{c.name}: {c.rule}" for c in judged))),
+        ]
     else:
         blocks.append(Block("p", "No claim applies to this grid."))
+    elsewhere = [f"{_claim_title(c)}: {c.evidence}" for c in found if c.verdict == claims_mod.NOT_APPLICABLE]
+    if elsewhere:
+        blocks += [Block("p", "Not applicable here:"), Block("ul", elsewhere)]
+    skipped = [f"{what}: {why}" for what, why in claims_mod.out_of_scope(res).items()]
     if skipped:
         blocks += [
             Block("p", "Not judged, because this grid was not designed to test them:"),
             Block("ul", skipped),
         ]
     return blocks
+
+
+def claims_detail(found: Sequence[claims_mod.Claim]) -> list[Block]:
+    """Each judged claim's numbers: per-cell means, differences, tests, power."""
+    judged = [c for c in found if c.verdict != claims_mod.NOT_APPLICABLE]
+    if not judged:
+        return []
+    items = [f"**{c.verdict}** {_claim_title(c)}: {c.evidence}" for c in judged]
+    return [Block("h2", "Claims in detail"), Block("ul", items)]
+
+
+def claims_section(res: Results, opts: Options) -> list[Block]:
+    """The head and the details together (tests and callers that want the claims alone)."""
+    found = claims_mod.evaluate(res, opts.metric, opts.claims)
+    return [*claims_head(res, opts, found), *claims_detail(found)]
 
 
 def _unique(runs: pd.DataFrame, col: str) -> str:
@@ -456,7 +563,9 @@ def to_markdown(blocks: Sequence[Block], base: Path) -> str:
 
 def _strong(text: str) -> str:
     """Bold; a claim's verdict also gets a colour class (the word itself stays, for greyscale)."""
-    verdict = {claims_mod.PASS: "pass", claims_mod.FAIL: "fail", claims_mod.MISSING: "missing"}.get(text)
+    verdict = {claims_mod.PASS: "pass", claims_mod.FAIL: "fail", claims_mod.INCONCLUSIVE: "inconclusive"}.get(
+        text
+    )
     return f'<strong class="{verdict}">{text}</strong>' if verdict else f"<strong>{text}</strong>"
 
 
@@ -484,8 +593,8 @@ caption{text-align:left;font-weight:bold;padding:.3em 0}
 th,td{border:1px solid #bbb;padding:.25em .6em;text-align:left}th{background:#eee}
 figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}figcaption{font-size:90%;color:#333}
 code{background:#f3f3f3;padding:0 .2em}li{margin:.2em 0}
-.pass,.fail,.missing{padding:0 .3em;border-radius:3px;color:#fff}.pass{background:#1b7837}
-.fail{background:#b2182b}.missing{background:#666}"""
+.pass,.fail,.inconclusive{padding:0 .3em;border-radius:3px;color:#fff}.pass{background:#1b7837}
+.fail{background:#b2182b}.inconclusive{background:#666}"""
 
 
 def to_html(blocks: Sequence[Block], title: str) -> str:
@@ -515,25 +624,54 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
 # ---------------------------------------------------------------- entry points
 
 
+TEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {
+    "~": r"\textasciitilde{}",
+    "^": r"\^{}",
+    "\\": r"\textbackslash{}",
+}
+
+
+def _tex_text(text: str) -> str:
+    """A caption for LaTeX: special characters escaped, the Markdown marks dropped."""
+    plain = str(text).replace("**", "").replace("`", "")
+    return "".join(TEX_SPECIAL.get(ch, ch) for ch in plain).replace(NOT_LEARNED_MARK, r"\dag{}")
+
+
+def to_latex(blocks: Sequence[Block], title: str) -> str:
+    """The tables of ``blocks`` (claims first, then results) as a LaTeX fragment for a paper:
+    pandas' ``DataFrame.to_latex`` (booktabs rules: needs ``\\usepackage{booktabs}``)."""
+    out = [f"% {title}: tables generated by normbench.report; needs \\usepackage{{booktabs}}"]
+    for i, b in enumerate(x for x in blocks if x.kind == "table"):
+        frame = b.content.map(lambda v: str(v).replace("**", ""))
+        tex = frame.to_latex(
+            index=False, escape=True, caption=_tex_text(b.caption), label=f"tab:normbench{i + 1}"
+        )
+        out.append(tex.replace(NOT_LEARNED_MARK, r"\dag{}"))
+    return "\n".join(out)
+
+
 def build_report(
     results_dir: str | Path, out: str | Path | None = None, options: Options | None = None
 ) -> Path:
-    """Write report.md, report.html and figures/ into ``out`` (default: ``results_dir``);
-    returns the path of report.html. Never fails on unfinished or broken runs: lists them."""
+    """Write report.md, report.html, report.tex and figures/ into ``out`` (default:
+    ``results_dir``); returns the path of report.html. Never fails on unfinished or broken
+    runs: lists them. The claims come first, then what was run, tables and figures."""
     results_dir, opts = Path(results_dir), options or Options()
     out_dir = Path(out) if out is not None else results_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     res = load(results_dir)
     names = res.runs["name"].dropna().unique().tolist() if "name" in res.runs else []
     title = f"normbench report: {', '.join(map(str, names)) or results_dir.resolve().name}"
-    blocks = [Block("h1", title), *what_was_run(res, results_dir)]
+    found = claims_mod.evaluate(res, opts.metric, opts.claims)
+    blocks = [Block("h1", title), *claims_head(res, opts, found), *what_was_run(res, results_dir)]
     if len(res.done):
         blocks += [*tables(res, opts), *differences(res, opts), *make_figures(res, opts, out_dir / "figures")]
     else:
         blocks.append(Block("p", "**No finished runs: no statistics, figures or claims.**"))
     blocks += activations_section(res, out_dir / "figures")
-    blocks += [*claims_section(res, opts), *provenance(res)]
+    blocks += [*claims_detail(found), *provenance(res)]
     (out_dir / "report.md").write_text(to_markdown(blocks, out_dir))
+    (out_dir / "report.tex").write_text(to_latex(blocks, title))
     path = out_dir / "report.html"
     path.write_text(to_html(blocks, title))
     return path
@@ -543,11 +681,11 @@ class ReportCallback(Callback):
     """Hydra callback: when a multirun ends, build the report in the sweep directory.
 
     conf/config.yaml: ``hydra.callbacks.report._target_: normbench.report.ReportCallback``;
-    the keyword arguments are :class:`Options` fields.
+    the keyword arguments are :class:`Options` fields and :class:`ClaimOptions` fields, flat.
     """
 
     def __init__(self, **options: Any) -> None:
-        self.options = Options(**options)
+        self.options = Options.from_flat(**options)
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -561,25 +699,36 @@ class ReportCallback(Callback):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    defaults, claim_defaults = Options(), claims_mod.ClaimOptions()
     parser = argparse.ArgumentParser(prog="python -m normbench.report", description=__doc__.split("\n")[0])
     parser.add_argument("results_dir", type=Path, help="a run or sweep directory (searched recursively)")
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: RESULTS_DIR)")
-    parser.add_argument("--metric", default=Options.metric, help="final metric for tables, figures, claims")
-    parser.add_argument("--baseline", default=Options.baseline, help="norm the differences are taken against")
+    parser.add_argument("--metric", default=defaults.metric, help="final metric for tables, figures, claims")
     parser.add_argument(
-        "--group-norm", default=Options.group_norm, help="norm checked for batch independence"
+        "--baseline",
+        default=defaults.baseline,
+        help="norm the differences are taken against: a label as the report shows it (group8) or a norm name",
+    )
+    parser.add_argument("--bn", default=claim_defaults.bn, help="norm checked for degrading at small batch")
+    parser.add_argument(
+        "--group-norm", dest="gn", default=claim_defaults.gn, help="norm checked for batch independence"
     )
     parser.add_argument(
+        "--margin",
         "--gn-tolerance",
+        dest="margin_pp",
         type=float,
-        default=Options.gn_tolerance_pp,
-        help="points of error the batch-independent norm may vary by",
+        default=claim_defaults.margin_pp,
+        help="points of error: the equivalence margin of 'flat' and the smallest degradation that counts",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=claim_defaults.alpha, help="significance level of the claims"
     )
     parser.add_argument(
         "--smooth", type=int, default=0, help="moving average over N log points (loss curves)"
     )
     parser.add_argument("--log-loss", action="store_true", help="log scale for the loss curves")
-    parser.add_argument("--grid-metric", default=Options.grid_metric, help="final metric of figure 4")
+    parser.add_argument("--grid-metric", default=defaults.grid_metric, help="final metric of figure 4")
     parser.add_argument("--grid-x", default=None, help="swept key on the x axis of figure 4")
     parser.add_argument("--grid-facet", default=None, help="swept key with one panel per value in figure 4")
     parser.add_argument(
@@ -590,7 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--threshold-norm",
-        default=Options.threshold_norm,
+        default=claim_defaults.threshold_norm,
         help="norm the loss-threshold claim expects to get there first",
     )
     parser.add_argument(
@@ -602,13 +751,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--loss-fraction",
         type=float,
-        default=Options.loss_fraction,
+        default=claim_defaults.loss_fraction,
         help="threshold as a fraction of the training loss at the first logged step",
     )
     parser.add_argument(
         "--loss-windows",
         type=int,
-        default=Options.loss_windows,
+        default=claim_defaults.loss_windows,
         help="loss-threshold claim: each run's loss is its mean over this many log windows",
     )
     args = parser.parse_args(argv)
@@ -617,21 +766,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"results_dir={args.results_dir}: not a directory; pass a run or sweep directory", file=sys.stderr
         )
         return 2
-    opts = Options(
-        args.metric,
-        args.baseline,
-        args.group_norm,
-        args.gn_tolerance,
-        args.smooth,
-        args.log_loss,
-        args.grid_metric,
-        args.grid_x,
-        args.grid_facet,
+    claim_options = claims_mod.ClaimOptions(
+        bn=args.bn,
+        gn=args.gn,
+        margin_pp=args.margin_pp,
+        alpha=args.alpha,
         threshold_claim={"auto": None, "on": True, "off": False}[args.threshold_claim],
         threshold_norm=args.threshold_norm,
         loss_threshold=args.loss_threshold,
         loss_fraction=args.loss_fraction,
         loss_windows=args.loss_windows,
+    )
+    opts = Options(
+        args.metric,
+        args.baseline,
+        args.smooth,
+        args.log_loss,
+        args.grid_metric,
+        args.grid_x,
+        args.grid_facet,
+        claims=claim_options,
     )
     print(f"report: {build_report(args.results_dir, args.out, opts)}")
     return 0
