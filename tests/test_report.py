@@ -440,3 +440,12 @@ def test_report_states_noise_and_interval_method_and_writes_latex(group8_sweep: 
     assert "\\dag{}" in tex and "95\\% CI" in tex
     for stem in ("small_batch", "loss_curves", "grid"):
         assert (group8_sweep / "figures" / f"{stem}.svg").read_bytes().count(b"<svg") == 1
+
+
+def test_cli_options_accept_a_norm_as_labelled(group8_sweep: Path, tmp_path: Path) -> None:
+    assert main([str(group8_sweep), "--out", str(tmp_path), "--baseline", "group8", "--margin", "3"]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "## Differences against norm=group8, paired by seed" in md and "| batch | " in md
+    assert "margin +-3 points" in md
+    assert main([str(group8_sweep), "--out", str(tmp_path), "--baseline", "group"]) == 0  # its norm's name
+    assert "## Differences against norm=group8" in (tmp_path / "report.md").read_text()

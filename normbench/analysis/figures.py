@@ -160,7 +160,7 @@ def loss_curves(
 
 # Each seed's point sits just left of its cell's mean and interval: a factor on a log2 batch
 # axis, a shift on a linear or categorical one.
-SEED_SHIFT = 0.12
+SEED_SHIFT = 0.035
 
 
 def _seeds(ax: Axes, runs: pd.DataFrame, x: str, metric: str, style: Style, scale: float, log: bool) -> None:
@@ -190,13 +190,23 @@ def _errorbar(ax: Axes, table: pd.DataFrame, x: str, style: Style, label: str, s
     )
 
 
+# Norms at one batch size are set a little apart (a factor on the log2 axis) so that their
+# intervals and seed points do not hide each other.
+DODGE = 0.09
+
+
 def _metric_vs_batch(ax: Axes, runs: pd.DataFrame, metric: str, styles: dict[str, Style]) -> bool:
     table = aggregate(runs, metric, [NORM_KEY, BATCH_KEY]).dropna(subset=["mean"])
-    for norm, rows in table.groupby(NORM_KEY, sort=True):
-        low, high = rows["n"].min(), rows["n"].max()
+    norms = sorted(table[NORM_KEY].unique())
+    for i, (norm, cells) in enumerate(table.groupby(NORM_KEY, sort=True)):
+        low, high = cells["n"].min(), cells["n"].max()
         n = f"n={low}" if low == high else f"n={low}-{high}"
+        shift = 2 ** (DODGE * (i - (len(norms) - 1) / 2))
+        rows = cells.assign(**{BATCH_KEY: cells[BATCH_KEY].astype(float) * shift})
+        mine = runs[runs[NORM_KEY] == norm]
+        mine = mine.assign(**{BATCH_KEY: pd.to_numeric(mine[BATCH_KEY], errors="coerce") * shift})
         _errorbar(ax, rows.sort_values(BATCH_KEY), BATCH_KEY, styles[norm], f"{norm} ({n})", scale(metric))
-        _seeds(ax, runs[runs[NORM_KEY] == norm], BATCH_KEY, metric, styles[norm], scale(metric), log=True)
+        _seeds(ax, mine, BATCH_KEY, metric, styles[norm], scale(metric), log=True)
     _log2_axis(ax, table[BATCH_KEY].astype(float))
     ax.set(xlabel="batch size", ylabel=metric_label(metric))
     ax.grid(alpha=0.3)
