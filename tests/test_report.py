@@ -15,15 +15,8 @@ from fake_results import add_activations, set_curve, write_run, write_sweep
 from omegaconf import OmegaConf
 
 from normbench.analysis import ClaimOptions, aggregate, figures, load
-from normbench.report import (
-    Options,
-    ReportCallback,
-    _missing_cells,
-    build_report,
-    claims_section,
-    main,
-    pivot_table,
-)
+from normbench.report import Options, ReportCallback, build_report, main
+from normbench.report.sections import _missing_cells, _pick_grid_axes, claims_section, pivot_table
 
 # Anything that would make a browser fetch something: a scheme, a protocol-relative link,
 # a stylesheet or script reference, a CSS url() or @import.
@@ -338,7 +331,6 @@ def test_tables_list_group_counts_in_numeric_order(tmp_path: Path) -> None:
 
 def test_grid_figure_never_facets_by_a_norm_key() -> None:
     from normbench.analysis.load import Results
-    from normbench.report import _pick_grid_axes
 
     res = Results(runs=pd.DataFrame(), curves=pd.DataFrame(), swept=["norm.name", "reg", "seed"])
     assert _pick_grid_axes(res, Options(grid_x="reg")) == ("reg", None)  # norms are the hue
@@ -449,3 +441,17 @@ def test_cli_options_accept_a_norm_as_labelled(group8_sweep: Path, tmp_path: Pat
     assert "margin +-3 points" in md
     assert main([str(group8_sweep), "--out", str(tmp_path), "--baseline", "group"]) == 0  # its norm's name
     assert "## Differences against norm=group8" in (tmp_path / "report.md").read_text()
+
+
+def test_python_dash_m_normbench_report_still_works(sweep: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "normbench.report", str(sweep), "--out", str(tmp_path)],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"report: {tmp_path / 'report.html'}"
+    assert (tmp_path / "report.tex").exists()

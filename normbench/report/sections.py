@@ -1,35 +1,20 @@
-"""Build the report of a run or a sweep: ``report.md`` and a self-contained ``report.html``.
-
-    python -m normbench.report RESULTS_DIR [--out DIR]
-
-The report is a list of blocks (headings, paragraphs, lists, tables, figures) rendered twice:
-as Markdown that links the figure files, and as one HTML file with the figures embedded as
-base64 PNG, no scripts, no stylesheet links, no URL of any kind, so it opens from disk
-anywhere and can be mailed. Every number in it comes from the runs, except the published
-reference numbers, which are labelled as such.
-"""
+"""The report's sections: results tree -> blocks (see document.py). Every number comes from
+the runs, except the published reference numbers, which are labelled as such."""
 
 from __future__ import annotations
 
-import argparse
-import base64
-import dataclasses
-import html
 import itertools
 import re
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from hydra.experimental.callback import Callback
 
 from normbench.analysis import activations as act
 from normbench.analysis import claims as claims_mod
 from normbench.analysis import figures, reference
-from normbench.analysis.load import DONE, Results, load
+from normbench.analysis.load import DONE, Results
 from normbench.analysis.stats import (
     BATCH_KEY,
     CONFIDENCE,
@@ -49,44 +34,10 @@ from normbench.analysis.stats import (
     scale,
     variants,
 )
-
-
-@dataclass(frozen=True)
-class Block:
-    kind: str  # h1, h2, h3, p, ul, table, figure
-    content: Any
-    caption: str = ""
-
-
-@dataclass(frozen=True)
-class Options:
-    metric: str = "test/error"
-    baseline: str = "batch"  # a norm label (group8) or a norm name (every label of that norm)
-    smooth: int = 0
-    log_loss: bool = False
-    # figure 4, the generic grid: a final metric against a swept key (None: batch size if
-    # swept, else the first other swept key), one panel per value of ``grid_facet``
-    grid_metric: str = "train/loss"
-    grid_x: str | None = None
-    grid_facet: str | None = None
-    claims: claims_mod.ClaimOptions = claims_mod.ClaimOptions()
-
-    @classmethod
-    def from_flat(cls, **options: Any) -> Options:
-        """Options from one flat set of keywords (the Hydra callback's YAML): the report's own
-        fields, the rest :class:`ClaimOptions` fields (``margin_pp``, ``gn``, ...)."""
-        mine = {f.name for f in dataclasses.fields(cls)} - {"claims"}
-        claim_options = {k: v for k, v in options.items() if k not in mine}
-        return cls(
-            **{k: v for k, v in options.items() if k in mine},
-            claims=claims_mod.ClaimOptions(**claim_options),
-        )
-
+from normbench.report.document import NOT_LEARNED_MARK, Block
+from normbench.report.options import Options
 
 # ---------------------------------------------------------------- formatting numbers
-
-
-NOT_LEARNED_MARK = "†"
 
 
 def fmt_cell(row: pd.Series, scale: float, signed: bool = False) -> str:
@@ -436,9 +387,6 @@ def activations_section(res: Results, fig_dir: Path) -> list[Block]:
     ]
 
 
-VERDICT_ORDER = {claims_mod.FAIL: 0, claims_mod.INCONCLUSIVE: 1, claims_mod.PASS: 2}
-
-
 def _claim_title(c: claims_mod.Claim) -> str:
     return c.name + (f" ({c.context})" if c.context else "")
 
@@ -532,264 +480,3 @@ def provenance(res: Results) -> list[Block]:
         f"published numbers (figure 2, claims): {reference.GN_PAPER}",
     ]
     return [Block("h2", "Provenance"), Block("ul", items)]
-
-
-# ---------------------------------------------------------------- rendering
-
-
-def _md_table(frame: pd.DataFrame) -> str:
-    esc = [[str(v).replace("|", "\\|") for v in row] for row in frame.itertuples(index=False)]
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    return "\n".join([head, rule, *("| " + " | ".join(r) + " |" for r in esc)])
-
-
-def to_markdown(blocks: Sequence[Block], base: Path) -> str:
-    out = []
-    for b in blocks:
-        if b.kind in ("h1", "h2", "h3"):
-            out.append("#" * int(b.kind[1]) + " " + b.content)
-        elif b.kind == "p":
-            out.append(b.content)
-        elif b.kind == "ul":
-            out.append("\n".join(f"- {item}" for item in b.content))
-        elif b.kind == "table":
-            out.append((f"**{b.caption}**\n\n" if b.caption else "") + _md_table(b.content))
-        elif b.kind == "figure":
-            png, svg = (b.content[k].relative_to(base).as_posix() for k in ("png", "svg"))
-            out.append(f"![{b.caption}]({png})\n\n*{b.caption}* ([SVG]({svg}))")
-    return "\n\n".join(out) + "\n"
-
-
-def _strong(text: str) -> str:
-    """Bold; a claim's verdict also gets a colour class (the word itself stays, for greyscale)."""
-    verdict = {claims_mod.PASS: "pass", claims_mod.FAIL: "fail", claims_mod.INCONCLUSIVE: "inconclusive"}.get(
-        text
-    )
-    return f'<strong class="{verdict}">{text}</strong>' if verdict else f"<strong>{text}</strong>"
-
-
-def _inline(text: str) -> str:
-    """Escape, then the two Markdown marks the blocks use: **bold** and `code`."""
-    parts = html.escape(text).split("**")
-    text = "".join(_strong(p) if i % 2 else p for i, p in enumerate(parts))
-    parts = text.split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-
-
-def _html_table(frame: pd.DataFrame, caption: str) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-        for row in frame.itertuples(index=False)
-    )
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-CSS = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#111}
-table{border-collapse:collapse;margin:1em 0;font-size:90%}
-caption{text-align:left;font-weight:bold;padding:.3em 0}
-th,td{border:1px solid #bbb;padding:.25em .6em;text-align:left}th{background:#eee}
-figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}figcaption{font-size:90%;color:#333}
-code{background:#f3f3f3;padding:0 .2em}li{margin:.2em 0}
-.pass,.fail,.inconclusive{padding:0 .3em;border-radius:3px;color:#fff}.pass{background:#1b7837}
-.fail{background:#b2182b}.inconclusive{background:#666}"""
-
-
-def to_html(blocks: Sequence[Block], title: str) -> str:
-    out = []
-    for b in blocks:
-        if b.kind in ("h1", "h2", "h3"):
-            out.append(f"<{b.kind}>{_inline(b.content)}</{b.kind}>")
-        elif b.kind == "p":
-            out.append(f"<p>{_inline(b.content)}</p>")
-        elif b.kind == "ul":
-            out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b.content) + "</ul>")
-        elif b.kind == "table":
-            out.append(_html_table(b.content, b.caption))
-        elif b.kind == "figure":
-            data = base64.b64encode(b.content["png"].read_bytes()).decode("ascii")
-            out.append(
-                f'<figure><img alt="{html.escape(b.caption)}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{_inline(b.caption)}</figcaption></figure>"
-            )
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title>"
-        f"<style>{CSS}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n"
-    )
-
-
-# ---------------------------------------------------------------- entry points
-
-
-TEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {
-    "~": r"\textasciitilde{}",
-    "^": r"\^{}",
-    "\\": r"\textbackslash{}",
-}
-
-
-def _tex_text(text: str) -> str:
-    """A caption for LaTeX: special characters escaped, the Markdown marks dropped."""
-    plain = str(text).replace("**", "").replace("`", "")
-    return "".join(TEX_SPECIAL.get(ch, ch) for ch in plain).replace(NOT_LEARNED_MARK, r"\dag{}")
-
-
-def to_latex(blocks: Sequence[Block], title: str) -> str:
-    """The tables of ``blocks`` (claims first, then results) as a LaTeX fragment for a paper:
-    pandas' ``DataFrame.to_latex`` (booktabs rules: needs ``\\usepackage{booktabs}``)."""
-    out = [f"% {title}: tables generated by normbench.report; needs \\usepackage{{booktabs}}"]
-    for i, b in enumerate(x for x in blocks if x.kind == "table"):
-        frame = b.content.map(lambda v: str(v).replace("**", ""))
-        tex = frame.to_latex(
-            index=False, escape=True, caption=_tex_text(b.caption), label=f"tab:normbench{i + 1}"
-        )
-        out.append(tex.replace(NOT_LEARNED_MARK, r"\dag{}"))
-    return "\n".join(out)
-
-
-def build_report(
-    results_dir: str | Path, out: str | Path | None = None, options: Options | None = None
-) -> Path:
-    """Write report.md, report.html, report.tex and figures/ into ``out`` (default:
-    ``results_dir``); returns the path of report.html. Never fails on unfinished or broken
-    runs: lists them. The claims come first, then what was run, tables and figures."""
-    results_dir, opts = Path(results_dir), options or Options()
-    out_dir = Path(out) if out is not None else results_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    res = load(results_dir)
-    names = res.runs["name"].dropna().unique().tolist() if "name" in res.runs else []
-    title = f"normbench report: {', '.join(map(str, names)) or results_dir.resolve().name}"
-    found = claims_mod.evaluate(res, opts.metric, opts.claims)
-    blocks = [Block("h1", title), *claims_head(res, opts, found), *what_was_run(res, results_dir)]
-    if len(res.done):
-        blocks += [*tables(res, opts), *differences(res, opts), *make_figures(res, opts, out_dir / "figures")]
-    else:
-        blocks.append(Block("p", "**No finished runs: no statistics, figures or claims.**"))
-    blocks += activations_section(res, out_dir / "figures")
-    blocks += [*claims_detail(found), *provenance(res)]
-    (out_dir / "report.md").write_text(to_markdown(blocks, out_dir))
-    (out_dir / "report.tex").write_text(to_latex(blocks, title))
-    path = out_dir / "report.html"
-    path.write_text(to_html(blocks, title))
-    return path
-
-
-class ReportCallback(Callback):
-    """Hydra callback: when a multirun ends, build the report in the sweep directory.
-
-    conf/config.yaml: ``hydra.callbacks.report._target_: normbench.report.ReportCallback``;
-    the keyword arguments are :class:`Options` fields and :class:`ClaimOptions` fields, flat.
-    """
-
-    def __init__(self, **options: Any) -> None:
-        self.options = Options.from_flat(**options)
-
-    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        try:
-            path = build_report(sweep_dir, options=self.options)
-        except Exception as err:  # noqa: BLE001 - the runs are done and safe; say why, don't crash the sweep
-            why = f"{type(err).__name__}: {err}"
-            print(f"normbench.report: no report for {sweep_dir}: {why}", file=sys.stderr)
-            return
-        print(f"report: {path}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    defaults, claim_defaults = Options(), claims_mod.ClaimOptions()
-    parser = argparse.ArgumentParser(prog="python -m normbench.report", description=__doc__.split("\n")[0])
-    parser.add_argument("results_dir", type=Path, help="a run or sweep directory (searched recursively)")
-    parser.add_argument("--out", type=Path, default=None, help="where to write (default: RESULTS_DIR)")
-    parser.add_argument("--metric", default=defaults.metric, help="final metric for tables, figures, claims")
-    parser.add_argument(
-        "--baseline",
-        default=defaults.baseline,
-        help="norm the differences are taken against: a label as the report shows it (group8) or a norm name",
-    )
-    parser.add_argument("--bn", default=claim_defaults.bn, help="norm checked for degrading at small batch")
-    parser.add_argument(
-        "--group-norm", dest="gn", default=claim_defaults.gn, help="norm checked for batch independence"
-    )
-    parser.add_argument(
-        "--margin",
-        "--gn-tolerance",
-        dest="margin_pp",
-        type=float,
-        default=claim_defaults.margin_pp,
-        help="points of error: the equivalence margin of 'flat' and the smallest degradation that counts",
-    )
-    parser.add_argument(
-        "--alpha", type=float, default=claim_defaults.alpha, help="significance level of the claims"
-    )
-    parser.add_argument(
-        "--smooth", type=int, default=0, help="moving average over N log points (loss curves)"
-    )
-    parser.add_argument("--log-loss", action="store_true", help="log scale for the loss curves")
-    parser.add_argument("--grid-metric", default=defaults.grid_metric, help="final metric of figure 4")
-    parser.add_argument("--grid-x", default=None, help="swept key on the x axis of figure 4")
-    parser.add_argument("--grid-facet", default=None, help="swept key with one panel per value in figure 4")
-    parser.add_argument(
-        "--threshold-claim",
-        choices=["auto", "on", "off"],
-        default="auto",
-        help="loss-threshold claim: auto = only for recurrent models (model.name rnn)",
-    )
-    parser.add_argument(
-        "--threshold-norm",
-        default=claim_defaults.threshold_norm,
-        help="norm the loss-threshold claim expects to get there first",
-    )
-    parser.add_argument(
-        "--loss-threshold",
-        type=float,
-        default=None,
-        help="fixed training-loss threshold (default: --loss-fraction x first logged loss)",
-    )
-    parser.add_argument(
-        "--loss-fraction",
-        type=float,
-        default=claim_defaults.loss_fraction,
-        help="threshold as a fraction of the training loss at the first logged step",
-    )
-    parser.add_argument(
-        "--loss-windows",
-        type=int,
-        default=claim_defaults.loss_windows,
-        help="loss-threshold claim: each run's loss is its mean over this many log windows",
-    )
-    args = parser.parse_args(argv)
-    if not args.results_dir.is_dir():
-        print(
-            f"results_dir={args.results_dir}: not a directory; pass a run or sweep directory", file=sys.stderr
-        )
-        return 2
-    claim_options = claims_mod.ClaimOptions(
-        bn=args.bn,
-        gn=args.gn,
-        margin_pp=args.margin_pp,
-        alpha=args.alpha,
-        threshold_claim={"auto": None, "on": True, "off": False}[args.threshold_claim],
-        threshold_norm=args.threshold_norm,
-        loss_threshold=args.loss_threshold,
-        loss_fraction=args.loss_fraction,
-        loss_windows=args.loss_windows,
-    )
-    opts = Options(
-        args.metric,
-        args.baseline,
-        args.smooth,
-        args.log_loss,
-        args.grid_metric,
-        args.grid_x,
-        args.grid_facet,
-        claims=claim_options,
-    )
-    print(f"report: {build_report(args.results_dir, args.out, opts)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
