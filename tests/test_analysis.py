@@ -796,3 +796,15 @@ def test_threshold_claim_ignores_one_noisy_short_window_by_default(tmp_path: Pat
     assert judged.verdict == PASS and "norm=none seeds: never, never" in judged.evidence
     assert "norm=layer seeds: 80, 80" in judged.evidence  # at 70: (1.4 + 0.4 + 0.4) / 3 = 0.73; at 80: 0.4
     assert "mean over the last 3 log windows (step-weighted)" in judged.rule
+
+
+def test_learned_flag_wherever_the_summary_keeps_it(tmp_path: Path) -> None:
+    write_run(tmp_path / "top", "batch", 4, 1, record={"learned": False, "learned_note": "at chance"})
+    inside = write_run(tmp_path / "final", "batch", 4, 2)
+    summary = json.loads((inside / "summary.json").read_text())
+    summary["final"]["learned"] = False  # a flag among the final metrics: not a metric column
+    (inside / "summary.json").write_text(json.dumps(summary))
+    write_run(tmp_path / "old", "batch", 4, 3)  # written before the flag existed
+    runs = load(tmp_path).runs.set_index("run_id")
+    assert runs["learned"].to_dict() == {"final": False, "old": True, "top": False}
+    assert runs.loc["top", "learned_note"] == "at chance" and list(runs.columns).count("learned") == 1

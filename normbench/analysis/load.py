@@ -143,6 +143,7 @@ def _run_row(run_dir: Path, run_id: str, sweep: str) -> dict[str, Any]:
     final = summary.get("final") if isinstance(summary.get("final"), dict) else {}
     row["_final"] = {k: v for k, v in final.items() if isinstance(v, (int, float))}
     row["_config"] = flatten(config if config is not None else _fallback_config(run_dir))
+    row["_final"].pop(LEARNED_KEY, None)  # a flag, not a metric, wherever the summary put it
     row.update(_run_extras(summary, row["_config"], row["overrides"]))
     return row
 
@@ -150,15 +151,18 @@ def _run_row(run_dir: Path, run_id: str, sweep: str) -> dict[str, Any]:
 def _run_extras(
     summary: dict[str, Any], config: dict[str, Any], overrides: tuple[str, ...]
 ) -> dict[str, Any]:
-    """Columns for the statistics: ``learned`` (a missing or non-boolean key counts as
-    learned: only an explicit false marks a run), ``learned_note``, ``n_test`` (the test
+    """Columns for the statistics: ``learned`` (top level of summary.json, or under
+    ``final``; a missing or non-boolean value counts as learned: only an explicit false or 0
+    marks a run), ``learned_note``, ``n_test`` (the test
     size from the config, ``data.test_size``; None when null, i.e. the dataset's default,
     which the summary does not record), ``choices.<group>`` (the Hydra choices) and
     ``norm_choice`` / ``norm_options`` for :func:`add_norm_label`."""
     choices = summary.get("choices") if isinstance(summary.get("choices"), dict) else {}
-    note = summary.get("learned_note")
+    final = summary.get("final") if isinstance(summary.get("final"), dict) else {}
+    flag = summary.get(LEARNED_KEY, final.get(LEARNED_KEY))
+    note = summary.get("learned_note", final.get("learned_note"))
     extras: dict[str, Any] = {
-        LEARNED_KEY: summary.get("learned") is not False,
+        LEARNED_KEY: not (isinstance(flag, (bool, int)) and not flag),
         "learned_note": note if isinstance(note, str) else None,
         N_TEST_KEY: config.get("data.test_size"),
         **{f"choices.{k}": v for k, v in choices.items()},
