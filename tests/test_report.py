@@ -455,3 +455,9 @@ def test_python_dash_m_normbench_report_still_works(sweep: Path, tmp_path: Path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"report: {tmp_path / 'report.html'}"
     assert (tmp_path / "report.tex").exists()
+
+
+def test_html_claims_table_colours_the_verdicts(group8_sweep: Path) -> None:
+    text = (group8_sweep / "report.html").read_text()
+    assert '<td><strong class="inconclusive">INCONCLUSIVE</strong> (a run did not learn)</td>' in text
+    assert "**" not in text

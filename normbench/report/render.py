@@ -60,7 +60,7 @@ def _inline(text: str) -> str:
 def _html_table(frame: pd.DataFrame, caption: str) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        "<tr>" + "".join(f"<td>{_inline(str(v))}</td>" for v in row) + "</tr>"
         for row in frame.itertuples(index=False)
     )
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
