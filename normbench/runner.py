@@ -116,7 +116,7 @@ def build(cfg: DictConfig) -> Built:
     check_layout(cfg.norm.name, spec.layout, cfg.model.name)
     check_batch(cfg.norm.name, norm_options, cfg.batch)
 
-    data = build_dataset(cfg.data.name, model_modality=spec.native, **options(cfg.data))
+    data = build_dataset(cfg.data.name, model_modality=spec.native, run_seed=cfg.seed, **options(cfg.data))
     check_data_fits(data, cfg.data.name, cfg.model.name, spec.modalities, cfg.batch)
     steps = spec.norm_steps(data.input_shape)
     norm_layer = norm_builder(cfg.norm.name, spec.layout, norm_options, impl=cfg.norm.impl, steps=steps)

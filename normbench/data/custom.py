@@ -21,18 +21,15 @@ import numpy as np
 import torch
 
 from normbench.data.base import Dataset
-from normbench.data.cifar10 import check_seed, take_subsets
 from normbench.data.registry import register_dataset
+from normbench.data.subsets import check_seed, take_subsets
 from normbench.errors import ConfigError
+from normbench.errors import one_line as _one_line
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 MODALITY_BY_NDIM = {2: "tabular", 3: "sequence", 4: "image"}
 TARGET_KEY = "data._target_"
 EXAMPLE = "e.g. data._target_=mypkg.mymodule.make_data"
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _locate(target: Any) -> Callable[..., Any]:
