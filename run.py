@@ -16,6 +16,7 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 from normbench import interrupt, record
+from normbench.errors import one_line
 from normbench.identity import register_resolvers
 
 register_resolvers()  # before Hydra composes: conf/config.yaml uses them
@@ -46,16 +47,16 @@ def main_with_exit_codes() -> None:
         # OSError: e.g. the results tree made read-only while a sweep writes there
         if full_error:
             traceback.print_exc()
-        print(f"error: {one_line(err)}", file=sys.stderr)
+        print(f"error: {error_message(err)}", file=sys.stderr)
         sys.exit(record.EXIT_CODES[record.FAILED])
 
 
-def one_line(err: Exception) -> str:
+def error_message(err: Exception) -> str:
     if isinstance(err, OSError) and err.strerror:
         where = f"{err.filename}: " if err.filename else ""
         return f"{where}{err.strerror}; the results directory must be writable while runs write"
-    cause = f" ({err.__cause__})" if isinstance(err.__cause__, Exception) else ""
-    return f"{err}{cause}"
+    cause = f" ({one_line(err.__cause__)})" if isinstance(err.__cause__, Exception) else ""
+    return one_line(err) + cause  # Hydra's message spans lines (the options of a group)
 
 
 if __name__ == "__main__":

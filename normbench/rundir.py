@@ -7,7 +7,8 @@
 - One identity: a finished run of another config is never replaced without ``force=true``,
   and Hydra's record of the run (``.hydra/``) is written only once the directory is the run's.
 - Inside ``results_dir``: ``name`` is a relative path without ``..``, and ``results_dir`` is a
-  writable directory; checked by a Hydra callback before Hydra creates any directory.
+  writable directory; checked by a Hydra callback (normbench.callbacks.OutputCheck) before Hydra creates any
+  directory.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import Any
 
-from hydra.experimental.callback import Callback
-
+from normbench import record
 from normbench.errors import ConfigError
 
 LOCK = ".lock"
@@ -119,28 +119,13 @@ def check_inside(path: Path, results_dir: Path, key: str) -> None:
         raise ConfigError(key, path, f"is outside results_dir={results_dir}; keep run directories inside it")
 
 
-class OutputCheck(Callback):
-    """Hydra callback: refuse an unsafe ``name`` or an unusable ``results_dir`` with one line
-    and exit 2, before Hydra creates the run or sweep directory (a task function would run too
-    late: ``name=../..`` would already have made directories outside results_dir)."""
-
-    def on_run_start(self, config: Any, **kwargs: Any) -> None:
-        _check_output(config, "hydra.run.dir", config.hydra.run.dir)
-
-    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        from normbench.status import expand_grid
-
-        _check_output(config, "hydra.sweep.dir", config.hydra.sweep.dir)
-        jobs = expand_grid(config.hydra.sweeper.get("params"), list(config.hydra.overrides.task))
-        for name in {o.split("=", 1)[1] for job in jobs for o in job if o.startswith("name=")}:
-            _check_output(config, "hydra.sweep.dir", config.hydra.sweep.dir, name)  # a swept name
-
-
-def _check_output(config: Any, key: str, output_dir: str, name: Any = None) -> None:
+def check_output(config: Any, key: str, output_dir: str, name: Any = None) -> None:
+    """The checks above on a composed config, as one line and exit 2: for a Hydra callback,
+    which runs before Hydra creates the run or sweep directory."""
     try:
         check_name(config.name if name is None else name)
         check_results_dir(Path(config.results_dir))
         check_inside(Path(output_dir), Path(config.results_dir), key)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        sys.exit(record.EXIT_CODES[record.FAILED])
