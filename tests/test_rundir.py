@@ -402,7 +402,8 @@ def test_9_a_parallel_sweep_stops_at_its_current_cells(tmp_path, how):
     stop_sweep(proc, how)
     assert proc.wait(timeout=120) == 130, log.read_text()[-3000:]
     assert list(sweep_cells(sweep_dir).values()) == ["interrupted", "interrupted"], log.read_text()[-3000:]
-    assert "interrupted: stopped" in log.read_text().splitlines()[-1]
+    # not necessarily the last line: loky's resource tracker may warn after the sweep exits
+    assert "interrupted: stopped" in log.read_text()
 
 
 # ---- exit codes ---------------------------------------------------------------------------------
