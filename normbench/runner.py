@@ -32,6 +32,7 @@ from normbench.checkpoint import load_checkpoint, restore, save_checkpoint, trun
 from normbench.data import Dataset, build_dataset
 from normbench.errors import ConfigError
 from normbench.identity import config_identity, resolved_config
+from normbench.keys import check_keys
 from normbench.models import build_model, get_model_spec
 from normbench.norms import (
     batch_statistics_modules,
@@ -126,6 +127,7 @@ def resume_or_start_fresh(run_dir: Path, built: Built, summary: dict[str, Any], 
 
 def build(cfg: DictConfig) -> Built:
     """Resolve the config into objects; every bad input stops here with one ConfigError."""
+    check_keys(resolved_config(cfg))
     check_run_keys(cfg)
     device = resolve_device(cfg.device)
     if cfg.threads is not None:
