@@ -37,6 +37,7 @@ from normbench.models import build_model, get_model_spec
 from normbench.norms import (
     batch_statistics_modules,
     check_batch,
+    check_forward,
     check_layout,
     check_model_norms,
     make_options,
@@ -144,15 +145,26 @@ def build(cfg: DictConfig) -> Built:
     steps = spec.cls.time_steps(data.input_shape) if spec.layout == "recurrent" else None
     norm_layer = norm_builder(cfg.norm.name, spec.layout, norm_options, impl=cfg.norm.impl, steps=steps)
 
+    def make_model(layer: Callable[[int], torch.nn.Module]) -> torch.nn.Module:
+        return build_model(
+            cfg.model.name,
+            input_shape=data.input_shape,
+            num_classes=data.num_classes,
+            norm_layer=layer,
+            **options(cfg.model),
+        )
+
     torch.manual_seed(cfg.seed)  # the init does not depend on what the data generator drew
-    model = build_model(
-        cfg.model.name,
-        input_shape=data.input_shape,
-        num_classes=data.num_classes,
-        norm_layer=norm_layer,
-        **options(cfg.model),
-    )
+    model = make_model(norm_layer)
     check_model_norms(model)
+    x = data.x_train[: cfg.batch]
+    check_forward(
+        model,
+        data.prepare(x) if data.prepare is not None else x,
+        cfg.norm.name,
+        cfg.model.name,
+        lambda norm: make_model(norm_builder(norm, spec.layout, steps=steps)),
+    )
     if cfg.norm.get("weight_std"):
         standardize_conv_weights(model)  # before the optimizer sees the parameters
     model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)

@@ -6,6 +6,7 @@ import csv
 import itertools
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -247,13 +248,14 @@ def test_every_model_trains_a_step_on_a_fake_cifar10(make_cfg, tmp_path):
         assert summary["config"]["data"]["name"] == "cifar10"
 
 
-def test_an_unexpected_error_in_one_cell_does_not_stop_the_sweep(cli, tmp_path):
-    # sched.gamma as a string passes composition but breaks inside the schedule at run time
-    result = cli("-m", "sched=step", "sched.gamma=0.1,oops", "model=mlp", *TINY)
+def test_an_unexpected_error_in_one_cell_does_not_stop_the_sweep(cli, tmp_path, monkeypatch):
+    # a bug in a user's data function: no config check can foresee it
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    result = cli("-m", "data=custom", "data._target_=user_data.tiny,user_data.broken", "model=mlp", *TINY)
     assert result.returncode == 0, result.stderr[-2000:]
     statuses = sorted((s["status"], s["error"] or "") for s in summaries(tmp_path))
     assert [s for s, _ in statuses] == ["done", "failed"]
-    assert statuses[1][1].startswith("TypeError")
+    assert statuses[1][1].startswith("RuntimeError: a bug in the user's data code")
     assert "report: " in result.stdout + result.stderr
 
 
