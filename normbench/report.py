@@ -16,6 +16,7 @@ import base64
 import html
 import itertools
 import re
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from hydra.experimental.callback import Callback
 from normbench.analysis import activations as act
 from normbench.analysis import claims as claims_mod
 from normbench.analysis import figures, reference
-from normbench.analysis.load import DONE, Results, load
+from normbench.analysis.load import DONE, Results, find_run_dirs, load
 from normbench.analysis.stats import (
     BATCH_KEY,
     CONFIDENCE,
@@ -430,9 +431,17 @@ def provenance(res: Results) -> list[Block]:
 # ---------------------------------------------------------------- rendering
 
 
+def _md_text(text: object) -> str:
+    """Text from the runs (a run's name, a swept value, an error) as Markdown that cannot carry
+    HTML: outside code spans, a ``<`` that could open a tag (``<a``, ``</``, ``<!``, ``<?``) is
+    backslash-escaped; it still renders as ``<``, and ``a < b`` stays as it is."""
+    parts = str(text).split("`")
+    return "`".join(p if i % 2 else re.sub(r"<(?=[A-Za-z/!?])", r"\\<", p) for i, p in enumerate(parts))
+
+
 def _md_table(frame: pd.DataFrame) -> str:
-    esc = [[str(v).replace("|", "\\|") for v in row] for row in frame.itertuples(index=False)]
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    esc = [[_md_text(v).replace("|", "\\|") for v in row] for row in frame.itertuples(index=False)]
+    head = "| " + " | ".join(map(_md_text, frame.columns)) + " |"
     rule = "|" + "---|" * len(frame.columns)
     return "\n".join([head, rule, *("| " + " | ".join(r) + " |" for r in esc)])
 
@@ -441,16 +450,17 @@ def to_markdown(blocks: Sequence[Block], base: Path) -> str:
     out = []
     for b in blocks:
         if b.kind in ("h1", "h2", "h3"):
-            out.append("#" * int(b.kind[1]) + " " + b.content)
+            out.append("#" * int(b.kind[1]) + " " + _md_text(b.content))
         elif b.kind == "p":
-            out.append(b.content)
+            out.append(_md_text(b.content))
         elif b.kind == "ul":
-            out.append("\n".join(f"- {item}" for item in b.content))
+            out.append("\n".join(f"- {_md_text(item)}" for item in b.content))
         elif b.kind == "table":
-            out.append((f"**{b.caption}**\n\n" if b.caption else "") + _md_table(b.content))
+            out.append((f"**{_md_text(b.caption)}**\n\n" if b.caption else "") + _md_table(b.content))
         elif b.kind == "figure":
             png, svg = (b.content[k].relative_to(base).as_posix() for k in ("png", "svg"))
-            out.append(f"![{b.caption}]({png})\n\n*{b.caption}* ([SVG]({svg}))")
+            caption = _md_text(b.caption)
+            out.append(f"![{caption}]({png})\n\n*{caption}* ([SVG]({svg}))")
     return "\n\n".join(out) + "\n"
 
 
@@ -551,13 +561,24 @@ class ReportCallback(Callback):
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        try:
-            path = build_report(sweep_dir, options=self.options)
-        except Exception as err:  # noqa: BLE001 - the runs are done and safe; say why, don't crash the sweep
-            why = f"{type(err).__name__}: {err}"
+        path, why = build_or_say_why(sweep_dir, None, self.options)
+        if path is None:  # the runs are done and safe; say why, don't crash the sweep
             print(f"normbench.report: no report for {sweep_dir}: {why}", file=sys.stderr)
             return
         print(f"report: {path}")
+
+
+def build_or_say_why(results_dir: Path, out: Path | None, options: Options) -> tuple[Path | None, str | None]:
+    """(report.html, None), or (None, one line saying why) without a traceback. A report that
+    fails leaves no figures/ folder it created behind."""
+    fig_dir = (out if out is not None else results_dir) / "figures"
+    existed = fig_dir.exists()
+    try:
+        return build_report(results_dir, out, options), None
+    except Exception as err:  # noqa: BLE001 - any results tree: say why in one line
+        if not existed:
+            shutil.rmtree(fig_dir, ignore_errors=True)
+        return None, " ".join(f"{type(err).__name__}: {err}".split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -633,7 +654,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         loss_fraction=args.loss_fraction,
         loss_windows=args.loss_windows,
     )
-    print(f"report: {build_report(args.results_dir, args.out, opts)}")
+    if not find_run_dirs(args.results_dir):
+        print(
+            f"error: results_dir={args.results_dir}: no runs under it (no summary.json or metrics.csv); "
+            "pass a run or sweep directory",
+            file=sys.stderr,
+        )
+        return 2
+    path, why = build_or_say_why(args.results_dir, args.out, opts)
+    if path is None:
+        print(f"error: results_dir={args.results_dir}: {why}", file=sys.stderr)
+        return 1
+    print(f"report: {path}")
     return 0
 
 
