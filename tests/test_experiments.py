@@ -7,6 +7,9 @@ from conftest import REPO, summaries
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from normbench.identity import resolved_config
+from normbench.keys import check_keys
+
 PRESETS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
 
 
@@ -29,6 +32,7 @@ def test_every_cell_of_the_preset_composes(make_cfg, name):
     for job in jobs:
         cfg = make_cfg(f"experiment={name}", *job)
         assert cfg.norm.name and cfg.model.name and cfg.batch >= 1
+        check_keys(resolved_config(cfg))  # every value of every cell is one the runner takes
 
 
 def register_with_hydra(name: str):
