@@ -9,7 +9,6 @@ and looks up each cell's directory (named by its overrides) for a summary.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from collections.abc import Mapping
@@ -22,7 +21,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from normbench.identity import NON_RESULT_KEYS
+from normbench.record import read_summary
 
+# a cell's state when its summary.json gives none: started but no summary (killed, or running
+# now), or never started
+UNFINISHED = "unfinished"
+MISSING = "missing"
 DAMAGED = "damaged"  # a summary.json that is not a JSON object with a status
 
 
@@ -55,12 +59,9 @@ def cell_status(run_dir: Path) -> str:
     """done / diverged / failed / interrupted from summary.json; unfinished when a run
     started but wrote no summary (killed, or running now); missing when never started;
     damaged when summary.json is not the runner's (it writes it whole: temp file, rename)."""
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except OSError:
-        return "unfinished" if run_dir.is_dir() else "missing"
-    except ValueError:  # not JSON, or not UTF-8
-        return DAMAGED
+    if not (run_dir / "summary.json").exists():
+        return UNFINISHED if run_dir.is_dir() else MISSING
+    summary = read_summary(run_dir)  # None when not JSON
     status = summary.get("status") if isinstance(summary, dict) else None
     return status if isinstance(status, str) else DAMAGED
 

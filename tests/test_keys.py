@@ -6,8 +6,8 @@ import pytest
 from conftest import REPO, TINY
 from omegaconf import OmegaConf
 
+from normbench.checks import CHECKED_BY_TASK, CHOSEN_BY_REGISTRY, RULES
 from normbench.errors import ConfigError
-from normbench.keys import CHECKED_BY_TASK, CHOSEN_BY_REGISTRY, RULES
 from normbench.runner import build
 
 CONF = REPO / "conf"
@@ -44,7 +44,7 @@ def wrong_value(key: str) -> str:
 
 def test_every_leaf_key_has_a_check():
     unchecked = {k for _, k in every_leaf_key()} - set(RULES) - set(CHOSEN_BY_REGISTRY) - set(CHECKED_BY_TASK)
-    assert not unchecked, f"add these keys to normbench.keys.RULES: {sorted(unchecked)}"
+    assert not unchecked, f"add these keys to normbench.checks.RULES: {sorted(unchecked)}"
 
 
 @pytest.mark.parametrize("choice, key", every_leaf_key(), ids=lambda x: x or "top")

@@ -1,4 +1,5 @@
-"""Every config key's type and range, checked once before anything is built.
+"""Checks of the config before anything is built: every key's type and range, the run-level
+keys, and data against model.
 
 :data:`RULES` is the one table of what values each key takes (dotted key -> :class:`Rule`); a
 key only some choices have (``norm.ghost_size``) is checked where it is present. Keys that name
@@ -16,7 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from normbench.data import DATASETS
+import torch
+from omegaconf import DictConfig
+
+from normbench.data import DATASETS, Dataset
 from normbench.errors import ConfigError
 from normbench.models import MODELS
 from normbench.norms import NORMS, RUNNER_KEYS
@@ -229,3 +233,47 @@ def _leaves(tree: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
         else:
             out.append((f"{prefix}{key}", value))
     return out
+
+
+def check_run_keys(cfg: DictConfig) -> None:
+    """What the table cannot say: a choice among words and flags, and amp against the device."""
+    if cfg.progress not in ("auto", True, False):
+        raise ConfigError("progress", cfg.progress, "use auto, true or false")
+    if cfg.amp and resolve_device(cfg.device).type != "cuda":
+        raise ConfigError(
+            "amp",
+            cfg.amp,
+            f"bf16 autocast is for CUDA devices; with device={cfg.device} on this machine leave amp=false",
+        )
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "device",
+            name,
+            f"CUDA is not available here (torch {torch.__version__}); use device=auto or device=cpu",
+        )
+    if name not in ("cpu", "cuda"):
+        raise ConfigError("device", name, "use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def check_data_fits(data: Dataset, name: str, model: str, modalities: tuple[str, ...], batch: int) -> None:
+    if data.modality not in modalities:
+        raise ConfigError(
+            "data",
+            name,
+            f"gives {data.modality} inputs of shape "
+            f"{tuple(data.x_train.shape)} ({data.name}); model={model} reads "
+            f"{', '.join(modalities)}",
+        )
+    n = data.x_train.shape[0]
+    if batch > n:
+        raise ConfigError(
+            "batch",
+            batch,
+            f"is larger than the training set ({n} samples); use batch<={n} or a larger data.train_size",
+        )
