@@ -25,6 +25,7 @@ from normbench.errors import ConfigError
 from normbench.models import MODELS
 from normbench.norms import NORMS, RUNNER_KEYS
 from normbench.optim import OPTIMIZERS, SCHEDULES
+from normbench.record import flat
 
 
 @dataclass(frozen=True)
@@ -218,21 +219,11 @@ def check_keys(config: Mapping[str, Any]) -> None:
                     value,
                     f"is not a key of {group}={node['name']}; its keys are {', '.join(sorted(known))}",
                 )
-    for key, value in _leaves(config):
+    for key, value in flat(dict(config)).items():
         rule = RULES.get(key)
         problem = rule.problem(value) if rule else None
         if problem:
             raise ConfigError(key, value, f"{problem}; use {rule.works()}")
-
-
-def _leaves(tree: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            out += _leaves(value, f"{prefix}{key}.")
-        else:
-            out.append((f"{prefix}{key}", value))
-    return out
 
 
 def check_run_keys(cfg: DictConfig) -> None:
