@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from normbench.data.base import Dataset
-from normbench.data.cifar10 import check_seed, take_subsets
 from normbench.data.registry import register_dataset
+from normbench.data.subsets import check_seed, take_subsets
 from normbench.errors import ConfigError
+from normbench.errors import one_line as _one_line
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 MODALITY_BY_NDIM = {2: "tabular", 3: "sequence", 4: "image"}
@@ -38,10 +39,6 @@ MAX_CLASSES = 100_000
 # Each split lives in memory as float32: 2**31 values is 8 GiB (CIFAR-10's training set is
 # 154M values); larger is a mistake (a broadcast view, a wrong reshape) or needs a data loader.
 MAX_ELEMENTS = 2**31
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _locate(target: Any) -> Callable[..., Any]:

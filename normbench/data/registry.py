@@ -12,23 +12,16 @@ from collections.abc import Callable
 from typing import Any
 
 from normbench.data.base import Dataset
-from normbench.errors import ConfigError
+from normbench.registry import Registry
 
 DatasetFn = Callable[..., Dataset]
-DATASETS: dict[str, DatasetFn] = {}
+DATASETS: Registry[DatasetFn] = Registry("dataset", "data")
 
 
 def register_dataset(name: str) -> Callable[[DatasetFn], DatasetFn]:
-    def decorate(fn: DatasetFn) -> DatasetFn:
-        if name in DATASETS:
-            raise ValueError(f"dataset {name!r} is registered twice")
-        DATASETS[name] = fn
-        return fn
-
-    return decorate
+    """Decorator: register a dataset function under ``name``."""
+    return DATASETS.register(name)
 
 
 def build_dataset(name: str, *, model_modality: str, **options: Any) -> Dataset:
-    if name not in DATASETS:
-        raise ConfigError("data", name, f"unknown dataset; choose one of {', '.join(sorted(DATASETS))}")
-    return DATASETS[name](model_modality=model_modality, **options)
+    return DATASETS.lookup(name)(model_modality=model_modality, **options)
