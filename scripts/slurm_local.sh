@@ -59,7 +59,7 @@ AuthType=auth/munge
 CredType=cred/munge
 # its own munged; cred_expire is also how long a requeued job waits before it starts again
 # (120 s by default): short, so a timed-out run resumes within seconds
-AuthInfo=socket=$dir/munge/munge.socket,cred_expire=10
+AuthInfo=socket=$dir/munge/munge.socket,cred_expire=5
 StateSaveLocation=$dir/ctld
 SlurmdSpoolDir=$dir/d
 SlurmctldPidFile=$dir/slurmctld.pid
@@ -71,6 +71,8 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 SchedulerType=sched/backfill
+# a requeued job starts as soon as it may (the defaults look at pending jobs every 30-60 s)
+SchedulerParameters=sched_interval=2,bf_interval=2
 MpiDefault=none
 ReturnToService=2
 # the node's CPUs and memory as written here, whatever topology slurmd detects
