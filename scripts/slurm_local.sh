@@ -59,7 +59,7 @@ AuthType=auth/munge
 CredType=cred/munge
 # its own munged; cred_expire is also how long a requeued job waits before it starts again
 # (120 s by default): short, so a timed-out run resumes within seconds
-AuthInfo=socket=$dir/munge/munge.socket,cred_expire=5
+AuthInfo=socket=$dir/munge/munge.socket,cred_expire=8
 StateSaveLocation=$dir/ctld
 SlurmdSpoolDir=$dir/d
 SlurmctldPidFile=$dir/slurmctld.pid

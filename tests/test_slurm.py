@@ -170,17 +170,21 @@ def test_sweep_on_slurm_lands_like_a_local_sweep(cluster, cli, tmp_path):
 
 @pytest.mark.slurm
 def test_a_run_past_its_time_limit_is_requeued_and_resumes(cluster, cli, make_cfg, tmp_path):
-    """timeout_min=1 (SLURM counts whole minutes and checks limits every 30 s): SIGUSR2 comes
-    50 s before the limit, 10 to 40 s into the job; submitit requeues it through the launcher's
-    checkpoint(), and the requeued job resumes the run from its last epoch checkpoint."""
-    # sized to this machine: ~50 s of training, longer than the first job can last (40 s at
+    """timeout_min=1: SLURM counts whole minutes, checks limits every 30 s and sends the
+    warning signal at the first check less than signal_delay_s + 30 s before the limit (measured
+    on 22.05). signal_delay_s=5: SIGUSR2 at the check 25 to 55 s into the job (after its start-up;
+    earlier, it would kill the job before submitit handles it). submitit requeues the job
+    through the launcher's checkpoint(), and the requeued job, started ~10 s later
+    (cred_expire=8), resumes the run from its last epoch checkpoint: the next check finds it
+    short of 25 s, the one after ~50 s in, enough to finish."""
+    # sized to this machine: ~60 s of training, longer than the first job can last (55 s at
     # most, its start-up included), with a margin for the machine's speed changing
     probe = run(make_cfg(*SLOW, "epochs=2", "threads=1"), tmp_path / "probe")
-    epochs = math.ceil(50 * probe["train_samples_per_s"] / 2048)
+    epochs = math.ceil(60 * probe["train_samples_per_s"] / 2048)
     timed = [
         *ON_CLUSTER,
         "hydra.launcher.timeout_min=1",
-        "hydra.launcher.signal_delay_s=50",
+        "hydra.launcher.signal_delay_s=5",
         "hydra.launcher.max_num_timeout=10",
         *SLOW,
         f"epochs={epochs}",
