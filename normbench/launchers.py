@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import submitit
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
@@ -77,8 +78,6 @@ class _Submitit:
 
     def submit(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
         """hydra-submitit-launcher's launch up to the submission (its jobs are not returned)."""
-        import submitit
-
         specific = {"max_num_timeout"}
         executor = submitit.AutoExecutor(
             cluster=self._EXECUTOR,
@@ -121,7 +120,7 @@ def result(job: Any, overrides: Sequence[str]) -> JobReturn:
     try:
         return job.results()[0]
     except UncompletedJobError as err:
-        why = next((line for line in str(err).splitlines() if line.strip()), "no result")
+        why = " ".join(str(err).splitlines()[:2])  # Job 12_1 (task: 0) ... (state: CANCELLED)
         log.warning(
             "job %s ended without a result (%s): its cell stays unfinished; rerun the sweep to finish it",
             job.job_id,
