@@ -64,7 +64,8 @@ def cluster():
         if os.geteuid() == 0 and shutil.which("slurmctld"):
             done = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, check=False)
             started = done.returncode == 0
-            why = f"scripts/slurm_local.sh start failed: {done.stderr.strip().splitlines()[-1:]}"
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            why = f"scripts/slurm_local.sh start failed: {last}"
         if not started:
             if os.environ.get("CI"):
                 pytest.fail(f"CI must run the SLURM tests: {why}")
