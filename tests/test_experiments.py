@@ -7,6 +7,9 @@ from conftest import REPO, summaries
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from normbench.checks import check_keys
+from normbench.identity import resolved_config
+
 PRESETS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
 
 
@@ -40,6 +43,7 @@ def assert_cells_compose(make_cfg, name: str, jobs: list[list[str]]) -> None:
     for job in jobs:
         cfg = make_cfg(f"experiment={name}", *job)
         assert cfg.norm.name and cfg.model.name and cfg.batch >= 1
+        check_keys(resolved_config(cfg))  # every value of every cell is one the runner takes
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -12,6 +12,7 @@ from normbench.norms import (
     StepNorm,
     batch_statistics_modules,
     check_batch,
+    check_forward,
     check_layout,
     check_model_norms,
     norm_builder,
@@ -165,6 +166,17 @@ def test_every_group_norm_implementation_refuses_the_same_settings(impl, layout,
     model = nn.Sequential(norm_builder("group", layout, options, impl=impl)(channels))
     with pytest.raises(ConfigError, match=message):
         check_model_norms(model)
+
+
+def test_the_forward_check_leaves_the_model_and_the_rng_as_they_were():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), norm_builder("batch", "vector")(8), nn.Dropout(0.5))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(6, 4) + 5
+    rng = torch.random.get_rng_state()
+    check_forward(model.eval(), x, "batch", "mlp", rebuild=None)
+    assert torch.equal(torch.random.get_rng_state(), rng) and not model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 @pytest.mark.parametrize("impl", ["torch", "reference"])

@@ -120,7 +120,9 @@ def test_cli(tmp_path: Path, sweep: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "not a directory" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main([str(empty), "--out", str(tmp_path / "out"), "--gn-tolerance", "3"]) == 0
+    assert main([str(empty), "--out", str(tmp_path / "out")]) == 2  # no runs: no report of none
+    assert "no runs under it" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert main([str(sweep), "--out", str(tmp_path / "out"), "--gn-tolerance", "3"]) == 0
     assert capsys.readouterr().out.strip() == f"report: {tmp_path / 'out' / 'report.html'}"
 
 

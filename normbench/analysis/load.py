@@ -248,10 +248,15 @@ def _runs_frame(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
     keep = list(dict.fromkeys([*swept, *varying, *(k for k in CORE_KEYS if k in configs.columns)]))
     finals = pd.DataFrame([r["_final"] for r in rows])
     base = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-    runs = pd.concat([base, configs[keep], finals], axis=1)
-    raw = {k: [r["_config"].get(k) for r in rows] for k in keep}
+    # a config key named like a summary field (device: "auto" asked, "cpu" used) or a final
+    # metric gets a "config." prefix: one column per name
+    taken = set(base.columns) | set(finals.columns)
+    column = {k: f"config.{k}" if k in taken else k for k in keep}
+    swept = [column[k] for k in swept]
+    runs = pd.concat([base, configs[keep].rename(columns=column), finals], axis=1)
+    raw = {column[k]: [r["_config"].get(k) for r in rows] for k in keep}
     raw.update({k: [r.get(k) for r in rows] for k in ("epochs_done", "steps", "threads")})
-    return add_norm_label(add_derived(_integers(runs, raw)), swept), swept
+    return add_norm_label(add_derived(_integers(_mixed_as_text(runs, raw), raw)), swept), swept
 
 
 def _override_key(item: str, groups: set[str]) -> str:
@@ -282,6 +287,16 @@ def independent_keys(configs: pd.DataFrame, varying: list[str], named: set[str])
         if spread > 1:
             kept.append(key)
     return kept
+
+
+def _mixed_as_text(frame: pd.DataFrame, raw: dict[str, list[Any]]) -> pd.DataFrame:
+    """A column holding numbers and text (``-m batch=8,l6``: the l6 run failed) becomes text
+    throughout, so it sorts and groups; missing values stay missing."""
+    for col, values in raw.items():
+        kinds = {isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None}
+        if len(kinds) > 1:
+            frame[col] = [None if v is None else str(v) for v in values]
+    return frame
 
 
 def _integers(frame: pd.DataFrame, raw: dict[str, list[Any]]) -> pd.DataFrame:

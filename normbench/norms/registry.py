@@ -13,6 +13,7 @@ Layouts (how the model lays out the features it normalises):
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -188,6 +189,50 @@ def check_model_norms(model: nn.Module) -> None:
     for layer, module in model.named_modules():
         if isinstance(module, InvalidNorm):
             raise ConfigError(module.key, module.value, f"{module.why} (layer '{layer}')")
+
+
+def check_forward(
+    model: nn.Module, x: torch.Tensor, norm: str, model_name: str, rebuild: Callable[[str], nn.Module]
+) -> None:
+    """One training-mode forward of the batch ``x`` through a copy of ``model`` (its running
+    statistics and the RNG untouched). Raise ConfigError when it fails: a norm that cannot
+    normalise what the model makes of these samples (instance norm on 1x1 feature maps has one
+    value per statistic) stops before training, naming the norms that can (``rebuild(name)``
+    builds the model with another norm, with its default options)."""
+    try:
+        _forward(model, x)
+    except ConfigError:
+        raise
+    except Exception as err:  # any failure of this forward is a misfit of config and data
+        why = " ".join(str(err).split()) or type(err).__name__
+        shape = tuple(x.shape[1:])
+        with torch.random.fork_rng(devices=[]):  # building the others draws their init
+            works = [n for n in sorted(NORMS) if n != norm and _forward_works(rebuild, n, x)]
+        if not works:
+            raise ConfigError(
+                "model", model_name, f"cannot train on samples of shape {shape}: {why}"
+            ) from err
+        raise ConfigError(
+            "norm",
+            norm,
+            f"cannot normalise what model={model_name} makes of samples of shape {shape} ({why}); "
+            f"use one of {', '.join(works)}",
+        ) from err
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> None:
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        copy.deepcopy(model).train()(x)
+
+
+def _forward_works(rebuild: Callable[[str], nn.Module], norm: str, x: torch.Tensor) -> bool:
+    try:
+        model = rebuild(norm)
+        check_model_norms(model)
+        _forward(model, x)
+    except Exception:  # noqa: BLE001  (any failure means this norm does not fit either)
+        return False
+    return True
 
 
 def has_running_statistics(module: nn.Module) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from normbench.analysis import claims as claims_mod
+from normbench.analysis.load import find_run_dirs
 from normbench.report.build import build_report
 from normbench.report.options import Options
 
@@ -27,13 +29,24 @@ class ReportCallback(Callback):
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        try:
-            path = build_report(sweep_dir, options=self.options)
-        except Exception as err:  # noqa: BLE001 - the runs are done and safe; say why, don't crash the sweep
-            why = f"{type(err).__name__}: {err}"
+        path, why = build_or_say_why(sweep_dir, None, self.options)
+        if path is None:  # the runs are done and safe; say why, don't crash the sweep
             print(f"normbench.report: no report for {sweep_dir}: {why}", file=sys.stderr)
             return
         print(f"report: {path}")
+
+
+def build_or_say_why(results_dir: Path, out: Path | None, options: Options) -> tuple[Path | None, str | None]:
+    """(report.html, None), or (None, one line saying why) without a traceback. A report that
+    fails leaves no figures/ folder it created behind."""
+    fig_dir = (out if out is not None else results_dir) / "figures"
+    existed = fig_dir.exists()
+    try:
+        return build_report(results_dir, out, options), None
+    except Exception as err:  # noqa: BLE001 - any results tree: say why in one line
+        if not existed:
+            shutil.rmtree(fig_dir, ignore_errors=True)
+        return None, " ".join(f"{type(err).__name__}: {err}".split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,5 +124,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     fields = {k: v for k, v in vars(args).items() if k not in ("results_dir", "out")}
     fields["threshold_claim"] = {"auto": None, "on": True, "off": False}[args.threshold_claim]
     opts = Options.from_flat(**fields)
-    print(f"report: {build_report(args.results_dir, args.out, opts)}")
+    if not find_run_dirs(args.results_dir):
+        print(
+            f"error: results_dir={args.results_dir}: no runs under it (no summary.json or metrics.csv); "
+            "pass a run or sweep directory",
+            file=sys.stderr,
+        )
+        return 2
+    path, why = build_or_say_why(args.results_dir, args.out, opts)
+    if path is None:
+        print(f"error: results_dir={args.results_dir}: {why}", file=sys.stderr)
+        return 1
+    print(f"report: {path}")
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -16,9 +17,17 @@ from normbench.report.document import NOT_LEARNED_MARK, Document
 # ---------------------------------------------------------------- rendering
 
 
+def _md_text(text: object) -> str:
+    """Text from the runs (a run's name, a swept value, an error) as Markdown that cannot carry
+    HTML: outside code spans, a ``<`` that could open a tag (``<a``, ``</``, ``<!``, ``<?``) is
+    backslash-escaped; it still renders as ``<``, and ``a < b`` stays as it is."""
+    parts = str(text).split("`")
+    return "`".join(p if i % 2 else re.sub(r"<(?=[A-Za-z/!?])", r"\\<", p) for i, p in enumerate(parts))
+
+
 def _md_table(frame: pd.DataFrame) -> str:
-    esc = [[str(v).replace("|", "\\|") for v in row] for row in frame.itertuples(index=False)]
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    esc = [[_md_text(v).replace("|", "\\|") for v in row] for row in frame.itertuples(index=False)]
+    head = "| " + " | ".join(map(_md_text, frame.columns)) + " |"
     rule = "|" + "---|" * len(frame.columns)
     return "\n".join([head, rule, *("| " + " | ".join(r) + " |" for r in esc)])
 
@@ -28,16 +37,17 @@ def to_markdown(doc: Document, base: Path) -> str:
     out = []
     for b in doc.blocks:
         if b.kind in ("h1", "h2", "h3"):
-            out.append("#" * int(b.kind[1]) + " " + b.content)
+            out.append("#" * int(b.kind[1]) + " " + _md_text(b.content))
         elif b.kind == "p":
-            out.append(b.content)
+            out.append(_md_text(b.content))
         elif b.kind == "ul":
-            out.append("\n".join(f"- {item}" for item in b.content))
+            out.append("\n".join(f"- {_md_text(item)}" for item in b.content))
         elif b.kind == "table":
-            out.append((f"**{b.caption}**\n\n" if b.caption else "") + _md_table(b.content))
+            out.append((f"**{_md_text(b.caption)}**\n\n" if b.caption else "") + _md_table(b.content))
         elif b.kind == "figure":
             png, svg = (b.content[k].relative_to(base).as_posix() for k in ("png", "svg"))
-            out.append(f"![{b.caption}]({png})\n\n*{b.caption}* ([SVG]({svg}))")
+            caption = _md_text(b.caption)
+            out.append(f"![{caption}]({png})\n\n*{caption}* ([SVG]({svg}))")
     return "\n\n".join(out) + "\n"
 
 
