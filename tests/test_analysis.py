@@ -237,6 +237,31 @@ def test_claims_pass_on_the_papers_shape(tmp_path: Path) -> None:
     }
 
 
+def test_claims_on_an_accuracy_metric_keep_their_direction(tmp_path: Path) -> None:
+    """--metric test/accuracy: higher is better, so "degrades" and the published order are
+    judged on the error beside it; on the accuracy itself every verdict would flip."""
+    res = load(
+        write_sweep(
+            tmp_path,
+            norms=("batch", "group", "layer"),
+            batches=(2, 32),
+            seeds=(1, 2, 3),
+            error=tidy,
+            model="resnet",
+        )
+    )
+    by_accuracy = {c.name: (c.verdict, c.effect) for c in evaluate(res, "test/accuracy")}
+    assert by_accuracy == {c.name: (c.verdict, c.effect) for c in evaluate(res, "test/error")}
+    assert by_accuracy["norm=batch degrades at small batch"][0] == PASS
+
+
+def test_claims_on_a_loss_are_not_in_points() -> None:
+    runs = _cells({2: list(3.0 + 0.3 * STANDARD)}).rename(columns={"test/error": "test/loss"})
+    claim = claims.flat(runs, "test/loss", "group", ClaimOptions(margin_pp=0.5))
+    assert "margin +-0.5 units of test/loss" in claim.rule and "points" not in claim.rule
+    assert claim.effect.endswith("units of test/loss (90% CI)") and "points" not in claim.evidence
+
+
 def inverted(norm: str, batch: int, seed: int) -> float:
     """A world where the papers are wrong: BN flat, GN degrading, LN best."""
     base = {"batch": 20.0, "group": 15.0 + 16.0 / batch, "layer": 10.0}[norm]

@@ -45,6 +45,7 @@ from normbench.analysis.stats import (
     difference,
     groups,
     holm,
+    is_percent,
     norm_names,
     seeds_needed,
     variants,
@@ -124,6 +125,19 @@ def _effect(what: str, d: Difference, scale: float, unit: str, confidence: float
     )
 
 
+def _unit(metric: str) -> str:
+    """What a difference of ``metric`` is counted in: points for a percentage, else the
+    metric's own units (a loss is not in points)."""
+    return "points" if is_percent(metric) else f"units of {metric}"
+
+
+def lower_is_better(metric: str) -> str:
+    """The claims are about errors (lower is better): ``test/accuracy`` is judged as
+    ``test/error`` (1 - accuracy, a column beside every accuracy, see load.add_derived), so
+    "degrades" and the published order keep their direction."""
+    return metric[: -len("accuracy")] + "error" if metric.endswith("/accuracy") else metric
+
+
 def _values(rows: pd.DataFrame, metric: str) -> pd.Series:
     """A metric indexed by seed."""
     return pd.Series(pd.to_numeric(rows[metric], errors="coerce").to_numpy(), index=rows[SEED_KEY].to_numpy())
@@ -184,12 +198,12 @@ def _by_batch(runs: pd.DataFrame, label: str, metric: str) -> dict[object, pd.Da
 
 def degrades(runs: pd.DataFrame, metric: str, bn: str, opts: ClaimOptions) -> Claim:
     """``bn``'s error at the smallest batch minus at the largest is above 0 (one-sided t)."""
-    scale, margin = metric_scale(metric), opts.margin_pp / metric_scale(metric)
+    scale, margin, unit = metric_scale(metric), opts.margin_pp / metric_scale(metric), _unit(metric)
     name = DEGRADES.format(bn)
     rule = (
         f"one-sided t-test (paired by seed where both batch sizes ran the same seeds, Welch "
         f"otherwise) of {metric}(smallest batch) - {metric}(largest batch) > 0: PASS if p < {opts.alpha:g}; "
-        f"FAIL if the {CONFIDENCE:.0%} CI's upper end is below the margin {opts.margin_pp:g} points "
+        f"FAIL if the {CONFIDENCE:.0%} CI's upper end is below the margin {opts.margin_pp:g} {unit} "
         f"(no degradation as large as the margin); else INCONCLUSIVE. Domain: any model whose norm "
         f"uses batch statistics"
     )
@@ -203,13 +217,11 @@ def degrades(runs: pd.DataFrame, metric: str, bn: str, opts: ClaimOptions) -> Cl
     where = f"batch={small} - batch={large}"
     numbers = (
         f"{metric} batch={small}: {_num(d.a.mean(), scale)}, batch={large}: {_num(d.b.mean(), scale)}; "
-        f"{_effect(where, d, scale, 'points')}, {d.method} ({d.n_text})"
+        f"{_effect(where, d, scale, unit)}, {d.method} ({d.n_text})"
     )
     if not d.testable:
         missing = f"{MISSING_PREFIX} {numbers}; needs 2+ seeds at both ends"
-        claim = Claim(
-            name, INCONCLUSIVE, missing, rule, effect=_effect(where, d, scale, "points"), n=d.n_text
-        )
+        claim = Claim(name, INCONCLUSIVE, missing, rule, effect=_effect(where, d, scale, unit), n=d.n_text)
         return _learned_or_inconclusive(claim, pd.concat([a, b]))
     p = d.p_value("greater")
     high = d.interval()[1]
@@ -221,20 +233,20 @@ def degrades(runs: pd.DataFrame, metric: str, bn: str, opts: ClaimOptions) -> Cl
     else:
         verdict = INCONCLUSIVE
         needed = d.seeds_needed(margin, opts.alpha, opts.power)
-        target = f"a {opts.margin_pp:g}-point degradation"
-        numbers += "; " + _power_line(needed, d.sd, target, scale, "points", opts)
-    claim = Claim(name, verdict, numbers, rule, effect=_effect(where, d, scale, "points"), n=d.n_text)
+        target = f"a degradation of {opts.margin_pp:g} {unit}"
+        numbers += "; " + _power_line(needed, d.sd, target, scale, unit, opts)
+    claim = Claim(name, verdict, numbers, rule, effect=_effect(where, d, scale, unit), n=d.n_text)
     return _learned_or_inconclusive(claim, pd.concat([a, b]))
 
 
 def flat(runs: pd.DataFrame, metric: str, gn: str, opts: ClaimOptions) -> Claim:
     """TOST: every error(b) - error(largest b) lies within +-margin."""
-    scale, margin = metric_scale(metric), opts.margin_pp / metric_scale(metric)
+    scale, margin, unit = metric_scale(metric), opts.margin_pp / metric_scale(metric), _unit(metric)
     level = 1 - 2 * opts.alpha  # the interval TOST at alpha decides on
     name = FLAT.format(gn)
     rule = (
         f"equivalence test (TOST at alpha {opts.alpha:g}, i.e. the {level:.0%} CI) of {metric}(b) - "
-        f"{metric}(largest b) for every other batch size b, margin +-{opts.margin_pp:g} points, paired by "
+        f"{metric}(largest b) for every other batch size b, margin +-{opts.margin_pp:g} {unit}, paired by "
         f"seed where the seeds pair, Welch otherwise: PASS if every difference is inside the margin; "
         f"FAIL if one is resolved outside it (one-sided test beyond the margin, Holm-corrected over the "
         f"batch sizes); else INCONCLUSIVE. Domain: any model"
@@ -253,13 +265,13 @@ def flat(runs: pd.DataFrame, metric: str, gn: str, opts: ClaimOptions) -> Claim:
     inside = [max(d.p_value("less", margin), d.p_value("greater", -margin)) for _, d in found]
     outside = holm([min(d.p_value("greater", margin), d.p_value("less", -margin)) for _, d in found])
     parts = [
-        f"{_effect(f'batch={b} - batch={large}', d, scale, 'points', level)}, {d.method} ({d.n_text}), "
+        f"{_effect(f'batch={b} - batch={large}', d, scale, unit, level)}, {d.method} ({d.n_text}), "
         f"TOST p = {_p(p_in)}, beyond-margin p (Holm) = {_p(p_out)}"
         for (b, d), p_in, p_out in zip(found, inside, outside, strict=True)
     ]
     evidence = "; ".join(parts)
     worst_b, worst = max(found, key=lambda bd: abs(bd[1].diff) if not np.isnan(bd[1].diff) else -1)
-    effect = _effect(f"batch={worst_b} - batch={large}", worst, scale, "points", level)
+    effect = _effect(f"batch={worst_b} - batch={large}", worst, scale, unit, level)
     n_text = min((d.n_text for _, d in found), key=lambda t: int(t.split()[0]))
     if any(p < opts.alpha for p in outside):
         verdict = FAIL
@@ -272,8 +284,8 @@ def flat(runs: pd.DataFrame, metric: str, gn: str, opts: ClaimOptions) -> Claim:
         sd = max((d.sd for _, d in found if d.testable), default=np.nan)
         paired = all(d.paired for _, d in found)
         needed = seeds_needed(sd, margin, paired=paired, alpha=opts.alpha, power=opts.power, equivalence=True)
-        target = f"equivalence within +-{opts.margin_pp:g} points (true difference 0; TOST power >= 2P - 1)"
-        evidence += "; " + _power_line(needed, sd, target, scale, "points", opts)
+        target = f"equivalence within +-{opts.margin_pp:g} {unit} (true difference 0; TOST power >= 2P - 1)"
+        evidence += "; " + _power_line(needed, sd, target, scale, unit, opts)
     return _learned_or_inconclusive(Claim(name, verdict, evidence, rule, effect=effect, n=n_text), used)
 
 
@@ -343,7 +355,7 @@ def ordering(
     """At the largest batch size, adjacent norms of the published order (GN paper Table 1,
     32 images per GPU) are resolved in that order."""
     expected = list(expected or reference.paper_order_at_32())
-    scale = metric_scale(metric)
+    scale, unit = metric_scale(metric), _unit(metric)
     name = ORDERING
     rule = (
         f"at the largest batch size run, for each adjacent pair of the published order "
@@ -374,12 +386,12 @@ def ordering(
     values = {label: _values(at[at[NORM_KEY] == label], metric) for label in names}
     found = resolve_pairs(values, pairs, opts.alpha)
     means = ", ".join(f"norm={lbl} {_num(values[lbl].mean(), scale)}" for grp in order for lbl in grp)
-    evidence = f"batch={largest}: means {means}; " + "; ".join(_pair_text(p, scale, "points") for p in found)
+    evidence = f"batch={largest}: means {means}; " + "; ".join(_pair_text(p, scale, unit) for p in found)
     verdict = _pairs_verdict(found)
     if verdict == INCONCLUSIVE:
         margin = opts.margin_pp / scale
-        target = f"a {opts.margin_pp:g}-point difference per pair (alpha / {len(found)} pairs, two-sided)"
-        evidence += "; " + _pairs_power(found, margin, scale, "points", target, opts)
+        target = f"a difference of {opts.margin_pp:g} {unit} per pair (alpha / {len(found)} pairs, two-sided)"
+        evidence += "; " + _pairs_power(found, margin, scale, unit, target, opts)
     weakest = _weakest(found)
     used = at[at[NORM_KEY].isin([lbl for grp in order for lbl in grp])]
     claim = Claim(
@@ -387,7 +399,7 @@ def ordering(
         verdict,
         evidence,
         rule,
-        effect=_effect(f"norm={weakest.second} - norm={weakest.first}", weakest.d, scale, "points"),
+        effect=_effect(f"norm={weakest.second} - norm={weakest.first}", weakest.d, scale, unit),
         n=weakest.d.n_text,
     )
     return _learned_or_inconclusive(claim, used)
@@ -577,7 +589,7 @@ def evaluate(res: Results, metric: str = "test/error", options: ClaimOptions | N
     """All claims, once per cell of the swept keys other than norm, batch size and seed; the
     loss-threshold claim once per batch size within that cell. Claims outside their domain
     (or about a norm the grid never ran) come back as NOT APPLICABLE, the reason as evidence."""
-    opts = options or ClaimOptions()
+    opts, metric = options or ClaimOptions(), lower_is_better(metric)
     claims: list[Claim] = []
     skipped = out_of_scope(res)
     for context, runs in contexts(res.done, res.swept):
