@@ -24,6 +24,7 @@ applies to each label of that norm ("group8", "group(num_groups=2)"), each judge
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -51,6 +52,7 @@ from normbench.analysis.stats import (
     variants,
 )
 from normbench.analysis.stats import scale as metric_scale
+from normbench.errors import ConfigError
 
 PASS, FAIL, INCONCLUSIVE, NOT_APPLICABLE = "PASS", "FAIL", "INCONCLUSIVE", "NOT APPLICABLE"
 MARGIN_PP = 1.5  # points of error: what "flat" tolerates and the smallest degradation that counts
@@ -92,6 +94,23 @@ class ClaimOptions:
     loss_threshold: float | None = None
     loss_fraction: float = LOSS_FRACTION
     loss_windows: int = LOSS_WINDOWS
+
+    def __post_init__(self) -> None:
+        """An impossible option would decide verdicts silently (``alpha=2`` passes every test)."""
+        for key, ok, works in (
+            ("alpha", 0 < self.alpha < 1, "a level in (0, 1), e.g. 0.05"),
+            ("power", 0 < self.power < 1, "a probability in (0, 1), e.g. 0.8"),
+            ("margin_pp", 0 < self.margin_pp < math.inf, "a positive finite margin, e.g. 1.5"),
+            ("loss_fraction", 0 < self.loss_fraction < math.inf, "a positive fraction, e.g. 0.5"),
+            ("loss_windows", self.loss_windows >= 1, "a whole number of log windows >= 1"),
+            (
+                "loss_threshold",
+                self.loss_threshold is None or math.isfinite(self.loss_threshold),
+                "a finite loss, or none for --loss-fraction",
+            ),
+        ):
+            if not ok:
+                raise ConfigError(key, getattr(self, key), f"is out of range; use {works}")
 
 
 @dataclass(frozen=True)
