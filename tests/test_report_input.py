@@ -72,3 +72,25 @@ def test_markdown_carries_no_html_from_a_name(tmp_path, capsys):
     assert not re.search(r"(?<!\\)<[a-z/]", md)  # no tag opens
     assert "# normbench report: \\<script>alert(1)\\</script>" in md
     assert "<script" not in (tmp_path / "report.html").read_text()
+
+
+def test_a_summary_with_fields_of_the_wrong_type_still_gives_a_report(tmp_path, capsys):
+    # hand-edited or damaged summaries: versions not a mapping, a timestamp as a number, a done
+    # run whose batch is text; each made the report fail with one line and no report
+    sweep = write_sweep(tmp_path / "s", norms=("batch", "group"), batches=(8, 32), seeds=(0, 1))
+    damage = {
+        "batch=8,norm=batch,seed=0": {"versions": "x"},
+        "batch=8,norm=batch,seed=1": {"started": 12},
+        "batch=32,norm=group,seed=0": {"config": "batch"},
+    }
+    for run, fields in damage.items():
+        path = sweep / run / "summary.json"
+        summary = json.loads(path.read_text())
+        if fields.get("config") == "batch":
+            summary["config"]["batch"] = "abc"
+        else:
+            summary.update(fields)
+        path.write_text(json.dumps(summary))
+    assert main([str(sweep)]) == 0, capsys.readouterr().err
+    md = (sweep / "report.md").read_text()
+    assert "- batch: 32, 8, abc" in md and "- started 12, finished 20" in md

@@ -475,8 +475,8 @@ def provenance(res: Results) -> list[Block]:
         f"device: {_unique(runs, 'device')}; threads: {_unique(runs, 'threads')}",
         f"wall time: {wall.sum():.1f} s over {wall.notna().sum()} runs"
         + (f" (per run {wall.min():.1f} to {wall.max():.1f} s)" if wall.notna().any() else ""),
-        f"started {runs['started'].dropna().min() if 'started' in runs else 'unknown'}, "
-        f"finished {runs['finished'].dropna().max() if 'finished' in runs else 'unknown'}",
+        f"started {runs['started'].dropna().astype(str).min() if 'started' in runs else 'unknown'}, "
+        f"finished {runs['finished'].dropna().astype(str).max() if 'finished' in runs else 'unknown'}",
         f"published numbers (figure 2, claims): {reference.GN_PAPER}",
     ]
     return [Block("h2", "Provenance"), Block("ul", items)]
