@@ -155,7 +155,8 @@ def cell_keys(runs: pd.DataFrame, swept: Sequence[str], exclude: Sequence[str] =
 
 def aggregate(runs: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFrame:
     """One row per cell of ``by``: the statistics of ``metric`` over that cell's runs (seeds),
-    plus ``binom_se`` (the mean over runs of each run's binomial standard error, for test
+    one value per seed (runs of one seed averaged), plus ``binom_se`` (the mean over runs of
+    each run's binomial standard error, for test
     errors and accuracies of runs with a known test size, else NaN) and ``not_learned`` (how
     many of the runs did not learn, see load).
 
@@ -167,11 +168,18 @@ def aggregate(runs: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFram
     rows = []
     for cell, group in groups(runs, by):
         good = group[pd.to_numeric(group[metric], errors="coerce").notna()]
-        values = pd.to_numeric(good[metric], errors="coerce").to_numpy(float)
-        seeds = good[SEED_KEY].tolist() if SEED_KEY in good else []
+        values = pd.to_numeric(good[metric], errors="coerce")
+        seeds: list = []
+        if SEED_KEY in good:
+            # one value per seed: two runs of one seed (the same sweep kept under two names)
+            # are one replicate, not two; counting both would narrow the interval falsely
+            values = values.groupby(good[SEED_KEY].to_numpy(), dropna=False).mean()
+            seeds = values.index.tolist()
+        values = values.to_numpy(float)
         se = np.nan
         if binomial_metric(metric) and N_TEST_KEY in good and len(good):
-            se = float(np.nanmean(binomial_se(values, pd.to_numeric(good[N_TEST_KEY], errors="coerce"))))
+            each = pd.to_numeric(good[metric], errors="coerce").to_numpy(float)
+            se = float(np.nanmean(binomial_se(each, pd.to_numeric(good[N_TEST_KEY], errors="coerce"))))
         unlearned = int((~good[LEARNED_KEY].astype(bool)).sum()) if LEARNED_KEY in good else 0
         rows.append(
             {
