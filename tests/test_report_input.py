@@ -94,3 +94,31 @@ def test_a_summary_with_fields_of_the_wrong_type_still_gives_a_report(tmp_path, 
     assert main([str(sweep)]) == 0, capsys.readouterr().err
     md = (sweep / "report.md").read_text()
     assert "- batch: 32, 8, abc" in md and "- started 12, finished 20" in md
+
+
+def _rewrite(sweep: Path, change) -> None:
+    for path in sweep.glob("*/summary.json"):
+        summary = json.loads(path.read_text())
+        change(summary)
+        path.write_text(json.dumps(summary))
+
+
+def test_a_sweep_where_every_run_diverged_gets_a_report(tmp_path, capsys):
+    # no run measured test/error: the claims were a KeyError, exit 1 and no report
+    sweep = write_sweep(tmp_path / "s", norms=("batch", "group"), batches=(8, 32), seeds=(0, 1))
+    _rewrite(sweep, lambda s: s.update(status="diverged", final={"train/loss": float("nan")}))
+    assert main([str(sweep)]) == 0, capsys.readouterr().err
+    md = (sweep / "report.md").read_text()
+    assert "No finished runs" in md
+    assert "| norm=batch degrades at small batch | **INCONCLUSIVE** (missing data) |" in md
+
+
+def test_runs_without_the_default_metric_get_a_report_of_what_they_have(tmp_path, capsys):
+    sweep = write_sweep(tmp_path / "s", norms=("batch", "group"), batches=(8, 32), seeds=(0, 1))
+    _rewrite(sweep, lambda s: s.update(final={"train/loss": s["final"]["train/loss"]}))
+    assert main([str(sweep)]) == 0, capsys.readouterr().err
+    md = (sweep / "report.md").read_text()
+    assert "**train/loss**" in md and "test/error (%)" not in md
+    assert main([str(sweep), "--metric", "test/loss"]) == 2  # asked for by name: a typo or a mix-up
+    err = capsys.readouterr().err
+    assert "error: --metric=test/loss: no finished run has it; use one of train/loss" in err

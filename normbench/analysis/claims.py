@@ -211,6 +211,8 @@ def _power_line(
 
 
 def _by_batch(runs: pd.DataFrame, label: str, metric: str) -> dict[object, pd.DataFrame]:
+    if metric not in runs:  # no run measured it (every run diverged): missing data, said so
+        return {}
     rows = runs[(runs[NORM_KEY] == label) & pd.to_numeric(runs[metric], errors="coerce").notna()]
     return {b: g for b, g in sorted(rows.groupby(BATCH_KEY), key=lambda kv: kv[0])}
 
