@@ -487,3 +487,10 @@ def test_html_claims_table_colours_the_verdicts(group8_sweep: Path) -> None:
     text = (group8_sweep / "report.html").read_text()
     assert '<td><strong class="inconclusive">INCONCLUSIVE</strong> (a run did not learn)</td>' in text
     assert "**" not in text
+
+
+def test_differences_of_a_loss_are_in_its_units_not_points(sweep: Path, tmp_path: Path) -> None:
+    assert main([str(sweep), "--out", str(tmp_path), "--metric", "test/loss"]) == 0
+    md = (tmp_path / "report.md").read_text()
+    diff = md[md.index("## Differences") : md.index("## Figures")]
+    assert "**test/loss minus norm=batch (units of test/loss)**" in diff and "points" not in diff

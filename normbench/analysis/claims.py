@@ -44,9 +44,9 @@ from normbench.analysis.stats import (
     Difference,
     contexts,
     difference,
+    difference_unit,
     groups,
     holm,
-    is_percent,
     norm_names,
     seeds_needed,
     variants,
@@ -144,12 +144,6 @@ def _effect(what: str, d: Difference, scale: float, unit: str, confidence: float
     )
 
 
-def _unit(metric: str) -> str:
-    """What a difference of ``metric`` is counted in: points for a percentage, else the
-    metric's own units (a loss is not in points)."""
-    return "points" if is_percent(metric) else f"units of {metric}"
-
-
 def lower_is_better(metric: str) -> str:
     """The claims are about errors (lower is better): ``test/accuracy`` is judged as
     ``test/error`` (1 - accuracy, a column beside every accuracy, see load.add_derived), so
@@ -219,7 +213,8 @@ def _by_batch(runs: pd.DataFrame, label: str, metric: str) -> dict[object, pd.Da
 
 def degrades(runs: pd.DataFrame, metric: str, bn: str, opts: ClaimOptions) -> Claim:
     """``bn``'s error at the smallest batch minus at the largest is above 0 (one-sided t)."""
-    scale, margin, unit = metric_scale(metric), opts.margin_pp / metric_scale(metric), _unit(metric)
+    scale, unit = metric_scale(metric), difference_unit(metric)
+    margin = opts.margin_pp / scale
     name = DEGRADES.format(bn)
     rule = (
         f"one-sided t-test (paired by seed where both batch sizes ran the same seeds, Welch "
@@ -262,7 +257,8 @@ def degrades(runs: pd.DataFrame, metric: str, bn: str, opts: ClaimOptions) -> Cl
 
 def flat(runs: pd.DataFrame, metric: str, gn: str, opts: ClaimOptions) -> Claim:
     """TOST: every error(b) - error(largest b) lies within +-margin."""
-    scale, margin, unit = metric_scale(metric), opts.margin_pp / metric_scale(metric), _unit(metric)
+    scale, unit = metric_scale(metric), difference_unit(metric)
+    margin = opts.margin_pp / scale
     level = 1 - 2 * opts.alpha  # the interval TOST at alpha decides on
     name = FLAT.format(gn)
     rule = (
@@ -376,7 +372,7 @@ def ordering(
     """At the largest batch size, adjacent norms of the published order (GN paper Table 1,
     32 images per GPU) are resolved in that order."""
     expected = list(expected or reference.paper_order_at_32())
-    scale, unit = metric_scale(metric), _unit(metric)
+    scale, unit = metric_scale(metric), difference_unit(metric)
     name = ORDERING
     rule = (
         f"at the largest batch size run, for each adjacent pair of the published order "

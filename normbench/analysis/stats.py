@@ -60,6 +60,12 @@ def is_percent(metric: str) -> bool:
     return metric.endswith(("error", "accuracy", "batchstats_gap"))
 
 
+def difference_unit(metric: str) -> str:
+    """What a difference of ``metric`` is counted in: points for a percentage, else the
+    metric's own units (a loss is not in points)."""
+    return "points" if is_percent(metric) else f"units of {metric}"
+
+
 def scale(metric: str) -> float:
     """The factor from the data to the report: 100 for percentages (points), else 1."""
     return 100.0 if is_percent(metric) else 1.0

@@ -26,6 +26,7 @@ from normbench.analysis.stats import (
     binomial_metric,
     cell_keys,
     contexts,
+    difference_unit,
     groups,
     is_percent,
     label,
@@ -276,7 +277,8 @@ def differences(res: Results, opts: Options) -> list[Block]:
         Block(
             "p",
             f"{opts.metric} of each norm minus that of norm={base} run with "
-            f"the same seed and otherwise the same cell, in points; mean [{CONFIDENCE:.0%} "
+            f"the same seed and otherwise the same cell, in {difference_unit(opts.metric)}; "
+            f"mean [{CONFIDENCE:.0%} "
             f"{INTERVAL_METHOD} CI] over the pairs. Negative: lower than the baseline.{also}",
         )
     )
@@ -284,7 +286,8 @@ def differences(res: Results, opts: Options) -> list[Block]:
         diffs = paired_differences(runs, opts.metric, [BATCH_KEY], base)
         if diffs.empty:
             continue
-        title = f"{opts.metric} minus norm={base} (points)" + (f", {context}" if context else "")
+        unit = difference_unit(opts.metric)
+        title = f"{opts.metric} minus norm={base} ({unit})" + (f", {context}" if context else "")
         table = pivot_table(diffs, NORM_KEY, BATCH_KEY, scale(opts.metric), signed=True)
         blocks.append(Block("table", table, title))
     return blocks
