@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fake_results import write_run, write_sweep
 
-from normbench.analysis import load
+from normbench.analysis import evaluate, load
 from normbench.report import main
 
 
@@ -122,3 +122,15 @@ def test_runs_without_the_default_metric_get_a_report_of_what_they_have(tmp_path
     assert main([str(sweep), "--metric", "test/loss"]) == 2  # asked for by name: a typo or a mix-up
     err = capsys.readouterr().err
     assert "error: --metric=test/loss: no finished run has it; use one of train/loss" in err
+
+
+def test_a_text_batch_value_does_not_reorder_the_batch_sizes(tmp_path, capsys):
+    # -m batch=8,32,l6: the l6 run fails and the batch column becomes text, where "32" < "8";
+    # "BN degrades" compared batch 32 with batch 8 (FAIL) and the ordering judged batch 8
+    sweep = write_sweep(tmp_path / "s", norms=("batch", "group", "layer"), batches=(8, 32), seeds=(0, 1, 2))
+    clean = {c.name: (c.verdict, c.effect) for c in evaluate(load(sweep))}
+    failed_copy(sweep / "batch=8,norm=batch,seed=0", sweep / "batch=l6,norm=batch,seed=0", batch="l6")
+    assert {c.name: (c.verdict, c.effect) for c in evaluate(load(sweep))} == clean
+    assert clean["norm=batch degrades at small batch"][1].startswith("batch=8 - batch=32: ")
+    assert main([str(sweep)]) == 0, capsys.readouterr().err
+    assert "| norm | batch=8 | batch=32 |" in (sweep / "report.md").read_text()

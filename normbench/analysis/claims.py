@@ -47,6 +47,7 @@ from normbench.analysis.stats import (
     difference_unit,
     groups,
     holm,
+    natural_key,
     norm_names,
     seeds_needed,
     variants,
@@ -208,7 +209,7 @@ def _by_batch(runs: pd.DataFrame, label: str, metric: str) -> dict[object, pd.Da
     if metric not in runs:  # no run measured it (every run diverged): missing data, said so
         return {}
     rows = runs[(runs[NORM_KEY] == label) & pd.to_numeric(runs[metric], errors="coerce").notna()]
-    return {b: g for b, g in sorted(rows.groupby(BATCH_KEY), key=lambda kv: kv[0])}
+    return {b: g for b, g in sorted(rows.groupby(BATCH_KEY), key=lambda kv: natural_key(kv[0]))}
 
 
 def degrades(runs: pd.DataFrame, metric: str, bn: str, opts: ClaimOptions) -> Claim:
@@ -382,7 +383,8 @@ def ordering(
         f"resolved as published, FAIL if any is resolved reversed, else INCONCLUSIVE. "
         f"Domain: {ORDER_DOMAIN}"
     )
-    largest = runs[BATCH_KEY].max() if BATCH_KEY in runs and runs[BATCH_KEY].notna().any() else None
+    batches = runs[BATCH_KEY].dropna().unique() if BATCH_KEY in runs else []
+    largest = max(batches, key=natural_key) if len(batches) else None  # "32" above "8" as text too
     if largest is None or metric not in runs:
         return Claim(name, INCONCLUSIVE, f"{MISSING_PREFIX} no finished runs with {metric}", rule)
     at = runs[(runs[BATCH_KEY] == largest) & pd.to_numeric(runs[metric], errors="coerce").notna()]

@@ -12,6 +12,7 @@ otherwise. Power: scipy's noncentral t (``scipy.stats.nct``).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,6 +53,13 @@ def variants(runs: pd.DataFrame, name: str) -> list[str]:
     if name in names:
         return [name]
     return sorted(label for label, norm in names.items() if norm == name)
+
+
+def natural_key(value: object) -> list[tuple[int, object]]:
+    """Sort key with the numbers inside a label taken as numbers: group(num_groups=2) before
+    group(num_groups=16), batch "8" before "32" (a batch column kept as text because a failed
+    run's value was not a number, ``-m batch=8,32,l6``)."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", str(value))]
 
 
 def is_percent(metric: str) -> bool:

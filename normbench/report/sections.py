@@ -4,7 +4,6 @@ the runs, except the published reference numbers, which are labelled as such."""
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from normbench.analysis.stats import (
     groups,
     is_percent,
     label,
+    natural_key,
     norm_names,
     paired_differences,
     scale,
@@ -82,14 +82,9 @@ def pivot_table(
     stats = stats.assign(_cell=[fmt(r) for _, r in stats.iterrows()])
     table = stats.pivot(index=rows, columns=cols, values="_cell").fillna("-")
     table = table.reindex(sorted(table.index, key=natural_key))
+    table = table[sorted(table.columns, key=natural_key)]  # batch 8 before 32 when kept as text
     table.columns = [f"{cols}={c}" for c in table.columns]
     return table.reset_index()
-
-
-def natural_key(value: object) -> list[tuple[int, object]]:
-    """Sort key with the numbers inside a label taken as numbers: group(num_groups=2) before
-    group(num_groups=16)."""
-    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", str(value))]
 
 
 # ---------------------------------------------------------------- sections
