@@ -202,6 +202,10 @@ KNOWN: dict[str, tuple[Mapping[str, Any], Callable[[Any], set[str] | None], tupl
 }
 
 
+# the top-level keys: conf/config.yaml's scalars and the config groups
+TOP_LEVEL = {k for k in (*RULES, *CHOSEN_BY_REGISTRY) if "." not in k} | set(KNOWN)
+
+
 def check_keys(config: Mapping[str, Any]) -> None:
     """Raise one ConfigError for the first key of the resolved ``config`` that the chosen
     components do not take, or whose value :data:`RULES` refuses."""
@@ -220,6 +224,12 @@ def check_keys(config: Mapping[str, Any]) -> None:
                     value,
                     f"is not a key of {group}={node['name']}; its keys are {', '.join(sorted(known))}",
                 )
+    unknown = sorted(set(config) - TOP_LEVEL)
+    if unknown:  # +seeds=3 or +epoch=9 would otherwise run silently with the defaults
+        key = unknown[0]
+        raise ConfigError(
+            key, config[key], f"is not a key of the config; its keys are {', '.join(sorted(TOP_LEVEL))}"
+        )
     for key, value in flat(dict(config)).items():
         rule = RULES.get(key)
         problem = rule.problem(value) if rule else None

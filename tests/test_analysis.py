@@ -208,6 +208,20 @@ def test_aggregate_per_cell_with_binomial_error() -> None:
     assert table.loc["group", "n"] == 1 and math.isnan(table.loc["group", "ci_high"])
 
 
+def test_two_runs_of_one_seed_are_one_replicate(tmp_path: Path) -> None:
+    """The same sweep kept under two names in one tree: seeds 1 and 2, each run twice. n is
+    2 and the interval the one of two seeds (counting four values narrowed it about 7-fold)."""
+    write_sweep(tmp_path / "a", norms=("batch",), batches=(8,), seeds=(1, 2), name="first")
+    write_sweep(tmp_path / "b", norms=("batch",), batches=(8,), seeds=(1, 2), name="again")
+    runs = load(tmp_path).done
+    assert len(runs) == 4
+    once = runs[runs["name"] == "first"]
+    row = aggregate(runs, "test/error", ["norm", "batch"]).iloc[0]
+    low, high = t_interval(once["test/error"].to_numpy(float))
+    assert row["n"] == 2 and row["seeds"] == (1, 2)
+    assert row["ci_low"] == pytest.approx(low) and row["ci_high"] == pytest.approx(high)
+
+
 # ---------------------------------------------------------------- claims on known answers
 
 
@@ -235,6 +249,31 @@ def test_claims_pass_on_the_papers_shape(tmp_path: Path) -> None:
         "ordering of norms at the largest batch": PASS,
         "norm=layer reaches the train loss threshold first": NOT_APPLICABLE,  # not a recurrent model
     }
+
+
+def test_claims_on_an_accuracy_metric_keep_their_direction(tmp_path: Path) -> None:
+    """--metric test/accuracy: higher is better, so "degrades" and the published order are
+    judged on the error beside it; on the accuracy itself every verdict would flip."""
+    res = load(
+        write_sweep(
+            tmp_path,
+            norms=("batch", "group", "layer"),
+            batches=(2, 32),
+            seeds=(1, 2, 3),
+            error=tidy,
+            model="resnet",
+        )
+    )
+    by_accuracy = {c.name: (c.verdict, c.effect) for c in evaluate(res, "test/accuracy")}
+    assert by_accuracy == {c.name: (c.verdict, c.effect) for c in evaluate(res, "test/error")}
+    assert by_accuracy["norm=batch degrades at small batch"][0] == PASS
+
+
+def test_claims_on_a_loss_are_not_in_points() -> None:
+    runs = _cells({2: list(3.0 + 0.3 * STANDARD)}).rename(columns={"test/error": "test/loss"})
+    claim = claims.flat(runs, "test/loss", "group", ClaimOptions(margin_pp=0.5))
+    assert "margin +-0.5 units of test/loss" in claim.rule and "points" not in claim.rule
+    assert claim.effect.endswith("units of test/loss (90% CI)") and "points" not in claim.evidence
 
 
 def inverted(norm: str, batch: int, seed: int) -> float:

@@ -25,6 +25,13 @@ def test_resample_draws_the_data_with_data_seed_plus_run_seed() -> None:
     assert torch.equal(_x(seed=42, resample=False, run_seed=3), _x(seed=42, run_seed=7))
 
 
+def test_resample_takes_every_legal_run_seed() -> None:
+    # seed=9223372036854775807 data.resample=true stopped with "data.seed=9223372036854775849:
+    # must be an int in [0, 2**32)", a value the user never gave
+    big = 2**63 - 1
+    assert torch.equal(_x(seed=42, resample=True, run_seed=big), _x(seed=(42 + big) % 2**32))
+
+
 def test_resample_must_be_a_boolean() -> None:
     with pytest.raises(ConfigError, match=r"^data.resample=yes: must be true or false$"):
         build_dataset("synthetic", model_modality="tabular", resample="yes", **SMALL)
@@ -46,7 +53,8 @@ def test_summary_records_the_choices_and_bad_resample_stops_before_training(cli,
     assert s["choices"]["norm"] == "group8" and s["choices"]["model"] == "mlp"
     assert not any(k.startswith("hydra/") for k in s["choices"])
     bad = cli("model=mlp", "data.resample=maybe", *TINY, results=tmp_path / "bad")
-    assert bad.returncode == 2 and bad.stderr.strip() == "error: data.resample=maybe: must be true or false"
+    line = "error: data.resample=maybe: is not true or false; use true or false"  # the key table's
+    assert bad.returncode == 2 and bad.stderr.strip() == line
 
 
 def test_no_choices_outside_hydra() -> None:

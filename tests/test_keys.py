@@ -117,6 +117,14 @@ def test_a_key_the_choice_does_not_take_is_refused_with_those_it_does(make_cfg, 
     assert known in line
 
 
+def test_an_unknown_top_level_key_is_refused(make_cfg):
+    # a typo of epochs or seed added with + was taken and ignored: the run used the defaults
+    with pytest.raises(ConfigError) as exc:
+        build(make_cfg(*TINY, "+seeds=3"))
+    assert str(exc.value).startswith("seeds=3: is not a key of the config; its keys are ")
+    assert "epochs" in str(exc.value) and "norm" in str(exc.value)
+
+
 def test_user_keys_of_custom_data_and_synthetic_knobs_are_not_refused_as_unknown(make_cfg):
     # data=custom passes extra keys to the user's function; synthetic checks its knobs itself
     with pytest.raises(ConfigError, match=r"^data._target_=None: "):
@@ -131,6 +139,7 @@ def test_user_keys_of_custom_data_and_synthetic_knobs_are_not_refused_as_unknown
         ("optim.lr=abc", "error: optim.lr=abc: is not a number; use a finite number > 0"),
         ("+norm.num_group=4", "error: norm.num_group=4: is not a key of norm=batch; its keys are "),
         ("seed=99999999999999999999999", "error: seed=99999999999999999999999: is not below 2**63; "),
+        ("+epoch=3", "error: epoch=3: is not a key of the config; its keys are "),  # ran 5 epochs
     ],
 )
 def test_on_the_command_line_exit_2_one_line_and_no_metrics(cli, tmp_path, override, line):

@@ -117,13 +117,37 @@ def test_broken_tree_still_gives_a_report(tmp_path: Path) -> None:
 
 def test_cli(tmp_path: Path, sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path / "absent")]) == 2
-    assert "not a directory" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith(f"error: results_dir={tmp_path / 'absent'}: not a directory")
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main([str(empty), "--out", str(tmp_path / "out")]) == 2  # no runs: no report of none
     assert "no runs under it" in capsys.readouterr().err and not (tmp_path / "out").exists()
     assert main([str(sweep), "--out", str(tmp_path / "out"), "--gn-tolerance", "3"]) == 0
     assert capsys.readouterr().out.strip() == f"report: {tmp_path / 'out' / 'report.html'}"
+
+
+@pytest.mark.parametrize(
+    ("option", "line"),
+    [
+        (["--alpha", "2"], "error: --alpha=2.0: is out of range; use a level in (0, 1)"),  # p=0.84 passed
+        (["--margin", "-1"], "error: --margin=-1.0: is out of range; use a positive finite margin"),
+        (["--margin", "nan"], "error: --margin=nan: is out of range"),
+        (["--smooth", "-3"], "error: --smooth=-3: is negative"),
+        (["--loss-windows", "0"], "error: --loss-windows=0: is out of range"),
+        (["--loss-threshold", "inf"], "error: --loss-threshold=inf: is out of range"),
+        (["--metric", "nosuch"], "error: --metric=nosuch: no finished run has it; use one of "),
+    ],
+)
+def test_cli_refuses_an_option_that_cannot_work(
+    tmp_path: Path, sweep: Path, capsys: pytest.CaptureFixture[str], option: list[str], line: str
+) -> None:
+    """One line naming the option as typed, exit 2, and no report (nor figures/) left."""
+    assert main([str(sweep), "--out", str(tmp_path / "out"), *option]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(line) and err.count("\n") == 1
+    assert not (tmp_path / "out" / "report.md").exists() and not (tmp_path / "out" / "figures").exists()
+    if option[0] == "--metric":
+        assert "test/error" in err
 
 
 def test_hydra_callback_builds_the_report_at_multirun_end(
@@ -463,3 +487,10 @@ def test_html_claims_table_colours_the_verdicts(group8_sweep: Path) -> None:
     text = (group8_sweep / "report.html").read_text()
     assert '<td><strong class="inconclusive">INCONCLUSIVE</strong> (a run did not learn)</td>' in text
     assert "**" not in text
+
+
+def test_differences_of_a_loss_are_in_its_units_not_points(sweep: Path, tmp_path: Path) -> None:
+    assert main([str(sweep), "--out", str(tmp_path), "--metric", "test/loss"]) == 0
+    md = (tmp_path / "report.md").read_text()
+    diff = md[md.index("## Differences") : md.index("## Figures")]
+    assert "**test/loss minus norm=batch (units of test/loss)**" in diff and "points" not in diff

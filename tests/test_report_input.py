@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fake_results import write_run, write_sweep
 
-from normbench.analysis import load
+from normbench.analysis import evaluate, load
 from normbench.report import main
 
 
@@ -72,3 +72,65 @@ def test_markdown_carries_no_html_from_a_name(tmp_path, capsys):
     assert not re.search(r"(?<!\\)<[a-z/]", md)  # no tag opens
     assert "# normbench report: \\<script>alert(1)\\</script>" in md
     assert "<script" not in (tmp_path / "report.html").read_text()
+
+
+def test_a_summary_with_fields_of_the_wrong_type_still_gives_a_report(tmp_path, capsys):
+    # hand-edited or damaged summaries: versions not a mapping, a timestamp as a number, a done
+    # run whose batch is text; each made the report fail with one line and no report
+    sweep = write_sweep(tmp_path / "s", norms=("batch", "group"), batches=(8, 32), seeds=(0, 1))
+    damage = {
+        "batch=8,norm=batch,seed=0": {"versions": "x"},
+        "batch=8,norm=batch,seed=1": {"started": 12},
+        "batch=32,norm=group,seed=0": {"config": "batch"},
+    }
+    for run, fields in damage.items():
+        path = sweep / run / "summary.json"
+        summary = json.loads(path.read_text())
+        if fields.get("config") == "batch":
+            summary["config"]["batch"] = "abc"
+        else:
+            summary.update(fields)
+        path.write_text(json.dumps(summary))
+    assert main([str(sweep)]) == 0, capsys.readouterr().err
+    md = (sweep / "report.md").read_text()
+    assert "- batch: 32, 8, abc" in md and "- started 12, finished 20" in md
+
+
+def _rewrite(sweep: Path, change) -> None:
+    for path in sweep.glob("*/summary.json"):
+        summary = json.loads(path.read_text())
+        change(summary)
+        path.write_text(json.dumps(summary))
+
+
+def test_a_sweep_where_every_run_diverged_gets_a_report(tmp_path, capsys):
+    # no run measured test/error: the claims were a KeyError, exit 1 and no report
+    sweep = write_sweep(tmp_path / "s", norms=("batch", "group"), batches=(8, 32), seeds=(0, 1))
+    _rewrite(sweep, lambda s: s.update(status="diverged", final={"train/loss": float("nan")}))
+    assert main([str(sweep)]) == 0, capsys.readouterr().err
+    md = (sweep / "report.md").read_text()
+    assert "No finished runs" in md
+    assert "| norm=batch degrades at small batch | **INCONCLUSIVE** (missing data) |" in md
+
+
+def test_runs_without_the_default_metric_get_a_report_of_what_they_have(tmp_path, capsys):
+    sweep = write_sweep(tmp_path / "s", norms=("batch", "group"), batches=(8, 32), seeds=(0, 1))
+    _rewrite(sweep, lambda s: s.update(final={"train/loss": s["final"]["train/loss"]}))
+    assert main([str(sweep)]) == 0, capsys.readouterr().err
+    md = (sweep / "report.md").read_text()
+    assert "**train/loss**" in md and "test/error (%)" not in md
+    assert main([str(sweep), "--metric", "test/loss"]) == 2  # asked for by name: a typo or a mix-up
+    err = capsys.readouterr().err
+    assert "error: --metric=test/loss: no finished run has it; use one of train/loss" in err
+
+
+def test_a_text_batch_value_does_not_reorder_the_batch_sizes(tmp_path, capsys):
+    # -m batch=8,32,l6: the l6 run fails and the batch column becomes text, where "32" < "8";
+    # "BN degrades" compared batch 32 with batch 8 (FAIL) and the ordering judged batch 8
+    sweep = write_sweep(tmp_path / "s", norms=("batch", "group", "layer"), batches=(8, 32), seeds=(0, 1, 2))
+    clean = {c.name: (c.verdict, c.effect) for c in evaluate(load(sweep))}
+    failed_copy(sweep / "batch=8,norm=batch,seed=0", sweep / "batch=l6,norm=batch,seed=0", batch="l6")
+    assert {c.name: (c.verdict, c.effect) for c in evaluate(load(sweep))} == clean
+    assert clean["norm=batch degrades at small batch"][1].startswith("batch=8 - batch=32: ")
+    assert main([str(sweep)]) == 0, capsys.readouterr().err
+    assert "| norm | batch=8 | batch=32 |" in (sweep / "report.md").read_text()

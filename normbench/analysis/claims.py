@@ -24,6 +24,7 @@ applies to each label of that norm ("group8", "group(num_groups=2)"), each judge
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -43,13 +44,16 @@ from normbench.analysis.stats import (
     Difference,
     contexts,
     difference,
+    difference_unit,
     groups,
     holm,
+    natural_key,
     norm_names,
     seeds_needed,
     variants,
 )
 from normbench.analysis.stats import scale as metric_scale
+from normbench.errors import ConfigError
 
 PASS, FAIL, INCONCLUSIVE, NOT_APPLICABLE = "PASS", "FAIL", "INCONCLUSIVE", "NOT APPLICABLE"
 MARGIN_PP = 1.5  # points of error: what "flat" tolerates and the smallest degradation that counts
@@ -92,6 +96,23 @@ class ClaimOptions:
     loss_fraction: float = LOSS_FRACTION
     loss_windows: int = LOSS_WINDOWS
 
+    def __post_init__(self) -> None:
+        """An impossible option would decide verdicts silently (``alpha=2`` passes every test)."""
+        for key, ok, works in (
+            ("alpha", 0 < self.alpha < 1, "a level in (0, 1), e.g. 0.05"),
+            ("power", 0 < self.power < 1, "a probability in (0, 1), e.g. 0.8"),
+            ("margin_pp", 0 < self.margin_pp < math.inf, "a positive finite margin, e.g. 1.5"),
+            ("loss_fraction", 0 < self.loss_fraction < math.inf, "a positive fraction, e.g. 0.5"),
+            ("loss_windows", self.loss_windows >= 1, "a whole number of log windows >= 1"),
+            (
+                "loss_threshold",
+                self.loss_threshold is None or math.isfinite(self.loss_threshold),
+                "a finite loss, or none for --loss-fraction",
+            ),
+        ):
+            if not ok:
+                raise ConfigError(key, getattr(self, key), f"is out of range; use {works}")
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -122,6 +143,13 @@ def _effect(what: str, d: Difference, scale: float, unit: str, confidence: float
         f"{what}: {_num(d.diff, scale, True, k)} [{_num(low, scale, True, k)}, {_num(high, scale, True, k)}] "
         f"{unit} ({confidence:.0%} CI)"
     )
+
+
+def lower_is_better(metric: str) -> str:
+    """The claims are about errors (lower is better): ``test/accuracy`` is judged as
+    ``test/error`` (1 - accuracy, a column beside every accuracy, see load.add_derived), so
+    "degrades" and the published order keep their direction."""
+    return metric[: -len("accuracy")] + "error" if metric.endswith("/accuracy") else metric
 
 
 def _values(rows: pd.DataFrame, metric: str) -> pd.Series:
@@ -178,18 +206,21 @@ def _power_line(
 
 
 def _by_batch(runs: pd.DataFrame, label: str, metric: str) -> dict[object, pd.DataFrame]:
+    if metric not in runs:  # no run measured it (every run diverged): missing data, said so
+        return {}
     rows = runs[(runs[NORM_KEY] == label) & pd.to_numeric(runs[metric], errors="coerce").notna()]
-    return {b: g for b, g in sorted(rows.groupby(BATCH_KEY), key=lambda kv: kv[0])}
+    return {b: g for b, g in sorted(rows.groupby(BATCH_KEY), key=lambda kv: natural_key(kv[0]))}
 
 
 def degrades(runs: pd.DataFrame, metric: str, bn: str, opts: ClaimOptions) -> Claim:
     """``bn``'s error at the smallest batch minus at the largest is above 0 (one-sided t)."""
-    scale, margin = metric_scale(metric), opts.margin_pp / metric_scale(metric)
+    scale, unit = metric_scale(metric), difference_unit(metric)
+    margin = opts.margin_pp / scale
     name = DEGRADES.format(bn)
     rule = (
         f"one-sided t-test (paired by seed where both batch sizes ran the same seeds, Welch "
         f"otherwise) of {metric}(smallest batch) - {metric}(largest batch) > 0: PASS if p < {opts.alpha:g}; "
-        f"FAIL if the {CONFIDENCE:.0%} CI's upper end is below the margin {opts.margin_pp:g} points "
+        f"FAIL if the {CONFIDENCE:.0%} CI's upper end is below the margin {opts.margin_pp:g} {unit} "
         f"(no degradation as large as the margin); else INCONCLUSIVE. Domain: any model whose norm "
         f"uses batch statistics"
     )
@@ -203,13 +234,11 @@ def degrades(runs: pd.DataFrame, metric: str, bn: str, opts: ClaimOptions) -> Cl
     where = f"batch={small} - batch={large}"
     numbers = (
         f"{metric} batch={small}: {_num(d.a.mean(), scale)}, batch={large}: {_num(d.b.mean(), scale)}; "
-        f"{_effect(where, d, scale, 'points')}, {d.method} ({d.n_text})"
+        f"{_effect(where, d, scale, unit)}, {d.method} ({d.n_text})"
     )
     if not d.testable:
         missing = f"{MISSING_PREFIX} {numbers}; needs 2+ seeds at both ends"
-        claim = Claim(
-            name, INCONCLUSIVE, missing, rule, effect=_effect(where, d, scale, "points"), n=d.n_text
-        )
+        claim = Claim(name, INCONCLUSIVE, missing, rule, effect=_effect(where, d, scale, unit), n=d.n_text)
         return _learned_or_inconclusive(claim, pd.concat([a, b]))
     p = d.p_value("greater")
     high = d.interval()[1]
@@ -221,20 +250,21 @@ def degrades(runs: pd.DataFrame, metric: str, bn: str, opts: ClaimOptions) -> Cl
     else:
         verdict = INCONCLUSIVE
         needed = d.seeds_needed(margin, opts.alpha, opts.power)
-        target = f"a {opts.margin_pp:g}-point degradation"
-        numbers += "; " + _power_line(needed, d.sd, target, scale, "points", opts)
-    claim = Claim(name, verdict, numbers, rule, effect=_effect(where, d, scale, "points"), n=d.n_text)
+        target = f"a degradation of {opts.margin_pp:g} {unit}"
+        numbers += "; " + _power_line(needed, d.sd, target, scale, unit, opts)
+    claim = Claim(name, verdict, numbers, rule, effect=_effect(where, d, scale, unit), n=d.n_text)
     return _learned_or_inconclusive(claim, pd.concat([a, b]))
 
 
 def flat(runs: pd.DataFrame, metric: str, gn: str, opts: ClaimOptions) -> Claim:
     """TOST: every error(b) - error(largest b) lies within +-margin."""
-    scale, margin = metric_scale(metric), opts.margin_pp / metric_scale(metric)
+    scale, unit = metric_scale(metric), difference_unit(metric)
+    margin = opts.margin_pp / scale
     level = 1 - 2 * opts.alpha  # the interval TOST at alpha decides on
     name = FLAT.format(gn)
     rule = (
         f"equivalence test (TOST at alpha {opts.alpha:g}, i.e. the {level:.0%} CI) of {metric}(b) - "
-        f"{metric}(largest b) for every other batch size b, margin +-{opts.margin_pp:g} points, paired by "
+        f"{metric}(largest b) for every other batch size b, margin +-{opts.margin_pp:g} {unit}, paired by "
         f"seed where the seeds pair, Welch otherwise: PASS if every difference is inside the margin; "
         f"FAIL if one is resolved outside it (one-sided test beyond the margin, Holm-corrected over the "
         f"batch sizes); else INCONCLUSIVE. Domain: any model"
@@ -253,13 +283,13 @@ def flat(runs: pd.DataFrame, metric: str, gn: str, opts: ClaimOptions) -> Claim:
     inside = [max(d.p_value("less", margin), d.p_value("greater", -margin)) for _, d in found]
     outside = holm([min(d.p_value("greater", margin), d.p_value("less", -margin)) for _, d in found])
     parts = [
-        f"{_effect(f'batch={b} - batch={large}', d, scale, 'points', level)}, {d.method} ({d.n_text}), "
+        f"{_effect(f'batch={b} - batch={large}', d, scale, unit, level)}, {d.method} ({d.n_text}), "
         f"TOST p = {_p(p_in)}, beyond-margin p (Holm) = {_p(p_out)}"
         for (b, d), p_in, p_out in zip(found, inside, outside, strict=True)
     ]
     evidence = "; ".join(parts)
     worst_b, worst = max(found, key=lambda bd: abs(bd[1].diff) if not np.isnan(bd[1].diff) else -1)
-    effect = _effect(f"batch={worst_b} - batch={large}", worst, scale, "points", level)
+    effect = _effect(f"batch={worst_b} - batch={large}", worst, scale, unit, level)
     n_text = min((d.n_text for _, d in found), key=lambda t: int(t.split()[0]))
     if any(p < opts.alpha for p in outside):
         verdict = FAIL
@@ -272,8 +302,8 @@ def flat(runs: pd.DataFrame, metric: str, gn: str, opts: ClaimOptions) -> Claim:
         sd = max((d.sd for _, d in found if d.testable), default=np.nan)
         paired = all(d.paired for _, d in found)
         needed = seeds_needed(sd, margin, paired=paired, alpha=opts.alpha, power=opts.power, equivalence=True)
-        target = f"equivalence within +-{opts.margin_pp:g} points (true difference 0; TOST power >= 2P - 1)"
-        evidence += "; " + _power_line(needed, sd, target, scale, "points", opts)
+        target = f"equivalence within +-{opts.margin_pp:g} {unit} (true difference 0; TOST power >= 2P - 1)"
+        evidence += "; " + _power_line(needed, sd, target, scale, unit, opts)
     return _learned_or_inconclusive(Claim(name, verdict, evidence, rule, effect=effect, n=n_text), used)
 
 
@@ -343,7 +373,7 @@ def ordering(
     """At the largest batch size, adjacent norms of the published order (GN paper Table 1,
     32 images per GPU) are resolved in that order."""
     expected = list(expected or reference.paper_order_at_32())
-    scale = metric_scale(metric)
+    scale, unit = metric_scale(metric), difference_unit(metric)
     name = ORDERING
     rule = (
         f"at the largest batch size run, for each adjacent pair of the published order "
@@ -353,7 +383,8 @@ def ordering(
         f"resolved as published, FAIL if any is resolved reversed, else INCONCLUSIVE. "
         f"Domain: {ORDER_DOMAIN}"
     )
-    largest = runs[BATCH_KEY].max() if BATCH_KEY in runs and runs[BATCH_KEY].notna().any() else None
+    batches = runs[BATCH_KEY].dropna().unique() if BATCH_KEY in runs else []
+    largest = max(batches, key=natural_key) if len(batches) else None  # "32" above "8" as text too
     if largest is None or metric not in runs:
         return Claim(name, INCONCLUSIVE, f"{MISSING_PREFIX} no finished runs with {metric}", rule)
     at = runs[(runs[BATCH_KEY] == largest) & pd.to_numeric(runs[metric], errors="coerce").notna()]
@@ -374,12 +405,12 @@ def ordering(
     values = {label: _values(at[at[NORM_KEY] == label], metric) for label in names}
     found = resolve_pairs(values, pairs, opts.alpha)
     means = ", ".join(f"norm={lbl} {_num(values[lbl].mean(), scale)}" for grp in order for lbl in grp)
-    evidence = f"batch={largest}: means {means}; " + "; ".join(_pair_text(p, scale, "points") for p in found)
+    evidence = f"batch={largest}: means {means}; " + "; ".join(_pair_text(p, scale, unit) for p in found)
     verdict = _pairs_verdict(found)
     if verdict == INCONCLUSIVE:
         margin = opts.margin_pp / scale
-        target = f"a {opts.margin_pp:g}-point difference per pair (alpha / {len(found)} pairs, two-sided)"
-        evidence += "; " + _pairs_power(found, margin, scale, "points", target, opts)
+        target = f"a difference of {opts.margin_pp:g} {unit} per pair (alpha / {len(found)} pairs, two-sided)"
+        evidence += "; " + _pairs_power(found, margin, scale, unit, target, opts)
     weakest = _weakest(found)
     used = at[at[NORM_KEY].isin([lbl for grp in order for lbl in grp])]
     claim = Claim(
@@ -387,7 +418,7 @@ def ordering(
         verdict,
         evidence,
         rule,
-        effect=_effect(f"norm={weakest.second} - norm={weakest.first}", weakest.d, scale, "points"),
+        effect=_effect(f"norm={weakest.second} - norm={weakest.first}", weakest.d, scale, unit),
         n=weakest.d.n_text,
     )
     return _learned_or_inconclusive(claim, used)
@@ -577,7 +608,7 @@ def evaluate(res: Results, metric: str = "test/error", options: ClaimOptions | N
     """All claims, once per cell of the swept keys other than norm, batch size and seed; the
     loss-threshold claim once per batch size within that cell. Claims outside their domain
     (or about a norm the grid never ran) come back as NOT APPLICABLE, the reason as evidence."""
-    opts = options or ClaimOptions()
+    opts, metric = options or ClaimOptions(), lower_is_better(metric)
     claims: list[Claim] = []
     skipped = out_of_scope(res)
     for context, runs in contexts(res.done, res.swept):

@@ -197,6 +197,10 @@ DODGE = 0.09
 
 def _metric_vs_batch(ax: Axes, runs: pd.DataFrame, metric: str, styles: dict[str, Style]) -> bool:
     table = aggregate(runs, metric, [NORM_KEY, BATCH_KEY]).dropna(subset=["mean"])
+    # a batch size kept as text (a damaged summary's "abc") has no place on the axis
+    table = table.assign(**{BATCH_KEY: pd.to_numeric(table[BATCH_KEY], errors="coerce")}).dropna(
+        subset=[BATCH_KEY]
+    )
     norms = sorted(table[NORM_KEY].unique())
     for i, (norm, cells) in enumerate(table.groupby(NORM_KEY, sort=True)):
         low, high = cells["n"].min(), cells["n"].max()

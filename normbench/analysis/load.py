@@ -138,7 +138,8 @@ def _run_row(run_dir: Path, run_id: str, sweep: str) -> dict[str, Any]:
         "finished",
     ):
         row[key] = summary.get(key)
-    for key, value in flatten(summary.get("versions") or {}, "versions.").items():
+    versions = summary.get("versions")
+    for key, value in flatten(versions if isinstance(versions, dict) else {}, "versions.").items():
         row[key] = value
     final = summary.get("final") if isinstance(summary.get("final"), dict) else {}
     row["_final"] = {k: v for k, v in final.items() if isinstance(v, (int, float))}

@@ -12,6 +12,7 @@ otherwise. Power: scipy's noncentral t (``scipy.stats.nct``).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -54,10 +55,23 @@ def variants(runs: pd.DataFrame, name: str) -> list[str]:
     return sorted(label for label, norm in names.items() if norm == name)
 
 
+def natural_key(value: object) -> list[tuple[int, object]]:
+    """Sort key with the numbers inside a label taken as numbers: group(num_groups=2) before
+    group(num_groups=16), batch "8" before "32" (a batch column kept as text because a failed
+    run's value was not a number, ``-m batch=8,32,l6``)."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", str(value))]
+
+
 def is_percent(metric: str) -> bool:
     """Error and accuracy (and the batch-statistics accuracy gap) are fractions in the data
     and shown in percent; losses, and the generalization gap between two losses, are not."""
     return metric.endswith(("error", "accuracy", "batchstats_gap"))
+
+
+def difference_unit(metric: str) -> str:
+    """What a difference of ``metric`` is counted in: points for a percentage, else the
+    metric's own units (a loss is not in points)."""
+    return "points" if is_percent(metric) else f"units of {metric}"
 
 
 def scale(metric: str) -> float:
@@ -155,7 +169,8 @@ def cell_keys(runs: pd.DataFrame, swept: Sequence[str], exclude: Sequence[str] =
 
 def aggregate(runs: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFrame:
     """One row per cell of ``by``: the statistics of ``metric`` over that cell's runs (seeds),
-    plus ``binom_se`` (the mean over runs of each run's binomial standard error, for test
+    one value per seed (runs of one seed averaged), plus ``binom_se`` (the mean over runs of
+    each run's binomial standard error, for test
     errors and accuracies of runs with a known test size, else NaN) and ``not_learned`` (how
     many of the runs did not learn, see load).
 
@@ -167,11 +182,18 @@ def aggregate(runs: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFram
     rows = []
     for cell, group in groups(runs, by):
         good = group[pd.to_numeric(group[metric], errors="coerce").notna()]
-        values = pd.to_numeric(good[metric], errors="coerce").to_numpy(float)
-        seeds = good[SEED_KEY].tolist() if SEED_KEY in good else []
+        values = pd.to_numeric(good[metric], errors="coerce")
+        seeds: list = []
+        if SEED_KEY in good:
+            # one value per seed: two runs of one seed (the same sweep kept under two names)
+            # are one replicate, not two; counting both would narrow the interval falsely
+            values = values.groupby(good[SEED_KEY].to_numpy(), dropna=False).mean()
+            seeds = values.index.tolist()
+        values = values.to_numpy(float)
         se = np.nan
         if binomial_metric(metric) and N_TEST_KEY in good and len(good):
-            se = float(np.nanmean(binomial_se(values, pd.to_numeric(good[N_TEST_KEY], errors="coerce"))))
+            each = pd.to_numeric(good[metric], errors="coerce").to_numpy(float)
+            se = float(np.nanmean(binomial_se(each, pd.to_numeric(good[N_TEST_KEY], errors="coerce"))))
         unlearned = int((~good[LEARNED_KEY].astype(bool)).sum()) if LEARNED_KEY in good else 0
         rows.append(
             {

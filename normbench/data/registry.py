@@ -28,12 +28,15 @@ def build_dataset(
     name: str, *, model_modality: str, run_seed: int = 0, resample: bool = False, **options: Any
 ) -> Dataset:
     """The dataset ``name`` built from its YAML keys. ``resample`` (``data.resample``) ties the
-    data draw to the run: the dataset gets ``seed = data.seed + run_seed``, so the spread between
+    data draw to the run: the dataset gets ``seed = (data.seed + run_seed) mod 2**32``, so the spread between
     seeds includes the sampling of the train and test sets (synthetic data is regenerated,
     CIFAR-10 and custom subsets redrawn); false keeps one draw for every run seed."""
     make = DATASETS.lookup(name)
     if not isinstance(resample, bool):
         raise ConfigError("data.resample", resample, "must be true or false")
     if resample and isinstance(options.get("seed"), int) and isinstance(run_seed, int):
-        options["seed"] = options["seed"] + run_seed  # a non-int seed: the dataset names the error
+        # a non-int seed: the dataset names the error. Data seeds are 32-bit (data.seed's
+        # range): the sum wraps, so every legal run seed (up to 2**63) works; below 2**32 -
+        # data.seed nothing changes
+        options["seed"] = (options["seed"] + run_seed) % 2**32
     return make(model_modality=model_modality, **options)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from normbench.analysis import claims as claims_mod
 from normbench.analysis.load import Results, load
+from normbench.errors import ConfigError
 from normbench.report.document import Block, Document
 from normbench.report.options import Options
 from normbench.report.render import to_html, to_latex, to_markdown
@@ -26,6 +27,8 @@ def document(res: Results, opts: Options, results_dir: Path, fig_dir: Path) -> D
     details and the provenance. Writes the figure files into ``fig_dir``."""
     names = res.runs["name"].dropna().unique().tolist() if "name" in res.runs else []
     title = f"normbench report: {', '.join(map(str, names)) or results_dir.resolve().name}"
+    if opts.metric != Options().metric:  # a metric asked for by name; the default may be absent
+        check_metric(res, opts.metric)  # (runs that measure no test error still get a report)
     found = claims_mod.evaluate(res, opts.metric, opts.claims)
     blocks = [Block("h1", title), *claims_head(res, opts, found), *what_was_run(res, results_dir)]
     if len(res.done):
@@ -35,6 +38,15 @@ def document(res: Results, opts: Options, results_dir: Path, fig_dir: Path) -> D
     blocks += activations_section(res, fig_dir)
     blocks += [*claims_detail(found), *provenance(res)]
     return Document(title, blocks)
+
+
+def check_metric(res: Results, metric: str) -> None:
+    """A metric no finished run has would fail deep in a table: say so with the ones they have."""
+    done = res.done
+    if not len(done) or metric in done.columns:
+        return
+    have = sorted(c for c in done.columns if isinstance(c, str) and ("/" in c or c.endswith("_gap")))
+    raise ConfigError("metric", metric, f"no finished run has it; use one of {', '.join(have) or 'none'}")
 
 
 def build_report(

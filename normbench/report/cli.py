@@ -13,6 +13,7 @@ from hydra.experimental.callback import Callback
 
 from normbench.analysis import claims as claims_mod
 from normbench.analysis.load import find_run_dirs
+from normbench.errors import ConfigError
 from normbench.report.build import build_report
 from normbench.report.options import Options
 
@@ -36,9 +37,12 @@ class ReportCallback(Callback):
         print(f"report: {path}")
 
 
-def build_or_say_why(results_dir: Path, out: Path | None, options: Options) -> tuple[Path | None, str | None]:
+def build_or_say_why(
+    results_dir: Path, out: Path | None, options: Options, raise_bad_input: bool = False
+) -> tuple[Path | None, str | None]:
     """(report.html, None), or (None, one line saying why) without a traceback. A report that
-    fails leaves no figures/ folder it created behind."""
+    fails leaves no figures/ folder it created behind. ``raise_bad_input``: an option the runs
+    cannot serve (a ConfigError) is raised for the caller to name, after the cleanup."""
     fig_dir = (out if out is not None else results_dir) / "figures"
     existed = fig_dir.exists()
     try:
@@ -46,6 +50,8 @@ def build_or_say_why(results_dir: Path, out: Path | None, options: Options) -> t
     except Exception as err:  # noqa: BLE001 - any results tree: say why in one line
         if not existed:
             shutil.rmtree(fig_dir, ignore_errors=True)
+        if raise_bad_input and isinstance(err, ConfigError):
+            raise
         return None, " ".join(f"{type(err).__name__}: {err}".split())
 
 
@@ -117,13 +123,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.results_dir.is_dir():
         print(
-            f"results_dir={args.results_dir}: not a directory; pass a run or sweep directory", file=sys.stderr
+            f"error: results_dir={args.results_dir}: not a directory; pass a run or sweep directory",
+            file=sys.stderr,
         )
         return 2
     # every other argument is named after its Options or ClaimOptions field
     fields = {k: v for k, v in vars(args).items() if k not in ("results_dir", "out")}
     fields["threshold_claim"] = {"auto": None, "on": True, "off": False}[args.threshold_claim]
-    opts = Options.from_flat(**fields)
+    flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
+    try:
+        opts = Options.from_flat(**fields)
+    except ConfigError as err:
+        return _bad_option(err, flags)
     if not find_run_dirs(args.results_dir):
         print(
             f"error: results_dir={args.results_dir}: no runs under it (no summary.json or metrics.csv); "
@@ -131,9 +142,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    path, why = build_or_say_why(args.results_dir, args.out, opts)
+    try:
+        path, why = build_or_say_why(args.results_dir, args.out, opts, raise_bad_input=True)
+    except ConfigError as err:
+        return _bad_option(err, flags)
     if path is None:
         print(f"error: results_dir={args.results_dir}: {why}", file=sys.stderr)
         return 1
     print(f"report: {path}")
     return 0
+
+
+def _bad_option(err: ConfigError, flags: dict[str, str]) -> int:
+    """One line naming the option as typed (--margin, not its field margin_pp); exit code 2."""
+    print(f"error: {flags.get(err.key, err.key)}={err.value}: {err.why}", file=sys.stderr)
+    return 2

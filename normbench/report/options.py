@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from normbench.analysis import claims as claims_mod
+from normbench.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,12 @@ class Options:
     grid_x: str | None = None
     grid_facet: str | None = None
     claims: claims_mod.ClaimOptions = claims_mod.ClaimOptions()
+
+    def __post_init__(self) -> None:
+        if self.smooth < 0:
+            raise ConfigError(
+                "smooth", self.smooth, "is negative; use 0 (no smoothing) or a number of log points >= 2"
+            )
 
     @classmethod
     def from_flat(cls, **options: Any) -> Options:

@@ -4,7 +4,6 @@ the runs, except the published reference numbers, which are labelled as such."""
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,11 @@ from normbench.analysis.stats import (
     binomial_metric,
     cell_keys,
     contexts,
+    difference_unit,
     groups,
     is_percent,
     label,
+    natural_key,
     norm_names,
     paired_differences,
     scale,
@@ -81,14 +82,9 @@ def pivot_table(
     stats = stats.assign(_cell=[fmt(r) for _, r in stats.iterrows()])
     table = stats.pivot(index=rows, columns=cols, values="_cell").fillna("-")
     table = table.reindex(sorted(table.index, key=natural_key))
+    table = table[sorted(table.columns, key=natural_key)]  # batch 8 before 32 when kept as text
     table.columns = [f"{cols}={c}" for c in table.columns]
     return table.reset_index()
-
-
-def natural_key(value: object) -> list[tuple[int, object]]:
-    """Sort key with the numbers inside a label taken as numbers: group(num_groups=2) before
-    group(num_groups=16)."""
-    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", str(value))]
 
 
 # ---------------------------------------------------------------- sections
@@ -276,7 +272,8 @@ def differences(res: Results, opts: Options) -> list[Block]:
         Block(
             "p",
             f"{opts.metric} of each norm minus that of norm={base} run with "
-            f"the same seed and otherwise the same cell, in points; mean [{CONFIDENCE:.0%} "
+            f"the same seed and otherwise the same cell, in {difference_unit(opts.metric)}; "
+            f"mean [{CONFIDENCE:.0%} "
             f"{INTERVAL_METHOD} CI] over the pairs. Negative: lower than the baseline.{also}",
         )
     )
@@ -284,7 +281,8 @@ def differences(res: Results, opts: Options) -> list[Block]:
         diffs = paired_differences(runs, opts.metric, [BATCH_KEY], base)
         if diffs.empty:
             continue
-        title = f"{opts.metric} minus norm={base} (points)" + (f", {context}" if context else "")
+        unit = difference_unit(opts.metric)
+        title = f"{opts.metric} minus norm={base} ({unit})" + (f", {context}" if context else "")
         table = pivot_table(diffs, NORM_KEY, BATCH_KEY, scale(opts.metric), signed=True)
         blocks.append(Block("table", table, title))
     return blocks
@@ -475,8 +473,8 @@ def provenance(res: Results) -> list[Block]:
         f"device: {_unique(runs, 'device')}; threads: {_unique(runs, 'threads')}",
         f"wall time: {wall.sum():.1f} s over {wall.notna().sum()} runs"
         + (f" (per run {wall.min():.1f} to {wall.max():.1f} s)" if wall.notna().any() else ""),
-        f"started {runs['started'].dropna().min() if 'started' in runs else 'unknown'}, "
-        f"finished {runs['finished'].dropna().max() if 'finished' in runs else 'unknown'}",
+        f"started {runs['started'].dropna().astype(str).min() if 'started' in runs else 'unknown'}, "
+        f"finished {runs['finished'].dropna().astype(str).max() if 'finished' in runs else 'unknown'}",
         f"published numbers (figure 2, claims): {reference.GN_PAPER}",
     ]
     return [Block("h2", "Provenance"), Block("ul", items)]
