@@ -1,0 +1,106 @@
+"""Pilot for the default optimizer settings (issue 17): sweep candidate settings over every
+model x every norm it accepts x batch sizes, print test accuracy per cell.
+
+    python scripts/pilot_defaults.py                          # the full pilot (~25 min, 1 thread)
+    python scripts/pilot_defaults.py --models rnn --norms group --batches 2,128
+    python scripts/pilot_defaults.py --candidates current     # what the committed defaults give
+
+Each cell is one run through the real runner (``normbench.runner.run``) with the composed
+config plus the candidate's overrides, single-threaded, on a pilot seed (``--seed``; the
+committed defaults are judged on fresh seeds by tests/test_defaults.py). ``current`` is the
+committed defaults with no override. The ResNet runs on a reduced training set at batch <= 4
+(PILOT_SIZES): its per-step cost there would take the pilot past its budget; fewer samples
+means fewer steps, so a cell that learns there learns with the full set too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from normbench.identity import register_resolvers  # noqa: E402
+from normbench.runner import run  # noqa: E402
+
+NORMS = {
+    "mlp": ["none", "batch", "layer", "group"],
+    "rnn": ["none", "batch", "layer", "group"],
+    "resnet": ["none", "batch", "layer", "instance", "group"],
+}
+BATCHES = [2, 4, 32, 128]
+
+# name -> overrides, per model; "current" is always available (no override)
+CANDIDATES: dict[str, dict[str, list[str]]] = {
+    "mlp": {
+        "sgd0.1": ["optim=sgd", "optim.lr=0.1", "optim.linear_scaling=true"],
+        "sgd0.05": ["optim=sgd", "optim.lr=0.05", "optim.linear_scaling=true"],
+        "adam1e-3": ["optim=adam", "optim.lr=1e-3", "optim.linear_scaling=false"],
+    },
+    "rnn": {
+        "adam3e-3": ["optim=adam", "optim.lr=3e-3", "optim.linear_scaling=false"],
+        "adam1e-3": ["optim=adam", "optim.lr=1e-3", "optim.linear_scaling=false"],
+    },
+    "resnet": {
+        "sgd0.1": ["optim=sgd", "optim.lr=0.1", "optim.linear_scaling=true"],
+        "sgd0.1w1": ["optim=sgd", "optim.lr=0.1", "optim.linear_scaling=true", "sched.warmup_epochs=1"],
+    },
+}
+
+
+def pilot_sizes(model: str, batch: int) -> list[str]:
+    """Overrides that keep a cell within the pilot's budget (see the module docstring)."""
+    if model == "resnet" and batch <= 4:
+        return ["data.train_size=1000"]
+    return []
+
+
+def run_cell(overrides: list[str], tmp: Path) -> tuple[float, float, str]:
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    tic = time.perf_counter()
+    summary = run(cfg, tmp)
+    acc = summary["final"].get("test/accuracy", float("nan"))
+    return 100 * acc, time.perf_counter() - tic, summary["status"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="mlp,rnn,resnet")
+    parser.add_argument("--norms", default=None, help="comma list; default: every norm the model accepts")
+    parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
+    parser.add_argument("--candidates", default=None, help="comma list of names; default: all of the model's")
+    parser.add_argument("--seed", type=int, default=100, help="a pilot seed, not one the tests use")
+    parser.add_argument("overrides", nargs="*", help="extra config overrides for every cell")
+    args = parser.parse_args()
+    register_resolvers()
+    logging.getLogger("normbench").setLevel(logging.WARNING)
+    batches = [int(b) for b in args.batches.split(",")]
+    common = ["threads=1", "progress=false", f"seed={args.seed}", *args.overrides]
+    print("| model | norm | batch | candidate | test acc % | status | seconds |")
+    print("|---|---|---|---|---|---|---|", flush=True)
+    total = time.perf_counter()
+    for model in args.models.split(","):
+        table = {"current": [], **CANDIDATES[model]}
+        names = args.candidates.split(",") if args.candidates else list(CANDIDATES[model])
+        norms = args.norms.split(",") if args.norms else NORMS[model]
+        for norm in norms:
+            for batch in batches:
+                for name in names:
+                    cell = [f"model={model}", f"norm={norm}", f"batch={batch}", *pilot_sizes(model, batch)]
+                    with tempfile.TemporaryDirectory() as tmp:
+                        acc, secs, status = run_cell([*cell, *table[name], *common], Path(tmp))
+                    row = f"| {model} | {norm} | {batch} | {name} | {acc:.1f} | {status} | {secs:.0f} |"
+                    print(row, flush=True)
+    print(f"total {time.perf_counter() - total:.0f} s; common overrides: {' '.join(common)}")
+
+
+if __name__ == "__main__":
+    main()
