@@ -7,8 +7,10 @@ and the run's progress; it is written atomically (temporary file, then rename).
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ import numpy as np
 import torch
 
 from normbench.train import Trainer
+
+log = logging.getLogger("normbench")
 
 FILENAME = "checkpoint.pt"
 
@@ -81,3 +85,24 @@ def truncate_metrics(path: Path, last_epoch: int) -> None:
     with tmp.open("w", newline="") as f:
         csv.writer(f).writerows(header + body)
     os.replace(tmp, path)
+
+
+def resume_or_start_fresh(run_dir: Path, trainer: Trainer, summary: dict[str, Any], force: bool) -> int:
+    """Restore the run's last epoch checkpoint if it has one for this config (unless
+    ``force``), else clear what an earlier run left; returns the first epoch to train."""
+    resumed = None if force else load_checkpoint(run_dir, summary["identity"])
+    if resumed is None:
+        start_fresh(run_dir)
+        return 1
+    restore(trainer, resumed)
+    truncate_metrics(run_dir / "metrics.csv", resumed["epoch"])
+    summary.update(resumed["progress"])
+    log.info("resuming after epoch %d from %s", resumed["epoch"], run_dir / "checkpoint.pt")
+    return resumed["epoch"] + 1
+
+
+def start_fresh(run_dir: Path) -> None:
+    """A run starts from scratch: drop what an earlier, different or unfinished run wrote."""
+    for name in ("metrics.csv", "summary.json", "checkpoint.pt"):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "tb", ignore_errors=True)

@@ -99,3 +99,28 @@ def build_scheduler(
 ) -> torch.optim.lr_scheduler.LambdaLR | None:
     """None for a constant rate without warm-up: no per-step scheduler call at all."""
     return None if is_constant else torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def weight_matrices(model: torch.nn.Module) -> list[torch.Tensor]:
+    """The weight matrices and conv kernels, not biases or norm scales: what L1 and L2 act on."""
+    return [p for p in model.parameters() if p.dim() > 1]
+
+
+def l1_penalty(model: torch.nn.Module, l1: float) -> Callable[[], torch.Tensor] | None:
+    """l1 x sum |w| over the weight matrices (not biases or norm scales), or None when off."""
+    if l1 < 0:
+        raise ConfigError("optim.l1", l1, "must be >= 0")
+    if not l1:
+        return None
+    weights = weight_matrices(model)
+    return lambda: l1 * sum(w.abs().sum() for w in weights)
+
+
+def build_lr_schedule(
+    optimizer: torch.optim.Optimizer, name: str, total_steps: int, steps_per_epoch: int, **options: Any
+) -> tuple[Callable[[int], float], torch.optim.lr_scheduler.LambdaLR | None]:
+    """(factor, scheduler) for schedule ``name``: see :func:`lr_factor_fn` and
+    :func:`build_scheduler` (none for a constant rate without warm-up)."""
+    factor = lr_factor_fn(name, total_steps, steps_per_epoch, **options)
+    constant = SCHEDULES[name] is _constant and not options.get("warmup_epochs")
+    return factor, build_scheduler(optimizer, factor, constant)

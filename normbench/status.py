@@ -9,7 +9,6 @@ and looks up each cell's directory (named by its overrides) for a summary.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from collections.abc import Mapping
@@ -22,6 +21,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from normbench.identity import NON_RESULT_KEYS
+from normbench.record import read_summary
+
+# a cell's state when its summary.json gives none: started but no summary (killed, or running
+# now), or never started
+UNFINISHED = "unfinished"
+MISSING = "missing"
 
 
 def sweep_cells(sweep_dir: Path) -> list[str]:
@@ -52,10 +57,10 @@ def cell_name(job: list[str], item_sep: str = ",", kv_sep: str = "=") -> str:
 def cell_status(run_dir: Path) -> str:
     """done / diverged / failed / interrupted from summary.json; unfinished when a run
     started but wrote no summary (killed, or running now); missing when never started."""
-    try:
-        return json.loads((run_dir / "summary.json").read_text())["status"]
-    except (OSError, ValueError, KeyError):
-        return "unfinished" if run_dir.is_dir() else "missing"
+    summary = read_summary(run_dir)
+    if isinstance(summary, dict) and "status" in summary:
+        return summary["status"]
+    return UNFINISHED if run_dir.is_dir() else MISSING
 
 
 def main(argv: list[str] | None = None) -> int:

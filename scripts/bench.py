@@ -31,8 +31,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from normbench.errors import ConfigError
 from normbench.identity import register_resolvers
-from normbench.runner import available_cores, build
+from normbench.runner import build
 from normbench.status import cell_name, cell_status, expand_grid
+from normbench.threads import available_cores
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"

@@ -15,7 +15,10 @@ from normbench.errors import ConfigError
 from normbench.identity import config_identity
 from normbench.models import MODELS
 from normbench.norms import NORMS, norm_builder
-from normbench.runner import build, run, train_rows, weight_rows
+from normbench.probes import Point
+from normbench.probes.train_loss import train_rows
+from normbench.probes.weights import NEAR_ZERO, Weights
+from normbench.runner import build, run
 from normbench.train import evaluate_batch_statistics
 
 BUILTIN_NORMS = ["none", "batch", "layer", "instance", "group"]
@@ -213,13 +216,12 @@ def test_weight_rows_count_near_zero_entries_of_weight_matrices(make_cfg):
             if p.dim() == 1:
                 p.fill_(0.0)  # biases and BN scales are not counted
     final: dict[str, float] = {}
-    rows = weight_rows(built, 1, 7, final)
+    rows = Weights().at_epoch(Point(built.trainer, 1, 7, final))
     total = sum(w.numel() for w in weights)
     assert final["weights/near_zero"] == pytest.approx(10 / total)
     assert final["weights/abs_mean"] == pytest.approx((0.5 * (total - 10) + 1e-4 * 10) / total)
     assert [r[2:4] for r in rows] == [("weights", "near_zero"), ("weights", "abs_mean")]
     from normbench.report import TABLE_NOTES
-    from normbench.runner import NEAR_ZERO
 
     stated = re.search(r"\|w\| < ([0-9.e-]+)", TABLE_NOTES["weights/near_zero"])
     assert stated and float(stated.group(1)) == NEAR_ZERO  # the report states the cut in use
@@ -269,3 +271,23 @@ def test_the_cuda_path_with_amp_channels_last_and_compile(make_cfg, tmp_path):
     cfg = make_cfg("model=resnet", *TINY, "device=cuda", "amp=true", "channels_last=true", "compile=true")
     summary = run(cfg, tmp_path)
     assert summary["status"] == "done" and summary["device"].startswith("cuda")
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (
+            ["norm=batch", "activations=true"],
+            ["TrainLoss", "Evaluation", "BatchStatsEval", "DivergenceGuard", "Activations", "BNDrift"]
+            + ["Weights", "PreciseBN"],
+        ),
+        (
+            ["norm=batch", "norm.precise_bn_samples=0"],
+            ["TrainLoss", "Evaluation", "BatchStatsEval", "DivergenceGuard", "BNDrift", "Weights"],
+        ),
+        (["model=resnet", "norm=group"], ["TrainLoss", "Evaluation", "DivergenceGuard", "Weights"]),
+    ],
+)
+def test_build_picks_the_probes_the_config_and_the_norms_call_for(make_cfg, overrides, expected):
+    probes = [type(p).__name__ for p in build(make_cfg(*overrides, *TINY)).probes]
+    assert probes == expected

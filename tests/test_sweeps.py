@@ -21,9 +21,11 @@ import pytest
 import torch
 from conftest import REPO, TINY, summaries
 
-from normbench import runner, status
+from normbench import status
+from normbench import threads as job_threads
 from normbench.identity import NON_RESULT_KEYS, config_identity, resolved_config
-from normbench.runner import run, threads_per_job
+from normbench.runner import run
+from normbench.threads import threads_per_job
 
 # no report at the end of a sweep (7 s each); the submitit_local sweep checks the report
 NO_REPORT = "~hydra.callbacks.report"
@@ -316,7 +318,7 @@ def test_joblib_experiment_sweep_and_submitit_sweep_land_alike(cli, tmp_path, ca
     )
     assert local.returncode == 0, local.stderr[-2000:]
 
-    cores = runner.available_cores()
+    cores = job_threads.available_cores()
     threads = {"joblib": max(1, cores // 2), "local": 1}  # n_jobs=2; local.yaml cpus_per_task
     layouts = {}
     for launcher, expected_threads in threads.items():
@@ -348,7 +350,7 @@ def test_joblib_experiment_sweep_and_submitit_sweep_land_alike(cli, tmp_path, ca
 def test_threads_per_job_is_cores_over_jobs(monkeypatch, launcher, cores, expected):
     from omegaconf import OmegaConf
 
-    monkeypatch.setattr(runner, "available_cores", lambda: cores)
+    monkeypatch.setattr(job_threads, "available_cores", lambda: cores)
     assert threads_per_job(OmegaConf.create(launcher)) == expected
 
 
@@ -357,10 +359,10 @@ def test_available_cores_follows_the_affinity_not_the_machine():
     cores = os.sched_getaffinity(0)
     try:
         os.sched_setaffinity(0, {min(cores)})  # as taskset or a SLURM cpuset would
-        assert runner.available_cores() == 1
+        assert job_threads.available_cores() == 1
     finally:
         os.sched_setaffinity(0, cores)
-    assert runner.available_cores() == len(cores)
+    assert job_threads.available_cores() == len(cores)
 
 
 def test_slurm_preset_submits_the_preset_grid_as_one_array_job(make_cfg, monkeypatch, tmp_path):

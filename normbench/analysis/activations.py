@@ -16,14 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from normbench.analysis.load import DONE, Results
+from normbench.analysis.load import Results
 from normbench.analysis.stats import NORM_KEY, SEED_KEY, cell_keys, groups
+from normbench.record import DONE, FINISHED
 
 SPLIT = "activations"
 STD_PREFIX = "std/"
 FINAL_KEY = "activations/first_nonfinite_layer"
 # Runs whose step-0 rows count: finished, and diverged (training broke, initialisation did not).
-STATUSES = (DONE, "diverged")
+STATUSES = FINISHED
 CHECK_LAYERS = (1, 10, 50, 100)  # the table's columns, plus the last layer when it is not one
 
 

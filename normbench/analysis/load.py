@@ -20,11 +20,11 @@ from normbench.analysis.stats import NORM_KEY, NORM_OPTION_PREFIX
 
 # the one list of keys that change where or how a run writes, never what it computes
 from normbench.identity import NON_RESULT_KEYS  # noqa: E402
+from normbench.record import DONE
 
 # Config keys the analysis always needs as columns, swept or not.
 CORE_KEYS = ("norm.name", "batch", "seed", "model.name", "data.name", "epochs")
 CURVE_COLUMNS = ["run_id", "step", "epoch", "split", "metric", "value"]
-DONE = "done"
 # Statuses for runs whose summary.json is absent or unreadable (not written by the runner).
 NO_SUMMARY = "no summary"
 CORRUPT = "corrupt summary"

@@ -26,6 +26,10 @@ class ModelSpec:
     modalities: tuple[str, ...]  # data it can read: "tabular", "image", "sequence"
     native: str  # the modality data=synthetic gives it
 
+    def norm_steps(self, input_shape: tuple[int, ...]) -> int | None:
+        """The time steps a recurrent model's norms keep statistics for; None for the others."""
+        return self.cls.time_steps(input_shape) if self.layout == "recurrent" else None
+
 
 MODELS: dict[str, ModelSpec] = {}
 

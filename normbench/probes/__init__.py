@@ -1,0 +1,48 @@
+"""The measurements a run takes, one module each; :func:`select_probes` picks them once.
+
+A new measurement: a module here with a ``Probe`` subclass and ``make(cfg, model, lr_at)``
+(None when its config key or the model's norms leave it off), listed in ``PROBES``. Order
+matters only in that rows are written in it and :mod:`.divergence` stops an epoch where it sits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from omegaconf import DictConfig
+from torch import nn
+
+from normbench.probes import (
+    activations,
+    batchstats_eval,
+    bn_drift,
+    divergence,
+    evaluation,
+    precise_bn,
+    train_loss,
+    weights,
+)
+from normbench.probes.base import Diverged, Point, Probe
+from normbench.sinks import Row
+
+PROBES = (train_loss, evaluation, batchstats_eval, divergence, activations, bn_drift, weights, precise_bn)
+
+__all__ = ["PROBES", "Diverged", "Point", "Probe", "measure", "select_probes"]
+
+
+def select_probes(cfg: DictConfig, model: nn.Module, lr_at: Callable[[int], float]) -> list[Probe]:
+    """The probes this config and model call for, in ``PROBES`` order."""
+    chosen = (module.make(cfg, model, lr_at) for module in PROBES)
+    return [probe for probe in chosen if probe is not None]
+
+
+def measure(probes: list[Probe], hook: str, at: Point) -> list[Row]:
+    """Every probe's ``hook`` rows in order; a :class:`Diverged` leaves carrying the rows so far."""
+    rows: list[Row] = []
+    try:
+        for probe in probes:
+            rows += getattr(probe, hook)(at)
+    except Diverged as stop:
+        stop.rows = rows
+        raise
+    return rows

@@ -1,0 +1,38 @@
+"""Test loss and accuracy in eval mode (split test); skipped when the training loss is not finite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from normbench.probes.base import Point, Probe
+from normbench.sinks import Row
+from normbench.train import evaluate
+
+
+def score_rows(at: Point, split: str, loss: float, accuracy: float) -> list[Row]:
+    """A (loss, accuracy) pair as rows of ``split``, and into ``final``."""
+    rows: list[Row] = []
+    for metric, value in (("loss", loss), ("accuracy", accuracy)):
+        rows.append((at.step, at.epoch, split, metric, value))
+        at.final[f"{split}/{metric}"] = value
+    return rows
+
+
+def trained_finitely(at: Point) -> bool:
+    """Evaluating a model whose training loss went NaN or inf tells nothing."""
+    return at.losses is not None and bool(torch.isfinite(at.losses).all())
+
+
+class Evaluation(Probe):
+    def at_epoch(self, at: Point) -> list[Row]:
+        if not trained_finitely(at):
+            return []
+        return score_rows(at, "test", *evaluate(at.trainer.model, at.trainer.data))
+
+
+def make(cfg: DictConfig, model: nn.Module, lr_at: Callable[[int], float]) -> Probe:
+    return Evaluation()

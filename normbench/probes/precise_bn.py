@@ -1,0 +1,38 @@
+"""Precise BN (Wu & Johnson 2021) after the last epoch (``norm.precise_bn_samples``): with the
+weights frozen, recompute the running statistics over that many training samples in batches
+of the training size, then score the test set with them (split ``test_precise``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from omegaconf import DictConfig
+from torch import nn
+
+from normbench.norms import batch_statistics_modules, precise_bn_
+from normbench.probes.base import Point, Probe, first_batches
+from normbench.probes.evaluation import score_rows
+from normbench.sinks import Row
+from normbench.train import evaluate
+
+log = logging.getLogger("normbench")
+
+
+class PreciseBN(Probe):
+    def __init__(self, samples: int, batch: int) -> None:
+        self.samples, self.batch = samples, batch
+
+    def at_end(self, at: Point) -> list[Row]:
+        model, data = at.trainer.model, at.trainer.data
+        precise_bn_(model, first_batches(data, self.batch, self.samples))
+        loss, accuracy = evaluate(model, data)
+        log.info(
+            f"precise BN over {self.samples} samples: test loss {loss:.4f}  test acc {100 * accuracy:.2f}%"
+        )
+        return score_rows(at, "test_precise", loss, accuracy)
+
+
+def make(cfg: DictConfig, model: nn.Module, lr_at: Callable[[int], float]) -> Probe | None:
+    samples = cfg.norm.get("precise_bn_samples")
+    return PreciseBN(samples, cfg.batch) if samples and batch_statistics_modules(model) else None

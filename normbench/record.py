@@ -1,0 +1,105 @@
+"""A run's record: summary.json (new, written atomically, read), its statuses and exit codes.
+
+The runner writes it, the analysis and ``normbench.status`` read it; everything that spells a
+status imports it from here. No torch import, so the analysis stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from normbench.errors import ConfigError
+from normbench.identity import resolved_config
+
+DONE = "done"
+DIVERGED = "diverged"  # a training or test loss stopped being finite
+FAILED = "failed"  # bad input, or an error mid-run
+INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM; resumes from its checkpoint
+RUNNING = "running"  # what summary.json says until the run ends
+# outcomes a rerun would only repeat (same config and seed, same numbers): not run again
+FINISHED = (DONE, DIVERGED)
+EXIT_CODES = {DONE: 0, FAILED: 2, DIVERGED: 3, INTERRUPTED: 130}
+
+
+def new_summary(cfg: DictConfig, identity: str, **stamp: Any) -> dict[str, Any]:
+    """A running run's summary; ``stamp``: provenance (versions, git state) from the caller."""
+    return {
+        "status": RUNNING,
+        "error": None,
+        "identity": identity,
+        "name": cfg.name,
+        "overrides": hydra_overrides(),
+        "config": resolved_config(cfg),
+        "final": {},
+        "epochs_done": 0,
+        "steps": 0,
+        "wall_time_s": None,
+        "train_time_s": 0.0,
+        "train_samples_per_s": None,
+        "device": None,
+        "threads": None,
+        **stamp,
+        "started": now(),
+        "finished": None,
+        "_tic": time.perf_counter(),
+    }
+
+
+def finish(run_dir: Path, summary: dict[str, Any], status: str, error: str | None = None) -> dict[str, Any]:
+    """Stamp the outcome and write summary.json atomically (temp file, then rename), so a
+    killed run never leaves a half-written one."""
+    summary.update(
+        status=status,
+        error=error,
+        finished=now(),
+        wall_time_s=round(time.perf_counter() - summary.pop("_tic"), 3),
+    )
+    tmp = run_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=str, allow_nan=True))
+    os.replace(tmp, run_dir / "summary.json")
+    return summary
+
+
+def is_finished(summary: dict[str, Any], identity: str) -> bool:
+    """A finished run of this config: a rerun would only repeat it."""
+    return summary.get("status") in FINISHED and summary.get("identity") == identity
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def error_line(err: Exception) -> str:
+    """A ConfigError is already one line for the user; anything else is named by its type."""
+    return str(err) if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
+
+
+def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"norm": {"name": "group"}} -> {"norm.name": "group"}"""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def hydra_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
