@@ -67,7 +67,7 @@ def advice(note: str, lr: float, epochs: int, norm: str, batch: int, batch_stati
         f"norm={norm} normalises over the batch and its statistics are noisy at batch {batch}: "
         f"try a larger batch or a per-sample norm"
         if batch_statistics
-        else f"or another norm than norm={norm} (its known limits: README)"
+        else f"or another norm than norm={norm}"
     )
     return (
         f"warning: did not learn: {note}; try another optim.lr (peak {lr:.3g}; too large diverges or "
