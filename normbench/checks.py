@@ -1,23 +1,234 @@
-"""Checks of the run-level config keys and of data against model, before anything is built."""
+"""Checks of the config before anything is built: every key's type and range, the run-level
+keys, and data against model.
+
+:data:`RULES` is the one table of what values each key takes (dotted key -> :class:`Rule`); a
+key only some choices have (``norm.ghost_size``) is checked where it is present. Keys that name
+a registered choice are checked by the registry that owns the names (:data:`CHOSEN_BY_REGISTRY`),
+and the synthetic tasks' knobs by their own table (``normbench.data.synthetic.KNOBS``), since
+whether they apply depends on the task. A key the chosen component does not take (a typo such as
+``+norm.num_group=4``) is refused with the keys it does take, read from its signature.
+"""
 
 from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
-from normbench.data import Dataset
+from normbench.data import DATASETS, Dataset
 from normbench.errors import ConfigError
+from normbench.models import MODELS
+from normbench.norms import NORMS, RUNNER_KEYS
+from normbench.optim import OPTIMIZERS, SCHEDULES
+from normbench.record import flat
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The values a key takes: ``kind`` int, float (finite), bool, str (text; numbers count as
+    their text) or list (of finite numbers, ``size`` of them when set); numbers and list items
+    lie between ``lo`` and ``hi`` (excluded when ``open_lo``/``open_hi``); ``null`` allows None."""
+
+    kind: type
+    lo: float | None = None
+    hi: float | None = None
+    open_lo: bool = False
+    open_hi: bool = False
+    null: bool = False
+    size: int | None = None
+    note: str = ""  # what the key means, after what works
+
+    def works(self) -> str:
+        what = {
+            int: "an integer",
+            float: "a finite number",
+            bool: "true or false",
+            str: "text",
+            list: f"a list of {self.size or 'finite'} numbers",
+        }[self.kind]
+        text = f"{what}{self._range()}{' or null' if self.null else ''}"
+        return f"{text} ({self.note})" if self.note else text
+
+    def _range(self) -> str:
+        if self.lo is not None and self.hi is not None:
+            left, right = "(["[not self.open_lo], ")]"[not self.open_hi]
+            return f" in {left}{_show(self.lo)}, {_show(self.hi)}{right}"
+        if self.lo is not None:
+            return f" {'>' if self.open_lo else '>='} {_show(self.lo)}"
+        if self.hi is not None:
+            return f" {'<' if self.open_hi else '<='} {_show(self.hi)}"
+        return ""
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value``, or None when it works."""
+        if value is None:
+            return None if self.null else "is null"
+        if self.kind is bool:
+            return None if isinstance(value, bool) else "is not true or false"
+        if self.kind is str:
+            return None if _is_number(value) or isinstance(value, str) else "is not text"
+        if self.kind is list:
+            if not isinstance(value, (list, tuple)) or (self.size is not None and len(value) != self.size):
+                return f"is not a list of {self.size or 'finite'} numbers"
+            bad = [v for v in value if self._number_problem(float, v)]
+            return f"holds {bad[0]}, which {self._number_problem(float, bad[0])}" if bad else None
+        return self._number_problem(self.kind, value)
+
+    def _number_problem(self, kind: type, value: Any) -> str | None:
+        if kind is int and not (isinstance(value, int) and not isinstance(value, bool)):
+            return "is not an integer"
+        if not _is_number(value):
+            return "is not a number"
+        if not math.isfinite(value):
+            return "is not finite"
+        if self.lo is not None and (value <= self.lo if self.open_lo else value < self.lo):
+            return f"is {'not above' if self.open_lo else 'below'} {_show(self.lo)}"
+        if self.hi is not None and (value >= self.hi if self.open_hi else value > self.hi):
+            return f"is {'not below' if self.open_hi else 'above'} {_show(self.hi)}"
+        return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _show(x: float) -> str:
+    return "2**63" if x == 2**63 else "2**32" if x == 2**32 else f"{x:g}"
+
+
+INT, FLAG, TEXT, OPTIONAL_TEXT = Rule(int, lo=1), Rule(bool), Rule(str), Rule(str, null=True)
+SIZE = Rule(int, lo=1, null=True, note="null: all, or the task's default")
+FRACTION = Rule(float, lo=0, hi=1)
+
+RULES: dict[str, Rule] = {
+    # top level (conf/config.yaml)
+    "name": TEXT,
+    "results_dir": TEXT,
+    "regularization": TEXT,  # a label the reg group sets, read by the report
+    "batch": INT,
+    "epochs": INT,
+    "seed": Rule(int, lo=0, hi=2**63, open_hi=True),
+    "log_every": INT,
+    "threads": Rule(int, lo=1, null=True, note="null: all cores"),
+    "amp": FLAG,
+    "channels_last": FLAG,
+    "compile": FLAG,
+    "activations": FLAG,
+    "force": FLAG,
+    # model
+    "model.depth": INT,
+    "model.width": INT,
+    "model.dropout": Rule(float, lo=0, hi=1, open_hi=True, note="the drop probability"),
+    "model.bias": FLAG,
+    "model.zero_init_residual": FLAG,
+    "model.hidden_size": INT,
+    "model.num_layers": INT,
+    # norm (every variant's keys)
+    "norm.eps": Rule(float, lo=0, open_lo=True),
+    "norm.momentum": Rule(float, lo=0, hi=1, note="the running statistics' update weight"),
+    "norm.affine": FLAG,
+    "norm.num_groups": Rule(int, lo=1, null=True),
+    "norm.channels_per_group": Rule(int, lo=1, null=True),
+    "norm.weight_std": FLAG,
+    "norm.precise_bn_samples": Rule(int, lo=0, note="0: off"),
+    "norm.r_max": Rule(float, lo=1, note="1 is plain BN"),
+    "norm.d_max": Rule(float, lo=0, note="0 is plain BN"),
+    "norm.warmup_steps": Rule(int, lo=0),
+    "norm.ghost_size": Rule(int, lo=2),
+    # data (every dataset's own keys; the synthetic knobs are checked by the task table)
+    "data.train_size": SIZE,
+    "data.test_size": SIZE,
+    "data.seed": Rule(int, lo=0, hi=2**32, open_hi=True),
+    "data.download": FLAG,
+    "data.augment": FLAG,
+    "data.resample": FLAG,
+    "data.root": OPTIONAL_TEXT,
+    "data.url": OPTIONAL_TEXT,
+    "data.md5": OPTIONAL_TEXT,
+    "data._target_": OPTIONAL_TEXT,
+    # optim
+    "optim.lr": Rule(float, lo=0, open_lo=True, note="the rate at batch 32"),
+    "optim.linear_scaling": FLAG,
+    "optim.momentum": Rule(float, lo=0, hi=1, open_hi=True),
+    "optim.nesterov": FLAG,
+    "optim.weight_decay": Rule(float, lo=0),
+    "optim.l1": Rule(float, lo=0, note="0: off"),
+    "optim.betas": Rule(list, lo=0, hi=1, open_hi=True, size=2),
+    # sched
+    "sched.warmup_epochs": Rule(float, lo=0),
+    "sched.min_lr_ratio": FRACTION,
+    "sched.milestones": Rule(list, lo=0, hi=1, open_lo=True, open_hi=True, note="fractions of training"),
+    "sched.gamma": Rule(float, lo=0, open_lo=True),
+}
+
+# Keys whose values are names a registry owns; it refuses an unknown one with the list of names.
+CHOSEN_BY_REGISTRY = (
+    "device",
+    "progress",
+    "model.name",
+    "model.cell",
+    "model.init",
+    "norm.name",
+    "norm.impl",
+    "data.name",
+    "data.task",
+    "optim.name",
+    "sched.name",
+)
+CHECKED_BY_TASK = ("data.noise", "data.spread", "data.seq_len", "data.signal_steps")
+
+
+def _keywords(fn: Callable[..., Any], *internal: str) -> set[str] | None:
+    """The keyword arguments ``fn`` takes, minus those the runner fills in; None when it takes
+    any keyword (``**options``: it checks its own)."""
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.name not in internal}
+
+
+# group -> (registry, the component's keys minus the runner's arguments, keys the runner reads)
+KNOWN: dict[str, tuple[Mapping[str, Any], Callable[[Any], set[str] | None], tuple[str, ...]]] = {
+    "model": (MODELS, lambda s: _keywords(s.cls, "input_shape", "num_classes", "norm_layer"), ("name",)),
+    "norm": (NORMS, lambda s: _keywords(s.make, "num_features", "layout"), RUNNER_KEYS),
+    "data": (DATASETS, lambda fn: _keywords(fn, "model_modality"), ("name", "resample")),
+    "optim": (OPTIMIZERS, lambda fn: _keywords(fn, "params"), ("name", "linear_scaling", "l1")),
+    "sched": (SCHEDULES, lambda fn: _keywords(fn, "p"), ("name", "warmup_epochs")),
+}
+
+
+def check_keys(config: Mapping[str, Any]) -> None:
+    """Raise one ConfigError for the first key of the resolved ``config`` that the chosen
+    components do not take, or whose value :data:`RULES` refuses."""
+    for group, (registry, keywords, runner_keys) in KNOWN.items():
+        node = config.get(group)
+        if not isinstance(node, Mapping) or node.get("name") not in registry:
+            continue  # an unknown choice: its registry says so, with the names it has
+        known = keywords(registry[node["name"]])
+        if known is None:
+            continue
+        known |= set(runner_keys)
+        for key, value in node.items():
+            if key not in known:
+                raise ConfigError(
+                    f"{group}.{key}",
+                    value,
+                    f"is not a key of {group}={node['name']}; its keys are {', '.join(sorted(known))}",
+                )
+    for key, value in flat(dict(config)).items():
+        rule = RULES.get(key)
+        problem = rule.problem(value) if rule else None
+        if problem:
+            raise ConfigError(key, value, f"{problem}; use {rule.works()}")
 
 
 def check_run_keys(cfg: DictConfig) -> None:
-    for key in ("batch", "epochs", "log_every"):
-        value = cfg[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(key, value, "must be a positive integer")
-    if cfg.threads is not None and (not isinstance(cfg.threads, int) or cfg.threads < 1):
-        raise ConfigError("threads", cfg.threads, "must be a positive integer or null (all cores)")
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
-        raise ConfigError("seed", cfg.seed, "must be an integer")
+    """What the table cannot say: a choice among words and flags, and amp against the device."""
     if cfg.progress not in ("auto", True, False):
         raise ConfigError("progress", cfg.progress, "use auto, true or false")
     if cfg.amp and resolve_device(cfg.device).type != "cuda":

@@ -1,4 +1,4 @@
-"""The one error type for bad user input."""
+"""The one error type for bad user input, and the wording of the errors it wraps."""
 
 from __future__ import annotations
 
@@ -15,3 +15,9 @@ class ConfigError(ValueError):
     def __init__(self, key: str, value: Any, why: str) -> None:
         self.key, self.value, self.why = key, value, why
         super().__init__(f"{key}={value}: {why}")
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (white space folded), or its type's name when empty:
+    for a ConfigError that quotes the error behind it."""
+    return " ".join(str(err).split()) or type(err).__name__

@@ -36,6 +36,7 @@ def new_summary(cfg: DictConfig, identity: str, **stamp: Any) -> dict[str, Any]:
         "identity": identity,
         "name": cfg.name,
         "overrides": hydra_overrides(),
+        "choices": hydra_choices(),
         "config": resolved_config(cfg),
         "final": {},
         "epochs_done": 0,
@@ -99,6 +100,22 @@ def hydra_overrides() -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def hydra_choices() -> dict[str, str | None]:
+    """The config-group options the run was composed from, as the user chose them
+    ({"norm": "group8", "model": "resnet", "experiment": "small_batch", ...}): the one record of
+    a variant's name that survives any override style (``norm=group8`` on the command line, a
+    preset's defaults list, a sweep). Hydra's own groups (``hydra/...``) are left out; {}
+    outside a Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    choices = HydraConfig.get().runtime.choices
+    return {
+        str(k): None if v is None else str(v) for k, v in choices.items() if not str(k).startswith("hydra/")
+    }
 
 
 def now() -> str:

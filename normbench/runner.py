@@ -20,14 +20,16 @@ from omegaconf import DictConfig
 
 from normbench import learned, provenance, record
 from normbench.checkpoint import resume_or_start_fresh, save_checkpoint
-from normbench.checks import check_data_fits, check_run_keys, resolve_device
+from normbench.checks import check_data_fits, check_keys, check_run_keys, resolve_device
 from normbench.data import build_dataset
 from normbench.errors import ConfigError
 from normbench.identity import config_identity, resolved_config
 from normbench.interrupt import interrupt_on_sigterm
 from normbench.models import build_model, get_model_spec
 from normbench.norms import (
+    NormBuilder,
     check_batch,
+    check_forward,
     check_layout,
     check_model_norms,
     get_norm_spec,
@@ -115,6 +117,7 @@ def judge_learning(
 
 def build(cfg: DictConfig) -> Built:
     """Resolve the config into objects; every bad input stops here with one ConfigError."""
+    check_keys(resolved_config(cfg))
     check_run_keys(cfg)
     device = resolve_device(cfg.device)
     if cfg.threads is not None:
@@ -126,20 +129,31 @@ def build(cfg: DictConfig) -> Built:
     check_layout(cfg.norm.name, spec.layout, cfg.model.name)
     check_batch(cfg.norm.name, norm_options, cfg.batch)
 
-    data = build_dataset(cfg.data.name, model_modality=spec.native, **options(cfg.data))
+    data = build_dataset(cfg.data.name, model_modality=spec.native, run_seed=cfg.seed, **options(cfg.data))
     check_data_fits(data, cfg.data.name, cfg.model.name, spec.modalities, cfg.batch)
     steps = spec.norm_steps(data.input_shape)
     norm_layer = norm_builder(cfg.norm.name, spec.layout, norm_options, impl=cfg.norm.impl, steps=steps)
 
+    def make_model(layer: NormBuilder) -> torch.nn.Module:
+        return build_model(
+            cfg.model.name,
+            input_shape=data.input_shape,
+            num_classes=data.num_classes,
+            norm_layer=layer,
+            **options(cfg.model),
+        )
+
     torch.manual_seed(cfg.seed)  # the init does not depend on what the data generator drew
-    model = build_model(
-        cfg.model.name,
-        input_shape=data.input_shape,
-        num_classes=data.num_classes,
-        norm_layer=norm_layer,
-        **options(cfg.model),
-    )
+    model = make_model(norm_layer)
     check_model_norms(model)
+    x = data.x_train[: cfg.batch]
+    check_forward(
+        model,
+        data.prepare(x) if data.prepare is not None else x,
+        cfg.norm.name,
+        cfg.model.name,
+        lambda norm: make_model(norm_builder(norm, spec.layout, steps=steps)),
+    )
     if cfg.norm.get("weight_std"):
         standardize_conv_weights(model)  # before the optimizer sees the parameters
     model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)

@@ -27,6 +27,7 @@ from normbench.record import read_summary
 # now), or never started
 UNFINISHED = "unfinished"
 MISSING = "missing"
+DAMAGED = "damaged"  # a summary.json that is not a JSON object with a status
 
 
 def sweep_cells(sweep_dir: Path) -> list[str]:
@@ -56,11 +57,19 @@ def cell_name(job: list[str], item_sep: str = ",", kv_sep: str = "=") -> str:
 
 def cell_status(run_dir: Path) -> str:
     """done / diverged / failed / interrupted from summary.json; unfinished when a run
-    started but wrote no summary (killed, or running now); missing when never started."""
-    summary = read_summary(run_dir)
-    if isinstance(summary, dict) and "status" in summary:
-        return summary["status"]
-    return UNFINISHED if run_dir.is_dir() else MISSING
+    started but wrote no summary (killed, or running now); missing when never started;
+    damaged when summary.json is not the runner's (it writes it whole: temp file, rename)."""
+    if not (run_dir / "summary.json").exists():
+        return UNFINISHED if run_dir.is_dir() else MISSING
+    summary = read_summary(run_dir)  # None when not JSON
+    status = summary.get("status") if isinstance(summary, dict) else None
+    return status if isinstance(status, str) else DAMAGED
+
+
+def run_dirs(sweep_dir: Path) -> list[str]:
+    """The directories under ``sweep_dir`` that a run wrote into, when the grid is unknown."""
+    marks = ("summary.json", "metrics.csv", ".hydra")
+    return sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and any((p / m).exists() for m in marks))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,14 +83,24 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    cells = sweep_cells(args.sweep_dir)
+    code = 0
+    try:
+        cells = sweep_cells(args.sweep_dir)
+    except Exception as err:  # noqa: BLE001 - malformed YAML, no hydra key, a bad override: any damage
+        why = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        print(
+            f"error: {args.sweep_dir / 'multirun.yaml'}: damaged, so the grid is unknown ({why}); "
+            "listing the run directories found instead",
+            file=sys.stderr,
+        )
+        cells, code = run_dirs(args.sweep_dir), 1
     statuses = [cell_status(args.sweep_dir / cell) for cell in cells]
     width = max(map(len, cells), default=4)
     for cell, status in zip(cells, statuses, strict=True):
         print(f"{cell:{width}}  {status}")
     counts = Counter(statuses)
     print(f"{len(cells)} cells: " + ", ".join(f"{n} {s}" for s, n in counts.most_common()))
-    return 0
+    return code
 
 
 if __name__ == "__main__":

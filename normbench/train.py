@@ -16,6 +16,7 @@ from torch import nn
 
 from normbench.data import Dataset
 from normbench.norms import batch_statistics_modules
+from normbench.norms.base import buffers_restored
 
 EVAL_CHUNK = 1024  # eval-mode outputs do not depend on the chunk size: take big ones
 
@@ -135,15 +136,12 @@ def _batch_statistics_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode except the batch-statistics norms, which run in train mode; their running
     buffers are restored afterwards (a train-mode forward updates them)."""
     norms = batch_statistics_modules(model)
-    saved = [{k: b.clone() for k, b in m.named_buffers(recurse=False)} for m in norms]
     was_training = model.training
     model.eval()
     for m in norms:
         m.train()
     try:
-        yield
+        with buffers_restored(norms):
+            yield
     finally:
-        for m, buffers in zip(norms, saved, strict=True):
-            for k, b in m.named_buffers(recurse=False):
-                b.copy_(buffers[k])
         model.train(was_training)

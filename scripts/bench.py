@@ -7,6 +7,8 @@ the same run mean much).
   python scripts/bench.py sweep [--quick] [--grid OVERRIDE ...]
                                               a sweep as one `python run.py` per cell, one after
                                               another, vs `python run.py -m ... hydra/launcher=parallel`
+  python scripts/bench.py startup [--quick]    a tiny run, `run.py --help` and a bad input vs
+                                              `python -c 'import torch'`, whole processes
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import copy
 import functools
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -39,6 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 # the small_batch preset's own grid (40 runs), each run cut to one short epoch (see sweep)
 SWEEP_GRID = ["experiment=small_batch"]
+# issue 16's tiny run: what every short run of a sweep pays before and around its training
+STARTUP_RUN = ["model=mlp", "epochs=1", "data.train_size=64", "data.test_size=32", "threads=1"]
 
 
 def make_cfg(*overrides: str, hydra: bool = False):
@@ -163,11 +168,11 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
     return expand_grid(params, overrides)
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str], ok: tuple[int, ...] = (0,)) -> float:
     env = {**os.environ, "CI": "1"}  # no progress bars
     tic = time.perf_counter()
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
+    if result.returncode not in ok:
         sys.exit(f"error: {' '.join(cmd)} exited {result.returncode}:\n{result.stderr[-2000:]}")
     return time.perf_counter() - tic
 
@@ -206,9 +211,53 @@ def sweep(args: argparse.Namespace) -> None:
     print(f"sweep speed-up (parallel launcher vs one by one): {one_by_one / parallel:.2f}x")
 
 
+def startup(args: argparse.Namespace) -> None:
+    """Median wall time of whole processes, interleaved so that load drift hits all alike: the
+    tiny run (each repeat in a fresh results dir, so it trains), ``run.py --help`` and a bad
+    input (refused before training), against ``python -c 'import torch'``."""
+    repeats = 3 if args.quick else 5
+    python = [sys.executable, str(REPO / "run.py")]
+    bad = "bad input (norm=instance on mlp)"
+    with tempfile.TemporaryDirectory(prefix="nb-bench-startup-") as tmp:
+        commands = {
+            "python -c 'import torch'": lambda i: [sys.executable, "-c", "import torch"],
+            "tiny run": lambda i: [*python, *STARTUP_RUN, f"results_dir={tmp}/{i}"],
+            "run.py --help": lambda i: [*python, "--help"],
+            bad: lambda i: [
+                *python,
+                *STARTUP_RUN,
+                "norm=instance",
+                f"results_dir={tmp}/bad{i}",
+            ],
+        }
+        timed(commands["tiny run"]("warm"))  # warm the file cache, and check that it works
+        wall: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
+        for i in range(repeats):
+            for name, command in commands.items():
+                before = _children_cpu()
+                wall[name].append(timed(command(i), ok=(2,) if name == bad else (0,)))
+                cpu[name].append(_children_cpu() - before)
+    medians = {name: statistics.median(t) for name, t in wall.items()}
+    cpu_medians = {name: statistics.median(t) for name, t in cpu.items()}
+    base, cpu_base = medians["python -c 'import torch'"], cpu_medians["python -c 'import torch'"]
+    # CPU seconds move less than wall time on a busy machine: shown beside it as a cross-check
+    print(f"{'command':34} {'wall s':>7} {'ratio':>6} {'cpu s':>7} {'ratio':>6}  (medians of {repeats})")
+    for name in commands:
+        w, c = medians[name], cpu_medians[name]
+        print(f"{name:34} {w:7.2f} {w / base:6.2f} {c:7.2f} {c / cpu_base:6.2f}")
+    print(f"device: cpu, cores: {available_cores()}, load average: {os.getloadavg()[0]:.1f}")
+    print(f"startup ratio: {medians['tiny run'] / base:.2f}")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("what", choices=["overhead", "throughput", "sweep"])
+    parser.add_argument("what", choices=["overhead", "throughput", "sweep", "startup"])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and steps")
     parser.add_argument(
         "--grid",
@@ -217,7 +266,7 @@ def main() -> None:
         help=f"sweep: the grid, as for run.py -m (default: {' '.join(SWEEP_GRID)})",
     )
     args = parser.parse_args()
-    {"overhead": overhead, "throughput": throughput, "sweep": sweep}[args.what](args)
+    {"overhead": overhead, "throughput": throughput, "sweep": sweep, "startup": startup}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -22,6 +23,17 @@ TINY = ["data.train_size=32", "data.test_size=16", "epochs=1", "batch=8", "progr
 # threads spin against each other: one BatchNorm call measured 20 ms with 2 threads vs 50 us
 # with 1. Tests run single-threaded.
 torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tier, marked here rather than test by test: every test that starts a Python
+    process (through the ``cli`` fixture, or ``sys.executable`` in its own body) pays seconds of
+    start-up per process. ``pytest -m "not slow"`` is the edit loop; CI runs everything."""
+    for item in items:
+        function = getattr(item, "function", None)
+        starts_python = function is not None and "sys.executable" in inspect.getsource(function)
+        if "cli" in getattr(item, "fixturenames", ()) or starts_python:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def make_config(
     """A resolved config shaped like the runner's (nested groups, top-level scalars)."""
     config = {
         "model": {"name": model, "depth": 8 if model == "resnet" else 2, "width": 16},
-        "norm": {"name": norm, **({"num_groups": 4} if norm == "group" else {})},
+        "norm": {"name": norm, **({"num_groups": 32} if norm == "group" else {})},
         "data": {"name": "synthetic", "train_size": TRAIN_SIZE, "test_size": 256},
         "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4},
         "sched": {"name": "cosine", "warmup_epochs": 0},
@@ -107,9 +107,12 @@ def write_run(
     name: str = "fake",
     overrides: list[str] | None = None,
     summary: bool = True,
+    record: dict[str, Any] | None = None,
     **extra: Any,
 ) -> Path:
-    """One run directory: metrics.csv, summary.json (unless ``summary`` is False) and .hydra/."""
+    """One run directory: metrics.csv, summary.json (unless ``summary`` is False) and .hydra/.
+    ``record``: more summary.json keys, e.g. ``{"choices": {"norm": "group8"}}`` or
+    ``{"learned": False, "learned_note": "..."}``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     config = make_config(norm, batch, seed, model, epochs, name, **extra)
     overrides = overrides if overrides is not None else [f"batch={batch}", f"norm={norm}", f"seed={seed}"]
@@ -124,9 +127,8 @@ def write_run(
     (hydra / "config.yaml").write_text(json.dumps(config))  # JSON is YAML
     (hydra / "overrides.yaml").write_text(json.dumps(overrides))
     if summary:
-        (run_dir / "summary.json").write_text(
-            json.dumps(make_summary(config, overrides, status, err, done_epochs, norm, batch))
-        )
+        written = make_summary(config, overrides, status, err, done_epochs, norm, batch)
+        (run_dir / "summary.json").write_text(json.dumps({**written, **(record or {})}))
     return run_dir
 
 

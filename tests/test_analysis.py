@@ -11,22 +11,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fake_results import add_activations, set_curve, write_run, write_sweep
+import scipy.stats
+from fake_results import BASE_ERROR_PCT, _rng, add_activations, set_curve, write_run, write_sweep
 
 from normbench.analysis import (
     FAIL,
-    MISSING,
+    INCONCLUSIVE,
+    NOT_APPLICABLE,
     PASS,
+    ClaimOptions,
     activations,
     aggregate,
-    bootstrap_ci,
     claims,
     describe,
-    difference_of_means,
+    difference,
     evaluate,
     figures,
+    holm,
     load,
     paired_differences,
+    seeds_needed,
+    stats,
+    t_interval,
 )
 
 # ---------------------------------------------------------------- loading
@@ -100,42 +106,79 @@ def test_load_computes_the_generalization_gap(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- statistics, by hand
 
 
-def test_bootstrap_ci_of_two_values_spans_them() -> None:
-    # Resampled means of [1, 2]: 1 (p=1/4), 1.5 (1/2), 2 (1/4): 2.5% and 97.5% points are 1 and 2.
-    assert bootstrap_ci([1.0, 2.0]) == (1.0, 2.0)
+def test_t_interval_by_hand() -> None:
+    # [1, 2, 3]: mean 2, SD 1, standard error 1/sqrt(3), t(0.975, 2 df) = 4.302653
+    low, high = t_interval([1.0, 2.0, 3.0])
+    half = 4.302653 / math.sqrt(3)
+    assert (low, high) == (pytest.approx(2 - half), pytest.approx(2 + half))
+    one = t_interval([0.3])
+    assert math.isnan(one[0]) and math.isnan(one[1])
+    assert t_interval([0.25, 0.25, 0.25]) == (0.25, 0.25)  # no spread: no doubt about the mean
 
 
-def test_bootstrap_ci_skewed_case() -> None:
-    # [0, 0, 3]: the resampled mean is k with k ~ Binomial(3, 1/3); P(k=0) = 8/27 > 2.5% and
-    # P(k=3) = 1/27 > 2.5%, so the percentile interval is [0, 3].
-    assert bootstrap_ci([0.0, 0.0, 3.0]) == (0.0, 3.0)
-
-
-def test_bootstrap_ci_is_nan_for_one_seed_and_a_point_for_ties() -> None:
-    low, high = bootstrap_ci([0.3])
-    assert math.isnan(low) and math.isnan(high)
-    assert bootstrap_ci([0.25, 0.25, 0.25]) == (0.25, 0.25)
-
-
-def test_bootstrap_ci_per_column_and_reproducible() -> None:
-    low, high = bootstrap_ci(np.array([[1.0, 5.0], [2.0, 5.0]]))
-    assert low.tolist() == [1.0, 5.0] and high.tolist() == [2.0, 5.0]
-    data = np.random.default_rng(3).normal(size=6)
-    assert bootstrap_ci(data) == bootstrap_ci(data)
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_t_intervals_cover_the_true_mean_95_percent_of_the_time(n: int) -> None:
+    # 4000 simulated experiments of n seeds each from N(10, 2^2); the percentile bootstrap this
+    # replaced covered 48% (n=2), 69% (n=3), 84% (n=5)
+    draws = np.random.default_rng(12).normal(10.0, 2.0, size=(n, 4000))
+    low, high = t_interval(draws)
+    coverage = float(np.mean((low <= 10.0) & (high >= 10.0)))
+    assert 0.93 <= coverage <= 0.97, coverage
 
 
 def test_describe_by_hand() -> None:
     d = describe([1.0, 2.0, 3.0, 4.0], seeds=[3, 1, 2, 0])
     assert d["n"] == 4 and d["mean"] == 2.5 and d["std"] == pytest.approx(math.sqrt(5 / 3))
-    assert d["ci_low"] >= 1.0 and d["ci_high"] <= 4.0 and d["seeds"] == (0, 1, 2, 3)
+    half = 3.182446 * math.sqrt(5 / 3) / 2  # t(0.975, 3 df) x SD / sqrt(4)
+    assert d["ci_low"] == pytest.approx(2.5 - half) and d["seeds"] == (0, 1, 2, 3)
     one = describe([0.1])
     assert one["n"] == 1 and math.isnan(one["std"]) and math.isnan(one["ci_low"])
 
 
-def test_difference_of_means_by_hand() -> None:
-    d = difference_of_means([1.0, 2.0], [0.0, 0.0])  # b is fixed: the CI is a's, [1, 2]
-    assert (d["diff"], d["ci_low"], d["ci_high"]) == (1.5, 1.0, 2.0)
-    assert math.isnan(difference_of_means([1.0], [0.0, 1.0])["ci_low"])
+def test_welch_difference_by_hand() -> None:
+    # a = [1, 2, 3] (var 1), b = [2, 4, 6, 8] (var 20/3): se = sqrt(1/3 + 5/3) = sqrt(2),
+    # t = -3 / sqrt(2), Welch df = 2^2 / ((1/3)^2 / 2 + (5/3)^2 / 3) = 4.0755
+    d = difference(
+        pd.Series([1.0, 2.0, 3.0], index=[0, 1, 2]), pd.Series([2.0, 4.0, 6.0, 8.0], index=[0, 1, 2, 3])
+    )
+    assert not d.paired and d.diff == -3.0 and d.n_text == "3 vs 4 seeds"
+    df = 4 / ((1 / 3) ** 2 / 2 + (5 / 3) ** 2 / 3)
+    assert d.p_value() == pytest.approx(2 * scipy.stats.t.sf(3 / math.sqrt(2), df))
+    low, high = d.interval()
+    assert high - low == pytest.approx(2 * scipy.stats.t.ppf(0.975, df) * math.sqrt(2))
+
+
+def test_paired_difference_pairs_by_seed() -> None:
+    # seeds differ by 1 point, the two norms by exactly 0.5 within a seed: pairing sees only that
+    a = pd.Series([10.5, 11.5, 12.5], index=[3, 1, 2])
+    b = pd.Series([11.0, 12.0, 10.0], index=[1, 2, 3])
+    d = difference(a, b)
+    assert d.paired and d.n_text == "3 pairs" and d.diff == pytest.approx(0.5) and d.sd == 0
+    assert d.interval() == (pytest.approx(0.5), pytest.approx(0.5)) and d.p_value("greater") == 0.0
+    assert d.p_value("greater", shift=1.0) == 1.0  # not more than 1 point
+
+
+def test_holm_by_hand() -> None:
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04; running max
+    # 0.02, 0.03, 0.06, 0.06; back in the input order:
+    assert holm([0.01, 0.04, 0.03, 0.005]).tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.3, float("nan")]).tolist() == [0.6, 1.0]  # not testable counts as 1
+    assert holm([0.9, 0.8]).tolist() == [1.0, 1.0]
+
+
+def test_seeds_needed_matches_the_textbook() -> None:
+    # one-sided one-sample t at alpha 0.05, effect = 1 SD, power 0.8: 8 (G*Power's answer)
+    assert seeds_needed(1.0, 1.0) == 8
+    assert seeds_needed(2.0, 1.0) > seeds_needed(1.0, 1.0)  # more spread, more seeds
+    assert seeds_needed(1.0, 1.0, equivalence=True) > 8  # two one-sided tests must both reject
+    assert seeds_needed(0.0, 1.0) is None and seeds_needed(float("nan"), 1.0) is None
+
+
+def test_binomial_standard_error() -> None:
+    # the issue's "about 1 point at 5% error on 500 images"
+    assert stats.binomial_se(0.05, 500) == pytest.approx(0.009747, abs=1e-6)
+    assert stats.binomial_metric("test/error") and stats.binomial_metric("test_batchstats/accuracy")
+    assert not stats.binomial_metric("train/loss") and not stats.binomial_metric("test/loss")
 
 
 def _runs(rows: list[tuple[str, int, int, float]]) -> pd.DataFrame:
@@ -153,75 +196,206 @@ def test_paired_differences_match_seeds() -> None:
     assert diff["ci_high"] == pytest.approx(0.01)
 
 
-def test_aggregate_per_cell() -> None:
+def test_aggregate_per_cell_with_binomial_error() -> None:
     rows = [("batch", 8, 1, 0.1), ("batch", 8, 2, 0.2), ("group", 8, 1, 0.3)]
-    table = aggregate(_runs(rows), "test/error", ["norm", "batch"]).set_index("norm")
-    assert table.loc["batch", "mean"] == pytest.approx(0.15) and table.loc["batch", "ci_low"] == 0.1
+    frame = _runs(rows).assign(n_test=[100, 100, 400], learned=[True, False, True])
+    table = aggregate(frame, "test/error", ["norm", "batch"]).set_index("norm")
+    half = 12.706205 * math.sqrt(0.005) / math.sqrt(2)  # t(0.975, 1 df) x SD 0.0707 / sqrt(2)
+    assert table.loc["batch", "mean"] == pytest.approx(0.15)
+    assert table.loc["batch", "ci_low"] == pytest.approx(0.15 - half)
+    assert table.loc["batch", "binom_se"] == pytest.approx((0.03 + 0.04) / 2)  # sqrt(.09/100), sqrt(.16/100)
+    assert table.loc["batch", "not_learned"] == 1 and table.loc["group", "not_learned"] == 0
     assert table.loc["group", "n"] == 1 and math.isnan(table.loc["group", "ci_high"])
 
 
 # ---------------------------------------------------------------- claims on known answers
 
 
+def tidy(norm: str, batch: int, seed: int) -> float:
+    """The GroupNorm paper's shape with little seed noise (0.1 points): every claim resolved."""
+    bn_penalty = 24.0 / batch**1.2 if norm == "batch" else 0.0
+    return BASE_ERROR_PCT[norm] + bn_penalty + 0.1 * _rng(norm, batch, seed).normal()
+
+
 def test_claims_pass_on_the_papers_shape(tmp_path: Path) -> None:
-    res = load(write_sweep(tmp_path, norms=("batch", "group", "layer"), batches=(2, 32), seeds=(1, 2, 3)))
+    res = load(
+        write_sweep(
+            tmp_path,
+            norms=("batch", "group", "layer"),
+            batches=(2, 32),
+            seeds=(1, 2, 3),
+            error=tidy,
+            model="resnet",
+        )
+    )
     verdicts = {c.name: c.verdict for c in evaluate(res)}
     assert verdicts == {
         "norm=batch degrades at small batch": PASS,
         "norm=group is batch-size independent": PASS,
         "ordering of norms at the largest batch": PASS,
+        "norm=layer reaches the train loss threshold first": NOT_APPLICABLE,  # not a recurrent model
     }
 
 
 def inverted(norm: str, batch: int, seed: int) -> float:
     """A world where the papers are wrong: BN flat, GN degrading, LN best."""
     base = {"batch": 20.0, "group": 15.0 + 16.0 / batch, "layer": 10.0}[norm]
-    return base + 0.1 * seed
+    return base + 0.1 * seed + 0.05 * _rng(norm, batch, seed).normal()
 
 
 def test_claims_fail_when_the_data_says_otherwise(tmp_path: Path) -> None:
-    res = load(
-        write_sweep(
-            tmp_path, norms=("batch", "group", "layer"), batches=(2, 32), seeds=(1, 2, 3), error=inverted
-        )
+    root = write_sweep(
+        tmp_path,
+        norms=("batch", "group", "layer"),
+        batches=(2, 32),
+        seeds=(1, 2, 3),
+        error=inverted,
+        model="resnet",
     )
-    found = {c.name: c for c in evaluate(res)}
+    found = {c.name: c for c in evaluate(load(root)) if c.verdict != NOT_APPLICABLE}
     assert {c.verdict for c in found.values()} == {FAIL}
-    assert "spread 7.50 points" in found["norm=group is batch-size independent"].evidence
-    assert found["ordering of norms at the largest batch"].evidence.startswith("batch=32: norm=layer")
+    flat = found["norm=group is batch-size independent"]
+    assert flat.effect.startswith("batch=2 - batch=32: +7.4") and "(90% CI)" in flat.effect
+    order = found["ordering of norms at the largest batch"]
+    assert "norm=group - norm=batch: -" in order.evidence and "resolved reversed" in order.evidence
 
 
-def test_claims_say_missing_data_instead_of_passing(tmp_path: Path) -> None:
+def _cells(
+    series: dict[int, list[float]], norm: str = "group", base: list[float] | None = None
+) -> pd.DataFrame:
+    """A runs frame for one norm: test/error (fractions) per batch size, one value per seed;
+    the largest batch gets ``base`` (default 15% for every seed), the others base + series."""
+    largest = max(series) * 2
+    base = base or [15.0] * len(next(iter(series.values())))
+    rows = [(norm, largest, s, e / 100) for s, e in enumerate(base)]
+    for batch, diffs in series.items():
+        rows += [(norm, batch, s, (e + d) / 100) for s, (e, d) in enumerate(zip(base, diffs, strict=True))]
+    return _runs(rows).assign(**{"norm.name": norm})
+
+
+STANDARD = np.array([-2.0, -1.0, 0.0, 1.0, 2.0]) / math.sqrt(2.5)  # mean 0, SD 1
+
+
+def test_tost_passes_a_flat_series() -> None:
+    runs = _cells({2: list(0.2 + 0.3 * STANDARD), 8: list(0.2 - 0.3 * STANDARD)}, base=[14, 16, 15, 17, 13])
+    claim = claims.flat(runs, "test/error", "group", ClaimOptions())
+    assert claim.verdict == PASS, claim.evidence
+    assert "batch=2 - batch=16: +0.20 [" in claim.evidence and "5 pairs" in claim.evidence
+    assert "margin +-1.5 points" in claim.rule and "TOST" in claim.rule
+
+
+def test_tost_fails_a_3_point_step() -> None:
+    runs = _cells({2: list(3.0 + 0.3 * STANDARD), 8: list(0.2 + 0.3 * STANDARD)})
+    claim = claims.flat(runs, "test/error", "group", ClaimOptions())
+    assert claim.verdict == FAIL and claim.effect.startswith("batch=2 - batch=16: +3.00")
+    assert claims.flat(runs, "test/error", "group", ClaimOptions(margin_pp=4.0)).verdict == PASS
+
+
+def test_tost_with_two_noisy_seeds_is_inconclusive_and_says_how_many_would_do() -> None:
+    runs = _cells({2: [1.0, -0.6]})
+    claim = claims.flat(runs, "test/error", "group", ClaimOptions())
+    assert claim.verdict == INCONCLUSIVE and claim.n == "2 pairs"
+    # SD of the differences 1.13 points: TOST within +-1.5 at 80% power needs ~ a dozen seeds
+    assert "power: observed SD of one seed's difference 1.13 points: about" in claim.evidence
+    needed = seeds_needed(1.6 / math.sqrt(2), 1.5, equivalence=True)
+    assert f"about {needed} seeds per cell" in claim.evidence and needed > 2
+
+
+def test_degradation_three_verdicts() -> None:
+    degraded = _cells({2: list(5.0 + 0.5 * STANDARD)}, norm="batch")
+    assert claims.degrades(degraded, "test/error", "batch", ClaimOptions()).verdict == PASS
+    # no degradation, resolved: the 95% CI's upper end is below the 1.5-point margin
+    level = _cells({2: list(0.0 + 0.3 * STANDARD)}, norm="batch")
+    found = claims.degrades(level, "test/error", "batch", ClaimOptions())
+    assert found.verdict == FAIL and "one-sided p = " in found.evidence
+    noisy = _cells({2: [2.0, -0.5]}, norm="batch")
+    unsure = claims.degrades(noisy, "test/error", "batch", ClaimOptions())
+    assert unsure.verdict == INCONCLUSIVE and "power: " in unsure.evidence
+
+
+def _order_runs(errors: dict[str, list[float]], batch: int = 32) -> pd.DataFrame:
+    rows = [(norm, batch, s, e / 100) for norm, values in errors.items() for s, e in enumerate(values)]
+    return _runs(rows).assign(**{"norm.name": lambda f: f["norm"], "model.name": "resnet"})
+
+
+def test_ordering_three_outcomes() -> None:
+    base = np.array([10.0, 11.0, 9.0, 10.5])
+    noise = np.array([0.1, -0.1, 0.05, -0.05])
+    published = _order_runs({"batch": base, "group": base + 1 + noise, "layer": base + 2 - noise})
+    assert claims.ordering(published, "test/error", ClaimOptions()).verdict == PASS
+    reversed_ = _order_runs({"batch": base, "group": base + 1 + noise, "layer": base - 2 - noise})
+    claim = claims.ordering(reversed_, "test/error", ClaimOptions())
+    assert claim.verdict == FAIL and claim.effect.startswith("norm=layer - norm=group: -")
+    tied = _order_runs({"batch": base, "group": base + 3 * noise, "layer": base - 2 * noise})
+    unsure = claims.ordering(tied, "test/error", ClaimOptions())
+    assert unsure.verdict == INCONCLUSIVE and unsure.evidence.count(": unresolved") == 2
+    assert "power: " in unsure.evidence
+
+
+def test_ordering_holm_adjusts_the_pairs_p_values() -> None:
+    base = np.array([10.0, 11.0, 9.0, 10.5])
+    d1, d2 = np.array([1.0, 0.4, 1.5, 0.6]), np.array([1.0, 0.5, 1.5, 0.6])
+    runs = _order_runs({"batch": base, "group": base + d1, "layer": base + d1 + d2})
+    claim = claims.ordering(runs, "test/error", ClaimOptions())
+    p1, p2 = (
+        scipy.stats.ttest_rel(base + d1, base).pvalue,
+        scipy.stats.ttest_rel(base + d1 + d2, base + d1).pvalue,
+    )
+    assert p2 < p1 < 0.05  # each pair alone would be resolved at 0.05
+    # Holm by hand: the smaller p (p2) times 2, the larger times 1, then the running maximum
+    h2 = 2 * p2
+    h1 = max(h2, p1)
+    assert h1 > 0.05 and h2 > 0.05
+    assert f"p = {p1:.3g}, Holm {h1:.3g}: unresolved" in claim.evidence
+    assert f"p = {p2:.3g}, Holm {h2:.3g}: unresolved" in claim.evidence
+    assert claim.verdict == INCONCLUSIVE
+
+
+def test_claims_say_inconclusive_for_missing_data(tmp_path: Path) -> None:
     failed_at_2 = write_sweep(tmp_path / "a", norms=("batch", "group"), batches=(2, 8), seeds=(1, 2))
     for run in failed_at_2.glob("batch=2,*"):
         write_run(run, run.name.split("norm=")[1].split(",")[0], 2, int(run.name[-1]), status="failed")
     found = evaluate(load(failed_at_2))
-    assert [c.verdict for c in found[:2]] == [MISSING] * 2  # designed for 2 batch sizes, got 1
-    assert "finished at 1 batch size(s)" in found[0].evidence
+    assert [c.verdict for c in found[:2]] == [INCONCLUSIVE] * 2  # designed for 2 batch sizes, got 1
+    assert found[0].evidence == "missing data: norm=batch finished at 1 batch size(s)"
     one_seed = load(write_sweep(tmp_path / "b", norms=("batch",), batches=(2, 32), seeds=(1,)))
-    bn, gn = evaluate(one_seed)  # one norm: no ordering to judge (out of scope, not missing)
-    assert bn.verdict == MISSING and "2+ seeds" in bn.evidence  # the mean alone would "pass"
-    assert gn.verdict == MISSING and "norm=group finished at 0" in gn.evidence
+    bn, gn, *_ = evaluate(one_seed)  # one norm: no ordering to judge (out of scope, not missing)
+    assert bn.verdict == INCONCLUSIVE and "needs 2+ seeds at both ends" in bn.evidence
+    assert gn.verdict == NOT_APPLICABLE and gn.evidence == "norm=group is not in this grid"
     nothing = evaluate(load(tmp_path / "empty"))
-    assert [c.verdict for c in nothing] == [MISSING] * 3
+    assert {c.verdict for c in nothing} == {NOT_APPLICABLE}
 
 
 def test_claims_the_grid_was_not_designed_for_are_not_made(tmp_path: Path) -> None:
-    one_batch = load(write_sweep(tmp_path / "a", norms=("batch", "group"), batches=(8,), seeds=(1, 2)))
-    assert [c.name for c in evaluate(one_batch)] == ["ordering of norms at the largest batch"]
+    one_batch = load(
+        write_sweep(tmp_path / "a", norms=("batch", "group"), batches=(8,), seeds=(1, 2), model="resnet")
+    )
+    assert [c.name for c in evaluate(one_batch) if c.verdict != NOT_APPLICABLE] == [claims.ORDERING]
     assert claims.out_of_scope(one_batch) == {claims.BATCH_SIZE_CLAIMS: "the grid runs one batch size (8)"}
     only_gn = load(write_sweep(tmp_path / "b", norms=("group",), batches=(2, 32), seeds=(1, 2)))
-    assert [c.name for c in evaluate(only_gn)] == [
-        "norm=batch degrades at small batch",
-        "norm=group is batch-size independent",
-    ]
+    assert {c.name: c.verdict for c in evaluate(only_gn)} == {
+        "norm=batch degrades at small batch": NOT_APPLICABLE,
+        "norm=group is batch-size independent": PASS,
+        "norm=layer reaches the train loss threshold first": NOT_APPLICABLE,
+    }
     assert list(claims.out_of_scope(only_gn)) == [claims.ORDER_CLAIM]
 
 
-def test_claims_state_their_thresholds_and_honour_the_tolerance(tmp_path: Path) -> None:
-    res = load(write_sweep(tmp_path, norms=("group",), batches=(2, 32), seeds=(1, 2), error=inverted))
-    gn = claims.gn_flat(res.done, tolerance_pp=8.0)
-    assert gn.verdict == PASS and "at most 8.0 points" in gn.rule
+def test_the_published_order_applies_to_convolutional_image_models_only(tmp_path: Path) -> None:
+    for model in ("mlp", "resnet", "rnn"):
+        write_sweep(tmp_path / model, norms=("batch", "group"), batches=(32,), seeds=(1, 2), model=model)
+    found = {c.context: c for c in evaluate(load(tmp_path)) if c.name == claims.ORDERING}
+    assert found["model.name=resnet"].verdict != NOT_APPLICABLE
+    for model in ("mlp", "rnn"):
+        assert found[f"model.name={model}"].verdict == NOT_APPLICABLE
+        assert "convolutional image models" in found[f"model.name={model}"].evidence
+
+
+def test_claims_honour_the_margin(tmp_path: Path) -> None:
+    res = load(write_sweep(tmp_path, norms=("group",), batches=(2, 32), seeds=(1, 2, 3), error=inverted))
+    assert claims.flat(res.done, "test/error", "group", ClaimOptions()).verdict == FAIL
+    wide = claims.flat(res.done, "test/error", "group", ClaimOptions(margin_pp=9.0))
+    assert wide.verdict == PASS and "margin +-9 points" in wide.rule
 
 
 def test_claims_are_checked_per_model(tmp_path: Path) -> None:
@@ -229,6 +403,21 @@ def test_claims_are_checked_per_model(tmp_path: Path) -> None:
         write_sweep(tmp_path / model, norms=("batch", "group"), batches=(2, 32), seeds=(1, 2), model=model)
     contexts = {c.context for c in evaluate(load(tmp_path))}
     assert contexts == {"model.name=mlp", "model.name=resnet"}
+
+
+def test_a_claim_on_a_run_that_did_not_learn_is_inconclusive(tmp_path: Path) -> None:
+    root = write_sweep(tmp_path, norms=("batch", "group"), batches=(2, 32), seeds=(1, 2, 3), error=tidy)
+    note = {"learned": False, "learned_note": "test accuracy within 1 point of chance"}
+    write_run(root / "batch=2,norm=batch,seed=2", "batch", 2, 2, error=tidy, record=note)
+    res = load(root)
+    assert res.runs["learned"].sum() == len(res.runs) - 1  # a missing key counts as learned
+    found = {c.name: c for c in evaluate(res)}
+    bn = found["norm=batch degrades at small batch"]
+    assert bn.verdict == INCONCLUSIVE
+    assert bn.evidence.startswith(
+        "runs that did not learn: norm=batch batch=2 seed=2 (test accuracy within 1 point of chance)"
+    )
+    assert found["norm=group is batch-size independent"].verdict == PASS  # its cells all learned
 
 
 # ---------------------------------------------------------------- figures and styles
@@ -323,42 +512,72 @@ def test_norm_options_that_vary_make_variants_not_cells(tmp_path: Path) -> None:
     assert styles["group(num_groups=2)"] != styles["group(num_groups=8)"]
 
 
-def _preset_sweep(root: Path, presets: dict[str, int | None], batches=(2, 32), seeds=(1, 2)) -> Path:
-    """Runs as ``norm=group8`` composes them: the override names the preset, the config says
-    norm.name "group" with num_groups 8; norms without the option have no num_groups key."""
+def _preset_sweep(
+    root: Path, presets: dict[str, int | None], batches=(2, 32), seeds=(1, 2), style: str = "override"
+) -> Path:
+    """Runs as ``norm=group8`` composes them: the config says norm.name "group" with
+    num_groups 8; norms without the option have no num_groups key. ``style``: how the choice
+    is on record: "override" (``norm=group8`` among the overrides, trees before choices were
+    recorded), "choices" (summary.json ``choices``; the overrides do not name the norm, as when
+    a preset's defaults list chose it) or "none" (only the config)."""
     for preset, num_groups in presets.items():
         norm = "group" if num_groups else preset
         for batch in batches:
             for seed in seeds:
-                overrides = [f"batch={batch}", f"norm={preset}", f"seed={seed}"]
+                overrides = [f"batch={batch}", f"seed={seed}"]
+                overrides += [f"norm={preset}"] if style == "override" else []
                 write_run(
                     root / f"batch={batch},norm={preset},seed={seed}",
                     norm,
                     batch,
                     seed,
+                    error=tidy,
                     overrides=overrides,
+                    record={"choices": {"norm": preset, "model": "mlp"}} if style == "choices" else None,
                     **({"norm__num_groups": num_groups} if num_groups else {}),
                 )
     return root
 
 
-def test_a_norm_preset_keeps_its_norm_name_and_its_claims(tmp_path: Path) -> None:
-    res = load(_preset_sweep(tmp_path, {"batch": None, "group8": 8}))
-    assert set(res.runs["norm"]) == {"batch", "group"} and "norm.num_groups" not in res.swept
-    verdicts = {c.name: c.verdict for c in evaluate(res)}
-    assert verdicts["norm=group is batch-size independent"] == PASS
-    assert verdicts["ordering of norms at the largest batch"] == PASS
+@pytest.mark.parametrize(
+    ("style", "label"), [("override", "group8"), ("choices", "group8"), ("none", "group(num_groups=8)")]
+)
+def test_a_norm_preset_is_named_as_chosen(tmp_path: Path, style: str, label: str) -> None:
+    res = load(_preset_sweep(tmp_path, {"batch": None, "group8": 8}, style=style))
+    assert set(res.runs["norm"]) == {"batch", label} and "norm.num_groups" not in res.swept
+    found = {c.name: c for c in evaluate(res)}
+    # a claim about "group" applies to group8, and says which it judged
+    assert found[f"norm={label} is batch-size independent"].verdict == PASS
+    if style == "choices":
+        assert res.runs["choices.norm"].tolist().count("group8") == 4
+    diffs = paired_differences(res.done, "test/error", ["batch"], baseline="batch")
+    assert set(diffs["norm"]) == {label}
 
 
 def test_two_presets_of_one_norm_are_each_claimed(tmp_path: Path) -> None:
     res = load(_preset_sweep(tmp_path, {"batch": None, "group5": 5, "group8": 8}))
-    assert set(res.runs["norm"]) == {"batch", "group(num_groups=5)", "group(num_groups=8)"}
+    assert set(res.runs["norm"]) == {"batch", "group5", "group8"}
     found = {c.name: c for c in evaluate(res)}
-    for groups in (5, 8):
-        assert found[f"norm=group(num_groups={groups}) is batch-size independent"].verdict == PASS
-    order = found["ordering of norms at the largest batch"]
-    assert order.verdict == PASS and "norm=group(num_groups=5)" in order.evidence
-    assert "norm=group is batch-size independent" not in found  # no MISSING twin beside them
+    for preset in ("group5", "group8"):
+        assert found[f"norm={preset} is batch-size independent"].verdict == PASS
+    assert "norm=group is batch-size independent" not in found  # no twin beside them
+    only_8 = evaluate(res, options=ClaimOptions(gn="group8"))
+    assert [c.name for c in only_8 if "independent" in c.name] == ["norm=group8 is batch-size independent"]
+
+
+def test_a_swept_option_of_a_preset_names_its_variants(tmp_path: Path) -> None:
+    # group_sweep's style: norm=group with norm.num_groups swept, 32 (the default) among them
+    for groups in (8, 32):
+        for seed in (1, 2):
+            write_run(
+                tmp_path / f"norm.num_groups={groups},seed={seed}",
+                "group",
+                32,
+                seed,
+                norm__num_groups=groups,
+                overrides=[f"norm.num_groups={groups}", f"seed={seed}"],
+            )
+    assert set(load(tmp_path).runs["norm"]) == {"group(num_groups=8)", "group(num_groups=32)"}
 
 
 # ---------------------------------------------------------------- activations at initialisation
@@ -488,36 +707,47 @@ def _race_tree(
 def _threshold(root: Path, **kwargs: object) -> list[claims.Claim]:
     """The threshold claims, judged on the raw logged curves unless ``loss_windows`` is given."""
     kwargs.setdefault("loss_windows", 1)
-    return [c for c in evaluate(load(root), **kwargs) if "threshold" in c.name]
+    found = evaluate(load(root), options=ClaimOptions(**kwargs))
+    return [c for c in found if "threshold" in c.name and c.verdict != NOT_APPLICABLE]
 
 
 def test_threshold_claim_passes_when_layer_gets_there_first(tmp_path: Path) -> None:
     [claim] = _threshold(_race_tree(tmp_path, {"layer": (20, 30), "batch": (50, 60), "none": (None, None)}))
     assert claim.verdict == PASS and claim.context == "batch=8"
     assert "threshold 0.7 = 0.5 x initial train loss 1.4" in claim.evidence
-    # the mean curve over seeds (0.8 at step 20) is what crosses, at 30
+    assert "norm=layer seeds: 20, 30; norm=none seeds: never, never" in claim.evidence
+    # batch - layer: 30 steps in both seeds, no spread: resolved; none never gets there, counted
+    # at 110 (one log interval after step 100): 90 and 80 steps behind, p = 0.0374 (t = 17, 1 df)
     assert (
-        "norm=layer 30 (seeds: 20, 30) < norm=batch 60 (seeds: 50, 60); norm=none never (lowest mean 1.2)"
-        in claim.evidence
+        "norm=batch - norm=layer: +30 [+30, +30] steps (95% CI), paired t (2 pairs), p = 0" in claim.evidence
+    )
+    p = scipy.stats.ttest_rel([110, 110], [20, 30]).pvalue
+    assert (
+        "norm=none - norm=layer: +85 [" in claim.evidence and f"p = {p:.3g}, Holm {p:.3g}" in claim.evidence
     )
     assert "0.5 x the train loss at the first logged step" in claim.rule
 
 
-def test_threshold_claim_fails_and_says_when_seeds_do_not_resolve_it(tmp_path: Path) -> None:
-    [claim] = _threshold(_race_tree(tmp_path, {"layer": (40, 70), "batch": (30, 50)}))
-    assert claim.verdict == FAIL
-    assert "norm=batch 50 (seeds: 30, 50) ~ norm=layer 70 (seeds: 40, 70)" in claim.evidence
-    [never] = _threshold(_race_tree(tmp_path / "b", {"layer": (None, None), "batch": (30, 30)}))
-    assert never.verdict == FAIL and "norm=layer never" in never.evidence
+def test_threshold_claim_fails_only_when_resolved(tmp_path: Path) -> None:
+    [unsure] = _threshold(_race_tree(tmp_path / "a", {"layer": (40, 70), "batch": (30, 50)}))
+    assert unsure.verdict == INCONCLUSIVE and ": unresolved" in unsure.evidence
+    assert "to resolve the observed 15-step lead" in unsure.evidence
+    [behind] = _threshold(_race_tree(tmp_path / "b", {"layer": (60, 70), "batch": (20, 30)}))
+    assert behind.verdict == FAIL and "resolved reversed" in behind.evidence
+    [never] = _threshold(_race_tree(tmp_path / "c", {"layer": (None, None), "batch": (30, 30)}))
+    assert never.verdict == FAIL and "norm=layer seeds: never, never" in never.evidence
 
 
 def test_threshold_claim_ties_and_missing_data(tmp_path: Path) -> None:
     [tie] = _threshold(_race_tree(tmp_path / "tie", {"layer": (30, 30), "group": (30, 30)}))
-    assert tie.verdict == PASS and "tied at equal steps with norm=group" in tie.evidence
+    assert tie.verdict == INCONCLUSIVE and "+0 [+0, +0] steps" in tie.evidence
+    assert "the difference is the same in every seed" in tie.evidence
     [no_layer] = _threshold(_race_tree(tmp_path / "nolayer", {"batch": (30, 40), "none": (50, 60)}))
-    assert no_layer.verdict == MISSING and "no finished norm=layer runs" in no_layer.evidence
+    assert (
+        no_layer.verdict == INCONCLUSIVE and "missing data: no finished norm=layer runs" in no_layer.evidence
+    )
     [nobody] = _threshold(_race_tree(tmp_path / "nobody", {"layer": (None, None), "batch": (None, None)}))
-    assert nobody.verdict == MISSING and "no norm reaches the threshold" in nobody.evidence
+    assert nobody.verdict == INCONCLUSIVE and "no norm reaches the threshold" in nobody.evidence
 
 
 def test_threshold_claim_fixed_threshold_and_per_batch(tmp_path: Path) -> None:
@@ -525,28 +755,22 @@ def test_threshold_claim_fixed_threshold_and_per_batch(tmp_path: Path) -> None:
     _race_tree(tmp_path, {"layer": (60, 70), "batch": (20, 30)}, batch=64)
     found = {c.context: c for c in _threshold(tmp_path)}
     assert found["batch=8"].verdict == PASS and found["batch=64"].verdict == FAIL
-    # 1.3: every drop from 1.4 to 1.2 at step 20 crosses it; a tie, said so
+    # 1.3: every drop from 1.4 to 1.2 at step 20 crosses it; a tie
     [fixed, _] = _threshold(tmp_path, loss_threshold=1.3)
-    assert fixed.verdict == PASS and "threshold 1.3" in fixed.evidence and "tied" in fixed.evidence
+    assert fixed.verdict == INCONCLUSIVE and "threshold 1.3" in fixed.evidence
 
 
 def test_threshold_claim_only_for_recurrent_models_unless_asked(tmp_path: Path) -> None:
     mlp = _race_tree(tmp_path / "mlp", {"layer": (20, 30), "batch": (50, 60)}, model="mlp")
-    assert _threshold(mlp) == [] and len(evaluate(load(mlp))) == 1  # the ordering; one batch size
+    assert (
+        _threshold(mlp) == [] and len(evaluate(load(mlp))) == 2
+    )  # the ordering (n/a here), the threshold (n/a)
     [forced] = _threshold(mlp, threshold_claim=True)
     assert forced.verdict == PASS
     rnn = _race_tree(tmp_path / "rnn", {"layer": (20, 30), "batch": (50, 60)})
     assert _threshold(rnn, threshold_claim=False) == []
     [other] = _threshold(rnn, threshold_norm="batch")
     assert other.verdict == FAIL and other.name == "norm=batch reaches the train loss threshold first"
-
-
-def test_threshold_claim_says_when_the_lead_is_within_seed_noise(tmp_path: Path) -> None:
-    [claim] = _threshold(_race_tree(tmp_path, {"layer": (20, 50), "batch": (40, 60)}))
-    assert claim.verdict == PASS and "norm=layer 50 (seeds: 20, 50) ~ norm=batch 60" in claim.evidence
-    assert claim.evidence.endswith(
-        "(not resolved by these seeds: the 95% CIs of norm=layer and norm=batch overlap)"
-    )
 
 
 def test_trailing_mean_weights_each_log_window_by_its_steps() -> None:
@@ -567,8 +791,20 @@ def test_threshold_claim_ignores_one_noisy_short_window_by_default(tmp_path: Pat
             points += [(s, 1.4 if norm == "none" or s < 60 else 0.4) for s in range(40, 101, 10)]
             set_curve(run, points)
     [raw] = _threshold(tmp_path)
-    assert raw.verdict == FAIL and "norm=none 32" in raw.evidence
+    assert raw.verdict == FAIL and "norm=none seeds: 32, 32" in raw.evidence
     [judged] = _threshold(tmp_path, loss_windows=claims.LOSS_WINDOWS)
-    assert judged.verdict == PASS and "norm=none never" in judged.evidence
-    assert "norm=layer 80" in judged.evidence  # at 70: (1.4 + 0.4 + 0.4) / 3 = 0.73; at 80: 0.4
+    assert judged.verdict == PASS and "norm=none seeds: never, never" in judged.evidence
+    assert "norm=layer seeds: 80, 80" in judged.evidence  # at 70: (1.4 + 0.4 + 0.4) / 3 = 0.73; at 80: 0.4
     assert "mean over the last 3 log windows (step-weighted)" in judged.rule
+
+
+def test_learned_flag_wherever_the_summary_keeps_it(tmp_path: Path) -> None:
+    write_run(tmp_path / "top", "batch", 4, 1, record={"learned": False, "learned_note": "at chance"})
+    inside = write_run(tmp_path / "final", "batch", 4, 2)
+    summary = json.loads((inside / "summary.json").read_text())
+    summary["final"]["learned"] = False  # a flag among the final metrics: not a metric column
+    (inside / "summary.json").write_text(json.dumps(summary))
+    write_run(tmp_path / "old", "batch", 4, 3)  # written before the flag existed
+    runs = load(tmp_path).runs.set_index("run_id")
+    assert runs["learned"].to_dict() == {"final": False, "old": True, "top": False}
+    assert runs.loc["top", "learned_note"] == "at chance" and list(runs.columns).count("learned") == 1

@@ -22,8 +22,8 @@ from normbench.data.cifar10 import (
     STD,
     RandomCropFlip,
     default_root,
-    stratified_subset,
 )
+from normbench.data.subsets import stratified_subset
 from normbench.errors import ConfigError
 from tests.cifar_fake import (
     ARCHIVE,

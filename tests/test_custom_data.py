@@ -38,6 +38,14 @@ def echo(value):
     return value
 
 
+def one_pixel_images(n=40):
+    """(N, 3, 1, 1) images: a ResNet makes 1x1 feature maps of them."""
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % 2
+    x = rng.normal(size=(n, 3, 1, 1)).astype(np.float32) + y[:, None, None, None]
+    return {"x_train": x, "y_train": y, "x_test": x, "y_test": y}
+
+
 NOT_CALLABLE = 3
 '''
 
@@ -238,3 +246,50 @@ def test_subset_larger_than_the_data():
     with pytest.raises(ConfigError) as exc:
         custom(value=arrays(), train_size=13)
     assert str(exc.value) == "data.train_size=13: must be at most 12, the samples available"
+
+
+# ----------------------------------------------------------------------------- sizes and layouts
+
+
+def test_a_stray_huge_label_is_refused_before_a_huge_head_is_allocated():
+    y = np.arange(12) % 3
+    y[5] = 999_999_999
+    msg = error(value=arrays(y_train=y))
+    assert "returned labels up to 999999999, i.e. 1,000,000,000 classes" in msg
+    assert "at most 100,000 classes: number them 0..K-1" in msg
+
+
+def test_a_huge_broadcast_view_is_refused_before_it_is_copied():
+    # a view of 4 bytes that would be 256 GB as a contiguous float32 array
+    x = np.broadcast_to(np.zeros((1, 1), np.float32), (1000, 2**26))
+    msg = error(value=arrays(x_train=x, y_train=np.arange(1000) % 3))
+    assert "returned x_train of shape (1000, 67108864): 67,108,864,000 values, 250 GiB as float32" in msg
+    assert "at most 2,147,483,648 values (8 GiB) per array" in msg
+    huge = torch.zeros(1, 1).expand(1000, 2**26)  # the same as a torch view
+    assert "67,108,864,000 values" in error(value=arrays(x_test=huge, y_test=np.arange(1000) % 3))
+
+
+def test_images_too_small_for_the_norm_are_refused_before_training_with_norms_that_fit(make_cfg):
+    from normbench.runner import build
+
+    cfg = make_cfg(
+        "data=custom",
+        f"data._target_={PKG}.data.one_pixel_images",
+        "model=resnet",
+        "norm=instance",
+        "batch=8",
+        "epochs=1",
+        "threads=1",
+    )
+    with pytest.raises(ConfigError) as exc:
+        build(cfg)
+    assert str(exc.value) == (
+        "norm=instance: cannot normalise what model=resnet makes of samples of shape (3, 1, 1) "
+        "(Expected more than 1 spatial element when training, got input size torch.Size([8, 16, 1, 1])); "
+        "use one of batch, batch_renorm, ghost_batch, group, layer, none"
+    )
+    build(make_cfg(*cfg_overrides(cfg), "norm=layer"))  # what the line offers works
+
+
+def cfg_overrides(cfg) -> list[str]:
+    return ["data=custom", f"data._target_={cfg.data._target_}", "model=resnet", "batch=8", "threads=1"]

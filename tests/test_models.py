@@ -376,3 +376,51 @@ def test_activation_stds_reproduce_article_2_signal_propagation():
     assert all(0.05 < s < 5 for s in kaiming) and 0.3 < sorted(kaiming)[50] < 1.0
     for init in ("default", "normal", "kaiming"):
         assert all(0.4 < s < 0.8 for s in stds(init, "batch")), init
+
+
+# ---- univariate sequences (issue 15, case 15) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "norm, options, features, skipped",
+    [
+        ("layer", {}, 1, True),
+        ("group", {"num_groups": 8}, 1, True),
+        ("batch", {}, 1, False),  # per feature over the batch: the magnitude survives
+        ("none", {}, 1, False),
+        ("layer", {}, 2, False),
+    ],
+)
+def test_a_norm_that_would_erase_one_input_feature_is_left_off_the_input_projection(
+    norm, options, features, skipped
+):
+    rnn = RNN((6, features), 3, norm_builder(norm, "recurrent", options, steps=6), hidden_size=16)
+    layer = rnn.layers[0]
+    assert (layer.norm_x is None) == skipped and isinstance(layer.norm_h, StepNorm)
+    rnn(torch.randn(4, 6, features)).sum().backward()
+
+
+@pytest.mark.parametrize("norm", ["layer", "group8"])
+def test_an_rnn_with_a_per_sample_norm_learns_a_univariate_task(make_cfg, tmp_path, norm):
+    # user_data.univariate: 10 levels of one feature; before, layer norm on W_x x_t kept only
+    # the sign and reached 37% (norm=none: 90%)
+    from conftest import TINY
+
+    from normbench.runner import run
+
+    cfg = make_cfg(
+        "data=custom",
+        "data._target_=user_data.univariate",
+        "model=rnn",
+        "model.hidden_size=32",
+        f"norm={norm}",
+        "optim=adam",
+        "optim.lr=0.01",
+        *TINY,
+        "data.train_size=null",
+        "data.test_size=null",
+        "epochs=4",
+        "batch=32",
+    )
+    summary = run(cfg, tmp_path)
+    assert summary["status"] == "done" and summary["final"]["test/accuracy"] > 0.7, summary["final"]

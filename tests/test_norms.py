@@ -1,5 +1,7 @@
 """The norm registry: semantics per layout (checked on output statistics) and refusals."""
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -10,6 +12,7 @@ from normbench.norms import (
     StepNorm,
     batch_statistics_modules,
     check_batch,
+    check_forward,
     check_layout,
     check_model_norms,
     norm_builder,
@@ -163,3 +166,47 @@ def test_every_group_norm_implementation_refuses_the_same_settings(impl, layout,
     model = nn.Sequential(norm_builder("group", layout, options, impl=impl)(channels))
     with pytest.raises(ConfigError, match=message):
         check_model_norms(model)
+
+
+def test_the_forward_check_leaves_the_model_and_the_rng_as_they_were():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), norm_builder("batch", "vector")(8), nn.Dropout(0.5))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(6, 4) + 5
+    rng = torch.random.get_rng_state()
+    check_forward(model.eval(), x, "batch", "mlp", rebuild=None)
+    assert torch.equal(torch.random.get_rng_state(), rng) and not model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("impl", ["torch", "reference"])
+@pytest.mark.parametrize(
+    "layout, key, offered",
+    [
+        ("image", "num_groups", [1, 2, 3, 4, 6, 12]),
+        ("vector", "num_groups", [1, 2, 3, 4, 6]),  # 12 groups of one vector feature are refused
+        ("image", "channels_per_group", [1, 2, 3, 4, 6, 12]),
+        ("vector", "channels_per_group", [2, 3, 4, 6, 12]),  # and so is 1 channel per group
+    ],
+)
+def test_every_divisor_a_group_error_offers_works(impl, layout, key, offered):
+    def check(value):
+        check_model_norms(nn.Sequential(norm_builder("group", layout, {key: value}, impl=impl)(12)))
+
+    with pytest.raises(ConfigError) as err:
+        check(5)
+    listed = re.search(r"use a divisor of 12: ([\d, ]+?)(, or| \(layer)", str(err.value)).group(1)
+    assert [int(v) for v in listed.split(", ")] == offered
+    for value in offered:
+        check(value)
+
+
+def test_none_has_a_reference_implementation_so_reference_grids_can_include_it():
+    assert isinstance(norm_builder("none", "image", impl="reference")(4), nn.Identity)
+
+
+def test_variants_name_their_own_implementation():
+    message = r"^norm.impl=torch: norm=batch_renorm has implementations: normbench$"
+    with pytest.raises(ConfigError, match=message):
+        norm_builder("batch_renorm", "image", impl="torch")
+    assert norm_builder("batch_renorm", "image", impl="normbench") and norm_builder("batch_renorm", "image")

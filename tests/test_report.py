@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -13,16 +14,9 @@ import pytest
 from fake_results import add_activations, set_curve, write_run, write_sweep
 from omegaconf import OmegaConf
 
-from normbench.analysis import aggregate, load
-from normbench.report import (
-    Options,
-    ReportCallback,
-    _missing_cells,
-    build_report,
-    claims_section,
-    main,
-    pivot_table,
-)
+from normbench.analysis import ClaimOptions, aggregate, figures, load
+from normbench.report import Options, ReportCallback, build_report, main
+from normbench.report.sections import _missing_cells, _pick_grid_axes, claims_section, pivot_table
 
 # Anything that would make a browser fetch something: a scheme, a protocol-relative link,
 # a stylesheet or script reference, a CSS url() or @import.
@@ -75,8 +69,8 @@ def test_external_link_check_would_catch_one() -> None:
 def test_report_says_what_was_run(sweep: Path, report: Path) -> None:
     md = (sweep / "report.md").read_text()
     assert "13 run(s) found" in md and "12 done, 1 diverged" in md
-    assert "- norm.name: batch, group, layer" in md and "- batch: 2, 8, 32" in md
-    assert "norm.name=group, batch=8: 0 of 2 seeds finished, 1 diverged" in md
+    assert "- norm: batch, group, layer" in md and "- batch: 2, 8, 32" in md
+    assert "norm=group, batch=8: 0 of 2 seeds finished, 1 diverged" in md
     assert "| batch=8,norm=group,seed=1 | diverged |" in md
 
 
@@ -94,9 +88,11 @@ def test_report_has_differences_claims_and_provenance(sweep: Path) -> None:
     md = (sweep / "report.md").read_text()
     assert "## Differences against norm=batch, paired by seed" in md
     assert re.search(r"\| group \| -\d+\.\d\d \[", md)  # GN below BN at batch 2
-    assert "**PASS** norm=batch degrades at small batch" in md
+    assert "| norm=batch degrades at small batch | **PASS** | batch=2 - batch=32: +" in md
+    assert "**PASS** norm=batch degrades at small batch: test/error batch=2:" in md  # the details
     assert "**generalization_gap: test/loss minus train/loss (overfitting when large)**" in md
-    assert "at most 1.0 points" in md and "95% bootstrap CI" in md
+    assert "margin +-1.5 points" in md and "95% Student-t confidence interval" in md
+    assert "bootstrap" not in md
     assert "git commit: 0123456789abcdef0123456789abcdef01234567" in md and "versions.torch: 2.13.0" in md
     assert "PUBLISHED" not in md and "Wu & He" in md  # the reference is cited, labelled in the figure
 
@@ -105,7 +101,7 @@ def test_one_seed_says_there_is_no_ci(tmp_path: Path) -> None:
     root = write_sweep(tmp_path / "one", norms=("batch", "group"), batches=(4, 32), seeds=(0,))
     md = (build_report(root, tmp_path / "out").parent / "report.md").read_text()
     assert "One seed per cell: no confidence interval" in md and "(1 seed, no CI)" in md
-    assert "**MISSING DATA** norm=batch degrades at small batch" in md
+    assert "| norm=batch degrades at small batch | **INCONCLUSIVE** (missing data) | " in md
     assert not (root / "report.md").exists()  # --out respected
 
 
@@ -124,7 +120,9 @@ def test_cli(tmp_path: Path, sweep: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "not a directory" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main([str(empty), "--out", str(tmp_path / "out"), "--gn-tolerance", "3"]) == 0
+    assert main([str(empty), "--out", str(tmp_path / "out")]) == 2  # no runs: no report of none
+    assert "no runs under it" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert main([str(sweep), "--out", str(tmp_path / "out"), "--gn-tolerance", "3"]) == 0
     assert capsys.readouterr().out.strip() == f"report: {tmp_path / 'out' / 'report.html'}"
 
 
@@ -163,7 +161,9 @@ def test_activations_and_threshold_only_where_their_data_is(sweep: Path, report:
     md = (sweep / "report.md").read_text()
     assert "Activations at initialisation" not in md and "activations" not in md
     assert not (sweep / "figures" / "activations.png").exists()
-    assert "loss threshold" not in md  # an MLP small-batch sweep: no loss-threshold claim
+    # an MLP small-batch sweep: the loss-threshold claim is listed as not applicable, not judged
+    assert "- norm=layer reaches the train loss threshold first: the claim is about recurrent models" in md
+    assert "| norm=layer reaches the train loss threshold first" not in md
 
 
 @pytest.fixture(scope="module")
@@ -218,17 +218,20 @@ def rnn_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_report_states_the_threshold_claim_per_batch(rnn_sweep: Path, tmp_path: Path) -> None:
     md = (build_report(rnn_sweep, tmp_path / "auto").parent / "report.md").read_text()
+    # each run's loss a mean over 3 log windows: the drop at step 20 is judged at 40; the same
+    # step in both seeds, so the lead has no spread and is resolved
+    assert "| norm=layer reaches the train loss threshold first (batch=8) | **PASS** |" in md
     assert (
         "**PASS** norm=layer reaches the train loss threshold first (batch=8): threshold 0.7 = "
-        "0.5 x initial train loss 1.4; steps to fall below: norm=layer 40 (seeds: 40, 40) < "
-        "norm=batch 80 (seeds: 80, 80); "
-        "norm=none never (lowest mean 1.4)"
+        "0.5 x initial train loss 1.4; steps to fall below: norm=batch seeds: 80, 80; "
+        "norm=layer seeds: 40, 40; norm=none seeds: never, never; "
+        "norm=batch - norm=layer: +40 [+40, +40] steps (95% CI), paired t (2 pairs), p = 0, Holm 0: "
+        "resolved as published"
     ) in md
-    assert "**FAIL** norm=layer reaches the train loss threshold first (batch=64)" in md
-    # the rule, once; each run's loss a mean over 3 log windows: the drop at step 20 is judged at 40
+    assert "| norm=layer reaches the train loss threshold first (batch=64) | **FAIL** |" in md
     assert "threshold = 0.5 x the train loss at the first logged step" in md
     assert "mean over the last 3 log windows" in md
-    off = claims_section(load(rnn_sweep), Options(threshold_claim=False))
+    off = claims_section(load(rnn_sweep), Options(claims=ClaimOptions(threshold_claim=False)))
     assert "loss threshold" not in str(off)
 
 
@@ -268,7 +271,7 @@ def test_missing_cells_of_norm_presets_are_norms_not_a_product(tmp_path: Path) -
                 **({"norm__num_groups": groups} if groups else {}),
             )
     lines = _missing_cells(load(tmp_path))
-    assert lines == ["norm=group(num_groups=5): 0 of 2 seeds finished, 2 failed"]
+    assert lines == ["norm=group5: 0 of 2 seeds finished, 2 failed"]
 
 
 APP = """
@@ -330,9 +333,133 @@ def test_tables_list_group_counts_in_numeric_order(tmp_path: Path) -> None:
 
 def test_grid_figure_never_facets_by_a_norm_key() -> None:
     from normbench.analysis.load import Results
-    from normbench.report import _pick_grid_axes
 
     res = Results(runs=pd.DataFrame(), curves=pd.DataFrame(), swept=["norm.name", "reg", "seed"])
     assert _pick_grid_axes(res, Options(grid_x="reg")) == ("reg", None)  # norms are the hue
     groups = Results(runs=pd.DataFrame(), curves=pd.DataFrame(), swept=["norm.num_groups", "seed"])
     assert _pick_grid_axes(groups, Options()) == ("norm.num_groups", None)  # still an x axis
+
+
+@pytest.fixture(scope="module")
+def group8_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """small_batch's norms as its preset names them: norm=batch,group8 on a ResNet, the choice
+    recorded in summary.json; one BN run at batch 2 did not learn."""
+    root = tmp_path_factory.mktemp("g8") / "small_batch"
+    for preset in ("batch", "group8", "layer"):
+        for batch in (2, 32):
+            for seed in (0, 1, 2):
+                norm = "group" if preset == "group8" else preset
+                record: dict = {"choices": {"norm": preset, "model": "resnet"}}
+                if (preset, batch, seed) == ("batch", 2, 1):
+                    record |= {"learned": False, "learned_note": "test accuracy within 2 points of chance"}
+                write_run(
+                    root / f"batch={batch},norm={preset},seed={seed}",
+                    norm,
+                    batch,
+                    seed,
+                    model="resnet",
+                    overrides=[f"batch={batch}", f"seed={seed}"],  # the preset chose the norm
+                    record=record,
+                    **({"norm__num_groups": 8} if preset == "group8" else {}),
+                )
+    build_report(root)
+    return root
+
+
+def _md_tables(md: str) -> list[list[str]]:
+    """Each Markdown table of a report as its lines."""
+    tables, current = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def test_group8_is_named_as_chosen_in_every_table_figure_and_claim(group8_sweep: Path) -> None:
+    md = (group8_sweep / "report.md").read_text()
+    # every table by norm, except test_batchstats/error: only BN has batch statistics
+    norm_tables = [t for t in _md_tables(md) if t[0].startswith("| norm |") and len(t) > 3]
+    assert len(norm_tables) >= 6  # results, noise, losses, gap, throughput, differences
+    for table in norm_tables:
+        assert any(row.startswith("| group8 |") for row in table), table
+    assert "| group |" not in md and "norm=group " not in md
+    assert "| norm=group8 is batch-size independent | **" in md
+    assert "norm=group8 - norm=batch: " in md  # the ordering's pairs
+    assert "- norm: batch, group8, layer" in md
+    res = load(group8_sweep)
+    styles = figures.norm_styles(res.runs["norm"], {"group8": "group", "batch": "batch", "layer": "layer"})
+    assert styles["group8"].color == figures.KNOWN_STYLES["group"].color
+    for fig in (
+        figures.small_batch(res, styles),
+        figures.loss_curves(res, styles),
+        figures.grid(res.done, "train/loss", "batch", styles),
+    ):
+        legend = fig.axes[0].get_legend_handles_labels()[1]
+        assert any(text.startswith("group8") for text in legend), legend
+    tex = (group8_sweep / "report.tex").read_text()
+    assert "norm=group8 is batch-size independent & INCONCLUSIVE" in tex and "\ngroup8 & " in tex
+
+
+def test_figures_show_each_seeds_point(group8_sweep: Path) -> None:
+    res = load(group8_sweep)
+    fig = figures.small_batch(res, figures.norm_styles(res.runs["norm"]))
+    dots = [c for c in fig.axes[0].collections if len(c.get_offsets()) == 6]  # 3 seeds x 2 batches
+    assert len(dots) == 3  # one scatter per norm, every seed's value
+    values = sorted(y for c in dots for y in c.get_offsets()[:, 1])
+    assert values == pytest.approx(sorted(100 * res.done["test/error"]))
+
+
+def test_report_marks_runs_that_did_not_learn(group8_sweep: Path) -> None:
+    md = (group8_sweep / "report.md").read_text()
+    results = next(t for t in _md_tables(md) if t[0].startswith("| norm | batch=2 |"))
+    assert next(r for r in results if r.startswith("| batch |")).split("|")[2].strip().endswith("n=3 †")
+    assert "- norm=batch, batch=2, seed=1: test accuracy within 2 points of chance" in md
+    assert "| norm=batch degrades at small batch | **INCONCLUSIVE** (a run did not learn) |" in md
+
+
+def test_report_states_noise_and_interval_method_and_writes_latex(group8_sweep: Path) -> None:
+    md = (group8_sweep / "report.md").read_text()
+    assert "95% Student-t confidence interval of the mean" in md
+    # fake runs: test size 256; BN at batch 32 about 14% error: sqrt(.14 x .86 / 256) = 2.2 points
+    noise = next(t for t in _md_tables(md) if "/" in t[2] and t[0].startswith("| norm |"))
+    cell = next(r for r in noise if r.startswith("| batch |")).split("|")[3].strip()
+    sd, se = (float(x) for x in cell.split(" / "))
+    assert se == pytest.approx(100 * math.sqrt(0.14 * 0.86 / 256), abs=0.1) and sd < se
+    assert md.index("## Claims") < md.index("## What was run") < md.index("## Figures")
+    tex = (group8_sweep / "report.tex").read_text()
+    assert tex.count("\\begin{tabular}") == len(_md_tables(md)) and "\\toprule" in tex
+    assert "\\dag{}" in tex and "95\\% CI" in tex
+    for stem in ("small_batch", "loss_curves", "grid"):
+        assert (group8_sweep / "figures" / f"{stem}.svg").read_bytes().count(b"<svg") == 1
+
+
+def test_cli_options_accept_a_norm_as_labelled(group8_sweep: Path, tmp_path: Path) -> None:
+    assert main([str(group8_sweep), "--out", str(tmp_path), "--baseline", "group8", "--margin", "3"]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "## Differences against norm=group8, paired by seed" in md and "| batch | " in md
+    assert "margin +-3 points" in md
+    assert main([str(group8_sweep), "--out", str(tmp_path), "--baseline", "group"]) == 0  # its norm's name
+    assert "## Differences against norm=group8" in (tmp_path / "report.md").read_text()
+
+
+def test_python_dash_m_normbench_report_still_works(sweep: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "normbench.report", str(sweep), "--out", str(tmp_path)],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"report: {tmp_path / 'report.html'}"
+    assert (tmp_path / "report.tex").exists()
+
+
+def test_html_claims_table_colours_the_verdicts(group8_sweep: Path) -> None:
+    text = (group8_sweep / "report.html").read_text()
+    assert '<td><strong class="inconclusive">INCONCLUSIVE</strong> (a run did not learn)</td>' in text
+    assert "**" not in text

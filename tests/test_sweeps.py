@@ -396,7 +396,7 @@ def test_slurm_preset_submits_the_preset_grid_as_one_array_job(make_cfg, monkeyp
     launcher = instantiate(cfg.hydra.launcher)
     launcher.setup(hydra_context=None, task_function=lambda _: None, config=cfg)
     jobs = status.expand_grid(cfg.hydra.sweeper.params, [])
-    assert launcher.launch(jobs, initial_job_idx=0) == []
+    assert launcher.submit(jobs, initial_job_idx=0) == []  # launch() would first ask sinfo
     assert [d.args[0] for d in captured["submissions"]] == jobs and len(jobs) == 2 * 7 * 3
 
     executor = captured["executor"]

@@ -159,6 +159,8 @@ def test_yaml_lists_every_keyword_with_the_code_defaults():
     params = inspect.signature(make_synthetic).parameters
     explicit = {k: p.default for k, p in params.items() if p.kind is p.KEYWORD_ONLY and k != "model_modality"}
     assert conf.pop("name") == "synthetic"
+    # data.resample is every dataset's switch, read by build_dataset (same default there)
+    assert conf.pop("resample") is inspect.signature(build_dataset).parameters["resample"].default
     assert list(conf) == [*explicit, *KNOBS]  # every key once, knobs in table order
     assert {k: conf[k] for k in explicit} == explicit  # same defaults in YAML and signature
     assert all(conf[k] is None for k in KNOBS)  # task defaults live only in TASKS

@@ -1,30 +1,38 @@
 """From a results tree to tidy DataFrames, statistics and figures. Never imports the runner."""
 
-from normbench.analysis.claims import FAIL, MISSING, PASS, Claim, evaluate
+from normbench.analysis.claims import FAIL, INCONCLUSIVE, NOT_APPLICABLE, PASS, Claim, ClaimOptions, evaluate
 from normbench.analysis.load import Results, load
 from normbench.analysis.stats import (
+    Difference,
     aggregate,
-    bootstrap_ci,
     cell_keys,
     curve_band,
     describe,
-    difference_of_means,
+    difference,
+    holm,
     paired_differences,
+    seeds_needed,
+    t_interval,
 )
 
 __all__ = [
     "Claim",
+    "ClaimOptions",
+    "Difference",
     "FAIL",
-    "MISSING",
+    "INCONCLUSIVE",
+    "NOT_APPLICABLE",
     "PASS",
     "Results",
     "aggregate",
-    "bootstrap_ci",
     "cell_keys",
     "curve_band",
     "describe",
-    "difference_of_means",
+    "difference",
     "evaluate",
+    "holm",
     "load",
     "paired_differences",
+    "seeds_needed",
+    "t_interval",
 ]

@@ -1,24 +1,31 @@
-"""Automatic claims: statements from the papers, checked against the runs, PASS or FAIL.
+"""Claims from the papers, checked against the runs: PASS, FAIL or INCONCLUSIVE.
 
-Each claim states its rule (the threshold) next to its verdict and its numbers. A claim whose
-data is absent (the norm was not run, one batch size only, one seed where a CI is needed)
-says MISSING DATA: it never passes by default. A claim the grid was never designed to test
-(the batch-size claims on a grid of one batch size, the published order on a grid with fewer
-than two of its norms) is not made at all, and :func:`out_of_scope` says why: MISSING DATA is
-kept for runs that should have been there. Claims are checked separately in every cell of the
-swept keys other than norm, batch size and seed (e.g. once per model).
+Every claim prints its rule, its numbers and its test (DESIGN.md §6):
 
-A claim about a norm ("group") applies to each of its variants: a sweep that compares group
-counts labels its runs "group(num_groups=5)" and "group(num_groups=8)" (see
-``load.add_norm_label``), and each is checked on its own; the published order judges variants
-by the norm they belong to.
+- "X degrades at small batch": a one-sided t-test of error(smallest batch) - error(largest).
+- "X is batch-size independent": an equivalence test (TOST) of error(b) - error(largest b)
+  against a stated margin, for every b.
+- "ordering": each adjacent pair of the published order resolved as published, reversed, or
+  not at all (two-sided t-tests, Holm-corrected over the pairs of the claim).
+- "first to the loss threshold": each seed's crossing step, then the same pairwise tests.
+
+Not resolved is INCONCLUSIVE, never FAIL, and says how many seeds the observed spread would
+need (:func:`stats.seeds_needed`). Data that should be there and is not (a norm that failed at
+a batch size, one seed where a spread is needed) is INCONCLUSIVE too, said so; so is a claim
+resting on a run that did not learn (summary.json ``learned: false``). A claim outside its
+domain (the ImageNet order judged on an MLP) is NOT APPLICABLE, and one the grid was never
+designed to test (batch-size claims on one batch size) is not made: :func:`out_of_scope`.
+
+Differences are paired by seed when both cells ran the same seeds, Welch otherwise (see
+:func:`stats.difference`). Claims are checked separately in every cell of the swept keys
+other than norm, batch size and seed (e.g. once per model). A claim about a norm ("group")
+applies to each label of that norm ("group8", "group(num_groups=2)"), each judged on its own.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -26,20 +33,26 @@ import pandas as pd
 from normbench.analysis import reference
 from normbench.analysis.load import Results
 from normbench.analysis.stats import (
+    ALPHA,
     BATCH_KEY,
+    CONFIDENCE,
+    LEARNED_KEY,
     NORM_KEY,
+    POWER,
     SEED_KEY,
-    aggregate,
-    base_norm,
+    Difference,
     contexts,
-    describe,
-    difference_of_means,
+    difference,
     groups,
+    holm,
+    norm_names,
+    seeds_needed,
     variants,
 )
+from normbench.analysis.stats import scale as metric_scale
 
-PASS, FAIL, MISSING = "PASS", "FAIL", "MISSING DATA"
-GN_TOLERANCE_PP = 1.0  # points of error; the GN paper's own spread over 2..32 images is 0.2
+PASS, FAIL, INCONCLUSIVE, NOT_APPLICABLE = "PASS", "FAIL", "INCONCLUSIVE", "NOT APPLICABLE"
+MARGIN_PP = 1.5  # points of error: what "flat" tolerates and the smallest degradation that counts
 # Loss threshold: this fraction of the training loss at the first logged step. A ratio of the
 # task's own starting loss needs no tuning per task (cross-entropy starts near ln(classes));
 # a half is a drop well beyond seed noise that a learning run reaches within a few epochs.
@@ -48,120 +61,339 @@ LOSS_FRACTION = 0.5
 # a single short window (the last of an epoch can be one step) is too noisy to count as
 # "reached"; a trailing mean delays every norm alike by about one window.
 LOSS_WINDOWS = 3
-RECURRENT_MODELS = ("rnn",)  # model.name values for which the threshold claim is on by default
+# Domains (model.name values). The published order is ResNet-50 on ImageNet: convolutional
+# image models only. Ba et al. (2016) show LN's lead on recurrent networks.
+CONVOLUTIONAL_MODELS = ("resnet",)
+RECURRENT_MODELS = ("rnn",)
+ORDER_DOMAIN = "convolutional image models (model.name: " + ", ".join(CONVOLUTIONAL_MODELS) + ")"
+THRESHOLD_DOMAIN = "recurrent models (model.name: " + ", ".join(RECURRENT_MODELS) + ")"
+MISSING_PREFIX = "missing data:"
+NOT_LEARNED_PREFIX = "runs that did not learn:"
+DEGRADES = "norm={} degrades at small batch"
+FLAT = "norm={} is batch-size independent"
+ORDERING = "ordering of norms at the largest batch"
+THRESHOLD = "norm={norm} reaches the {split} {metric} threshold first"
+
+
+@dataclass(frozen=True)
+class ClaimOptions:
+    """Everything the claims can be told, passed whole (report CLI, Hydra callback, tests)."""
+
+    bn: str = "batch"  # the norm that degrades at small batch (a label or a norm name)
+    gn: str = "group"  # the norm that is batch-size independent
+    margin_pp: float = MARGIN_PP  # equivalence margin (flat) and smallest degradation that counts
+    alpha: float = ALPHA
+    power: float = POWER  # the power the "seeds needed" line aims at
+    # the loss-threshold claim: None = only for recurrent models, True/False = always/never; the
+    # threshold is ``loss_threshold`` if set, else ``loss_fraction`` x the first logged loss
+    threshold_claim: bool | None = None
+    threshold_norm: str = "layer"
+    loss_threshold: float | None = None
+    loss_fraction: float = LOSS_FRACTION
+    loss_windows: int = LOSS_WINDOWS
 
 
 @dataclass(frozen=True)
 class Claim:
     name: str
-    verdict: str  # PASS, FAIL or MISSING DATA
+    verdict: str  # PASS, FAIL, INCONCLUSIVE or NOT APPLICABLE
     evidence: str  # the numbers behind the verdict, or what is missing
-    rule: str  # when the claim passes, thresholds included
+    rule: str  # when the claim passes or fails, test and thresholds included
     context: str = ""  # the cell of the other swept keys, e.g. "model.name=resnet"
+    effect: str = ""  # the deciding difference with its interval, for the claims table
+    n: str = ""  # the seeds it rests on: "3 pairs", "3 vs 2 seeds"
 
 
-def _pct(x: float) -> str:
-    return "n/a" if x is None or np.isnan(x) else f"{100 * x:.2f}"
+def _num(x: float, scale: float = 100.0, signed: bool = False, decimals: int = 2) -> str:
+    if x is None or np.isnan(x):
+        return "n/a"
+    return f"{x * scale:+.{decimals}f}" if signed else f"{x * scale:.{decimals}f}"
 
 
-def _mean_ci(row: pd.Series) -> str:
-    ci = "CI n/a, 1 seed" if row["n"] < 2 else f"CI [{_pct(row['ci_low'])}, {_pct(row['ci_high'])}]"
-    return f"{_pct(row['mean'])}% ({ci}, n={row['n']})"
+def _p(p: float) -> str:
+    return "n/a" if np.isnan(p) else f"{p:.3g}"
 
 
-def _has(runs: pd.DataFrame, metric: str) -> bool:
-    return not runs.empty and {NORM_KEY, BATCH_KEY, metric} <= set(runs.columns)
-
-
-def _by_batch(runs: pd.DataFrame, norm: str, metric: str) -> pd.DataFrame:
-    if not _has(runs, metric):
-        return pd.DataFrame(columns=[BATCH_KEY, "mean", "n"])
-    rows = runs[runs[NORM_KEY] == norm]
-    return aggregate(rows, metric, [BATCH_KEY]).dropna(subset=["mean"]).sort_values(BATCH_KEY)
-
-
-def bn_degrades(runs: pd.DataFrame, metric: str = "test/error", bn: str = "batch") -> Claim:
-    """BN's error at the smallest batch minus at the largest has a 95% CI above zero."""
-    name = f"norm={bn} degrades at small batch"
-    rule = (
-        f"PASS if mean {metric} of norm={bn} at the smallest batch size minus at the largest "
-        f"has a 95% bootstrap CI (unpaired, over seeds) entirely above 0; needs 2+ batch "
-        f"sizes and 2+ seeds at both ends"
+def _effect(what: str, d: Difference, scale: float, unit: str, confidence: float = CONFIDENCE) -> str:
+    """ "batch=2 - batch=32: +5.31 [+3.10, +7.52] points (95% CI)"; steps without decimals."""
+    low, high = d.interval(confidence)
+    k = 0 if unit == "steps" else 2
+    return (
+        f"{what}: {_num(d.diff, scale, True, k)} [{_num(low, scale, True, k)}, {_num(high, scale, True, k)}] "
+        f"{unit} ({confidence:.0%} CI)"
     )
-    table = _by_batch(runs, bn, metric)
-    if len(table) < 2:
-        return Claim(name, MISSING, f"norm={bn} finished at {len(table)} batch size(s); need 2 or more", rule)
-    small, large = table[BATCH_KEY].iloc[0], table[BATCH_KEY].iloc[-1]
-    pick = runs[runs[NORM_KEY] == bn]
-    d = difference_of_means(pick[pick[BATCH_KEY] == small][metric], pick[pick[BATCH_KEY] == large][metric])
-    numbers = (
-        f"batch={small}: {_mean_ci(table.iloc[0])}; batch={large}: {_mean_ci(table.iloc[-1])}; "
-        f"difference {_pct(d['diff'])} points"
-    )
-    if np.isnan(d["ci_low"]):
-        return Claim(name, MISSING, f"{numbers}; no CI: needs 2+ seeds at both ends", rule)
-    verdict = PASS if d["ci_low"] > 0 else FAIL
-    return Claim(name, verdict, f"{numbers}, CI [{_pct(d['ci_low'])}, {_pct(d['ci_high'])}]", rule)
 
 
-def gn_flat(
-    runs: pd.DataFrame, metric: str = "test/error", gn: str = "group", tolerance_pp: float = GN_TOLERANCE_PP
-) -> Claim:
-    """GN's mean error varies by at most ``tolerance_pp`` points across the batch sizes run."""
-    name = f"norm={gn} is batch-size independent"
-    rule = (
-        f"PASS if the mean {metric} of norm={gn} varies by at most {tolerance_pp:.1f} points "
-        f"(max minus min over batch sizes); needs 2+ batch sizes"
-    )
-    table = _by_batch(runs, gn, metric)
-    if len(table) < 2:
-        return Claim(name, MISSING, f"norm={gn} finished at {len(table)} batch size(s); need 2 or more", rule)
-    spread = 100 * (table["mean"].max() - table["mean"].min())
-    per_batch = "; ".join(f"batch={r[BATCH_KEY]}: {_mean_ci(r)}" for _, r in table.iterrows())
-    verdict = PASS if spread <= tolerance_pp else FAIL
-    one_seed = " (1 seed somewhere: spread includes seed noise)" if table["n"].min() < 2 else ""
-    return Claim(name, verdict, f"spread {spread:.2f} points{one_seed}; {per_batch}", rule)
+def _values(rows: pd.DataFrame, metric: str) -> pd.Series:
+    """A metric indexed by seed."""
+    return pd.Series(pd.to_numeric(rows[metric], errors="coerce").to_numpy(), index=rows[SEED_KEY].to_numpy())
 
 
-def ordering(runs: pd.DataFrame, metric: str = "test/error", expected: Sequence[str] | None = None) -> Claim:
-    """At the largest batch size, the norms' mean errors are in the GroupNorm paper's order."""
-    expected = list(expected or reference.paper_order_at_32())
-    name = "ordering of norms at the largest batch"
-    rule = (
-        f"PASS if, at the largest batch size run, mean {metric} increases in the published order "
-        f"{' < '.join(expected)} ({reference.GN_PAPER}, 32 images per GPU), over the norms run; "
-        f"'~' marks neighbours whose 95% CIs overlap (order not resolved by these seeds)"
-    )
-    if not _has(runs, metric) or runs[BATCH_KEY].dropna().empty:
-        return Claim(name, MISSING, f"no finished runs with {metric}", rule)
-    largest = runs[BATCH_KEY].max()
-    table = aggregate(runs[runs[BATCH_KEY] == largest], metric, [NORM_KEY]).dropna(subset=["mean"])
-    published = table[NORM_KEY].map(base_norm).isin(expected)
-    judged = table[published].sort_values("mean")
-    if judged[NORM_KEY].map(base_norm).nunique() < 2:
-        have = f"batch={largest}: {len(judged)} of {', '.join(expected)} finished; need 2"
-        return Claim(name, MISSING, have, rule)
-    # variants of one norm (group counts) each take that norm's place in the order
-    ranks = [expected.index(base_norm(n)) for n in judged[NORM_KEY]]
-    verdict = PASS if ranks == sorted(ranks) else FAIL
-    return Claim(name, verdict, f"batch={largest}: {_chain(judged)}{_unjudged(table[~published])}", rule)
-
-
-def _chain(table: pd.DataFrame) -> str:
-    """ "a 14.1% (...) < b 15.0% (...)", with ~ where two neighbours' CIs overlap."""
-    rows = [r for _, r in table.iterrows()]
-    text = f"norm={rows[0][NORM_KEY]} {_mean_ci(rows[0])}"
-    for prev, row in itertools.pairwise(rows):
-        overlap = not (prev["ci_high"] < row["ci_low"])  # NaN (1 seed) counts as overlapping
-        text += f" {'~' if overlap else '<'} norm={row[NORM_KEY]} {_mean_ci(row)}"
-    return text
-
-
-def _unjudged(other: pd.DataFrame) -> str:
-    if other.empty:
+def _not_learned(rows: pd.DataFrame) -> str:
+    """ "norm=batch batch=2 seed=1 (accuracy at chance)" for the runs that did not learn."""
+    if LEARNED_KEY not in rows:
         return ""
-    listed = ", ".join(f"norm={r[NORM_KEY]} {_mean_ci(r)}" for _, r in other.iterrows())
-    return f"; not in the published order: {listed}"
+    bad = rows[~rows[LEARNED_KEY].astype(bool)]
+    notes = []
+    for _, r in bad.iterrows():
+        why = r.get("learned_note")
+        notes.append(
+            f"norm={r[NORM_KEY]} batch={r.get(BATCH_KEY)} seed={r.get(SEED_KEY)}"
+            + (f" ({why})" if isinstance(why, str) and why else "")
+        )
+    return "; ".join(notes)
+
+
+def _learned_or_inconclusive(claim: Claim, used: pd.DataFrame) -> Claim:
+    """A claim resting on a run that did not learn says so and decides nothing."""
+    bad = _not_learned(used)
+    if not bad or claim.verdict == NOT_APPLICABLE:
+        return claim
+    evidence = f"{NOT_LEARNED_PREFIX} {bad}; {claim.evidence}"
+    return replace(claim, verdict=INCONCLUSIVE, evidence=evidence)
+
+
+def _power_line(
+    needed: int | None, sd: float, target: str, scale: float, unit: str, opts: ClaimOptions
+) -> str:
+    """One line: how many seeds the observed spread would need to resolve ``target``."""
+    if sd == 0:
+        return "power: the difference is the same in every seed: no spread to plan more seeds from"
+    if not sd > 0:
+        return "power: needs 2+ seeds per cell to estimate how many would resolve it"
+    spread = (
+        f"observed SD of one seed's difference {_num(sd, scale, decimals=0 if unit == 'steps' else 2)} {unit}"
+    )
+    if needed is None:
+        return (
+            f"power: {spread}: more than 1000 seeds per cell for {opts.power:.0%} power to resolve {target}"
+        )
+    return (
+        f"power: {spread}: about {needed} seeds per cell give {opts.power:.0%} power to resolve {target} "
+        f"(noncentral t)"
+    )
+
+
+# ---------------------------------------------------------------- batch-size claims
+
+
+def _by_batch(runs: pd.DataFrame, label: str, metric: str) -> dict[object, pd.DataFrame]:
+    rows = runs[(runs[NORM_KEY] == label) & pd.to_numeric(runs[metric], errors="coerce").notna()]
+    return {b: g for b, g in sorted(rows.groupby(BATCH_KEY), key=lambda kv: kv[0])}
+
+
+def degrades(runs: pd.DataFrame, metric: str, bn: str, opts: ClaimOptions) -> Claim:
+    """``bn``'s error at the smallest batch minus at the largest is above 0 (one-sided t)."""
+    scale, margin = metric_scale(metric), opts.margin_pp / metric_scale(metric)
+    name = DEGRADES.format(bn)
+    rule = (
+        f"one-sided t-test (paired by seed where both batch sizes ran the same seeds, Welch "
+        f"otherwise) of {metric}(smallest batch) - {metric}(largest batch) > 0: PASS if p < {opts.alpha:g}; "
+        f"FAIL if the {CONFIDENCE:.0%} CI's upper end is below the margin {opts.margin_pp:g} points "
+        f"(no degradation as large as the margin); else INCONCLUSIVE. Domain: any model whose norm "
+        f"uses batch statistics"
+    )
+    cells = _by_batch(runs, bn, metric)
+    if len(cells) < 2:
+        return Claim(
+            name, INCONCLUSIVE, f"{MISSING_PREFIX} norm={bn} finished at {len(cells)} batch size(s)", rule
+        )
+    (small, a), (large, b) = list(cells.items())[0], list(cells.items())[-1]
+    d = difference(_values(a, metric), _values(b, metric))
+    where = f"batch={small} - batch={large}"
+    numbers = (
+        f"{metric} batch={small}: {_num(d.a.mean(), scale)}, batch={large}: {_num(d.b.mean(), scale)}; "
+        f"{_effect(where, d, scale, 'points')}, {d.method} ({d.n_text})"
+    )
+    if not d.testable:
+        missing = f"{MISSING_PREFIX} {numbers}; needs 2+ seeds at both ends"
+        claim = Claim(
+            name, INCONCLUSIVE, missing, rule, effect=_effect(where, d, scale, "points"), n=d.n_text
+        )
+        return _learned_or_inconclusive(claim, pd.concat([a, b]))
+    p = d.p_value("greater")
+    high = d.interval()[1]
+    numbers += f", one-sided p = {_p(p)}"
+    if p < opts.alpha:
+        verdict = PASS
+    elif high < margin:
+        verdict = FAIL
+    else:
+        verdict = INCONCLUSIVE
+        needed = d.seeds_needed(margin, opts.alpha, opts.power)
+        target = f"a {opts.margin_pp:g}-point degradation"
+        numbers += "; " + _power_line(needed, d.sd, target, scale, "points", opts)
+    claim = Claim(name, verdict, numbers, rule, effect=_effect(where, d, scale, "points"), n=d.n_text)
+    return _learned_or_inconclusive(claim, pd.concat([a, b]))
+
+
+def flat(runs: pd.DataFrame, metric: str, gn: str, opts: ClaimOptions) -> Claim:
+    """TOST: every error(b) - error(largest b) lies within +-margin."""
+    scale, margin = metric_scale(metric), opts.margin_pp / metric_scale(metric)
+    level = 1 - 2 * opts.alpha  # the interval TOST at alpha decides on
+    name = FLAT.format(gn)
+    rule = (
+        f"equivalence test (TOST at alpha {opts.alpha:g}, i.e. the {level:.0%} CI) of {metric}(b) - "
+        f"{metric}(largest b) for every other batch size b, margin +-{opts.margin_pp:g} points, paired by "
+        f"seed where the seeds pair, Welch otherwise: PASS if every difference is inside the margin; "
+        f"FAIL if one is resolved outside it (one-sided test beyond the margin, Holm-corrected over the "
+        f"batch sizes); else INCONCLUSIVE. Domain: any model"
+    )
+    cells = _by_batch(runs, gn, metric)
+    if len(cells) < 2:
+        return Claim(
+            name, INCONCLUSIVE, f"{MISSING_PREFIX} norm={gn} finished at {len(cells)} batch size(s)", rule
+        )
+    large, base = list(cells.items())[-1]
+    found: list[tuple[object, Difference]] = [
+        (b, difference(_values(rows, metric), _values(base, metric))) for b, rows in list(cells.items())[:-1]
+    ]
+    used = pd.concat(cells.values())
+    untestable = [f"batch={b}" for b, d in found if not d.testable]
+    inside = [max(d.p_value("less", margin), d.p_value("greater", -margin)) for _, d in found]
+    outside = holm([min(d.p_value("greater", margin), d.p_value("less", -margin)) for _, d in found])
+    parts = [
+        f"{_effect(f'batch={b} - batch={large}', d, scale, 'points', level)}, {d.method} ({d.n_text}), "
+        f"TOST p = {_p(p_in)}, beyond-margin p (Holm) = {_p(p_out)}"
+        for (b, d), p_in, p_out in zip(found, inside, outside, strict=True)
+    ]
+    evidence = "; ".join(parts)
+    worst_b, worst = max(found, key=lambda bd: abs(bd[1].diff) if not np.isnan(bd[1].diff) else -1)
+    effect = _effect(f"batch={worst_b} - batch={large}", worst, scale, "points", level)
+    n_text = min((d.n_text for _, d in found), key=lambda t: int(t.split()[0]))
+    if any(p < opts.alpha for p in outside):
+        verdict = FAIL
+    elif not untestable and all(p < opts.alpha for p in inside):
+        verdict = PASS
+    else:
+        verdict = INCONCLUSIVE
+        if untestable:
+            evidence = f"{MISSING_PREFIX} fewer than 2 seeds at {', '.join(untestable)}; {evidence}"
+        sd = max((d.sd for _, d in found if d.testable), default=np.nan)
+        paired = all(d.paired for _, d in found)
+        needed = seeds_needed(sd, margin, paired=paired, alpha=opts.alpha, power=opts.power, equivalence=True)
+        target = f"equivalence within +-{opts.margin_pp:g} points (true difference 0; TOST power >= 2P - 1)"
+        evidence += "; " + _power_line(needed, sd, target, scale, "points", opts)
+    return _learned_or_inconclusive(Claim(name, verdict, evidence, rule, effect=effect, n=n_text), used)
+
+
+# ---------------------------------------------------------------- orderings
+
+
+@dataclass(frozen=True)
+class Pair:
+    first: str  # expected lower (published: lower error; threshold: fewer steps)
+    second: str
+    d: Difference  # second - first: positive = as expected
+    p: float  # two-sided
+    p_holm: float
+    alpha: float
+
+    @property
+    def outcome(self) -> str:
+        if not self.p_holm < self.alpha:
+            return "unresolved"
+        return "resolved as published" if self.d.diff > 0 else "resolved reversed"
+
+
+def resolve_pairs(values: dict[str, pd.Series], pairs: Sequence[tuple[str, str]], alpha: float) -> list[Pair]:
+    """Two-sided t-test per (first, second) pair of ``values`` (seed-indexed), Holm over all."""
+    diffs = [difference(values[b], values[a]) for a, b in pairs]
+    raw = [d.p_value("two-sided") for d in diffs]
+    adjusted = holm(raw)
+    return [Pair(a, b, d, p, q, alpha) for (a, b), d, p, q in zip(pairs, diffs, raw, adjusted, strict=True)]
+
+
+def _pairs_verdict(pairs: Sequence[Pair]) -> str:
+    outcomes = [p.outcome for p in pairs]
+    if any(o == "resolved reversed" for o in outcomes):
+        return FAIL
+    if all(o == "resolved as published" for o in outcomes):
+        return PASS
+    return INCONCLUSIVE
+
+
+def _pair_text(p: Pair, scale: float, unit: str) -> str:
+    return (
+        f"{_effect(f'norm={p.second} - norm={p.first}', p.d, scale, unit)}, {p.d.method} ({p.d.n_text}), "
+        f"p = {_p(p.p)}, Holm {_p(p.p_holm)}: {p.outcome}"
+    )
+
+
+def _weakest(pairs: Sequence[Pair]) -> Pair:
+    """The pair that decides the verdict: a reversed one, else the least resolved."""
+    reversed_ = [p for p in pairs if p.outcome == "resolved reversed"]
+    return reversed_[0] if reversed_ else max(pairs, key=lambda p: p.p_holm)
+
+
+def _pairs_power(
+    pairs: Sequence[Pair], margin: float, scale: float, unit: str, what: str, opts: ClaimOptions
+) -> str:
+    """Seeds for the unresolved pairs: two-sided at alpha / (number of pairs), Holm's first step."""
+    open_ = [p for p in pairs if p.outcome == "unresolved"]
+    sd = max((p.d.sd for p in open_ if p.d.testable), default=np.nan)
+    paired = all(p.d.paired for p in open_)
+    needed = seeds_needed(sd, margin, paired=paired, alpha=opts.alpha / 2 / len(pairs), power=opts.power)
+    return _power_line(needed, sd, what, scale, unit, opts)
+
+
+def ordering(
+    runs: pd.DataFrame, metric: str, opts: ClaimOptions, expected: Sequence[str] | None = None
+) -> Claim:
+    """At the largest batch size, adjacent norms of the published order (GN paper Table 1,
+    32 images per GPU) are resolved in that order."""
+    expected = list(expected or reference.paper_order_at_32())
+    scale = metric_scale(metric)
+    name = ORDERING
+    rule = (
+        f"at the largest batch size run, for each adjacent pair of the published order "
+        f"{' < '.join(expected)} ({reference.GN_PAPER}, 32 images per GPU) among the norms run: "
+        f"two-sided t-test of the {metric} difference (paired by seed where the seeds pair, Welch "
+        f"otherwise), Holm-corrected over the pairs at alpha {opts.alpha:g}; PASS if every pair is "
+        f"resolved as published, FAIL if any is resolved reversed, else INCONCLUSIVE. "
+        f"Domain: {ORDER_DOMAIN}"
+    )
+    largest = runs[BATCH_KEY].max() if BATCH_KEY in runs and runs[BATCH_KEY].notna().any() else None
+    if largest is None or metric not in runs:
+        return Claim(name, INCONCLUSIVE, f"{MISSING_PREFIX} no finished runs with {metric}", rule)
+    at = runs[(runs[BATCH_KEY] == largest) & pd.to_numeric(runs[metric], errors="coerce").notna()]
+    names = norm_names(at)
+    ranks: dict[int, list[str]] = {}
+    for label in sorted(names):
+        if names[label] in expected:
+            ranks.setdefault(expected.index(names[label]), []).append(label)
+    order = [ranks[r] for r in sorted(ranks)]
+    if len(order) < 2:
+        return Claim(
+            name,
+            INCONCLUSIVE,
+            f"{MISSING_PREFIX} batch={largest}: fewer than 2 of the published norms finished",
+            rule,
+        )
+    pairs = [(a, b) for lower, upper in zip(order, order[1:]) for a in lower for b in upper]
+    values = {label: _values(at[at[NORM_KEY] == label], metric) for label in names}
+    found = resolve_pairs(values, pairs, opts.alpha)
+    means = ", ".join(f"norm={lbl} {_num(values[lbl].mean(), scale)}" for grp in order for lbl in grp)
+    evidence = f"batch={largest}: means {means}; " + "; ".join(_pair_text(p, scale, "points") for p in found)
+    verdict = _pairs_verdict(found)
+    if verdict == INCONCLUSIVE:
+        margin = opts.margin_pp / scale
+        target = f"a {opts.margin_pp:g}-point difference per pair (alpha / {len(found)} pairs, two-sided)"
+        evidence += "; " + _pairs_power(found, margin, scale, "points", target, opts)
+    weakest = _weakest(found)
+    used = at[at[NORM_KEY].isin([lbl for grp in order for lbl in grp])]
+    claim = Claim(
+        name,
+        verdict,
+        evidence,
+        rule,
+        effect=_effect(f"norm={weakest.second} - norm={weakest.first}", weakest.d, scale, "points"),
+        n=weakest.d.n_text,
+    )
+    return _learned_or_inconclusive(claim, used)
+
+
+# ---------------------------------------------------------------- first to the loss threshold
 
 
 def _first_below(steps: np.ndarray, values: np.ndarray, threshold: float) -> float:
@@ -198,38 +430,52 @@ def _steps(value: float) -> str:
     return "never" if np.isnan(value) else f"{value:.0f}"
 
 
+def crossings(
+    runs: pd.DataFrame, curves: pd.DataFrame, threshold: float, windows: int
+) -> tuple[dict[str, pd.Series], float]:
+    """Per norm label, each seed's first step below ``threshold`` (NaN: never), and the step
+    a "never" counts as in the tests: one log interval after the last step logged."""
+    out, last, gap = {}, 0.0, 1.0
+    for label, cell in runs.groupby(NORM_KEY, sort=True):
+        wide = _run_curves(curves, cell, windows)  # steps x seeds
+        steps = wide.index.to_numpy(float)
+        if len(steps):
+            last = max(last, steps[-1])
+            gap = max(gap, steps[-1] - steps[-2]) if len(steps) > 1 else gap
+        seeds = cell.set_index("run_id").loc[list(wide.columns), SEED_KEY].to_numpy()
+        out[label] = pd.Series(
+            [_first_below(steps, wide[r].to_numpy(), threshold) for r in wide.columns], index=seeds
+        )
+    return out, last + gap
+
+
 def first_to_threshold(
-    runs: pd.DataFrame,
-    curves: pd.DataFrame,
-    norm: str = "layer",
-    threshold: float | None = None,
-    fraction: float = LOSS_FRACTION,
-    windows: int = LOSS_WINDOWS,
-    split: str = "train",
-    metric: str = "loss",
+    runs: pd.DataFrame, curves: pd.DataFrame, opts: ClaimOptions, split: str = "train", metric: str = "loss"
 ) -> Claim:
     """Ba et al. (2016): LN helps recurrent networks most. In one cell (one batch size, one
-    setting of the other swept keys) the mean curve over seeds of each norm reaches the loss
-    threshold in the fewest steps for ``norm`` (any of its variants)."""
-    name = f"norm={norm} reaches the {split} {metric} threshold first"
+    setting of the other swept keys), ``opts.threshold_norm`` reaches the loss threshold in
+    fewer steps than every other norm, judged on each seed's crossing step."""
+    norm = opts.threshold_norm
+    name = THRESHOLD.format(norm=norm, split=split, metric=metric)
     how = (
-        f"threshold {threshold:g} (fixed)"
-        if threshold is not None
-        else f"threshold = {fraction:g} x the {split} {metric} at the first logged step, mean over all "
-        f"runs of the cell"
+        f"threshold {opts.loss_threshold:g} (fixed)"
+        if opts.loss_threshold is not None
+        else f"threshold = {opts.loss_fraction:g} x the {split} {metric} at the first logged step, "
+        f"mean over all runs of the cell"
     )
     smoothing = (
-        f"each run's {metric} taken as its mean over the last {windows} log windows (step-weighted), then "
-        if windows > 1
+        f"each run's {metric} taken as its mean over the last {opts.loss_windows} log windows "
+        "(step-weighted); "
+        if opts.loss_windows > 1
         else ""
     )
     rule = (
-        f"{how}; per norm, {smoothing}the first logged step at which the mean {split} {metric} "
-        f"curve over seeds is below the threshold (steps resolve to the log interval); PASS if "
-        f"norm={norm} needs the fewest steps (equal steps: a tie, said so), FAIL if another norm "
-        f"needs fewer or norm={norm} never gets there, MISSING DATA without norm={norm} runs or if no "
-        f"norm reaches it; '~' marks neighbours whose 95% CIs over the per-seed step counts overlap "
-        f"(not resolved by these seeds)"
+        f"{how}; {smoothing}per seed, the first logged step below the threshold (a seed that never gets "
+        f"there counts as one log interval after the last logged step); per other norm, a two-sided t-test "
+        f"of its steps minus norm={norm}'s (paired by seed where the seeds pair, Welch otherwise), "
+        f"Holm-corrected over the other norms at alpha {opts.alpha:g}: PASS if norm={norm} is resolved "
+        f"faster than every other norm, FAIL if any is resolved faster than it, else INCONCLUSIVE. "
+        f"Domain: {THRESHOLD_DOMAIN}"
     )
     sel = (
         curves[
@@ -239,87 +485,52 @@ def first_to_threshold(
         else curves[:0]
     )
     if sel.empty:
-        return Claim(name, MISSING, f"no finished runs with a {split} {metric} curve", rule)
+        return Claim(
+            name, INCONCLUSIVE, f"{MISSING_PREFIX} no finished runs with a {split} {metric} curve", rule
+        )
+    threshold = opts.loss_threshold
     if threshold is None:
         initial = float(sel.sort_values("step").groupby("run_id")["value"].first().mean())
-        threshold = fraction * initial
-        how = f"threshold {threshold:.4g} = {fraction:g} x initial {split} {metric} {initial:.4g}"
+        threshold = opts.loss_fraction * initial
+        how = f"threshold {threshold:.4g} = {opts.loss_fraction:g} x initial {split} {metric} {initial:.4g}"
     else:
         how = f"threshold {threshold:g}"
-    rows = []
-    for label, cell in runs[runs["run_id"].isin(sel["run_id"])].groupby(NORM_KEY, sort=True):
-        wide = _run_curves(sel, cell, windows)  # steps x seeds
-        steps, mean = wide.index.to_numpy(), wide.mean(axis=1).to_numpy()
-        mean_steps = _first_below(steps, mean, threshold)
-        seeds = np.array([_first_below(steps, wide[r].to_numpy(), threshold) for r in wide.columns])
-        # a seed that never gets there has no step count: no CI (counts as unresolved)
-        ci = describe(seeds) if not np.isnan(seeds).any() else {"ci_low": np.nan, "ci_high": np.nan}
-        lowest = float(mean.min()) if len(mean) else np.nan
-        rows.append(
-            {
-                NORM_KEY: label,
-                "steps": mean_steps,
-                "ci_low": ci["ci_low"],
-                "ci_high": ci["ci_high"],
-                "seeds": seeds.tolist(),
-                "lowest": lowest,
-            }
-        )
-    table = pd.DataFrame(rows).sort_values("steps", na_position="last")
-    numbers = f"{how}; steps to fall below: {_race(table)}"
-    leaders = variants(table[NORM_KEY].tolist(), norm)
-    if not leaders:
-        return Claim(name, MISSING, f"no finished norm={norm} runs; {numbers}", rule)
-    reached = table.dropna(subset=["steps"])
-    if reached.empty:
-        return Claim(name, MISSING, f"no norm reaches the threshold; {numbers}", rule)
-    fastest = reached[reached["steps"] == reached["steps"].min()]
-    if not fastest[NORM_KEY].isin(leaders).any():
-        return Claim(name, FAIL, numbers + _unresolved(table, leaders), rule)
-    others = fastest[~fastest[NORM_KEY].isin(leaders)][NORM_KEY].tolist()
-    if others:
-        return Claim(
-            name, PASS, f"{numbers} (tied at equal steps with {', '.join(f'norm={o}' for o in others)})", rule
-        )
-    return Claim(name, PASS, numbers + _unresolved(table, leaders), rule)
-
-
-def _unresolved(table: pd.DataFrame, leaders: Sequence[str]) -> str:
-    """A note when the 95% CIs of the per-seed step counts of ``norm`` (its fastest variant)
-    and of the fastest other norm overlap: the order of the mean curves is not resolved."""
-    mine = table[table[NORM_KEY].isin(leaders)].iloc[0]
-    other = table[~table[NORM_KEY].isin(leaders)].dropna(subset=["steps"])
-    if other.empty or np.isnan(mine["steps"]):
-        return ""
-    rival = other.iloc[0]
-    a, b = (mine, rival) if mine["steps"] <= rival["steps"] else (rival, mine)
-    if a["ci_high"] < b["ci_low"]:
-        return ""
-    return (
-        f" (not resolved by these seeds: the 95% CIs of norm={mine[NORM_KEY]} and "
-        f"norm={rival[NORM_KEY]} overlap)"
+    cell = runs[runs["run_id"].isin(sel["run_id"])]
+    steps, censor = crossings(cell, sel, threshold, opts.loss_windows)
+    listed = "; ".join(
+        f"norm={lbl} seeds: {', '.join(_steps(v) for v in s.to_numpy())}" for lbl, s in steps.items()
     )
+    numbers = f"{how}; steps to fall below: {listed}"
+    leaders = [lbl for lbl in variants(cell, norm) if lbl in steps]
+    if not leaders:
+        return Claim(name, INCONCLUSIVE, f"{MISSING_PREFIX} no finished norm={norm} runs; {numbers}", rule)
+    if all(s.isna().all() for s in steps.values()):
+        return Claim(name, INCONCLUSIVE, f"no norm reaches the threshold; {numbers}", rule)
+    filled = {lbl: s.fillna(censor) for lbl, s in steps.items()}
+    leader = min(leaders, key=lambda lbl: filled[lbl].mean())  # the fastest variant of the norm
+    others = [lbl for lbl in filled if lbl not in leaders]
+    if not others:
+        return Claim(name, INCONCLUSIVE, f"{MISSING_PREFIX} no other norm to race; {numbers}", rule)
+    found = resolve_pairs(filled, [(leader, o) for o in others], opts.alpha)
+    evidence = f"{numbers}; " + "; ".join(_pair_text(p, 1.0, "steps") for p in found)
+    verdict = _pairs_verdict(found)
+    weakest = _weakest(found)
+    if verdict == INCONCLUSIVE:
+        gap = abs(weakest.d.diff)
+        target = f"the observed {gap:.0f}-step lead of the least resolved pair"
+        evidence += "; " + _pairs_power(found, gap, 1.0, "steps", target, opts)
+    claim = Claim(
+        name,
+        verdict,
+        evidence,
+        rule,
+        effect=_effect(f"norm={weakest.second} - norm={weakest.first}", weakest.d, 1.0, "steps"),
+        n=weakest.d.n_text,
+    )
+    return _learned_or_inconclusive(claim, cell)
 
 
-def _race(table: pd.DataFrame) -> str:
-    """ "norm=layer 120 (seeds: 100, 140) < norm=batch 340 (...) ~ ...; norm=none never (...)"."""
-    out, prev = "", None
-    for _, row in table.iterrows():
-        text = f"norm={row[NORM_KEY]} {_steps(row['steps'])}"
-        if len(row["seeds"]) > 1 and not np.isnan(row["seeds"]).all():
-            text += f" (seeds: {', '.join(_steps(v) for v in row['seeds'])})"
-        if np.isnan(row["steps"]):
-            text += f" (lowest mean {row['lowest']:.4g})"
-        if prev is None:
-            out = text
-        elif np.isnan(row["steps"]):
-            out += f"; {text}"
-        elif row["steps"] == prev["steps"]:
-            out += f" = {text}"
-        else:  # NaN bounds (one seed, or a seed that never got there) count as overlapping
-            out += f" {'<' if prev['ci_high'] < row['ci_low'] else '~'} {text}"
-        prev = row
-    return out
+# ---------------------------------------------------------------- which claims, where
 
 
 def wants_threshold_claim(runs: pd.DataFrame, switch: bool | None) -> bool:
@@ -337,10 +548,10 @@ ORDER_CLAIM = "the ordering of norms"
 def out_of_scope(res: Results) -> dict[str, str]:
     """The claims this grid does not test ({BATCH_SIZE_CLAIMS: why, ORDER_CLAIM: why}), judged
     on every run of the grid whatever its status: runs that failed are still part of the design,
-    and their claims say MISSING DATA."""
+    and their claims say INCONCLUSIVE (missing data)."""
     runs = res.runs
     batches = sorted(runs[BATCH_KEY].dropna().unique()) if BATCH_KEY in runs else []
-    norms = {base_norm(n) for n in runs[NORM_KEY].dropna()} if NORM_KEY in runs else set()
+    norms = set(norm_names(runs).values())
     order = reference.paper_order_at_32()
     skipped: dict[str, str] = {}
     if len(batches) == 1:
@@ -352,40 +563,41 @@ def out_of_scope(res: Results) -> dict[str, str]:
     return skipped
 
 
-def evaluate(
-    res: Results,
-    metric: str = "test/error",
-    bn: str = "batch",
-    gn: str = "group",
-    gn_tolerance_pp: float = GN_TOLERANCE_PP,
-    threshold_claim: bool | None = None,
-    threshold_norm: str = "layer",
-    loss_threshold: float | None = None,
-    loss_fraction: float = LOSS_FRACTION,
-    loss_windows: int = LOSS_WINDOWS,
-) -> list[Claim]:
+def _order_applies(runs: pd.DataFrame) -> str:
+    """ "" where the published order applies, else why not."""
+    models = sorted(runs["model.name"].dropna().astype(str).unique()) if "model.name" in runs else []
+    if models and all(m in CONVOLUTIONAL_MODELS for m in models):
+        return ""
+    return (
+        f"the published order is of {ORDER_DOMAIN}; these runs: model.name={', '.join(models) or 'unknown'}"
+    )
+
+
+def evaluate(res: Results, metric: str = "test/error", options: ClaimOptions | None = None) -> list[Claim]:
     """All claims, once per cell of the swept keys other than norm, batch size and seed; the
-    loss-threshold claim once per batch size within that cell, where
-    :func:`wants_threshold_claim` (recurrent models, or ``threshold_claim=True``)."""
+    loss-threshold claim once per batch size within that cell. Claims outside their domain
+    (or about a norm the grid never ran) come back as NOT APPLICABLE, the reason as evidence."""
+    opts = options or ClaimOptions()
     claims: list[Claim] = []
     skipped = out_of_scope(res)
     for context, runs in contexts(res.done, res.swept):
-        labels = runs[NORM_KEY].dropna().tolist() if NORM_KEY in runs else []
         found = []
         if BATCH_SIZE_CLAIMS not in skipped:
-            found += [
-                *(bn_degrades(runs, metric, n) for n in variants(labels, bn) or [bn]),
-                *(gn_flat(runs, metric, n, gn_tolerance_pp) for n in variants(labels, gn) or [gn]),
-            ]
+            for option, check, title in ((opts.bn, degrades, DEGRADES), (opts.gn, flat, FLAT)):
+                labels = variants(res.runs, option)  # the grid's, whatever their status
+                found += [check(runs, metric, lbl, opts) for lbl in labels] or [
+                    Claim(title.format(option), NOT_APPLICABLE, f"norm={option} is not in this grid", "")
+                ]
         if ORDER_CLAIM not in skipped:
-            found.append(ordering(runs, metric))
-        claims += [Claim(c.name, c.verdict, c.evidence, c.rule, context) for c in found]
-        if not wants_threshold_claim(runs, threshold_claim):
+            why = _order_applies(runs)
+            found.append(Claim(ORDERING, NOT_APPLICABLE, why, "") if why else ordering(runs, metric, opts))
+        if opts.threshold_claim is None and not wants_threshold_claim(runs, None):
+            title = THRESHOLD.format(norm=opts.threshold_norm, split="train", metric="loss")
+            found.append(Claim(title, NOT_APPLICABLE, f"the claim is about {THRESHOLD_DOMAIN}", ""))
+        claims += [replace(c, context=context) for c in found]
+        if not wants_threshold_claim(runs, opts.threshold_claim):
             continue
         for values, cell in groups(runs, [BATCH_KEY] if BATCH_KEY in runs else []):
             where = ", ".join(x for x in (context, f"batch={values[0]}" if values else "") if x)
-            c = first_to_threshold(
-                cell, res.curves, threshold_norm, loss_threshold, loss_fraction, loss_windows
-            )
-            claims.append(Claim(c.name, c.verdict, c.evidence, c.rule, where))
+            claims.append(replace(first_to_threshold(cell, res.curves, opts), context=where))
     return claims

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from normbench.analysis.stats import (
     curve_band,
     groups,
     label,
+    scale,
 )
 
 MAX_PANELS = 12
@@ -58,15 +59,16 @@ FALLBACK_LINES: list[str | tuple] = [(0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (
 FALLBACK_MARKERS = ["v", "P", "*", "h", "<", ">", "p"]
 
 
-def norm_styles(names: Iterable[str]) -> dict[str, Style]:
-    """One style per norm label; known names fixed, variants of a known norm
-    ("group(num_groups=8)") in its colour with their own line and marker, others from the
-    fallback cycles."""
+def norm_styles(names: Iterable[str], bases: Mapping[str, str] | None = None) -> dict[str, Style]:
+    """One style per norm label; known names fixed, variants of a known norm ("group8",
+    "group(num_groups=8)": ``bases`` maps a label to its norm, see ``stats.norm_names``) in its
+    colour with their own line and marker, others from the fallback cycles."""
     names = sorted({str(n) for n in names if isinstance(n, str)})
+    bases = bases or {}
     colors, lines, markers = (itertools.cycle(c) for c in (FALLBACK_COLORS, FALLBACK_LINES, FALLBACK_MARKERS))
     styles = {}
     for name in names:
-        base = KNOWN_STYLES.get(name.split("(")[0])
+        base = KNOWN_STYLES.get(bases.get(name, name.split("(")[0]))
         if name in KNOWN_STYLES:
             styles[name] = KNOWN_STYLES[name]
         else:
@@ -74,20 +76,10 @@ def norm_styles(names: Iterable[str]) -> dict[str, Style]:
     return styles
 
 
-def is_percent(metric: str) -> bool:
-    """Error and accuracy (and the batch-statistics accuracy gap) are fractions in the data
-    and shown in percent; losses, and the generalization gap between two losses, are not."""
-    return metric.endswith(("error", "accuracy", "batchstats_gap"))
-
-
 def metric_label(metric: str) -> str:
     if metric == "batchstats_gap":
         return "accuracy gap (points)"
     return f"{metric} (%)" if metric.endswith(("error", "accuracy")) else metric
-
-
-def _scale(metric: str) -> float:
-    return 100.0 if is_percent(metric) else 1.0
 
 
 def _panels(n: int, width: float = 4.2, height: float = 3.3) -> tuple[Figure, list[Axes]]:
@@ -138,6 +130,9 @@ def loss_curves(
             if band.empty:
                 continue
             st = styles[norm]
+            for run_id in runs["run_id"]:  # each seed, faint, under its mean
+                one = curve_band(res.curves, [run_id], split, metric, smooth)
+                ax.plot(one["step"], one["mean"], color=st.color, lw=0.6, alpha=0.35)
             # sparse markers: the lines stay apart in greyscale without cluttering the curve
             ax.plot(
                 band["step"],
@@ -156,9 +151,24 @@ def loss_curves(
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     smooth_note = f", moving average over {smooth} log points" if smooth > 1 else ""
-    fig.suptitle(f"{split} {metric} per norm: mean over seeds, band = 95% CI{smooth_note}")
+    fig.suptitle(
+        f"{split} {metric} per norm: mean over seeds (faint: each seed), band = 95% t-CI{smooth_note}"
+    )
     fig.tight_layout()
     return fig
+
+
+# Each seed's point sits just left of its cell's mean and interval: a factor on a log2 batch
+# axis, a shift on a linear or categorical one.
+SEED_SHIFT = 0.035
+
+
+def _seeds(ax: Axes, runs: pd.DataFrame, x: str, metric: str, style: Style, scale: float, log: bool) -> None:
+    """Each run's value of ``metric`` at its ``x`` (numeric positions), beside the mean."""
+    xs = pd.to_numeric(runs[x], errors="coerce").to_numpy(float)
+    ys = pd.to_numeric(runs[metric], errors="coerce").to_numpy(float) * scale
+    xs = xs * 2 ** (-SEED_SHIFT) if log else xs - SEED_SHIFT
+    ax.scatter(xs, ys, s=12, color=style.color, marker=style.marker, alpha=0.5, linewidths=0.8, zorder=1)
 
 
 def _errorbar(ax: Axes, table: pd.DataFrame, x: str, style: Style, label: str, scale: float) -> None:
@@ -180,12 +190,23 @@ def _errorbar(ax: Axes, table: pd.DataFrame, x: str, style: Style, label: str, s
     )
 
 
+# Norms at one batch size are set a little apart (a factor on the log2 axis) so that their
+# intervals and seed points do not hide each other.
+DODGE = 0.09
+
+
 def _metric_vs_batch(ax: Axes, runs: pd.DataFrame, metric: str, styles: dict[str, Style]) -> bool:
     table = aggregate(runs, metric, [NORM_KEY, BATCH_KEY]).dropna(subset=["mean"])
-    for norm, rows in table.groupby(NORM_KEY, sort=True):
-        low, high = rows["n"].min(), rows["n"].max()
+    norms = sorted(table[NORM_KEY].unique())
+    for i, (norm, cells) in enumerate(table.groupby(NORM_KEY, sort=True)):
+        low, high = cells["n"].min(), cells["n"].max()
         n = f"n={low}" if low == high else f"n={low}-{high}"
-        _errorbar(ax, rows.sort_values(BATCH_KEY), BATCH_KEY, styles[norm], f"{norm} ({n})", _scale(metric))
+        shift = 2 ** (DODGE * (i - (len(norms) - 1) / 2))
+        rows = cells.assign(**{BATCH_KEY: cells[BATCH_KEY].astype(float) * shift})
+        mine = runs[runs[NORM_KEY] == norm]
+        mine = mine.assign(**{BATCH_KEY: pd.to_numeric(mine[BATCH_KEY], errors="coerce") * shift})
+        _errorbar(ax, rows.sort_values(BATCH_KEY), BATCH_KEY, styles[norm], f"{norm} ({n})", scale(metric))
+        _seeds(ax, mine, BATCH_KEY, metric, styles[norm], scale(metric), log=True)
     _log2_axis(ax, table[BATCH_KEY].astype(float))
     ax.set(xlabel="batch size", ylabel=metric_label(metric))
     ax.grid(alpha=0.3)
@@ -226,7 +247,9 @@ def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/erro
     )
     ref.grid(alpha=0.3)
     ref.legend(fontsize="small")
-    fig.suptitle(f"Small-batch degradation: {metric_label(metric)} vs batch size, mean and 95% CI")
+    fig.suptitle(
+        f"Small-batch degradation: {metric_label(metric)} vs batch size, mean and 95% t-CI, dots: seeds"
+    )
     fig.tight_layout()
     return fig
 
@@ -246,7 +269,8 @@ def batchstats_gap(res: Results, styles: dict[str, Style]) -> Figure | None:
         ax.set_title(_title(keys, values))
         ax.legend(fontsize="small")
     fig.suptitle(
-        "Train/test gap: test accuracy with batch statistics\nminus with running statistics, mean and 95% CI"
+        "Train/test gap: test accuracy with batch statistics\nminus with running statistics, "
+        "mean and 95% t-CI, dots: seeds"
     )
     fig.tight_layout()
     return fig
@@ -280,15 +304,21 @@ def grid(
         if not numeric:  # categories: evenly spaced positions, labelled
             ax.set_xticks(range(len(cats)), cats)
         positions = part if numeric else part.assign(**{x: part[x].astype(str).map(cats.index)})
+        raw = runs[runs[facet] == values[0]] if facet else runs
+        raw = raw if numeric else raw.assign(**{x: raw[x].astype(str).map(cats.index)})
+        log = numeric and x == BATCH_KEY
         for name, rows in positions.groupby(hue, sort=True) if hue else [(metric, positions)]:
             legend = f"{hue}={name}" if hue and hue != NORM_KEY else str(name)
-            _errorbar(ax, rows.sort_values(x), x, line_styles[str(name)], legend, _scale(metric))
+            _errorbar(ax, rows.sort_values(x), x, line_styles[str(name)], legend, scale(metric))
+            mine = raw[raw[hue] == name] if hue else raw
+            _seeds(ax, mine, x, metric, line_styles[str(name)], scale(metric), log)
         if numeric and x == BATCH_KEY:
             _log2_axis(ax, table[x].astype(float))
         ax.set(title=_title([facet] if facet else [], values), xlabel=x, ylabel=metric_label(metric))
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    fig.suptitle(f"{metric_label(metric)} vs {x}" + (f", by {facet}" if facet else ""))
+    per = f", by {facet}" if facet else ""
+    fig.suptitle(f"{metric_label(metric)} vs {x}{per}: mean and 95% t-CI, dots: seeds")
     fig.tight_layout()
     return fig
 
@@ -373,7 +403,8 @@ def activations(res: Results, profiles: Sequence[Profile] | None = None) -> Figu
 
 
 def save(fig: Figure, out_dir: Path, stem: str) -> dict[str, Path]:
-    """Write ``stem.png`` and ``stem.svg``; no timestamps inside, so reruns give equal files."""
+    """Write ``stem.png`` and ``stem.svg`` (the vector file for papers); no timestamps inside,
+    so reruns give equal files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"png": out_dir / f"{stem}.png", "svg": out_dir / f"{stem}.svg"}
     fig.savefig(paths["png"], dpi=110, metadata={"Software": None})

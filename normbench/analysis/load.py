@@ -7,6 +7,7 @@ summary, a corrupt summary or a half-written CSV line is listed with a status, n
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from normbench.analysis.stats import NORM_KEY, NORM_OPTION_PREFIX
+from normbench.analysis.stats import LEARNED_KEY, N_TEST_KEY, NORM_KEY, NORM_NAME_KEY, NORM_OPTION_PREFIX
 
 # the one list of keys that change where or how a run writes, never what it computes
 from normbench.identity import NON_RESULT_KEYS  # noqa: E402
@@ -28,6 +29,8 @@ CURVE_COLUMNS = ["run_id", "step", "epoch", "split", "metric", "value"]
 # Statuses for runs whose summary.json is absent or unreadable (not written by the runner).
 NO_SUMMARY = "no summary"
 CORRUPT = "corrupt summary"
+# The norm presets (conf/norm/*.yaml) a run's norm options are compared with to name its variant.
+NORM_CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "norm"
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,78 @@ def _run_row(run_dir: Path, run_id: str, sweep: str) -> dict[str, Any]:
     final = summary.get("final") if isinstance(summary.get("final"), dict) else {}
     row["_final"] = {k: v for k, v in final.items() if isinstance(v, (int, float))}
     row["_config"] = flatten(config if config is not None else _fallback_config(run_dir))
+    row["_final"].pop(LEARNED_KEY, None)  # a flag, not a metric, wherever the summary put it
+    row.update(_run_extras(summary, row["_config"], row["overrides"]))
     return row
+
+
+def _run_extras(
+    summary: dict[str, Any], config: dict[str, Any], overrides: tuple[str, ...]
+) -> dict[str, Any]:
+    """Columns for the statistics: ``learned`` (top level of summary.json, or under
+    ``final``; a missing or non-boolean value counts as learned: only an explicit false or 0
+    marks a run), ``learned_note``, ``n_test`` (the test
+    size from the config, ``data.test_size``; None when null, i.e. the dataset's default,
+    which the summary does not record), ``choices.<group>`` (the Hydra choices) and
+    ``norm_choice`` / ``norm_options`` for :func:`add_norm_label`."""
+    choices = summary.get("choices") if isinstance(summary.get("choices"), dict) else {}
+    final = summary.get("final") if isinstance(summary.get("final"), dict) else {}
+    flag = summary.get(LEARNED_KEY, final.get(LEARNED_KEY))
+    note = summary.get("learned_note", final.get("learned_note"))
+    extras: dict[str, Any] = {
+        LEARNED_KEY: not (isinstance(flag, (bool, int)) and not flag),
+        "learned_note": note if isinstance(note, str) else None,
+        N_TEST_KEY: config.get("data.test_size"),
+        **{f"choices.{k}": v for k, v in choices.items()},
+    }
+    choice = choices.get("norm") or _norm_override(overrides) or config.get(NORM_NAME_KEY)
+    extras["norm_choice"] = str(choice) if choice is not None else None
+    extras["norm_options"] = _changed_norm_options(extras["norm_choice"], config)
+    return extras
+
+
+def _norm_override(overrides: tuple[str, ...]) -> str | None:
+    """``norm=group8`` among the overrides (trees written before choices were recorded)."""
+    for item in overrides:
+        key, _, value = item.lstrip("+~").partition("=")
+        if key == "norm" and value:
+            return value
+    return None
+
+
+@functools.cache
+def norm_defaults(choice: str) -> tuple[tuple[str, Any], ...] | None:
+    """The options ``norm=<choice>`` composes to: its YAML over the presets its defaults list
+    names (``group8`` = ``group`` with num_groups 8); None without such a file."""
+    try:
+        tree = yaml.safe_load((NORM_CONF_DIR / f"{choice}.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(tree, dict):
+        return None
+    merged: dict[str, Any] = {}
+    for item in tree.pop("defaults", None) or []:
+        if isinstance(item, str) and item != "_self_" and item != choice:
+            merged.update(dict(norm_defaults(item) or ()))
+    merged.update(tree)
+    return tuple(merged.items())
+
+
+def _changed_norm_options(choice: str | None, config: dict[str, Any]) -> str | None:
+    """ "num_groups=8" for the norm options of ``config`` whose value differs from the
+    choice's preset ("" when none does); None when the preset is unknown."""
+    defaults = norm_defaults(choice) if choice else None
+    if defaults is None:
+        return None
+    changed = [
+        f"{key}={config[NORM_OPTION_PREFIX + key]}"
+        for key, value in defaults
+        if key != "name"
+        and NORM_OPTION_PREFIX + key in config
+        and not (isinstance(value, str) and "${" in value)  # an interpolation: no literal default
+        and config[NORM_OPTION_PREFIX + key] != value
+    ]
+    return ", ".join(changed)
 
 
 def _fill_from_overrides(config: dict[str, Any], overrides: tuple[str, ...], groups: set[str]) -> None:
@@ -174,10 +248,15 @@ def _runs_frame(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
     keep = list(dict.fromkeys([*swept, *varying, *(k for k in CORE_KEYS if k in configs.columns)]))
     finals = pd.DataFrame([r["_final"] for r in rows])
     base = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-    runs = pd.concat([base, configs[keep], finals], axis=1)
-    raw = {k: [r["_config"].get(k) for r in rows] for k in keep}
+    # a config key named like a summary field (device: "auto" asked, "cpu" used) or a final
+    # metric gets a "config." prefix: one column per name
+    taken = set(base.columns) | set(finals.columns)
+    column = {k: f"config.{k}" if k in taken else k for k in keep}
+    swept = [column[k] for k in swept]
+    runs = pd.concat([base, configs[keep].rename(columns=column), finals], axis=1)
+    raw = {column[k]: [r["_config"].get(k) for r in rows] for k in keep}
     raw.update({k: [r.get(k) for r in rows] for k in ("epochs_done", "steps", "threads")})
-    return add_norm_label(add_derived(_integers(runs, raw)), swept), swept
+    return add_norm_label(add_derived(_integers(_mixed_as_text(runs, raw), raw)), swept), swept
 
 
 def _override_key(item: str, groups: set[str]) -> str:
@@ -210,6 +289,16 @@ def independent_keys(configs: pd.DataFrame, varying: list[str], named: set[str])
     return kept
 
 
+def _mixed_as_text(frame: pd.DataFrame, raw: dict[str, list[Any]]) -> pd.DataFrame:
+    """A column holding numbers and text (``-m batch=8,l6``: the l6 run failed) becomes text
+    throughout, so it sorts and groups; missing values stay missing."""
+    for col, values in raw.items():
+        kinds = {isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None}
+        if len(kinds) > 1:
+            frame[col] = [None if v is None else str(v) for v in values]
+    return frame
+
+
 def _integers(frame: pd.DataFrame, raw: dict[str, list[Any]]) -> pd.DataFrame:
     """Columns whose values were all ints stay ints (batch 8, not 8.0) where some runs lack
     the value; pandas would otherwise turn them into floats around the NaN."""
@@ -221,17 +310,35 @@ def _integers(frame: pd.DataFrame, raw: dict[str, list[Any]]) -> pd.DataFrame:
 
 
 def add_norm_label(runs: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
-    """Column ``norm``: ``norm.name``, with the swept norm options when there are any, e.g.
-    "group(num_groups=8)"; the unit every table and figure compares."""
-    options = [k for k in swept if k.startswith(NORM_OPTION_PREFIX) and k != "norm.name"]
+    """Column ``norm``, the unit every table, figure and claim compares: the norm as the user
+    chose it (``group8``: the recorded Hydra choice, else a ``norm=`` override, else
+    ``norm.name``), followed by the norm options that differ from that choice's preset or
+    that vary among the runs of that choice, e.g. "group(num_groups=8)" for
+    ``norm=group norm.num_groups=8``. ``norm=group5,group8`` stays "group5", "group8"."""
+    if runs.empty:
+        return runs.assign(**{NORM_KEY: []})
+    options = [k for k in swept if k.startswith(NORM_OPTION_PREFIX) and k != NORM_NAME_KEY]
+    fallback = runs[NORM_NAME_KEY] if NORM_NAME_KEY in runs else pd.Series(None, index=runs.index)
+    choice = runs["norm_choice"].where(runs["norm_choice"].notna(), fallback)
+    varying = {
+        c: [k for k in options if rows[k].astype(str).where(rows[k].notna()).nunique() > 1]
+        for c, rows in runs.groupby(choice, dropna=True)
+    }
 
-    def one(row: pd.Series) -> Any:
-        if "norm.name" not in row or pd.isna(row["norm.name"]):
+    def one(i: Any) -> Any:
+        name = choice[i]
+        if not isinstance(name, str):
             return None
-        extra = ", ".join(f"{k[len(NORM_OPTION_PREFIX) :]}={row[k]}" for k in options if pd.notna(row[k]))
-        return f"{row['norm.name']}({extra})" if extra else row["norm.name"]
+        changed = runs.at[i, "norm_options"]
+        parts = changed.split(", ") if isinstance(changed, str) and changed else []
+        have = {p.split("=")[0] for p in parts}
+        for key in varying.get(name, []):
+            short = key[len(NORM_OPTION_PREFIX) :]
+            if short not in have and pd.notna(runs.at[i, key]):
+                parts.append(f"{short}={runs.at[i, key]}")
+        return f"{name}({', '.join(parts)})" if parts else name
 
-    return runs.assign(**{NORM_KEY: runs.apply(one, axis=1) if len(runs) else []})
+    return runs.assign(**{NORM_KEY: [one(i) for i in runs.index]})
 
 
 def add_derived(runs: pd.DataFrame) -> pd.DataFrame:

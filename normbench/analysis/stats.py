@@ -1,79 +1,90 @@
-"""Statistics over seeds: mean, standard deviation and a bootstrap confidence interval.
+"""Statistics over seeds: Student-t intervals, paired and Welch t-tests, Holm, power.
 
-Seeds are the unit of evidence: every number a report shows is a mean over the seeds of one
-cell of the grid, with the 95% percentile-bootstrap interval of that mean. The percentile
-method is used rather than scipy's default BCa because with 2-5 seeds BCa's acceleration
-estimate is unstable (and undefined when values tie); percentile intervals are also what a
-reader can recompute by hand. The resampling is seeded, so a report is reproducible.
+Seeds are the unit of evidence (DESIGN.md §6): every number a report shows is a mean over the
+seeds of one cell of the grid with its Student-t 95% interval (``scipy.stats.t``). A percentile
+bootstrap over 2-5 seeds is just the range of the seeds (it covered the true mean 48% of the
+time with 2 seeds) and is not used. A difference between two cells is a paired t-test
+(``ttest_rel``) when both ran the same seeds (same initial weights and data order, so the
+shared seed-to-seed variation cancels), Welch's t-test (``ttest_ind(equal_var=False)``)
+otherwise. Power: scipy's noncentral t (``scipy.stats.nct``).
 """
 
 from __future__ import annotations
 
-import warnings
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 CONFIDENCE = 0.95
-N_RESAMPLES = 9999
-BOOTSTRAP_SEED = 0
-# The norm of a run as tables and figures name it: ``norm.name``, plus the norm options that
-# vary (e.g. "group(num_groups=8)") so that variants are compared, never averaged together.
+ALPHA = 0.05
+POWER = 0.8  # the power the "seeds needed" line aims at
+INTERVAL_METHOD = "Student-t"
+# The norm of a run as tables and figures name it: the user's choice (``norm=group8``), plus
+# the norm options that differ from that choice's defaults (see load.add_norm_label).
 NORM_KEY = "norm"
+NORM_NAME_KEY = "norm.name"
 NORM_OPTION_PREFIX = "norm."
 SEED_KEY = "seed"
 BATCH_KEY = "batch"
+LEARNED_KEY = "learned"
+N_TEST_KEY = "n_test"
 STAT_COLUMNS = ["n", "mean", "std", "ci_low", "ci_high", "seeds"]
 
 
-def base_norm(norm_label: object) -> str:
-    """ "group(num_groups=8)" -> "group": the norm a variant label belongs to."""
-    return str(norm_label).split("(")[0]
+def norm_names(runs: pd.DataFrame) -> dict[str, str]:
+    """{label: norm.name}: "group8" -> "group", the norm a variant label belongs to."""
+    if NORM_KEY not in runs or runs.empty:
+        return {}
+    names = runs[NORM_NAME_KEY] if NORM_NAME_KEY in runs else runs[NORM_KEY]
+    pairs = zip(runs[NORM_KEY], names.where(names.notna(), runs[NORM_KEY]), strict=True)
+    return {str(label): str(name) for label, name in pairs if isinstance(label, str)}
 
 
-def variants(labels: Sequence[object], name: str) -> list[str]:
-    """The norm labels among ``labels`` that are ``name`` or a variant of it, sorted: a
-    claim about "group" applies to "group(num_groups=5)" and "group(num_groups=8)" when a
-    sweep compares group counts (norm presets such as ``norm=group8`` keep the name "group")."""
-    return sorted({str(x) for x in labels if isinstance(x, str) and base_norm(x) == name})
+def variants(runs: pd.DataFrame, name: str) -> list[str]:
+    """The labels a claim or option ``name`` refers to, sorted: the label itself if a run has
+    it (``--baseline group8``), else every label whose norm is ``name`` (``group`` means
+    "group8" and "group(num_groups=2)" alike, each judged on its own)."""
+    names = norm_names(runs)
+    if name in names:
+        return [name]
+    return sorted(label for label, norm in names.items() if norm == name)
 
 
-def bootstrap_ci(
-    values: Sequence[float] | np.ndarray,
-    confidence: float = CONFIDENCE,
-    n_resamples: int = N_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
+def is_percent(metric: str) -> bool:
+    """Error and accuracy (and the batch-statistics accuracy gap) are fractions in the data
+    and shown in percent; losses, and the generalization gap between two losses, are not."""
+    return metric.endswith(("error", "accuracy", "batchstats_gap"))
+
+
+def scale(metric: str) -> float:
+    """The factor from the data to the report: 100 for percentages (points), else 1."""
+    return 100.0 if is_percent(metric) else 1.0
+
+
+# ---------------------------------------------------------------- one cell
+
+
+def t_interval(
+    values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE
 ) -> tuple[float | np.ndarray, float | np.ndarray]:
-    """Percentile-bootstrap CI of the mean of ``values`` along axis 0.
+    """Student-t interval of the mean of ``values`` along axis 0 (seeds x ... allowed).
 
-    NaN with fewer than two values: one seed says nothing about the spread. ``values`` may be
-    2-D (seeds x steps); the interval is then computed per column in one vectorised call.
+    NaN with fewer than two values: one seed says nothing about the spread. Equal values give
+    a zero-width interval (the t quantile times a zero standard error).
     """
     data = np.asarray(values, dtype=float)
-    if data.shape[0] < 2:
+    n = data.shape[0]
+    if n < 2:
         nan = np.full(data.shape[1:], np.nan) if data.ndim > 1 else np.nan
         return nan, nan
-    # Columns where every seed gave the same value: the interval is that value (scipy would
-    # warn and return NaN, though there is no doubt about the mean).
-    same = np.all(data == data[0], axis=0)
-    if np.all(same):
-        return _point(data[0]), _point(data[0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the degenerate columns of 2-D data, replaced below
-        res = stats.bootstrap(
-            (data,),
-            np.mean,
-            n_resamples=n_resamples,
-            confidence_level=confidence,
-            method="percentile",
-            axis=0,
-            vectorized=True,
-            rng=np.random.default_rng(seed),
-        )
-    low, high = res.confidence_interval
-    return _point(np.where(same, data[0], low)), _point(np.where(same, data[0], high))
+    sem = data.std(axis=0, ddof=1) / math.sqrt(n)
+    half = stats.t.ppf((1 + confidence) / 2, n - 1) * sem
+    mean = data.mean(axis=0)
+    return _point(mean - half), _point(mean + half)
 
 
 def _point(x: np.ndarray) -> float | np.ndarray:
@@ -81,10 +92,10 @@ def _point(x: np.ndarray) -> float | np.ndarray:
 
 
 def describe(values: Sequence[float] | np.ndarray, seeds: Sequence[int] = ()) -> dict[str, object]:
-    """n, mean, std (ddof=1, NaN for one value), CI bounds and the seeds behind them."""
+    """n, mean, std (ddof=1, NaN for one value), t-interval bounds and the seeds behind them."""
     data = np.asarray(values, dtype=float)
     data = data[~np.isnan(data)]
-    low, high = bootstrap_ci(data) if len(data) else (np.nan, np.nan)
+    low, high = t_interval(data) if len(data) else (np.nan, np.nan)
     return {
         "n": int(len(data)),
         "mean": float(data.mean()) if len(data) else np.nan,
@@ -93,6 +104,21 @@ def describe(values: Sequence[float] | np.ndarray, seeds: Sequence[int] = ()) ->
         "ci_high": high,
         "seeds": tuple(sorted(seeds)),
     }
+
+
+def binomial_metric(metric: str) -> bool:
+    """Error or accuracy measured on the test set (test, test_batchstats, test_precise): a
+    proportion of n_test images, with its own binomial standard error per run."""
+    split, _, name = metric.partition("/")
+    return split.startswith("test") and name in ("error", "accuracy")
+
+
+def binomial_se(p: float | np.ndarray, n_test: float | np.ndarray) -> float | np.ndarray:
+    """sqrt(p (1 - p) / n_test): one run's standard error of a test proportion, from the
+    finite test set alone (the noise a rerun on a fresh test draw would show)."""
+    p, n = np.asarray(p, float), np.asarray(n_test, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _point(np.sqrt(p * (1 - p) / np.where(n > 0, n, np.nan)))
 
 
 def groups(frame: pd.DataFrame, keys: Sequence[str]) -> list[tuple[tuple, pd.DataFrame]]:
@@ -104,7 +130,7 @@ def groups(frame: pd.DataFrame, keys: Sequence[str]) -> list[tuple[tuple, pd.Dat
 
 
 def label(keys: Sequence[str], values: Sequence[object]) -> str:
-    """ "model.name=mlp, norm.name=group"; "" for the single cell of no keys."""
+    """ "model.name=mlp, norm=group8"; "" for the single cell of no keys."""
     return ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
 
 
@@ -128,18 +154,165 @@ def cell_keys(runs: pd.DataFrame, swept: Sequence[str], exclude: Sequence[str] =
 
 
 def aggregate(runs: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFrame:
-    """One row per cell of ``by``: the statistics of ``metric`` over that cell's runs (seeds).
+    """One row per cell of ``by``: the statistics of ``metric`` over that cell's runs (seeds),
+    plus ``binom_se`` (the mean over runs of each run's binomial standard error, for test
+    errors and accuracies of runs with a known test size, else NaN) and ``not_learned`` (how
+    many of the runs did not learn, see load).
 
     Pass only finished runs (``Results.done``); NaN metric values are ignored.
     """
+    columns = [*by, *STAT_COLUMNS, "binom_se", "not_learned"]
     if metric not in runs.columns or runs.empty:
-        return pd.DataFrame(columns=[*by, *STAT_COLUMNS])
+        return pd.DataFrame(columns=columns)
     rows = []
     for cell, group in groups(runs, by):
-        good = group[group[metric].notna()]
+        good = group[pd.to_numeric(group[metric], errors="coerce").notna()]
+        values = pd.to_numeric(good[metric], errors="coerce").to_numpy(float)
         seeds = good[SEED_KEY].tolist() if SEED_KEY in good else []
-        rows.append({**dict(zip(by, cell, strict=True)), **describe(good[metric].to_numpy(float), seeds)})
-    return pd.DataFrame(rows, columns=[*by, *STAT_COLUMNS])
+        se = np.nan
+        if binomial_metric(metric) and N_TEST_KEY in good and len(good):
+            se = float(np.nanmean(binomial_se(values, pd.to_numeric(good[N_TEST_KEY], errors="coerce"))))
+        unlearned = int((~good[LEARNED_KEY].astype(bool)).sum()) if LEARNED_KEY in good else 0
+        rows.append(
+            {
+                **dict(zip(by, cell, strict=True)),
+                **describe(values, seeds),
+                "binom_se": se,
+                "not_learned": unlearned,
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+# ---------------------------------------------------------------- two cells
+
+
+@dataclass(frozen=True)
+class Difference:
+    """mean(a) - mean(b) over seeds: paired when ``paired`` (a[i] and b[i] share a seed),
+    else two independent samples (Welch). Tests and intervals are scipy's."""
+
+    a: np.ndarray
+    b: np.ndarray
+    paired: bool
+
+    @property
+    def diff(self) -> float:
+        if not len(self.a) or not len(self.b):
+            return np.nan
+        return float(self.a.mean() - self.b.mean())
+
+    @property
+    def n(self) -> int:
+        """Pairs (paired), else the smaller sample: the seeds the comparison rests on."""
+        return len(self.a) if self.paired else min(len(self.a), len(self.b))
+
+    @property
+    def testable(self) -> bool:
+        return self.n >= 2
+
+    @property
+    def sd(self) -> float:
+        """The spread of one seed's difference: the SD of the paired differences, or
+        sqrt(sd_a^2 + sd_b^2) for independent samples; NaN below two seeds."""
+        if not self.testable:
+            return np.nan
+        if self.paired:
+            return float(np.std(self.a - self.b, ddof=1))
+        return float(math.hypot(np.std(self.a, ddof=1), np.std(self.b, ddof=1)))
+
+    @property
+    def method(self) -> str:
+        return "paired t" if self.paired else "Welch t"
+
+    @property
+    def n_text(self) -> str:
+        return f"{len(self.a)} pairs" if self.paired else f"{len(self.a)} vs {len(self.b)} seeds"
+
+    def _degenerate(self) -> bool:
+        """No spread at all (every difference equal): scipy's t is undefined there."""
+        return self.testable and self.sd == 0
+
+    def p_value(self, alternative: str = "two-sided", shift: float = 0.0) -> float:
+        """p of H0 "mean(a) - mean(b) = shift" against ``alternative`` ("greater": the
+        difference is larger than ``shift``); NaN when not testable. Without any spread the
+        difference is known exactly: p is 0 where it lies on the alternative's side, else 1."""
+        if not self.testable:
+            return np.nan
+        if self._degenerate():
+            d = self.diff - shift
+            side = {"greater": d > 0, "less": d < 0, "two-sided": d != 0}[alternative]
+            return 0.0 if side else 1.0
+        if self.paired:
+            return float(stats.ttest_rel(self.a - shift, self.b, alternative=alternative).pvalue)
+        return float(stats.ttest_ind(self.a - shift, self.b, equal_var=False, alternative=alternative).pvalue)
+
+    def interval(self, confidence: float = CONFIDENCE) -> tuple[float, float]:
+        """Two-sided interval of the difference at ``confidence``; NaN when not testable."""
+        if not self.testable:
+            return np.nan, np.nan
+        if self._degenerate():
+            return self.diff, self.diff
+        if self.paired:
+            res = stats.ttest_rel(self.a, self.b)
+        else:
+            res = stats.ttest_ind(self.a, self.b, equal_var=False)
+        ci = res.confidence_interval(confidence_level=confidence)
+        return float(ci.low), float(ci.high)
+
+    def seeds_needed(
+        self, margin: float, alpha: float = ALPHA, power: float = POWER, **kw: bool
+    ) -> int | None:
+        return seeds_needed(self.sd, margin, paired=self.paired, alpha=alpha, power=power, **kw)
+
+
+def difference(a: pd.Series, b: pd.Series) -> Difference:
+    """a - b with values indexed by seed: paired when both ran exactly the same seeds (two
+    or more), else Welch. NaN values (a run without the metric) are dropped first."""
+    a = pd.to_numeric(a, errors="coerce").dropna().groupby(level=0).mean()
+    b = pd.to_numeric(b, errors="coerce").dropna().groupby(level=0).mean()
+    if len(a) >= 2 and set(a.index) == set(b.index):
+        seeds = sorted(a.index)
+        return Difference(a[seeds].to_numpy(float), b[seeds].to_numpy(float), paired=True)
+    return Difference(a.to_numpy(float), b.to_numpy(float), paired=False)
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment: sort ascending, multiply the i-th smallest (from 0) by
+    m - i, take the running maximum, cap at 1. A NaN p (not testable) counts as 1."""
+    p = np.nan_to_num(np.asarray(pvalues, float), nan=1.0)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adjusted
+    return out
+
+
+def seeds_needed(
+    sd: float,
+    margin: float,
+    *,
+    paired: bool = True,
+    alpha: float = ALPHA,
+    power: float = POWER,
+    equivalence: bool = False,
+    limit: int = 1000,
+) -> int | None:
+    """Seeds per cell for a one-sided t-test at ``alpha`` to detect a true difference of
+    ``margin`` with probability ``power``, given ``sd`` (the spread of one seed's difference,
+    see :attr:`Difference.sd`), by scipy's noncentral t. ``equivalence``: TOST at a true
+    difference of 0 with bounds +-``margin``; its power is taken as the usual lower bound
+    2 P(one side rejects) - 1. Welch: df 2(n - 1). None when sd or margin is not positive or
+    more than ``limit`` seeds would be needed."""
+    if not (sd > 0 and margin > 0):
+        return None
+    n = np.arange(2, limit + 1)
+    df = n - 1 if paired else 2 * (n - 1)
+    one_side = stats.nct.sf(stats.t.ppf(1 - alpha, df), df, margin / (sd / np.sqrt(n)))
+    achieved = 2 * one_side - 1 if equivalence else one_side
+    hit = np.flatnonzero(achieved >= power)
+    return int(n[hit[0]]) if len(hit) else None
 
 
 def paired_differences(
@@ -150,10 +323,10 @@ def paired_differences(
     key: str = NORM_KEY,
 ) -> pd.DataFrame:
     """``metric`` of each norm minus the baseline norm's, paired by seed within each cell of
-    ``by`` (which must not contain ``key`` or seed). Pairing removes the seed-to-seed variation
-    the two runs share (same data order and initial weights), so the CI is of the difference
-    itself, not of two overlapping intervals.
-    """
+    ``by`` (which must not contain ``key`` or seed), with the t interval of the mean paired
+    difference. Pairing removes the seed-to-seed variation the two runs share (same data order
+    and initial weights), so the CI is of the difference itself, not of two overlapping
+    intervals. Seeds that only one of the two ran are left out."""
     columns = [*by, key, "baseline", *STAT_COLUMNS]
     if metric not in runs.columns or runs.empty or key not in runs.columns:
         return pd.DataFrame(columns=columns)
@@ -175,36 +348,6 @@ def paired_differences(
     return pd.DataFrame(rows, columns=columns)
 
 
-def difference_of_means(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
-    """mean(a) - mean(b) with an unpaired percentile-bootstrap CI (each sample resampled
-    on its own); NaN bounds unless both have two values or more."""
-    x, y = np.asarray(a, float), np.asarray(b, float)
-    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
-    out = {
-        "diff": float(x.mean() - y.mean()) if len(x) and len(y) else np.nan,
-        "ci_low": np.nan,
-        "ci_high": np.nan,
-        "n_a": len(x),
-        "n_b": len(y),
-    }
-    if len(x) < 2 or len(y) < 2:
-        return out
-    if np.all(x == x[0]) and np.all(y == y[0]):
-        out["ci_low"] = out["ci_high"] = out["diff"]
-        return out
-    res = stats.bootstrap(
-        (x, y),
-        lambda u, v, axis: u.mean(axis) - v.mean(axis),
-        n_resamples=N_RESAMPLES,
-        confidence_level=CONFIDENCE,
-        method="percentile",
-        vectorized=True,
-        rng=np.random.default_rng(BOOTSTRAP_SEED),
-    )
-    out["ci_low"], out["ci_high"] = map(float, res.confidence_interval)
-    return out
-
-
 def curve_band(
     curves: pd.DataFrame,
     run_ids: Sequence[str],
@@ -212,8 +355,8 @@ def curve_band(
     metric: str = "loss",
     smooth: int = 0,
 ) -> pd.DataFrame:
-    """Mean and CI over runs (seeds) of one curve, per step: columns step, mean, ci_low,
-    ci_high, n. Only steps that every run logged are kept, so the band never mixes a
+    """Mean and t interval over runs (seeds) of one curve, per step: columns step, mean,
+    ci_low, ci_high, n. Only steps that every run logged are kept, so the band never mixes a
     different number of seeds along the line. ``smooth`` > 1: trailing moving average over
     that many log points, per run, before averaging (why: per-iteration loss is noisy)."""
     sel = curves[curves["run_id"].isin(run_ids) & (curves["split"] == split) & (curves["metric"] == metric)]
@@ -222,7 +365,7 @@ def curve_band(
         return pd.DataFrame(columns=["step", "mean", "ci_low", "ci_high", "n"])
     if smooth > 1:
         wide = wide.rolling(smooth, min_periods=1).mean()
-    low, high = bootstrap_ci(wide.to_numpy().T, n_resamples=999)  # a band, not a table number
+    low, high = t_interval(wide.to_numpy().T)
     return pd.DataFrame(
         {
             "step": wide.index.to_numpy(),

@@ -13,7 +13,7 @@ In memory the images are uint8 (N, 3, 32, 32) (150 MB for the training split); `
 turns a batch into per-channel standardised float32 on the fly and ``augment`` is the usual
 random crop (4-pixel padding) plus horizontal flip, vectorised on the batch.
 
-The helpers :func:`check_size` and :func:`stratified_subset` are shared with ``data=custom``.
+``data.train_size`` / ``data.test_size`` take class-stratified subsets (:mod:`normbench.data.subsets`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ import torch
 
 from normbench.data.base import Dataset
 from normbench.data.registry import register_dataset
-from normbench.errors import ConfigError
+from normbench.data.subsets import check_seed, check_size, take_subsets
+from normbench.errors import ConfigError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,6 @@ STD = (0.2470, 0.2435, 0.2616)
 def default_root() -> Path:
     """``$NORMBENCH_DATA`` when set, else ``~/.cache/normbench``."""
     return Path(os.environ.get(ROOT_ENV) or Path.home() / ".cache" / "normbench").expanduser()
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 # ----------------------------------------------------------------------------- files on disk
@@ -129,7 +126,7 @@ def extract(archive: Path, md5: str) -> Path:
                     tar.extractall(tmp, members=members)
         except (tarfile.TarError, EOFError, OSError) as err:
             raise ConfigError(
-                "data.root", root, f"{archive.name} cannot be extracted ({_one_line(err)})"
+                "data.root", root, f"{archive.name} cannot be extracted ({one_line(err)})"
             ) from err
         if not _is_complete(tmp / FOLDER):
             missing = [n for n in NEEDED if not (tmp / FOLDER / n).is_file()]
@@ -172,7 +169,7 @@ def download(url: str, dest: Path, md5: str) -> None:
                 raise ConfigError(
                     "data.root",
                     dest.parent,
-                    f"CIFAR-10 is not there and downloading {url} failed ({_one_line(err)}); "
+                    f"CIFAR-10 is not there and downloading {url} failed ({one_line(err)}); "
                     f"put {dest.name} from that address (or the extracted {FOLDER}/) into "
                     f"{dest.parent}, or point data.root at a folder that holds it",
                 ) from err
@@ -225,7 +222,7 @@ def ensure_cifar10(
             root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise ConfigError(
-                "data.root", root, f"cannot create it ({_one_line(err)}); choose a writable folder"
+                "data.root", root, f"cannot create it ({one_line(err)}); choose a writable folder"
             ) from err
         log.info("downloading CIFAR-10 (163 MB) from %s to %s", url, root)
         download(url, archive, md5)
@@ -285,7 +282,7 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             "data.root",
             path.parent.parent,
             f"{FOLDER}/{path.name} is not a CIFAR-10 batch ({type(err).__name__}: "
-            f"{_one_line(err)}); remove {FOLDER}/ to extract it again",
+            f"{one_line(err)}); remove {FOLDER}/ to extract it again",
         ) from err
     # (N, 3072) -> (N, 3, 32, 32)
     return data.reshape(-1, *IMAGE_SHAPE), labels.astype(np.int64)
@@ -360,70 +357,6 @@ class RandomCropFlip:
         idx = (rows[:, :, None] * pw + cols[:, None, :]).view(n, 1, h * w)  # (N, 1, H*W)
         out = padded.view(n, c, ph * pw).gather(2, idx.expand(n, c, h * w))  # one gather
         return out.view(n, c, h, w)
-
-
-# ----------------------------------------------------------------------------- subsets
-
-
-def check_size(key: str, value: Any, available: int | None) -> int | None:
-    """``None`` (all) or a positive int no larger than ``available`` (when known); else a
-    ConfigError."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ConfigError(key, value, "must be a positive integer, or null for all samples")
-    if available is not None and value > available:
-        raise ConfigError(key, value, f"must be at most {available}, the samples available")
-    return int(value)
-
-
-def stratified_subset(labels: Any, size: int, seed: int, stream: int = 0) -> np.ndarray:
-    """Sorted indices of ``size`` samples whose class proportions follow ``labels``'.
-
-    Each class gets ``floor(size * share)``; the few left over go to the classes with the largest
-    remainders (ties in a seeded random order). Samples within a class are drawn without
-    replacement. The result depends on ``(seed, stream)`` alone; use one stream per split.
-    """
-    y = np.asarray(labels)
-    rng = np.random.default_rng([seed, stream])
-    classes, counts = np.unique(y, return_counts=True)
-    exact = size * counts / len(y)
-    quota = np.floor(exact).astype(np.int64)
-    left = size - int(quota.sum())
-    if left:
-        order = np.lexsort((rng.random(len(classes)), quota - exact))  # largest remainder first
-        quota[order[:left]] += 1
-    by_class = np.split(np.argsort(y, kind="stable"), np.cumsum(counts)[:-1])
-    picks = [rng.choice(idx, q, replace=False) for idx, q in zip(by_class, quota, strict=True)]
-    return np.sort(np.concatenate(picks))
-
-
-def check_seed(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ConfigError("data.seed", value, "must be a non-negative integer")
-    return int(value)
-
-
-def take_subsets(
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
-    x_test: torch.Tensor,
-    y_test: torch.Tensor,
-    train_size: Any,
-    test_size: Any,
-    seed: Any,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Apply ``data.train_size`` / ``data.test_size`` (null = all) as stratified, seeded subsets."""
-    seed = check_seed(seed)
-    train_size = check_size("data.train_size", train_size, len(y_train))
-    test_size = check_size("data.test_size", test_size, len(y_test))
-    if train_size is not None and train_size < len(y_train):
-        idx = torch.from_numpy(stratified_subset(y_train.cpu().numpy(), train_size, seed, 0))
-        x_train, y_train = x_train[idx.to(x_train.device)], y_train[idx.to(y_train.device)]
-    if test_size is not None and test_size < len(y_test):
-        idx = torch.from_numpy(stratified_subset(y_test.cpu().numpy(), test_size, seed, 1))
-        x_test, y_test = x_test[idx.to(x_test.device)], y_test[idx.to(y_test.device)]
-    return x_train, y_train, x_test, y_test
 
 
 # ----------------------------------------------------------------------------- the dataset

@@ -7,13 +7,16 @@ calls ``mypkg.mymodule.make_data(n=1000)``: every key under ``data`` except ``_t
 function returns a mapping with ``x_train``, ``y_train``, ``x_test``, ``y_test`` (numpy arrays or
 torch tensors). The inputs' shape sets the modality: (N, D) tabular, (N, T, F) sequence,
 (N, C, H, W) image; they are held as float32. Labels are integer classes 0..K-1, K inferred as
-the largest label + 1 over both splits. Anything else stops with one line before training.
+the largest label + 1 over both splits, at most MAX_CLASSES; each array holds at most
+MAX_ELEMENTS values (checked before anything is copied, so a broadcast view cannot blow up
+into terabytes). Anything else stops with one line before training.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,18 +24,21 @@ import numpy as np
 import torch
 
 from normbench.data.base import Dataset
-from normbench.data.cifar10 import check_seed, take_subsets
 from normbench.data.registry import register_dataset
+from normbench.data.subsets import check_seed, take_subsets
 from normbench.errors import ConfigError
+from normbench.errors import one_line as _one_line
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 MODALITY_BY_NDIM = {2: "tabular", 3: "sequence", 4: "image"}
 TARGET_KEY = "data._target_"
 EXAMPLE = "e.g. data._target_=mypkg.mymodule.make_data"
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
+# The classifier head has one output per class: 100,000 classes is a 6.4M-weight head on
+# 64 features; a stray label of 10**9 would ask for a 256 GB one.
+MAX_CLASSES = 100_000
+# Each split lives in memory as float32: 2**31 values is 8 GiB (CIFAR-10's training set is
+# 154M values); larger is a mistake (a broadcast view, a wrong reshape) or needs a data loader.
+MAX_ELEMENTS = 2**31
 
 
 def _locate(target: Any) -> Callable[..., Any]:
@@ -77,20 +83,42 @@ def _call(fn: Callable[..., Any], target: str, options: dict[str, Any]) -> Any:
 
 def _as_tensor(target: str, name: str, value: Any) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
+        _check_elements(target, name, tuple(value.shape))
         t = value.detach()
     else:
         try:
-            t = torch.from_numpy(np.ascontiguousarray(value))
+            array = np.asarray(value)  # no copy for an array (a broadcast view stays a view)
         except (TypeError, ValueError) as err:
-            raise ConfigError(
-                TARGET_KEY,
-                target,
-                f"returned {name} as {type(value).__name__} that is not a numeric array "
-                f"({_one_line(err)}); return numpy arrays or torch tensors",
-            ) from err
+            raise _not_numeric(target, name, value, err) from err
+        _check_elements(target, name, array.shape)
+        try:
+            t = torch.from_numpy(np.ascontiguousarray(array))
+        except (TypeError, ValueError) as err:
+            raise _not_numeric(target, name, value, err) from err
     if t.dtype.is_complex:
         raise ConfigError(TARGET_KEY, target, f"returned complex {name} ({t.dtype}); use real numbers")
     return t
+
+
+def _not_numeric(target: str, name: str, value: Any, err: Exception) -> ConfigError:
+    return ConfigError(
+        TARGET_KEY,
+        target,
+        f"returned {name} as {type(value).__name__} that is not a numeric array "
+        f"({_one_line(err)}); return numpy arrays or torch tensors",
+    )
+
+
+def _check_elements(target: str, name: str, shape: tuple[int, ...]) -> None:
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        raise ConfigError(
+            TARGET_KEY,
+            target,
+            f"returned {name} of shape {shape}: {count:,} values, {4 * count / 2**30:,.0f} GiB as float32; "
+            f"at most {MAX_ELEMENTS:,} values ({4 * MAX_ELEMENTS // 2**30} GiB) per array: "
+            "subsample, or check the shape",
+        )
 
 
 def _inputs(target: str, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -183,6 +211,14 @@ def make_custom(
     y_train = _labels(target, "y_train", raw["y_train"], len(x_train), "x_train")
     y_test = _labels(target, "y_test", raw["y_test"], len(x_test), "x_test")
     num_classes = int(max(y_train.max(), y_test.max())) + 1
+    if num_classes > MAX_CLASSES:
+        raise ConfigError(
+            TARGET_KEY,
+            target,
+            f"returned labels up to {num_classes - 1}, i.e. {num_classes:,} classes (one output each); "
+            f"at most {MAX_CLASSES:,} classes: number them 0..K-1 "
+            "(e.g. np.unique(y, return_inverse=True)[1])",
+        )
     x_train, y_train, x_test, y_test = take_subsets(
         x_train, y_train, x_test, y_test, train_size, test_size, seed
     )

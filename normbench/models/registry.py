@@ -9,14 +9,14 @@ activations of layer i" for ``activations=true``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
-from normbench.errors import ConfigError
 from normbench.norms import NormBuilder
+from normbench.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -31,23 +31,18 @@ class ModelSpec:
         return self.cls.time_steps(input_shape) if self.layout == "recurrent" else None
 
 
-MODELS: dict[str, ModelSpec] = {}
+MODELS: Registry[ModelSpec] = Registry("model", "model")
 
 
-def register_model(name: str, *, layout: str, modalities: tuple[str, ...], native: str):
-    def decorate(cls: type[nn.Module]) -> type[nn.Module]:
-        if name in MODELS:
-            raise ValueError(f"model {name!r} is registered twice")
-        MODELS[name] = ModelSpec(cls, layout, modalities, native)
-        return cls
-
-    return decorate
+def register_model(
+    name: str, *, layout: str, modalities: tuple[str, ...], native: str
+) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: register a model class under ``name``."""
+    return MODELS.register(name, lambda cls: ModelSpec(cls, layout, modalities, native))
 
 
 def get_model_spec(name: str) -> ModelSpec:
-    if name not in MODELS:
-        raise ConfigError("model", name, f"unknown model; choose one of {', '.join(sorted(MODELS))}")
-    return MODELS[name]
+    return MODELS.lookup(name)
 
 
 def build_model(

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from normbench.norms import reference
-from normbench.norms.registry import batch_statistics_modules
+from normbench.norms.base import buffers_restored
+from normbench.norms.registry import has_running_statistics
 
 Batch = Any  # a tensor of inputs, or a tuple/list whose first item is
 Forward = Callable[[nn.Module, Batch], Any]
@@ -37,16 +38,18 @@ def _default_forward(model: nn.Module, batch: Batch) -> Any:
     return model(_inputs(batch))
 
 
+def has_population_statistics(module: nn.Module) -> bool:
+    """Whether ``module``'s running statistics estimate per-channel population statistics over
+    (N, *): BN and its variants. Instance norm's running statistics (when tracked) average
+    per-sample statistics instead, so it is no BN here nor for folding."""
+    return has_running_statistics(module) and not isinstance(
+        module, (nn.modules.instancenorm._InstanceNorm, reference.InstanceNorm2d)
+    )
+
+
 def _per_channel_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(name, module) for the modules whose running statistics are per-channel population
-    statistics over (N, *): BN and its variants. Instance norm's running statistics (when
-    tracked) average per-sample statistics instead, so it is left out."""
-    keep = {
-        id(m)
-        for m in batch_statistics_modules(model)
-        if not isinstance(m, (nn.modules.instancenorm._InstanceNorm, reference.InstanceNorm2d))
-    }
-    return [(name, m) for name, m in model.named_modules() if id(m) in keep]
+    """(name, module) for the BN-like modules (:func:`has_population_statistics`)."""
+    return [(name, m) for name, m in model.named_modules() if has_population_statistics(m)]
 
 
 class _ChannelMoments:
@@ -87,10 +90,7 @@ def _record_inputs(
     accumulated per name. On exit: modes, momentum and buffers as they were."""
     moments = {name: _ChannelMoments() for name, _ in named}
     modes = {m: m.training for m in model.modules()}
-    saved = [
-        ({k: b.clone() for k, b in m.named_buffers(recurse=False)}, getattr(m, "momentum", None))
-        for _, m in named
-    ]
+    momenta = [getattr(m, "momentum", None) for _, m in named]
     hooks = [
         m.register_forward_pre_hook(lambda _m, args, name=name: moments[name].add(args[0]))
         for name, m in named
@@ -101,16 +101,14 @@ def _record_inputs(
         if hasattr(m, "momentum"):
             m.momentum = 0.0
     try:
-        with torch.no_grad():
+        with buffers_restored(m for _, m in named), torch.no_grad():
             yield moments
     finally:
         for hook in hooks:
             hook.remove()
         for m, training in modes.items():
             m.training = training
-        for (_, m), (buffers, momentum) in zip(named, saved):
-            for key, value in buffers.items():
-                getattr(m, key).copy_(value)
+        for (_, m), momentum in zip(named, momenta):
             if hasattr(m, "momentum"):
                 m.momentum = momentum
 

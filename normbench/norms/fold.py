@@ -13,7 +13,7 @@ import torch
 from torch import fx, nn
 from torch.nn.utils import parametrize
 
-from normbench.norms import reference
+from normbench.norms.diagnostics import has_population_statistics
 
 # layers whose weight has the output channels first, as BN's per-channel affine needs
 _FOLDABLE_INTO = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -22,16 +22,14 @@ _FOLDABLE_INTO = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 def is_batchnorm_like(module: nn.Module) -> bool:
     """A module that in eval mode computes (x - running_mean) / sqrt(running_var + eps)
     * weight + bias per channel: torch's and the reference BatchNorms, and the variants
-    (batch renorm, ghost batch) whose eval mode is plain BN. Duck-typed on the attributes."""
-    stats = (getattr(module, "running_mean", None), getattr(module, "running_var", None))
+    (batch renorm, ghost batch) whose eval mode is plain BN. Duck-typed on the attributes;
+    instance norm with running statistics uses them in eval too, but it is no BN."""
     return (
-        all(isinstance(t, torch.Tensor) for t in stats)
+        has_population_statistics(module)
         and isinstance(getattr(module, "eps", None), float)
         and hasattr(module, "weight")
         and hasattr(module, "bias")
         and getattr(module, "track_running_stats", True)
-        # instance norm with running statistics uses them in eval too, but it is no BN
-        and not isinstance(module, (nn.modules.instancenorm._InstanceNorm, reference.InstanceNorm2d))
     )
 
 

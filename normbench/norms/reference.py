@@ -21,14 +21,16 @@ All tensors go through one layout, (N, C, L): channels second, everything after 
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from normbench.norms.builtin import group_count
-from normbench.norms.registry import InvalidNorm, register_impl
+from normbench.norms.base import RunningStatsNorm
+from normbench.norms.builtin import standard_makers
+from normbench.norms.registry import register_impl
 
 Tensor = torch.Tensor
 
@@ -120,64 +122,6 @@ class _NormalizeWith(torch.autograd.Function):
             scale = invstd if weight is None else weight * invstd
             dx = dy * scale.view(1, -1, 1)
         return (dx, *_affine_grads(ctx, dy, xhat), None, None, None)
-
-
-class RunningStatsNorm(nn.Module):
-    """Parameters and buffers of torch's ``_NormBase``: weight, bias (C,) when ``affine``;
-    running_mean, running_var (C,) and num_batches_tracked when ``track_running_stats``
-    (registered as None otherwise, as torch does, so state_dict keys match)."""
-
-    def __init__(
-        self,
-        num_features: int,
-        eps: float = 1e-5,
-        momentum: float | None = 0.1,
-        affine: bool = True,
-        track_running_stats: bool = True,
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__()
-        factory = {"device": device, "dtype": dtype}
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features, **factory))
-            self.bias = nn.Parameter(torch.zeros(num_features, **factory))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
-            self.register_buffer("running_var", torch.ones(num_features, **factory))
-            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
-        else:
-            for name in ("running_mean", "running_var", "num_batches_tracked"):
-                self.register_buffer(name, None)
-
-    def reset_running_stats(self) -> None:
-        if self.track_running_stats:
-            self.running_mean.zero_()
-            self.running_var.fill_(1)
-            self.num_batches_tracked.zero_()
-
-    def reset_parameters(self) -> None:
-        self.reset_running_stats()
-        if self.affine:
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
-
-    @torch.no_grad()
-    def _update_running(self, mean: Tensor, var: Tensor, count: int, factor: float) -> None:
-        """running = (1 - factor) * running + factor * batch, batch variance made unbiased."""
-        self.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
-        self.running_var.mul_(1 - factor).add_(var * (count / (count - 1)), alpha=factor)
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-            f"track_running_stats={self.track_running_stats}"
-        )
 
 
 class _BatchNorm(RunningStatsNorm):
@@ -340,39 +284,15 @@ class LayerNorm(nn.Module):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
-# Registry entries for norm.impl=reference: the same signatures and semantics as builtin.py.
-
-
-@register_impl("batch", "reference")
-def make_batch(
-    num_features: int, layout: str, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True
-) -> nn.Module:
-    cls = BatchNorm2d if layout == "image" else BatchNorm1d
-    return cls(num_features, eps=eps, momentum=momentum, affine=affine)
-
-
-@register_impl("layer", "reference")
-def make_layer(num_features: int, layout: str, eps: float = 1e-5, affine: bool = True) -> nn.Module:
-    if layout == "image":  # over (C, H, W) with a per-channel affine, as in builtin
-        return GroupNorm(1, num_features, eps=eps, affine=affine)
-    return LayerNorm(num_features, eps=eps, elementwise_affine=affine)
-
-
-@register_impl("instance", "reference")
-def make_instance(num_features: int, layout: str, eps: float = 1e-5, affine: bool = True) -> nn.Module:
-    return InstanceNorm2d(num_features, eps=eps, affine=affine, track_running_stats=False)
-
-
-@register_impl("group", "reference")
-def make_group(
-    num_features: int,
-    layout: str,
-    num_groups: int | None = 32,
-    channels_per_group: int | None = None,
-    eps: float = 1e-5,
-    affine: bool = True,
-) -> nn.Module:
-    groups = group_count(num_features, layout, num_groups, channels_per_group)
-    if isinstance(groups, InvalidNorm):
-        return groups
-    return GroupNorm(groups, num_features, eps=eps, affine=affine)
+# Registry entries for norm.impl=reference: the standard norms' make functions (builtin.py) over
+# the classes above, which have torch's names and constructor arguments. ``none`` is the identity
+# in both implementations: there is nothing to write by hand.
+_CLASSES = SimpleNamespace(
+    BatchNorm1d=BatchNorm1d,
+    BatchNorm2d=BatchNorm2d,
+    LayerNorm=LayerNorm,
+    GroupNorm=GroupNorm,
+    InstanceNorm2d=InstanceNorm2d,
+)
+for _name, _make in standard_makers(_CLASSES).items():
+    register_impl(_name, "reference")(_make)

@@ -13,6 +13,7 @@ Layouts (how the model lays out the features it normalises):
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from normbench.errors import ConfigError
+from normbench.registry import Registry
 
 NormBuilder = Callable[[int], nn.Module]
 LAYOUTS = ("vector", "image", "recurrent")
@@ -32,8 +34,10 @@ class NormSpec:
 
     ``make(num_features, layout, **options)`` builds it for ``layout`` in ``layouts``
     ("vector" and/or "image"; "recurrent" reuses "vector"). ``options`` are the keys of the
-    norm's YAML file other than ``name`` and ``impl``. ``impls`` holds alternative ``make``
-    functions selected by ``norm.impl`` (``torch`` is ``make`` itself).
+    norm's YAML file other than ``name`` and ``impl``. ``norm.impl`` chooses the implementation:
+    ``impl`` names ``make``'s (``torch`` for torch's modules, ``normbench`` for a norm written
+    in this package with no torch counterpart); ``impls`` holds the alternatives
+    (``reference``: the hand-written forward and backward of :mod:`normbench.norms.reference`).
     """
 
     name: str
@@ -45,9 +49,10 @@ class NormSpec:
     # optimisation batch size (e.g. a ghost batch size that does not divide it)
     check: Callable[[Mapping[str, Any], int], None] | None = None
     impls: dict[str, Callable[..., nn.Module]] = field(default_factory=dict)
+    impl: str = "torch"  # the name of ``make``'s implementation, the YAML's ``impl`` value
 
 
-NORMS: dict[str, NormSpec] = {}
+NORMS: Registry[NormSpec] = Registry("norm", "norm")
 
 # Keys of a norm's YAML that the runner acts on; every other key goes to ``make``.
 RUNNER_KEYS = ("name", "impl", "weight_std", "precise_bn_samples")
@@ -65,16 +70,14 @@ def register_norm(
     batch_statistics: bool = False,
     why_not: str = "",
     check: Callable[[Mapping[str, Any], int], None] | None = None,
+    impl: str = "torch",
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register ``make(num_features, layout, **options)`` under ``name``."""
-
-    def decorate(make: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in NORMS:
-            raise ValueError(f"norm {name!r} is registered twice")
-        NORMS[name] = NormSpec(name, make, layouts, batch_statistics, why_not, check)
-        return make
-
-    return decorate
+    """Decorator: register ``make(num_features, layout, **options)`` under ``name``; ``impl``
+    is what its YAML's ``impl`` says (see :class:`NormSpec`)."""
+    return NORMS.register(
+        name,
+        lambda make: NormSpec(name, make, layouts, batch_statistics, why_not, check, impl=impl),
+    )
 
 
 def register_impl(name: str, impl: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
@@ -88,9 +91,7 @@ def register_impl(name: str, impl: str) -> Callable[[Callable[..., nn.Module]], 
 
 
 def get_norm_spec(name: str) -> NormSpec:
-    if name not in NORMS:
-        raise ConfigError("norm", name, f"unknown norm; choose one of {', '.join(sorted(NORMS))}")
-    return NORMS[name]
+    return NORMS.lookup(name)
 
 
 def check_layout(name: str, layout: str, model: str = "") -> None:
@@ -127,21 +128,23 @@ def norm_builder(
     layout: str,
     options: Mapping[str, Any] | None = None,
     *,
-    impl: str = "torch",
+    impl: str | None = None,
     steps: int | None = None,
 ) -> NormBuilder:
     """Resolve a norm once: returns ``norm_layer(num_features) -> nn.Module`` for ``layout``.
 
-    ``steps`` is the number of time steps for the ``recurrent`` layout.
+    ``impl`` is ``norm.impl`` (None: the norm's own, e.g. ``torch``); ``steps`` is the number of
+    time steps for the ``recurrent`` layout.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     check_layout(name, layout)
     spec = get_norm_spec(name)
-    if impl != "torch" and impl not in spec.impls:
-        have = ", ".join(["torch", *sorted(spec.impls)])
+    impl = spec.impl if impl is None else impl
+    if impl != spec.impl and impl not in spec.impls:
+        have = ", ".join([spec.impl, *sorted(spec.impls)])
         raise ConfigError("norm.impl", impl, f"norm={name} has implementations: {have}")
-    make = spec.make if impl == "torch" else spec.impls[impl]
+    make = spec.make if impl == spec.impl else spec.impls[impl]
     opts = dict(options or {})
 
     if layout != "recurrent":
@@ -188,12 +191,57 @@ def check_model_norms(model: nn.Module) -> None:
             raise ConfigError(module.key, module.value, f"{module.why} (layer '{layer}')")
 
 
+def check_forward(
+    model: nn.Module, x: torch.Tensor, norm: str, model_name: str, rebuild: Callable[[str], nn.Module]
+) -> None:
+    """One training-mode forward of the batch ``x`` through a copy of ``model`` (its running
+    statistics and the RNG untouched). Raise ConfigError when it fails: a norm that cannot
+    normalise what the model makes of these samples (instance norm on 1x1 feature maps has one
+    value per statistic) stops before training, naming the norms that can (``rebuild(name)``
+    builds the model with another norm, with its default options)."""
+    try:
+        _forward(model, x)
+    except ConfigError:
+        raise
+    except Exception as err:  # any failure of this forward is a misfit of config and data
+        why = " ".join(str(err).split()) or type(err).__name__
+        shape = tuple(x.shape[1:])
+        with torch.random.fork_rng(devices=[]):  # building the others draws their init
+            works = [n for n in sorted(NORMS) if n != norm and _forward_works(rebuild, n, x)]
+        if not works:
+            raise ConfigError(
+                "model", model_name, f"cannot train on samples of shape {shape}: {why}"
+            ) from err
+        raise ConfigError(
+            "norm",
+            norm,
+            f"cannot normalise what model={model_name} makes of samples of shape {shape} ({why}); "
+            f"use one of {', '.join(works)}",
+        ) from err
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> None:
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        copy.deepcopy(model).train()(x)
+
+
+def _forward_works(rebuild: Callable[[str], nn.Module], norm: str, x: torch.Tensor) -> bool:
+    try:
+        model = rebuild(norm)
+        check_model_norms(model)
+        _forward(model, x)
+    except Exception:  # noqa: BLE001  (any failure means this norm does not fit either)
+        return False
+    return True
+
+
+def has_running_statistics(module: nn.Module) -> bool:
+    """Whether ``module`` keeps ``running_mean``/``running_var`` buffers (tensors, not None)."""
+    stats = (getattr(module, "running_mean", None), getattr(module, "running_var", None))
+    return all(isinstance(t, torch.Tensor) for t in stats)
+
+
 def batch_statistics_modules(model: nn.Module) -> list[nn.Module]:
     """The modules that normalise with batch statistics in training and keep running
     estimates for eval (anything with ``running_mean``/``running_var`` buffers)."""
-    return [
-        m
-        for m in model.modules()
-        if isinstance(getattr(m, "running_mean", None), torch.Tensor)
-        and isinstance(getattr(m, "running_var", None), torch.Tensor)
-    ]
+    return [m for m in model.modules() if has_running_statistics(m)]

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from normbench.errors import ConfigError
-from normbench.norms.reference import RunningStatsNorm
+from normbench.norms.base import RunningStatsNorm, divisors
 from normbench.norms.registry import register_norm
 
 Tensor = torch.Tensor
@@ -143,7 +143,7 @@ class GhostBatchNorm(_BatchStatsNorm):
                 "norm.ghost_size",
                 g,
                 f"does not divide this batch of {n} samples; "
-                f"use a divisor of {n}: {_divisors(n)} (or drop incomplete batches)",
+                f"use a divisor of {n}: {divisors(n, smallest=2)} (or drop incomplete batches)",
             )
         chunks = x.reshape(n // g, g, *x.shape[1:])  # (K, g, C, *)
         dims = (1, *range(3, chunks.dim()))
@@ -168,11 +168,7 @@ class GhostBatchNorm(_BatchStatsNorm):
         return f"{super().extra_repr()}, ghost_size={self.ghost_size}"
 
 
-def _divisors(n: int) -> str:
-    return ", ".join(str(d) for d in range(2, n + 1) if n % d == 0)
-
-
-@register_norm("batch_renorm", batch_statistics=True)
+@register_norm("batch_renorm", batch_statistics=True, impl="normbench")
 def make_batch_renorm(
     num_features: int,
     layout: str,
@@ -209,11 +205,11 @@ def check_ghost_size(options: Mapping[str, Any], batch: int) -> None:
         raise ConfigError(
             "norm.ghost_size",
             size,
-            f"does not divide batch={batch}; use a divisor of {batch}: {_divisors(batch)}",
+            f"does not divide batch={batch}; use a divisor of {batch}: {divisors(batch, smallest=2)}",
         )
 
 
-@register_norm("ghost_batch", batch_statistics=True, check=check_ghost_size)
+@register_norm("ghost_batch", batch_statistics=True, check=check_ghost_size, impl="normbench")
 def make_ghost_batch(
     num_features: int,
     layout: str,

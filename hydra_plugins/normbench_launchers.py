@@ -1,0 +1,14 @@
+"""normbench's submitit launchers, registered with Hydra (which takes launchers only from the
+hydra_plugins namespace; run.py's directory puts this one on the path). The code is in
+normbench/launchers.py.
+"""
+
+from normbench import launchers
+
+
+class SlurmLauncher(launchers.SlurmLauncher):
+    """conf/hydra/launcher/slurm.yaml"""
+
+
+class LocalLauncher(launchers.LocalLauncher):
+    """conf/hydra/launcher/local.yaml"""

@@ -1,0 +1,54 @@
+"""Results tree -> sections -> one document -> report.md, report.html, report.tex."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from normbench.analysis import claims as claims_mod
+from normbench.analysis.load import Results, load
+from normbench.report.document import Block, Document
+from normbench.report.options import Options
+from normbench.report.render import to_html, to_latex, to_markdown
+from normbench.report.sections import (
+    activations_section,
+    claims_detail,
+    claims_head,
+    differences,
+    make_figures,
+    provenance,
+    tables,
+    what_was_run,
+)
+
+
+def document(res: Results, opts: Options, results_dir: Path, fig_dir: Path) -> Document:
+    """The report as blocks: the claims first, then what was run, tables, figures, the claims'
+    details and the provenance. Writes the figure files into ``fig_dir``."""
+    names = res.runs["name"].dropna().unique().tolist() if "name" in res.runs else []
+    title = f"normbench report: {', '.join(map(str, names)) or results_dir.resolve().name}"
+    found = claims_mod.evaluate(res, opts.metric, opts.claims)
+    blocks = [Block("h1", title), *claims_head(res, opts, found), *what_was_run(res, results_dir)]
+    if len(res.done):
+        blocks += [*tables(res, opts), *differences(res, opts), *make_figures(res, opts, fig_dir)]
+    else:
+        blocks.append(Block("p", "**No finished runs: no statistics, figures or claims.**"))
+    blocks += activations_section(res, fig_dir)
+    blocks += [*claims_detail(found), *provenance(res)]
+    return Document(title, blocks)
+
+
+def build_report(
+    results_dir: str | Path, out: str | Path | None = None, options: Options | None = None
+) -> Path:
+    """Write report.md, report.html, report.tex and figures/ into ``out`` (default:
+    ``results_dir``); returns the path of report.html. Never fails on unfinished or broken
+    runs: lists them."""
+    results_dir, opts = Path(results_dir), options or Options()
+    out_dir = Path(out) if out is not None else results_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc = document(load(results_dir), opts, results_dir, out_dir / "figures")
+    (out_dir / "report.md").write_text(to_markdown(doc, out_dir))
+    (out_dir / "report.tex").write_text(to_latex(doc))
+    path = out_dir / "report.html"
+    path.write_text(to_html(doc))
+    return path

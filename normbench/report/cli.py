@@ -1,0 +1,139 @@
+"""The thin entry points: ``python -m normbench.report`` and the Hydra callback."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+from normbench.analysis import claims as claims_mod
+from normbench.analysis.load import find_run_dirs
+from normbench.report.build import build_report
+from normbench.report.options import Options
+
+
+class ReportCallback(Callback):
+    """Hydra callback: when a multirun ends, build the report in the sweep directory.
+
+    conf/config.yaml: ``hydra.callbacks.report._target_: normbench.report.ReportCallback``;
+    the keyword arguments are :class:`Options` fields and :class:`ClaimOptions` fields, flat.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self.options = Options.from_flat(**options)
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        path, why = build_or_say_why(sweep_dir, None, self.options)
+        if path is None:  # the runs are done and safe; say why, don't crash the sweep
+            print(f"normbench.report: no report for {sweep_dir}: {why}", file=sys.stderr)
+            return
+        print(f"report: {path}")
+
+
+def build_or_say_why(results_dir: Path, out: Path | None, options: Options) -> tuple[Path | None, str | None]:
+    """(report.html, None), or (None, one line saying why) without a traceback. A report that
+    fails leaves no figures/ folder it created behind."""
+    fig_dir = (out if out is not None else results_dir) / "figures"
+    existed = fig_dir.exists()
+    try:
+        return build_report(results_dir, out, options), None
+    except Exception as err:  # noqa: BLE001 - any results tree: say why in one line
+        if not existed:
+            shutil.rmtree(fig_dir, ignore_errors=True)
+        return None, " ".join(f"{type(err).__name__}: {err}".split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; exit code 2 (one line on stderr) when RESULTS_DIR is not a directory."""
+    defaults, claim_defaults = Options(), claims_mod.ClaimOptions()
+    parser = argparse.ArgumentParser(
+        prog="python -m normbench.report", description="Build the report of a run or a sweep."
+    )
+    parser.add_argument("results_dir", type=Path, help="a run or sweep directory (searched recursively)")
+    parser.add_argument("--out", type=Path, default=None, help="where to write (default: RESULTS_DIR)")
+    parser.add_argument("--metric", default=defaults.metric, help="final metric for tables, figures, claims")
+    parser.add_argument(
+        "--baseline",
+        default=defaults.baseline,
+        help="norm the differences are taken against: a label as the report shows it (group8) or a norm name",
+    )
+    parser.add_argument("--bn", default=claim_defaults.bn, help="norm checked for degrading at small batch")
+    parser.add_argument(
+        "--group-norm", dest="gn", default=claim_defaults.gn, help="norm checked for batch independence"
+    )
+    parser.add_argument(
+        "--margin",
+        "--gn-tolerance",
+        dest="margin_pp",
+        type=float,
+        default=claim_defaults.margin_pp,
+        help="points of error: the equivalence margin of 'flat' and the smallest degradation that counts",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=claim_defaults.alpha, help="significance level of the claims"
+    )
+    parser.add_argument(
+        "--smooth", type=int, default=0, help="moving average over N log points (loss curves)"
+    )
+    parser.add_argument("--log-loss", action="store_true", help="log scale for the loss curves")
+    parser.add_argument("--grid-metric", default=defaults.grid_metric, help="final metric of figure 4")
+    parser.add_argument("--grid-x", default=None, help="swept key on the x axis of figure 4")
+    parser.add_argument("--grid-facet", default=None, help="swept key with one panel per value in figure 4")
+    parser.add_argument(
+        "--threshold-claim",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="loss-threshold claim: auto = only for recurrent models (model.name rnn)",
+    )
+    parser.add_argument(
+        "--threshold-norm",
+        default=claim_defaults.threshold_norm,
+        help="norm the loss-threshold claim expects to get there first",
+    )
+    parser.add_argument(
+        "--loss-threshold",
+        type=float,
+        default=None,
+        help="fixed training-loss threshold (default: --loss-fraction x first logged loss)",
+    )
+    parser.add_argument(
+        "--loss-fraction",
+        type=float,
+        default=claim_defaults.loss_fraction,
+        help="threshold as a fraction of the training loss at the first logged step",
+    )
+    parser.add_argument(
+        "--loss-windows",
+        type=int,
+        default=claim_defaults.loss_windows,
+        help="loss-threshold claim: each run's loss is its mean over this many log windows",
+    )
+    args = parser.parse_args(argv)
+    if not args.results_dir.is_dir():
+        print(
+            f"results_dir={args.results_dir}: not a directory; pass a run or sweep directory", file=sys.stderr
+        )
+        return 2
+    # every other argument is named after its Options or ClaimOptions field
+    fields = {k: v for k, v in vars(args).items() if k not in ("results_dir", "out")}
+    fields["threshold_claim"] = {"auto": None, "on": True, "off": False}[args.threshold_claim]
+    opts = Options.from_flat(**fields)
+    if not find_run_dirs(args.results_dir):
+        print(
+            f"error: results_dir={args.results_dir}: no runs under it (no summary.json or metrics.csv); "
+            "pass a run or sweep directory",
+            file=sys.stderr,
+        )
+        return 2
+    path, why = build_or_say_why(args.results_dir, args.out, opts)
+    if path is None:
+        print(f"error: results_dir={args.results_dir}: {why}", file=sys.stderr)
+        return 1
+    print(f"report: {path}")
+    return 0
