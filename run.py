@@ -2,11 +2,21 @@
 
 python run.py norm=group batch=4
 python run.py -m norm=batch,group batch=2,32
+
+Exit codes: 0 done (a sweep: it ran to its end), 2 bad input or a failed run (one line saying
+why), 3 diverged, 130 interrupted (Ctrl-C or SIGTERM; a sweep stops at its current cell).
 """
 
+import os
+import sys
+import traceback
+
 import hydra
+from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
+from normbench import interrupt, record
+from normbench.errors import one_line
 from normbench.identity import register_resolvers
 
 register_resolvers()  # before Hydra composes: conf/config.yaml uses them
@@ -20,5 +30,34 @@ def main(cfg: DictConfig) -> str:
     return run_one(cfg)
 
 
+def main_with_exit_codes() -> None:
+    """Hydra prints its own errors and exits 1, whatever they are; let them through and give
+    bad input (an unknown option, an unparsable override) and an unwritable results tree the
+    exit code of bad input, 2."""
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of exiting 1
+    interrupt.install()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted: stopped; the same command resumes (finished runs are skipped)", file=sys.stderr)
+        sys.exit(record.EXIT_CODES[record.INTERRUPTED])
+    except (CompactHydraException, OSError) as err:
+        # CompactHydraException: composition (an unknown group option, bad override syntax);
+        # OSError: e.g. the results tree made read-only while a sweep writes there
+        if full_error:
+            traceback.print_exc()
+        print(f"error: {error_message(err)}", file=sys.stderr)
+        sys.exit(record.EXIT_CODES[record.FAILED])
+
+
+def error_message(err: Exception) -> str:
+    if isinstance(err, OSError) and err.strerror:
+        where = f"{err.filename}: " if err.filename else ""
+        return f"{where}{err.strerror}; the results directory must be writable while runs write"
+    cause = f" ({one_line(err.__cause__)})" if isinstance(err.__cause__, Exception) else ""
+    return one_line(err) + cause  # Hydra's message spans lines (the options of a group)
+
+
 if __name__ == "__main__":
-    main()
+    main_with_exit_codes()

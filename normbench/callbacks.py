@@ -20,3 +20,23 @@ class SweepReport(Callback):
         from normbench.report import ReportCallback
 
         ReportCallback(**self.options).on_multirun_end(config, **kwargs)
+
+
+class OutputCheck(Callback):
+    """Refuse an unsafe ``name`` or an unusable ``results_dir`` with one line and exit 2,
+    before Hydra creates the run or sweep directory (the task would run too late:
+    ``name=../..`` would already have made directories outside results_dir)."""
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        from normbench.rundir import check_output
+
+        check_output(config, "hydra.run.dir", config.hydra.run.dir)
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        from normbench.rundir import check_output
+        from normbench.status import expand_grid
+
+        check_output(config, "hydra.sweep.dir", config.hydra.sweep.dir)
+        jobs = expand_grid(config.hydra.sweeper.get("params"), list(config.hydra.overrides.task))
+        for name in {o.split("=", 1)[1] for job in jobs for o in job if o.startswith("name=")}:
+            check_output(config, "hydra.sweep.dir", config.hydra.sweep.dir, name)  # a swept name

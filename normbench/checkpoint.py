@@ -1,14 +1,21 @@
 """Per-epoch checkpoints, so a killed run resumes from its last finished epoch.
 
 A checkpoint holds the model, optimizer and scheduler states, every RNG the run draws from,
-and the run's progress; it is written atomically (temporary file, then rename).
+the run's progress, and the size of every file the run had written (metrics.csv and the
+TensorBoard events): what was appended after it is cut when the run resumes, whatever it was
+(a killed epoch's rows, the Precise BN rows, half a line). It holds only tensors and plain
+containers, so it is read with ``torch.load(weights_only=True)``: a checkpoint found in a
+results tree someone shared cannot run code. It is written atomically (temporary file, then
+rename).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -17,16 +24,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from normbench.sinks import CSV_HEADER
 from normbench.train import Trainer
 
-log = logging.getLogger("normbench")
-
 FILENAME = "checkpoint.pt"
+METRICS = "metrics.csv"
+EVENTS = "tb"  # TensorBoard's log dir in the run directory (sinks.open_sinks)
+# what a resumable checkpoint must hold; an older or foreign one lacks some
+KEYS = ("identity", "epoch", "progress", "model", "optimizer", "scheduler", "rng", "files")
+
+log = logging.getLogger("normbench")
 
 
 def save_checkpoint(
     run_dir: Path, identity: str, trainer: Trainer, epoch: int, progress: dict[str, Any]
 ) -> None:
+    """Call with the sinks flushed: the sizes recorded here are where a resume cuts."""
     state = {
         "identity": identity,
         "epoch": epoch,
@@ -38,9 +51,10 @@ def save_checkpoint(
             "batch_order": trainer.generator.get_state(),
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "numpy": np.random.get_state(),
+            "numpy": _numpy_state(),
             "python": random.getstate(),
         },
+        "files": written_sizes(run_dir),
     }
     tmp = run_dir / (FILENAME + ".tmp")
     torch.save(state, tmp)
@@ -48,15 +62,28 @@ def save_checkpoint(
 
 
 def load_checkpoint(run_dir: Path, identity: str) -> dict[str, Any] | None:
-    """The checkpoint in ``run_dir`` if it belongs to this config, else None."""
+    """The checkpoint to resume from, with metrics.csv and the events cut back to it; None
+    (with a log line saying why) when there is none this run can resume from."""
     path = run_dir / FILENAME
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:  # noqa: BLE001  damaged: a truncated file can raise almost anything
-        return None  # start over
-    return state if isinstance(state, dict) and state.get("identity") == identity else None
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001  a truncated or foreign file can raise almost anything
+        log.warning("discarding %s: cannot be read as a checkpoint (%s); starting over", path, _why(err))
+        return None
+    if not isinstance(state, dict) or any(key not in state for key in KEYS):
+        log.warning("discarding %s: not a checkpoint of this normbench version; starting over", path)
+        return None
+    if state["identity"] != identity:
+        log.warning("discarding %s: an unfinished run of another config; starting over", path)
+        return None
+    damage = check_written(run_dir, state["files"], state["epoch"])
+    if damage:
+        log.warning("cannot resume from %s: %s; starting over", path, damage)
+        return None
+    cut_to(run_dir, state["files"])
+    return state
 
 
 def restore(trainer: Trainer, state: dict[str, Any]) -> None:
@@ -69,22 +96,8 @@ def restore(trainer: Trainer, state: dict[str, Any]) -> None:
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
-    np.random.set_state(rng["numpy"])
+    _set_numpy_state(rng["numpy"])
     random.setstate(rng["python"])
-
-
-def truncate_metrics(path: Path, last_epoch: int) -> None:
-    """Keep the rows of epochs up to ``last_epoch``: a run killed after writing an epoch's rows
-    but before its checkpoint must not log that epoch twice."""
-    if not path.exists():
-        return
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
-    header, body = rows[:1], [r for r in rows[1:] if len(r) == 5 and int(r[1]) <= last_epoch]
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        csv.writer(f).writerows(header + body)
-    os.replace(tmp, path)
 
 
 def resume_or_start_fresh(run_dir: Path, trainer: Trainer, summary: dict[str, Any], force: bool) -> int:
@@ -95,14 +108,91 @@ def resume_or_start_fresh(run_dir: Path, trainer: Trainer, summary: dict[str, An
         start_fresh(run_dir)
         return 1
     restore(trainer, resumed)
-    truncate_metrics(run_dir / "metrics.csv", resumed["epoch"])
     summary.update(resumed["progress"])
-    log.info("resuming after epoch %d from %s", resumed["epoch"], run_dir / "checkpoint.pt")
+    log.info("resuming after epoch %d from %s", resumed["epoch"], run_dir / FILENAME)
     return resumed["epoch"] + 1
 
 
 def start_fresh(run_dir: Path) -> None:
     """A run starts from scratch: drop what an earlier, different or unfinished run wrote."""
-    for name in ("metrics.csv", "summary.json", "checkpoint.pt"):
+    for name in (METRICS, "summary.json", FILENAME):
         (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / "tb", ignore_errors=True)
+    shutil.rmtree(run_dir / EVENTS, ignore_errors=True)
+
+
+# ---- what the run had written at the checkpoint -----------------------------------------
+
+
+def written_sizes(run_dir: Path) -> dict[str, int]:
+    """Size of metrics.csv and of every TensorBoard file, by path relative to ``run_dir``."""
+    paths = [run_dir / METRICS, *sorted((run_dir / EVENTS).rglob("*"))]
+    return {str(p.relative_to(run_dir)): p.stat().st_size for p in paths if p.is_file()}
+
+
+def check_written(run_dir: Path, sizes: dict[str, int], epoch: int) -> str | None:
+    """Why the files cannot be cut back to ``sizes`` (one missing or shorter than it was, or
+    metrics.csv not a clean table of epochs 1..epoch up to there), or None when they can."""
+    for name, size in sizes.items():
+        path = run_dir / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size < size:
+            return f"{name} is shorter than at the checkpoint"
+    if METRICS not in sizes:
+        return f"{METRICS} is missing"
+    with (run_dir / METRICS).open("rb") as f:
+        return metrics_damage(f.read(sizes[METRICS]), epoch)
+
+
+def metrics_damage(data: bytes, epoch: int) -> str | None:
+    """What is wrong with metrics.csv's bytes as the rows of epochs up to ``epoch``, or None."""
+    try:
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    except (UnicodeDecodeError, csv.Error) as err:
+        return f"{METRICS} is damaged ({_why(err)})"
+    if not rows or tuple(rows[0]) != CSV_HEADER:
+        return f"{METRICS} does not start with its header"
+    epochs = set()
+    for line, row in enumerate(rows[1:], 2):
+        try:
+            int(row[0]), float(row[4])
+            row_epoch = int(row[1])
+        except (ValueError, IndexError):
+            return f"{METRICS} is damaged at line {line}"
+        if len(row) != len(CSV_HEADER) or not 0 <= row_epoch <= epoch:
+            return f"{METRICS} is damaged at line {line}"
+        epochs.add(row_epoch)
+    if not set(range(1, epoch + 1)) <= epochs:
+        return f"{METRICS} lacks the rows of epochs it had at the checkpoint"
+    return None
+
+
+def cut_to(run_dir: Path, sizes: dict[str, int]) -> None:
+    """Drop what was written after the checkpoint: bytes past each recorded size, and files
+    it did not know (TensorBoard files a later, killed attempt opened)."""
+    for path in written_sizes(run_dir):
+        if path not in sizes:
+            (run_dir / path).unlink()
+    for name, size in sizes.items():
+        os.truncate(run_dir / name, size)
+
+
+# ---- numpy's RNG state as tensors (weights_only loads no numpy arrays) ----------------------
+
+
+def _numpy_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    keys = torch.from_numpy(keys.astype(np.int64))
+    return {"kind": kind, "keys": keys, "pos": pos, "gauss": [has_gauss, gauss]}
+
+
+def _set_numpy_state(state: dict[str, Any]) -> None:
+    keys = state["keys"].numpy().astype(np.uint32)
+    np.random.set_state((state["kind"], keys, state["pos"], *state["gauss"]))
+
+
+def _why(err: Exception) -> str:
+    if isinstance(err, pickle.UnpicklingError):  # torch's message suggests weights_only=False: not here
+        return "it holds more than tensors and plain containers: an older normbench's, or crafted"
+    first = str(err).splitlines()[0][:200] if str(err) else ""
+    return f"{type(err).__name__}: {first}".rstrip(": ")

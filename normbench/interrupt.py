@@ -1,26 +1,92 @@
-"""SIGTERM ends a run the way Ctrl-C does."""
+"""Ctrl-C (SIGINT) and SIGTERM: they end a run, and the whole sweep it is part of.
+
+A run being trained ends ``interrupted`` (:func:`interrupt_on_sigterm`; the runner records
+it). In a sweep the cells not started stay unstarted, and run.py exits 130. On the joblib
+launcher the cells run in worker processes: the sweep's process passes the signal on to them
+and waits until they have recorded their cell, before joblib would kill them (with SIGKILL,
+which records nothing).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
+
+from normbench import record
+
+# how long the sweep's process waits for its workers to record their cells
+GRACE_S = 60.0
+
+# installed: this process runs the sweep's cells itself (Hydra's basic launcher)
+_state = {"installed": False, "stopping": False}
+
+
+def install() -> None:
+    """In the process that runs the sweep (run.py): SIGINT and SIGTERM stop it."""
+    _state["installed"] = True
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+
+
+def _stop(signum: int, frame: Any) -> None:
+    if _state["stopping"]:  # a second signal while waiting for the workers: stop now
+        raise KeyboardInterrupt
+    _state["stopping"] = True
+    workers = multiprocessing.active_children()  # joblib's loky workers; none on the basic launcher
+    for worker in workers:
+        if worker.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_S
+    waiting = [w.sentinel for w in workers]
+    while waiting and time.monotonic() < deadline:
+        done = multiprocessing.connection.wait(waiting, timeout=deadline - time.monotonic())
+        waiting = [s for s in waiting if s not in done]
+    raise KeyboardInterrupt
+
+
+def end_sweep() -> None:
+    """Called once a cell of a sweep has recorded ``interrupted``: the sweep stops here. In the
+    sweep's own process (basic launcher) the interrupt goes on up to run.py; a pool worker
+    (joblib) would take the next cell, so it exits. In a process of its own (submitit), the
+    launcher decides, and this returns."""
+    if _state["installed"]:
+        raise KeyboardInterrupt
+    if multiprocessing.current_process().name != "MainProcess":
+        logging.shutdown()  # flush run.log
+        os._exit(record.EXIT_CODES[record.INTERRUPTED])
 
 
 @contextlib.contextmanager
 def interrupt_on_sigterm() -> Iterator[None]:
-    """SIGTERM (a scheduler stopping the job) ends the run like Ctrl-C: status interrupted."""
+    """While a run trains: SIGTERM (a scheduler stopping the job) ends it like Ctrl-C, with a
+    KeyboardInterrupt the runner records as ``interrupted``. After the first signal both are
+    ignored, so that a second one (Ctrl-C reaches a joblib worker from the terminal and again
+    from the sweep's process) cannot kill the process while it records; it ends soon after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    fired = False
 
     def handler(signum: int, frame: Any) -> None:
+        nonlocal fired
+        if fired:
+            return  # a second signal, maybe already pending when the first one ran
+        fired = True
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if not fired:
+            for sig, old in previous.items():
+                signal.signal(sig, old)

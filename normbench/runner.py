@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from normbench import learned, provenance, record
+from normbench import learned, provenance, record, rundir
 from normbench.checkpoint import resume_or_start_fresh, save_checkpoint
 from normbench.checks import check_data_fits, check_keys, check_run_keys, resolve_device
 from normbench.data import build_dataset
 from normbench.errors import ConfigError
 from normbench.identity import config_identity, resolved_config
-from normbench.interrupt import interrupt_on_sigterm
+from normbench.interrupt import end_sweep, interrupt_on_sigterm
 from normbench.models import build_model, get_model_spec
 from normbench.norms import (
     NormBuilder,
@@ -61,25 +61,35 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     A finished run of the same identity in ``run_dir`` is not run again, and an unfinished one
     resumes from its last epoch checkpoint (``force=true`` starts over). Raises ConfigError
-    (after recording ``status: failed``) on bad input.
+    (after recording ``status: failed``) on bad input. The directory is locked for the run,
+    and a finished run in it stays untouched until this run's build has succeeded.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with rundir.held(run_dir, cfg.name):
+        return run_locked(cfg, run_dir)
+
+
+def run_locked(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     identity = config_identity(cfg)
     previous = record.read_summary(run_dir)
-    if previous and record.is_finished(previous, identity) and not cfg.force:
-        log.info("already %s, skipping (force=true reruns): %s", previous["status"], run_dir)
-        return previous
+    finished = previous if previous and previous.get("status") in record.FINISHED else None
+    if finished and record.is_finished(finished, identity) and not cfg.force:
+        log.info("already %s, skipping (force=true reruns): %s", finished["status"], run_dir)
+        return finished
+    rundir.check_owner(run_dir, finished, identity, cfg.force, cfg.name)
 
     summary = record.new_summary(cfg, identity, versions=provenance.versions(), **provenance.git_state())
     try:
         built = build(cfg)
     except Exception as err:
-        record.finish(run_dir, summary, record.FAILED, error=record.error_line(err))
+        if finished is None:  # a finished run is replaced only by one that can start
+            record.finish(run_dir, summary, record.FAILED, error=record.error_line(err))
         raise
     first_epoch = resume_or_start_fresh(run_dir, built.trainer, summary, cfg.force)
+    rundir.record_hydra_config(run_dir, cfg)
     summary.update(device=provenance.device_name(built.device), threads=torch.get_num_threads())
-    sinks = open_sinks(run_dir, first_step=summary["steps"] + 1)
+    sinks = open_sinks(run_dir)
     try:
         with interrupt_on_sigterm():
             status = train(cfg, built, sinks, summary, run_dir, first_epoch)
@@ -91,9 +101,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     finally:
         sinks.close(hparams=record.flat(summary["config"]), final=summary["final"])
     if status in record.FINISHED:
-        (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # only unfinished runs need one
         judge_learning(cfg, built, summary, status, run_dir)
-    return record.finish(run_dir, summary, status)
+    record.finish(run_dir, summary, status)
+    if status in record.FINISHED:  # after the summary: a kill in between leaves a resumable run
+        (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # only unfinished runs need one
+    return summary
 
 
 def judge_learning(
@@ -261,6 +273,7 @@ def main(cfg: DictConfig) -> str:
     if cfg.threads is None and sweeping:
         torch.set_num_threads(threads_per_job(hydra_cfg.launcher))
     try:
+        rundir.check_name(cfg.name)  # also when a sweep varies it (the callback saw one value)
         status = run(cfg, Path(hydra_cfg.runtime.output_dir))["status"]
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
@@ -274,6 +287,8 @@ def main(cfg: DictConfig) -> str:
         status = record.FAILED
     if status in (record.DIVERGED, record.INTERRUPTED):
         log.warning("run %s: %s", status, hydra_cfg.runtime.output_dir)
+    if sweeping and status == record.INTERRUPTED:
+        end_sweep()  # Ctrl-C or SIGTERM stops the sweep, not only this cell
     if not sweeping and record.EXIT_CODES[status]:
         sys.exit(record.EXIT_CODES[status])
     return status

@@ -42,11 +42,12 @@ class CSVSink:
 class TensorBoardSink:
     """Scalars tagged ``split/metric``, and the run's hyperparameters for the HParams tab."""
 
-    def __init__(self, logdir: Path, first_step: int = 1) -> None:
+    def __init__(self, logdir: Path) -> None:
         from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when used
 
-        # purge_step hides events a killed run logged past its checkpoint, when it resumes
-        self._writer = SummaryWriter(log_dir=str(logdir), purge_step=first_step if first_step > 1 else None)
+        # a resumed run opens a new event file: what a killed run logged past its checkpoint
+        # was cut from the old ones first (checkpoint.cut_to)
+        self._writer = SummaryWriter(log_dir=str(logdir))
 
     def write(self, rows: Iterable[Row]) -> None:
         for step, _epoch, split, metric, value in rows:
@@ -94,6 +95,5 @@ class Sinks:
             sink.close(hparams, final)
 
 
-def open_sinks(run_dir: Path, first_step: int = 1) -> Sinks:
-    """``first_step`` > 1 when a run resumes: the first step it will log."""
-    return Sinks([CSVSink(run_dir / "metrics.csv"), TensorBoardSink(run_dir / "tb", first_step)])
+def open_sinks(run_dir: Path) -> Sinks:
+    return Sinks([CSVSink(run_dir / "metrics.csv"), TensorBoardSink(run_dir / "tb")])

@@ -144,7 +144,9 @@ def test_finished_run_is_skipped_and_force_reruns(make_cfg, tmp_path):
     again = run(make_cfg(*TINY, "log_every=3"), tmp_path)  # logging frequency: same identity
     assert again["started"] == first["started"]
     forced = run(make_cfg(*TINY, "force=true"), tmp_path)
-    changed = run(make_cfg(*TINY, "seed=1"), tmp_path)  # a different run: replaces the old
+    with pytest.raises(ConfigError, match="holds a finished run of another config"):
+        run(make_cfg(*TINY, "seed=1"), tmp_path)  # a different run: kept out (issue 15)
+    changed = run(make_cfg(*TINY, "seed=1", "force=true"), tmp_path)  # replaces the old
     assert forced["status"] == changed["status"] == "done"
     assert changed["identity"] != first["identity"]
     rows = (tmp_path / "metrics.csv").read_text().splitlines()

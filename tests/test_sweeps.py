@@ -147,15 +147,17 @@ def test_killed_run_resumes_and_ends_with_the_metrics_of_an_uninterrupted_run(cl
     assert reference["final"] == done["final"]
 
 
-def test_truncated_metrics_drop_a_half_written_last_line(tmp_path):
-    from normbench.checkpoint import truncate_metrics
+def test_resume_cuts_metrics_back_to_the_checkpoint_dropping_a_half_written_last_line(tmp_path):
+    from normbench.checkpoint import check_written, cut_to
 
     path = tmp_path / "metrics.csv"
     full = "step,epoch,split,metric,value\n4,1,train,loss,1.5\n4,1,test,loss,1.25\n"
     for partial in ("8,2,train,loss,0.9\n8,2,te", "8,2,tr", "8", "8,2,train,loss,0.9"):
         path.write_text(full + partial)
-        truncate_metrics(path, last_epoch=1)
-        assert path.read_text().replace("\r\n", "\n") == full, partial
+        sizes = {"metrics.csv": len(full)}  # what the checkpoint of epoch 1 recorded
+        assert check_written(tmp_path, sizes, epoch=1) is None
+        cut_to(tmp_path, sizes)
+        assert path.read_text() == full, partial
 
 
 # ---- identity -------------------------------------------------------------------------------

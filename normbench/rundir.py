@@ -1,0 +1,131 @@
+"""Who may write in a run directory, and where run directories may be.
+
+- One process at a time: an advisory lock (``fcntl.flock``) on ``<run dir>/.lock``, held for
+  the whole run; a second process on the same directory stops at once with one line. The
+  kernel drops the lock when its holder dies, however it dies, so a killed run never leaves a
+  stale lock behind.
+- One identity: a finished run of another config is never replaced without ``force=true``,
+  and Hydra's record of the run (``.hydra/``) is written only once the directory is the run's.
+- Inside ``results_dir``: ``name`` is a relative path without ``..``, and ``results_dir`` is a
+  writable directory; checked by a Hydra callback (normbench.callbacks.OutputCheck) before Hydra creates any
+  directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path, PurePath
+from typing import Any
+
+from normbench import record
+from normbench.errors import ConfigError
+
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def held(run_dir: Path, name: str) -> Iterator[None]:
+    """Hold ``run_dir``'s lock while the block runs; ConfigError if another process holds it."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise ConfigError("results_dir", run_dir, f"cannot write there ({err.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise ConfigError(
+                "name",
+                name,
+                f"{run_dir} is in use by another process (pid {holder}); "
+                "wait for it to end, or give this run another name=",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for the message above, in the other process
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def check_owner(
+    run_dir: Path, finished: dict[str, Any] | None, identity: str, force: bool, name: str
+) -> None:
+    """ConfigError when ``finished`` (the summary of a finished run in ``run_dir``) is another
+    config's and ``force`` is off: two configs that differ only in keys left out of the
+    directory name (``experiment``, say) would otherwise share it."""
+    if finished is None or finished.get("identity") == identity or force:
+        return
+    overrides = " ".join(finished.get("overrides") or []) or "no overrides"
+    raise ConfigError(
+        "name",
+        name,
+        f"{run_dir} holds a finished run of another config ({overrides}; identity "
+        f"{finished.get('identity')}); give this run another name= to keep both, or force=true to replace it",
+    )
+
+
+def record_hydra_config(run_dir: Path, cfg: Any) -> None:
+    """Hydra's record of the run (``.hydra/``: config, hydra and overrides YAML), written once
+    the directory is this run's. Hydra itself would write it before the run starts, over the
+    record of a finished run of another config; conf/config.yaml turns that off
+    (``hydra.output_subdir: null``). Outside Hydra (tests calling runner.run) there is none."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.instance().cfg
+    record = {"config.yaml": cfg, "hydra.yaml": hydra_cfg, "overrides.yaml": hydra_cfg.hydra.overrides.task}
+    (run_dir / ".hydra").mkdir(exist_ok=True)
+    for filename, node in record.items():
+        (run_dir / ".hydra" / filename).write_text(OmegaConf.to_yaml(node))
+
+
+def check_name(name: Any) -> None:
+    """``name`` becomes a path under results_dir: relative, not empty, no ``..``."""
+    path = PurePath(str(name))
+    if not path.parts or path.is_absolute() or ".." in path.parts:
+        raise ConfigError(
+            "name", name, "must be a relative path inside results_dir without '..', e.g. name=my_sweep"
+        )
+
+
+def check_results_dir(results_dir: Path) -> None:
+    """``results_dir`` is, or can be made, a directory this process can write in."""
+    existing = next(p for p in (results_dir, *results_dir.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError("results_dir", results_dir, f"{existing} is a file; give a directory")
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=results_dir):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            "results_dir", results_dir, f"cannot write there ({err.strerror}); give a writable directory"
+        ) from None
+
+
+def check_inside(path: Path, results_dir: Path, key: str) -> None:
+    """``path`` (a run or sweep directory) lies inside ``results_dir``."""
+    inside = Path(os.path.normpath(os.path.abspath(path)))
+    root = Path(os.path.normpath(os.path.abspath(results_dir)))
+    if inside != root and root not in inside.parents:
+        raise ConfigError(key, path, f"is outside results_dir={results_dir}; keep run directories inside it")
+
+
+def check_output(config: Any, key: str, output_dir: str, name: Any = None) -> None:
+    """The checks above on a composed config, as one line and exit 2: for a Hydra callback,
+    which runs before Hydra creates the run or sweep directory."""
+    try:
+        check_name(config.name if name is None else name)
+        check_results_dir(Path(config.results_dir))
+        check_inside(Path(output_dir), Path(config.results_dir), key)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(record.EXIT_CODES[record.FAILED])
