@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from normbench import provenance, record, rundir
+from normbench import learned, provenance, record, rundir
 from normbench.checkpoint import resume_or_start_fresh, save_checkpoint
 from normbench.checks import check_data_fits, check_keys, check_run_keys, resolve_device
 from normbench.data import build_dataset
@@ -32,6 +32,7 @@ from normbench.norms import (
     check_forward,
     check_layout,
     check_model_norms,
+    get_norm_spec,
     make_options,
     norm_builder,
     standardize_conv_weights,
@@ -99,10 +100,31 @@ def run_locked(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         raise
     finally:
         sinks.close(hparams=record.flat(summary["config"]), final=summary["final"])
+    if status in record.FINISHED:
+        judge_learning(cfg, built, summary, status, run_dir)
     record.finish(run_dir, summary, status)
     if status in record.FINISHED:  # after the summary: a kill in between leaves a resumable run
         (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # only unfinished runs need one
     return summary
+
+
+def judge_learning(
+    cfg: DictConfig, built: Built, summary: dict[str, Any], status: str, run_dir: Path
+) -> None:
+    """``learned`` and ``learned_note`` into the summary; one warning line if it did not learn."""
+    final, labels = summary["final"], built.trainer.data.y_test
+    verdict = learned.judge(
+        final.get("test/accuracy") if status == record.DONE else None,
+        learned.chance_accuracy(labels),
+        labels.numel(),
+        learned.first_train_loss(run_dir / "metrics.csv"),
+        final.get("train/loss"),
+    )
+    summary.update(learned=verdict.learned, learned_note=verdict.note)
+    if not verdict.learned:
+        lr = base_lr(cfg.optim.lr, cfg.batch, cfg.optim.linear_scaling)
+        batch_stats = get_norm_spec(cfg.norm.name).batch_statistics
+        log.warning(learned.advice(verdict.note, lr, cfg.epochs, cfg.norm.name, cfg.batch, batch_stats))
 
 
 def build(cfg: DictConfig) -> Built:

@@ -30,12 +30,28 @@ TINY = [
     "log_every=2",
     "progress=false",
     "threads=1",
+    # the defaults before issue 17, which the golden files were made with
+    "optim=sgd",
+    "optim.lr=0.1",
+    "optim.linear_scaling=false",
 ]
 # every probe at least once: eval, batch-stats eval, BN drift, weights, activations, Precise BN
 CASES = {
-    "mlp_batch": ["model=mlp", "norm=batch", "norm.precise_bn_samples=24", "activations=true"],
+    "mlp_batch": [
+        "model=mlp",
+        "norm=batch",
+        "norm.precise_bn_samples=24",
+        "activations=true",
+        "sched=constant",
+    ],
     "resnet_group": ["model=resnet", "norm=group", "sched=step"],
-    "rnn_batch": ["model=rnn", "norm=batch", "norm.precise_bn_samples=16"],
+    "rnn_batch": [
+        "model=rnn",
+        "norm=batch",
+        "norm.precise_bn_samples=16",
+        "sched=constant",
+        "model.hidden_size=64",
+    ],
 }
 REL = 1e-6
 

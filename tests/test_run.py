@@ -129,10 +129,12 @@ def test_unknown_option_gets_hydras_message(cli):
 
 
 def test_divergence_is_recorded_exits_non_zero_and_a_sweep_goes_on(cli, tmp_path):
-    single = cli("norm=none", "optim.lr=1e6", *TINY, results=tmp_path / "single")
+    # lr 1e6 at every step, as before issue 17 (scaled and warmed up, this tiny run ended finite)
+    old_defaults = ["sched=constant", "optim.linear_scaling=false"]
+    single = cli("norm=none", "optim.lr=1e6", *old_defaults, *TINY, results=tmp_path / "single")
     assert single.returncode == 3
     assert summaries(tmp_path / "single")[0]["status"] == "diverged"
-    sweep = cli("-m", "norm=none", "optim.lr=1e6,0.01", *TINY, results=tmp_path / "sweep")
+    sweep = cli("-m", "norm=none", "optim.lr=1e6,0.01", *old_defaults, *TINY, results=tmp_path / "sweep")
     assert sweep.returncode == 0, sweep.stderr[-2000:]
     assert sorted(s["status"] for s in summaries(tmp_path / "sweep")) == ["diverged", "done"]
 
