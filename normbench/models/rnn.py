@@ -168,7 +168,7 @@ class RNN(nn.Module):
         num_classes: int,
         norm_layer: NormBuilder,
         cell: str = "lstm",
-        hidden_size: int = 64,
+        hidden_size: int = 128,
         num_layers: int = 1,
     ) -> None:
         super().__init__()
