@@ -25,7 +25,7 @@ register_resolvers()  # before Hydra composes: conf/config.yaml uses them
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> str:
     # imported here, not above: `--help`, `--cfg` and Hydra's own errors then need no torch
-    from normbench.runner import main as run_one
+    from normbench.task import main as run_one
 
     return run_one(cfg)
 

@@ -4,18 +4,27 @@ training loss ends above where it started, did not, and says what to try.
 The margin is the wider of 5 points and 3 binomial standard errors of the test set around
 chance: on 1,000 test samples at chance 50% that is 5 points (3 SE = 4.7), on 100 it is 15, so
 a small test set does not call a lucky guess learning. Chance is the majority class's share of
-the test labels (1/num_classes on a balanced set). The runner calls :func:`judge` once, at the
+the test labels (1/num_classes on a balanced set). The runner calls :func:`judge_run` once, at the
 end of a run, and records ``learned`` and ``learned_note`` in summary.json.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from omegaconf import DictConfig
+
+from normbench import record
+from normbench.norms import get_norm_spec
+from normbench.optim import base_lr
+
+log = logging.getLogger("normbench")
 
 MIN_MARGIN = 0.05  # accuracy within 5 points of chance is chance
 Z = 3.0  # ... or within 3 standard errors of a binomial at chance on the test size
@@ -85,3 +94,23 @@ def first_train_loss(metrics_csv: Path) -> float | None:
     except OSError:
         return None
     return None
+
+
+def judge_run(
+    cfg: DictConfig, labels: torch.Tensor, summary: dict[str, Any], status: str, metrics: Path
+) -> None:
+    """A finished run's ``learned`` and ``learned_note`` into its summary (``labels``: the test
+    labels; ``metrics``: its metrics.csv); one warning line when it did not learn."""
+    final = summary["final"]
+    verdict = judge(
+        final.get("test/accuracy") if status == record.DONE else None,
+        chance_accuracy(labels),
+        labels.numel(),
+        first_train_loss(metrics),
+        final.get("train/loss"),
+    )
+    summary.update(learned=verdict.learned, learned_note=verdict.note)
+    if not verdict.learned:
+        lr = base_lr(cfg.optim.lr, cfg.batch, cfg.optim.linear_scaling)
+        batch_stats = get_norm_spec(cfg.norm.name).batch_statistics
+        log.warning(advice(verdict.note, lr, cfg.epochs, cfg.norm.name, cfg.batch, batch_stats))

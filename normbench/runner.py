@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +21,8 @@ from normbench import learned, provenance, record, rundir
 from normbench.checkpoint import resume_or_start_fresh, save_checkpoint
 from normbench.checks import check_data_fits, check_keys, check_run_keys, resolve_device
 from normbench.data import build_dataset
-from normbench.errors import ConfigError
 from normbench.identity import config_identity, resolved_config
-from normbench.interrupt import end_sweep, interrupt_on_sigterm
+from normbench.interrupt import interrupt_on_sigterm
 from normbench.models import build_model, get_model_spec
 from normbench.norms import (
     NormBuilder,
@@ -32,7 +30,6 @@ from normbench.norms import (
     check_forward,
     check_layout,
     check_model_norms,
-    get_norm_spec,
     make_options,
     norm_builder,
     standardize_conv_weights,
@@ -41,7 +38,6 @@ from normbench.optim import base_lr, build_lr_schedule, build_optimizer, l1_pena
 from normbench.probes import Diverged, Point, Probe, measure, select_probes
 from normbench.progress import epoch_line, progress_bar
 from normbench.sinks import Sinks, open_sinks
-from normbench.threads import threads_per_job
 from normbench.train import Trainer
 
 log = logging.getLogger("normbench")
@@ -101,30 +97,11 @@ def run_locked(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     finally:
         sinks.close(hparams=record.flat(summary["config"]), final=summary["final"])
     if status in record.FINISHED:
-        judge_learning(cfg, built, summary, status, run_dir)
+        learned.judge_run(cfg, built.trainer.data.y_test, summary, status, run_dir / "metrics.csv")
     record.finish(run_dir, summary, status)
     if status in record.FINISHED:  # after the summary: a kill in between leaves a resumable run
         (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # only unfinished runs need one
     return summary
-
-
-def judge_learning(
-    cfg: DictConfig, built: Built, summary: dict[str, Any], status: str, run_dir: Path
-) -> None:
-    """``learned`` and ``learned_note`` into the summary; one warning line if it did not learn."""
-    final, labels = summary["final"], built.trainer.data.y_test
-    verdict = learned.judge(
-        final.get("test/accuracy") if status == record.DONE else None,
-        learned.chance_accuracy(labels),
-        labels.numel(),
-        learned.first_train_loss(run_dir / "metrics.csv"),
-        final.get("train/loss"),
-    )
-    summary.update(learned=verdict.learned, learned_note=verdict.note)
-    if not verdict.learned:
-        lr = base_lr(cfg.optim.lr, cfg.batch, cfg.optim.linear_scaling)
-        batch_stats = get_norm_spec(cfg.norm.name).batch_statistics
-        log.warning(learned.advice(verdict.note, lr, cfg.epochs, cfg.norm.name, cfg.batch, batch_stats))
 
 
 def build(cfg: DictConfig) -> Built:
@@ -254,41 +231,3 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-# ---- the Hydra task -------------------------------------------------------------------------
-
-
-def main(cfg: DictConfig) -> str:
-    """What run.py calls: run, report bad input as one line, map the status to an exit code.
-
-    In a sweep (multirun) nothing is raised or exited: the status is recorded in the run's
-    summary.json, and the other runs go on.
-    """
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    hydra_cfg = HydraConfig.get()
-    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
-    if cfg.threads is None and sweeping:
-        torch.set_num_threads(threads_per_job(hydra_cfg.launcher))
-    try:
-        rundir.check_name(cfg.name)  # also when a sweep varies it (the callback saw one value)
-        status = run(cfg, Path(hydra_cfg.runtime.output_dir))["status"]
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        status = record.FAILED
-    except Exception:
-        if not sweeping:
-            raise  # a single run shows the traceback
-        # In a sweep one broken cell must not abort the others (Hydra would stop the sweep
-        # and skip its report): the traceback goes to the log, summary.json says failed.
-        log.exception("run failed: %s", hydra_cfg.runtime.output_dir)
-        status = record.FAILED
-    if status in (record.DIVERGED, record.INTERRUPTED):
-        log.warning("run %s: %s", status, hydra_cfg.runtime.output_dir)
-    if sweeping and status == record.INTERRUPTED:
-        end_sweep()  # Ctrl-C or SIGTERM stops the sweep, not only this cell
-    if not sweeping and record.EXIT_CODES[status]:
-        sys.exit(record.EXIT_CODES[status])
-    return status

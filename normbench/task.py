@@ -1,0 +1,54 @@
+"""The Hydra task: one run from run.py, its bad input as one line and its status as the exit
+code; in a sweep, nothing is raised or exited and a Ctrl-C stops the sweep."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from normbench import record, rundir
+from normbench.errors import ConfigError
+from normbench.interrupt import end_sweep
+from normbench.runner import run
+from normbench.threads import threads_per_job
+
+log = logging.getLogger("normbench")
+
+
+def main(cfg: DictConfig) -> str:
+    """What run.py calls: run, report bad input as one line, map the status to an exit code.
+
+    In a sweep (multirun) nothing is raised or exited: the status is recorded in the run's
+    summary.json, and the other runs go on.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    if cfg.threads is None and sweeping:
+        torch.set_num_threads(threads_per_job(hydra_cfg.launcher))
+    try:
+        rundir.check_name(cfg.name)  # also when a sweep varies it (the callback saw one value)
+        status = run(cfg, Path(hydra_cfg.runtime.output_dir))["status"]
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        status = record.FAILED
+    except Exception:
+        if not sweeping:
+            raise  # a single run shows the traceback
+        # In a sweep one broken cell must not abort the others (Hydra would stop the sweep
+        # and skip its report): the traceback goes to the log, summary.json says failed.
+        log.exception("run failed: %s", hydra_cfg.runtime.output_dir)
+        status = record.FAILED
+    if status in (record.DIVERGED, record.INTERRUPTED):
+        log.warning("run %s: %s", status, hydra_cfg.runtime.output_dir)
+    if sweeping and status == record.INTERRUPTED:
+        end_sweep()  # Ctrl-C or SIGTERM stops the sweep, not only this cell
+    if not sweeping and record.EXIT_CODES[status]:
+        sys.exit(record.EXIT_CODES[status])
+    return status
