@@ -21,7 +21,7 @@ from normbench.analysis.stats import LEARNED_KEY, N_TEST_KEY, NORM_KEY, NORM_NAM
 
 # the one list of keys that change where or how a run writes, never what it computes
 from normbench.identity import NON_RESULT_KEYS  # noqa: E402
-from normbench.record import DONE
+from normbench.record import DONE, flat
 
 # Config keys the analysis always needs as columns, swept or not.
 CORE_KEYS = ("norm.name", "batch", "seed", "model.name", "data.name", "epochs")
@@ -58,15 +58,9 @@ class Results:
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"norm": {"name": "group"}} -> {"norm.name": "group"}; lists become tuples (hashable)."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, dotted + "."))
-        else:
-            flat[dotted] = tuple(value) if isinstance(value, list) else value
-    return flat
+    """{"norm": {"name": "group"}} -> {"norm.name": "group"} (record.flat); lists become tuples,
+    so that values are hashable for grouping."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in flat(tree, prefix).items()}
 
 
 def find_run_dirs(root: Path) -> list[Path]:
