@@ -25,6 +25,9 @@ from test_sweeps import ENV, NO_REPORT, SLOW, finished_epochs, metric_keys, star
 from normbench.runner import run
 from normbench.status import cell_name
 
+# the slow tier: every test here drives real `python run.py` processes (kills, locks, signals)
+pytestmark = pytest.mark.slow
+
 # the command of issue 15, case 1
 MINE = ["name=mine", "epochs=1", "data.train_size=64", "data.test_size=32", "batch=16"]
 MINE += ["progress=false", "threads=1"]

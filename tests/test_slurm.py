@@ -27,6 +27,9 @@ from normbench import launchers
 from normbench.errors import ConfigError
 from normbench.runner import run
 
+# the slow tier: every test here starts sweeps on a cluster or as processes
+pytestmark = pytest.mark.slow
+
 SCRIPT = REPO / "scripts" / "slurm_local.sh"
 CLUSTER_DIR = Path(os.environ.get("NORMBENCH_SLURM_DIR", "/tmp/normbench-slurm"))
 NO_REPORT = "~hydra.callbacks.report"
