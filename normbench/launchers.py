@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,8 +112,9 @@ class _Submitit:
         job.__class__ = next(c for c in type(self).__mro__ if c.__module__ == __name__)
         return job
 
+    @abstractmethod
     def cancel(self, jobs: list[Any]) -> None:
-        raise NotImplementedError
+        """Cancel the submitted ``jobs`` and wait until they are gone: each launcher its own way."""
 
 
 def result(job: Any, overrides: Sequence[str]) -> JobReturn:
