@@ -114,6 +114,8 @@ RULES: dict[str, Rule] = {
     "epochs": INT,
     "seed": Rule(int, lo=0, hi=2**63, open_hi=True),
     "log_every": INT,
+    "eval_every": Rule(int, lo=1, note="test evaluation every N epochs and at the last"),
+    "train_eval_size": Rule(int, lo=0, note="0: off; at most the training set's size"),
     "threads": Rule(int, lo=1, null=True, note="null: all cores"),
     "amp": FLAG,
     "channels_last": FLAG,
@@ -263,7 +265,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def check_data_fits(data: Dataset, name: str, model: str, modalities: tuple[str, ...], batch: int) -> None:
+def check_data_fits(
+    data: Dataset, name: str, model: str, modalities: tuple[str, ...], batch: int, train_eval_size: int = 0
+) -> None:
+    """The data suits the model, and the batch and the train_eval subset fit in its training set."""
     if data.modality not in modalities:
         raise ConfigError(
             "data",
@@ -278,4 +283,10 @@ def check_data_fits(data: Dataset, name: str, model: str, modalities: tuple[str,
             "batch",
             batch,
             f"is larger than the training set ({n} samples); use batch<={n} or a larger data.train_size",
+        )
+    if train_eval_size > n:
+        raise ConfigError(
+            "train_eval_size",
+            train_eval_size,
+            f"is larger than the training set ({n} samples); use train_eval_size<={n} (0: off)",
         )

@@ -10,6 +10,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from normbench.probes.evaluation import due
+
 
 class _NoBar:
     def update(self, n: int = 1) -> None: ...
@@ -31,12 +33,14 @@ def progress_bar(cfg: DictConfig, total: int) -> Iterator[Any]:
         yield bar
 
 
-def epoch_line(epoch: int, epochs: int, summary: dict[str, Any]) -> str:
+def epoch_line(epoch: int, epochs: int, summary: dict[str, Any], eval_every: int = 1) -> str:
+    """The epoch's log line; the test numbers only on the epochs the test set was scored."""
     f = summary["final"]
-    line = (
-        f"epoch {epoch}/{epochs}  train loss {f['train/loss']:.4f}  "
-        f"test loss {f['test/loss']:.4f}  test acc {100 * f['test/accuracy']:.2f}%"
-    )
-    if "test_batchstats/accuracy" in f:
-        line += f" (batch stats {100 * f['test_batchstats/accuracy']:.2f}%)"
+    line = f"epoch {epoch}/{epochs}  train loss {f['train/loss']:.4f}  "
+    if "train_eval/loss" in f:
+        line += f"(eval mode {f['train_eval/loss']:.4f})  "
+    if due(epoch, eval_every, epochs):
+        line += f"test loss {f['test/loss']:.4f}  test acc {100 * f['test/accuracy']:.2f}%"
+        if "test_batchstats/accuracy" in f:
+            line += f" (batch stats {100 * f['test_batchstats/accuracy']:.2f}%)"
     return line + f"  {summary['train_samples_per_s']:.0f} samples/s"

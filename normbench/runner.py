@@ -119,7 +119,7 @@ def build(cfg: DictConfig) -> Built:
     check_batch(cfg.norm.name, norm_options, cfg.batch)
 
     data = build_dataset(cfg.data.name, model_modality=spec.native, run_seed=cfg.seed, **options(cfg.data))
-    check_data_fits(data, cfg.data.name, cfg.model.name, spec.modalities, cfg.batch)
+    check_data_fits(data, cfg.data.name, cfg.model.name, spec.modalities, cfg.batch, cfg.train_eval_size)
     steps = spec.norm_steps(data.input_shape)
     norm_layer = norm_builder(cfg.norm.name, spec.layout, norm_options, impl=cfg.norm.impl, steps=steps)
 
@@ -195,7 +195,7 @@ def train(
             sinks.flush()
             save_checkpoint(run_dir, summary["identity"], trainer, epoch, progress(summary))
             bar.set_postfix_str(f"loss {final['train/loss']:.3f}")
-            log.info(epoch_line(epoch, cfg.epochs, summary))
+            log.info(epoch_line(epoch, cfg.epochs, summary, cfg.eval_every))
     if rows := measure(built.probes, "at_end", Point(trainer, cfg.epochs, summary["steps"], final)):
         sinks.write(rows)
         sinks.flush()

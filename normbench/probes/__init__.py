@@ -19,13 +19,24 @@ from normbench.probes import (
     divergence,
     evaluation,
     precise_bn,
+    train_eval,
     train_loss,
     weights,
 )
 from normbench.probes.base import Diverged, Point, Probe
 from normbench.sinks import Row
 
-PROBES = (train_loss, evaluation, batchstats_eval, divergence, activations, bn_drift, weights, precise_bn)
+PROBES = (
+    train_loss,
+    evaluation,
+    batchstats_eval,
+    train_eval,
+    divergence,
+    activations,
+    bn_drift,
+    weights,
+    precise_bn,
+)
 
 __all__ = ["PROBES", "Diverged", "Point", "Probe", "measure", "select_probes"]
 

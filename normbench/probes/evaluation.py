@@ -1,4 +1,10 @@
-"""Test loss and accuracy in eval mode (split test); skipped when the training loss is not finite."""
+"""Test loss and accuracy in eval mode (split test); skipped when the training loss is not finite.
+
+With ``eval_every`` N > 1 the test set is scored every N epochs and always at the last one
+(:func:`due`), so summary.json's ``final`` holds the last epoch's numbers whatever N is. The
+batch-statistics evaluation (:mod:`.batchstats_eval`) follows the same epochs; the cheap
+probes (train loss, train_eval, activations, BN drift, weights) still look every epoch, and
+Precise BN after the last is unaffected."""
 
 from __future__ import annotations
 
@@ -27,12 +33,20 @@ def trained_finitely(at: Point) -> bool:
     return at.losses is not None and bool(torch.isfinite(at.losses).all())
 
 
+def due(epoch: int, every: int, epochs: int) -> bool:
+    """Whether the test set is scored after ``epoch``: every ``every`` epochs and at the last."""
+    return epoch % every == 0 or epoch == epochs
+
+
 class Evaluation(Probe):
+    def __init__(self, every: int, epochs: int) -> None:
+        self.every, self.epochs = every, epochs
+
     def at_epoch(self, at: Point) -> list[Row]:
-        if not trained_finitely(at):
+        if not trained_finitely(at) or not due(at.epoch, self.every, self.epochs):
             return []
         return score_rows(at, "test", *evaluate(at.trainer.model, at.trainer.data))
 
 
 def make(cfg: DictConfig, model: nn.Module, lr_at: Callable[[int], float]) -> Probe:
-    return Evaluation()
+    return Evaluation(cfg.eval_every, cfg.epochs)
