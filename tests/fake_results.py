@@ -234,3 +234,18 @@ def set_curve(
     new = [f"{step},1,{split},{metric},{value!r}" for step, value in points]
     path.write_text("\n".join([head, *new, *keep]) + "\n")
     return run_dir
+
+
+def add_train_eval(run_dir: Path, losses: Iterable[float], steps_per_epoch: int = 10) -> Path:
+    """Append eval-mode train losses (split ``train_eval``) for epochs 0, 1, ..., as the runner
+    writes them with ``train_eval_size`` > 0, and set the summary's final ``train_eval/loss``."""
+    losses = list(losses)
+    rows = [f"{e * steps_per_epoch},{e},train_eval,loss,{v!r}" for e, v in enumerate(losses)]
+    with (run_dir / "metrics.csv").open("a") as f:
+        f.write("\n".join(rows) + "\n")
+    path = run_dir / "summary.json"
+    if path.exists():
+        summary = json.loads(path.read_text())
+        summary["final"]["train_eval/loss"] = losses[-1]
+        path.write_text(json.dumps(summary))
+    return run_dir

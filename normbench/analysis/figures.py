@@ -33,6 +33,7 @@ from normbench.analysis.stats import (
     groups,
     label,
     scale,
+    t_interval,
 )
 
 MAX_PANELS = 12
@@ -415,3 +416,45 @@ def save(fig: Figure, out_dir: Path, stem: str) -> dict[str, Path]:
     with matplotlib.rc_context({"svg.hashsalt": stem}):
         fig.savefig(paths["svg"], metadata={"Date": None, "Creator": None})
     return paths
+
+
+def convergence(res: Results, curves: pd.DataFrame, max_panels: int = MAX_PANELS) -> Figure | None:
+    """The convergence figure: eval-mode train loss (``train_eval``, see
+    :mod:`normbench.probes.train_eval`) against epoch, one panel per norm (and cell of the other
+    swept keys), a line per batch size, mean over seeds with its 95% t band; log scale.
+    ``curves``: run_id, epoch, value (``controls.train_eval_curves``). None without such rows."""
+    done = res.done
+    if curves.empty or NORM_KEY not in done:
+        return None
+    runs = done[done["run_id"].isin(curves["run_id"])]
+    keys = cell_keys(runs, res.swept, exclude=(SEED_KEY, BATCH_KEY))
+    panels = groups(runs, keys)[:max_panels]
+    batches = sorted(pd.to_numeric(runs[BATCH_KEY], errors="coerce").dropna().unique())
+    styles = dict(zip(batches, cell_styles(len(batches)), strict=True))
+    fig, axes = _panels(len(panels))
+    for ax, (values, panel) in zip(axes, panels, strict=True):
+        for batch, cell in panel.groupby(BATCH_KEY, sort=True):
+            sel = curves[curves["run_id"].isin(cell["run_id"])]
+            wide = sel.pivot_table(index="epoch", columns="run_id", values="value", aggfunc="last").dropna()
+            if wide.empty:
+                continue
+            st = styles[float(batch)]
+            low, high = t_interval(wide.to_numpy().T)
+            ax.plot(
+                wide.index,
+                wide.mean(axis=1),
+                color=st.color,
+                linestyle=st.linestyle,
+                marker=st.marker,
+                markerfacecolor="white",
+                label=f"batch {batch} (n={wide.shape[1]})",
+            )
+            ax.fill_between(wide.index, low, high, color=st.color, alpha=0.15, lw=0)
+        if (curves["value"] > 0).all():
+            ax.set_yscale("log")
+        ax.set(title=_title(keys, values), xlabel="epoch", ylabel="train loss, eval mode")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="small")
+    fig.suptitle("Convergence: eval-mode loss on a fixed training subset, mean over seeds, band = 95% t-CI")
+    fig.tight_layout()
+    return fig

@@ -24,13 +24,14 @@ from normbench.identity import NON_RESULT_KEYS  # noqa: E402
 from normbench.record import DONE, flat
 
 # Config keys the analysis always needs as columns, swept or not.
-CORE_KEYS = ("norm.name", "batch", "seed", "model.name", "data.name", "epochs")
+CORE_KEYS = ("norm.name", "batch", "seed", "model.name", "data.name", "epochs", "norm.ghost_size")
 CURVE_COLUMNS = ["run_id", "step", "epoch", "split", "metric", "value"]
 # Statuses for runs whose summary.json is absent or unreadable (not written by the runner).
 NO_SUMMARY = "no summary"
 CORRUPT = "corrupt summary"
 # The norm presets (conf/norm/*.yaml) a run's norm options are compared with to name its variant.
 NORM_CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "norm"
+GAP_SOURCE_KEY = "generalization_gap_from"  # which train loss a run's generalization gap used
 
 
 @dataclass(frozen=True)
@@ -340,16 +341,23 @@ def add_derived(runs: pd.DataFrame) -> pd.DataFrame:
     """``<split>/error`` = 1 - ``<split>/accuracy`` for every split, ``batchstats_gap`` =
     accuracy with batch statistics minus accuracy with running statistics (norms that have
     batch statistics only; NaN elsewhere), and ``generalization_gap`` = final test loss minus
-    final train loss (the train loss is the last epoch's mean, without any penalty term)."""
+    final train loss: the eval-mode ``train_eval/loss`` where the run measured it (scored as
+    the test loss is), else ``train/loss`` (the last epoch's train-mode mean, without any
+    penalty term); ``generalization_gap_from`` names the one each run used."""
     runs = runs.copy()
     for col in [c for c in runs.columns if isinstance(c, str) and c.endswith("/accuracy")]:
         runs[col[: -len("accuracy")] + "error"] = 1.0 - pd.to_numeric(runs[col], errors="coerce")
     if {"test_batchstats/accuracy", "test/accuracy"} <= set(runs.columns):
         runs["batchstats_gap"] = runs["test_batchstats/accuracy"] - runs["test/accuracy"]
     if {"test/loss", "train/loss"} <= set(runs.columns):
-        runs["generalization_gap"] = pd.to_numeric(runs["test/loss"], errors="coerce") - pd.to_numeric(
-            runs["train/loss"], errors="coerce"
-        )
+        train = pd.to_numeric(runs["train/loss"], errors="coerce")
+        source = pd.Series("train/loss", index=runs.index)
+        if "train_eval/loss" in runs:
+            eval_mode = pd.to_numeric(runs["train_eval/loss"], errors="coerce")
+            train = eval_mode.where(eval_mode.notna(), train)
+            source = source.where(eval_mode.isna(), "train_eval/loss")
+        runs["generalization_gap"] = pd.to_numeric(runs["test/loss"], errors="coerce") - train
+        runs[GAP_SOURCE_KEY] = source
     return runs
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from normbench.analysis import activations as act
 from normbench.analysis import claims as claims_mod
 from normbench.analysis import figures, reference
-from normbench.analysis.load import DONE, Results
+from normbench.analysis.load import DONE, GAP_SOURCE_KEY, Results
 from normbench.analysis.stats import (
     BATCH_KEY,
     CONFIDENCE,
@@ -214,8 +214,26 @@ def _not_learned_rows(runs: pd.DataFrame) -> list[str]:
 
 TABLE_NOTES = {
     "generalization_gap": ": test/loss minus train/loss (overfitting when large)",
+    "generalization_gap/train_eval": (
+        ": test/loss minus train_eval/loss, the train loss scored in eval mode on a fixed training "
+        "subset as the test loss is (overfitting when large)"
+    ),
     "weights/near_zero": ": share of weight-matrix entries with |w| < 1e-3 (sparsity: L1)",
 }
+
+
+def _table_note(metric: str, runs: pd.DataFrame) -> str:
+    """The note after a table's caption; the generalization gap says which train loss it used
+    (load.add_derived: the eval-mode train_eval/loss where the runs measured it)."""
+    if metric != "generalization_gap" or GAP_SOURCE_KEY not in runs:
+        return TABLE_NOTES.get(metric, "")
+    used = runs.loc[runs[metric].notna(), GAP_SOURCE_KEY].value_counts()
+    if set(used.index) == {"train_eval/loss"}:
+        return TABLE_NOTES["generalization_gap/train_eval"]
+    if len(used) > 1:
+        each = ", ".join(f"{n} runs {src}" for src, n in used.items())
+        return f": test/loss minus train_eval/loss where the run measured it, else train/loss ({each})"
+    return TABLE_NOTES[metric]
 
 
 def tables(res: Results, opts: Options) -> list[Block]:
@@ -241,7 +259,7 @@ def tables(res: Results, opts: Options) -> list[Block]:
             stats = aggregate(runs, metric, [NORM_KEY, BATCH_KEY])
             unit = " (%)" if is_percent(metric) else ""
             table = pivot_table(stats, NORM_KEY, BATCH_KEY, scale(metric))
-            blocks.append(Block("table", table, f"{metric}{unit}{TABLE_NOTES.get(metric, '')}"))
+            blocks.append(Block("table", table, f"{metric}{unit}{_table_note(metric, runs)}"))
             if metric == opts.metric and binomial_metric(metric):
                 noise = pivot_table(stats, NORM_KEY, BATCH_KEY, scale(metric), cell=fmt_noise)
                 caption = f"{metric}: SD over seeds / one run's binomial SE (points)"

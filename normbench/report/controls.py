@@ -1,0 +1,119 @@
+"""The report's control sections: convergence (runs with ``train_eval_size``) and the ghost-BN
+control (runs with ``norm=ghost_batch``); nothing when the runs have no such data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from normbench.analysis import controls, figures
+from normbench.analysis.claims import lower_is_better
+from normbench.analysis.load import Results
+from normbench.analysis.stats import (
+    BATCH_KEY,
+    CONFIDENCE,
+    NORM_KEY,
+    Difference,
+    aggregate,
+    contexts,
+    difference_unit,
+    scale,
+)
+from normbench.report.document import Block
+from normbench.report.options import Options
+from normbench.report.sections import fmt_cell, pivot_table
+
+
+def convergence_section(res: Results, fig_dir: Path) -> list[Block]:
+    """The eval-mode train loss per epoch (figure) and its late change per cell (table)."""
+    curves = controls.train_eval_curves(res)
+    fig = figures.convergence(res, curves)
+    if fig is None:
+        return []
+    runs = controls.late_change(res)
+    blocks = [
+        Block("h2", "Convergence"),
+        Block(
+            "p",
+            "Did every cell finish learning? The loss on a fixed subset of the training images, "
+            "scored in eval mode after every epoch as the test set is (split train_eval, "
+            "`train_eval_size`). A comparison across batch sizes at equal epochs means something "
+            "only where every compared cell has flattened: the table gives each cell's change over "
+            f"the last quarter of training (train_eval/loss at the last epoch minus at {controls.LATE:g} "
+            "of the epochs, mean over seeds with its 95% Student-t interval); a clearly negative "
+            "value is a cell still learning.",
+        ),
+        Block(
+            "figure",
+            figures.save(fig, fig_dir, "convergence"),
+            "Convergence: eval-mode train loss against epoch, a panel per norm, a line per batch "
+            "size, mean over seeds, band = 95% Student-t CI.",
+        ),
+    ]
+    for context, part in contexts(runs, res.swept):
+        stats = aggregate(part, controls.LATE_KEY, [NORM_KEY, BATCH_KEY])
+        if not stats["n"].sum():
+            continue
+        caption = "train_eval/loss, last epoch minus 3/4 of the epochs" + (f", {context}" if context else "")
+        blocks.append(Block("table", pivot_table(stats, NORM_KEY, BATCH_KEY, 1.0, signed=True), caption))
+    return blocks
+
+
+GHOST_RULE = (
+    "Reading rule: ghost BN normalises over sub-batches of the ghost size while the optimiser "
+    "still steps on the full batch. If ghost BN of size g at the large batch is as bad as BN at "
+    "batch g, the noisy statistics explain BN's small-batch degradation; if it is near BN at the "
+    "large batch, the small optimisation batch does. Differences: paired by seed where the seeds "
+    "pair (Welch otherwise), two-sided t-test at alpha {alpha:g}, resolved when p < alpha."
+)
+
+
+def ghost_section(res: Results, opts: Options) -> list[Block]:
+    """Ghost BN at the optimisation batch beside BN at the ghost sizes and at that batch."""
+    metric = lower_is_better(opts.metric)
+    stats, readings = controls.ghost_control(res.done, metric, opts.claims.bn, opts.claims.alpha)
+    if not readings:
+        return []
+    k = scale(metric)
+    table = pd.DataFrame(
+        {
+            "norm": stats[NORM_KEY],
+            "batch": stats[BATCH_KEY],
+            "ghost size": [str(g) if g else "-" for g in stats["ghost_size"]],
+            f"{metric}{' (%)' if k == 100 else ''}": [fmt_cell(r, k) for _, r in stats.iterrows()],
+        }
+    )
+    unit = difference_unit(metric)
+    items = [
+        f"norm={r.label} (ghost size {r.ghost}) at batch={r.batch}: **{r.reading}**. "
+        + "; ".join(
+            f"minus norm={opts.claims.bn} at batch={b}: {_diff(d, k, unit)}"
+            for b, d in ((r.ghost, r.vs_small), (r.batch, r.vs_large))
+        )
+        + f"; share of BN's degradation: {_share(r.share)}"
+        for r in readings
+    ]
+    return [
+        Block("h2", "Ghost-BN control: noisy statistics or small optimisation batch?"),
+        Block("p", GHOST_RULE.format(alpha=opts.claims.alpha)),
+        Block("table", table, f"{metric}: ghost BN and BN, mean [95% Student-t CI] n"),
+        Block("ul", items),
+    ]
+
+
+def _diff(d: Difference | None, k: float, unit: str) -> str:
+    if d is None:
+        return "not run"
+    if not d.testable:
+        return f"{d.diff * k:+.2f} {unit} ({d.n_text}: no interval)"
+    low, high = d.interval(CONFIDENCE)
+    p = d.p_value()
+    return (
+        f"{d.diff * k:+.2f} [{low * k:+.2f}, {high * k:+.2f}] {unit} ({CONFIDENCE:.0%} CI, {d.method}, "
+        f"{d.n_text}, p = {p:.3g})"
+    )
+
+
+def _share(x: float) -> str:
+    return "n/a" if pd.isna(x) else f"{x:.0%}"
