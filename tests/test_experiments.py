@@ -144,6 +144,17 @@ SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replac
         "hydra/launcher=basic",
     ],
     "depth_init": ["model.init=normal", "norm=none,batch", "data.train_size=32", "data.test_size=16"],
+    "lr_sensitivity": [
+        "norm=batch",
+        "batch=8",
+        "optim.lr=0.05,0.1,0.2",
+        "seed=0",
+        "epochs=1",
+        "data.train_size=32",
+        "data.test_size=16",
+        "train_eval_size=16",
+        "hydra/launcher=basic",
+    ],
 }
 
 

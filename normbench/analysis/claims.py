@@ -8,6 +8,8 @@ Every claim prints its rule, its numbers and its test (DESIGN.md §6):
 - "ordering": each adjacent pair of the published order resolved as published, reversed, or
   not at all (two-sided t-tests, Holm-corrected over the pairs of the claim).
 - "first to the loss threshold": each seed's crossing step, then the same pairwise tests.
+- "the linear-rule lr is within the margin of the best" (grids sweeping ``optim.lr``): a
+  non-inferiority t-test of error(rule lr) - error(other lr) against the margin, per other lr.
 
 Not resolved is INCONCLUSIVE, never FAIL, and says how many seeds the observed spread would
 need (:func:`stats.seeds_needed`). Data that should be there and is not (a norm that failed at
@@ -77,6 +79,8 @@ DEGRADES = "norm={} degrades at small batch"
 FLAT = "norm={} is batch-size independent"
 ORDERING = "ordering of norms at the largest batch"
 THRESHOLD = "norm={norm} reaches the {split} {metric} threshold first"
+LINEAR_RULE = "norm={norm} at batch={batch}: the linear-rule lr is within the margin of the best"
+LR_KEY = "optim.lr"
 
 
 @dataclass(frozen=True)
@@ -561,6 +565,90 @@ def first_to_threshold(
     return _learned_or_inconclusive(claim, cell)
 
 
+# ---------------------------------------------------------------- the linear lr rule
+
+
+def rule_lr(values: Sequence[float]) -> float | None:
+    """The linear rule's lr among the swept ``optim.lr`` values: the middle one of an odd number
+    (3+) of them, as a sweep over x0.5, x1, x2 of it lays them out; None otherwise."""
+    values = sorted(set(values))
+    return values[len(values) // 2] if len(values) >= 3 and len(values) % 2 else None
+
+
+def linear_rule(cell: pd.DataFrame, metric: str, lr: float, opts: ClaimOptions) -> Claim:
+    """Non-inferiority: the error at the linear rule's lr minus at each other lr is below the
+    margin (one-sided t-tests, Holm over the other lrs)."""
+    scale, unit = metric_scale(metric), difference_unit(metric)
+    margin, level = opts.margin_pp / scale, 1 - 2 * opts.alpha
+    norm, batch = cell[NORM_KEY].iloc[0], cell[BATCH_KEY].iloc[0]
+    name = LINEAR_RULE.format(norm=norm, batch=batch)
+    rule = (
+        f"the linear rule's lr is the middle of the swept {LR_KEY} values (with linear_scaling on, "
+        f"{LR_KEY} is the rate at batch 32 and each run uses it x batch/32); for each other lr, a "
+        f"non-inferiority t-test of {metric}(rule lr) - {metric}(other lr) < {opts.margin_pp:g} {unit} "
+        f"(one-sided at alpha {opts.alpha:g}, i.e. the {level:.0%} CI's upper end, paired by seed where "
+        f"the seeds pair, Welch otherwise, Holm over the other lrs): PASS if every one is resolved "
+        f"below the margin (the rule's lr is within the margin of the best); FAIL if one is resolved "
+        f"above it; else INCONCLUSIVE. Domain: any model"
+    )
+    by_lr = {float(v): _values(g, metric) for v, g in cell.groupby(LR_KEY)}
+    others = [v for v in sorted(by_lr) if v != lr]
+    if lr not in by_lr or not others:
+        what = f"{LR_KEY}={lr:g}" if lr not in by_lr else "another lr"
+        return Claim(name, INCONCLUSIVE, f"{MISSING_PREFIX} no finished run at {what}", rule)
+    found = [(v, difference(by_lr[lr], by_lr[v])) for v in others]
+    below = holm([d.p_value("less", margin) for _, d in found])
+    above = holm([d.p_value("greater", margin) for _, d in found])
+    means = ", ".join(f"lr={v:g} {_num(by_lr[v].mean(), scale)}" for v in sorted(by_lr))
+    best = min(by_lr, key=lambda v: by_lr[v].mean())
+    parts = [
+        f"{_effect(f'lr={lr:g} - lr={v:g}', d, scale, unit, level)}, {d.method} ({d.n_text}), "
+        f"within-margin p (Holm) = {_p(p_in)}, beyond-margin p (Holm) = {_p(p_out)}"
+        for (v, d), p_in, p_out in zip(found, below, above, strict=True)
+    ]
+    evidence = f"{metric} means: {means} (best lr={best:g}); " + "; ".join(parts)
+    v, worst = max(found, key=lambda vd: vd[1].diff if not np.isnan(vd[1].diff) else -np.inf)
+    if any(p < opts.alpha for p in above):
+        verdict = FAIL
+    elif all(d.testable for _, d in found) and all(p < opts.alpha for p in below):
+        verdict = PASS
+    else:
+        verdict = INCONCLUSIVE
+        if not all(d.testable for _, d in found):
+            evidence = f"{MISSING_PREFIX} fewer than 2 seeds at some lr; {evidence}"
+        sd = max((d.sd for _, d in found if d.testable), default=np.nan)
+        paired = all(d.paired for _, d in found)
+        needed = seeds_needed(sd, margin, paired=paired, alpha=opts.alpha / len(found), power=opts.power)
+        target = f"non-inferiority within {opts.margin_pp:g} {unit} (true difference 0)"
+        evidence += "; " + _power_line(needed, sd, target, scale, unit, opts)
+    claim = Claim(
+        name,
+        verdict,
+        evidence,
+        rule,
+        effect=_effect(f"lr={lr:g} - lr={v:g}", worst, scale, unit, level),
+        n=min((d.n_text for _, d in found), key=lambda t: int(t.split()[0])),
+    )
+    return _learned_or_inconclusive(claim, cell)
+
+
+def linear_rule_claims(res: Results, metric: str, opts: ClaimOptions) -> list[Claim]:
+    """One :func:`linear_rule` claim per norm and batch size (and cell of the other swept keys)
+    of a grid that sweeps ``optim.lr``; none otherwise."""
+    if LR_KEY not in res.swept or not len(res.done):
+        return []
+    lr = rule_lr(pd.to_numeric(res.runs[LR_KEY], errors="coerce").dropna().tolist())
+    if lr is None:
+        title = LINEAR_RULE.format(norm="*", batch="*")
+        why = f"needs an odd number (3 or more) of swept {LR_KEY} values, the middle one the rule's"
+        return [Claim(title, NOT_APPLICABLE, why, "")]
+    claims = []
+    for context, runs in contexts(res.done, [k for k in res.swept if k != LR_KEY]):
+        for _, cell in groups(runs, [NORM_KEY, BATCH_KEY]):
+            claims.append(replace(linear_rule(cell, metric, lr, opts), context=context))
+    return claims
+
+
 # ---------------------------------------------------------------- which claims, where
 
 
@@ -631,4 +719,4 @@ def evaluate(res: Results, metric: str = "test/error", options: ClaimOptions | N
         for values, cell in groups(runs, [BATCH_KEY] if BATCH_KEY in runs else []):
             where = ", ".join(x for x in (context, f"batch={values[0]}" if values else "") if x)
             claims.append(replace(first_to_threshold(cell, res.curves, opts), context=where))
-    return claims
+    return claims + linear_rule_claims(res, metric, opts)

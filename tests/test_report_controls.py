@@ -1,0 +1,216 @@
+"""The report's controls on fake results trees: the convergence figure and late-change table
+(train_eval rows), the ghost-BN control (norm=ghost2, ghost8), the generalization gap measured
+with the eval-mode train loss, and the linear-rule lr claim of the lr_sensitivity preset."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO
+from fake_results import _rng, add_train_eval, write_run, write_sweep
+
+from normbench.analysis import claims, load
+from normbench.analysis.controls import LATE_KEY, late_change, late_epoch
+from normbench.report import build_report
+from normbench.report.sections import _table_note
+
+EPOCHS = 4
+BN_ERROR = {2: 30.0, 8: 18.0, 32: 14.0}
+
+
+def error(norm: str, batch: int, seed: int) -> float:
+    base = BN_ERROR[batch] if norm == "batch" else 15.0
+    return base + _rng(norm, batch, seed).normal(0, 0.4)
+
+
+def curve(batch: int, seed: int) -> list[float]:
+    """Batch 32 still learning (a straight fall), the small batches flat by the last quarter."""
+    if batch == 32:
+        return [2.3 - (0.4 + 0.01 * seed) * e for e in range(EPOCHS + 1)]
+    return [0.1 + 0.001 * seed + 2 * math.exp(-2 * e) for e in range(EPOCHS + 1)]
+
+
+def ghost(size: int, target: float):
+    return lambda norm, batch, seed: target + _rng("ghost", size, seed).normal(0, 0.4)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("controls") / "small_batch"
+    write_sweep(root, ("batch", "group"), (2, 8, 32), (1, 2, 3), error=error, epochs=EPOCHS)
+    for size, target in ((2, 29.8), (8, 14.1)):  # ghost2 as bad as BN at 2, ghost8 near BN at 32
+        for seed in (1, 2, 3):
+            write_run(
+                root / "ghost" / f"norm=ghost{size},seed={seed}",
+                "ghost_batch",
+                32,
+                seed,
+                error=ghost(size, target),
+                epochs=EPOCHS,
+                overrides=[f"norm=ghost{size}", f"seed={seed}", "batch=32"],
+                record={"choices": {"norm": f"ghost{size}"}},
+                norm__ghost_size=size,
+            )
+    for run in root.rglob("summary.json"):
+        batch = int(run.parent.name.split("batch=")[1].split(",")[0]) if "batch=" in run.parent.name else 32
+        add_train_eval(run.parent, curve(batch, int(run.parent.name[-1])))
+    return root
+
+
+@pytest.fixture(scope="module")
+def md(sweep: Path) -> str:
+    build_report(sweep)
+    return (sweep / "report.md").read_text()
+
+
+def test_late_epoch_is_three_quarters_rounded_half_down():
+    assert [late_epoch(e) for e in (4, 12, 10, 2)] == [3, 9, 7, 1]
+
+
+def test_late_change_is_last_minus_three_quarters_per_run(sweep: Path):
+    runs = late_change(load(sweep)).set_index("run_id")
+    one = runs.loc["batch=32,norm=batch,seed=2", LATE_KEY]
+    assert one == pytest.approx(curve(32, 2)[4] - curve(32, 2)[3]) and one == pytest.approx(-0.42)
+    assert runs.loc["batch=2,norm=group,seed=1", LATE_KEY] == pytest.approx(2 * (math.exp(-8) - math.exp(-6)))
+
+
+def test_convergence_section_shows_the_figure_and_who_still_moves(sweep: Path, md: str):
+    assert (sweep / "figures" / "convergence.png").stat().st_size > 1000
+    assert "## Convergence" in md and "![Convergence: eval-mode train loss" in md
+    assert "**train_eval/loss, last epoch minus 3/4 of the epochs**" in md
+    # batch 32 falls by 0.41, 0.42, 0.43 (seeds 1-3): mean -0.42, t(2) interval +-0.025
+    row = next(line for line in md.splitlines() if line.startswith("| batch | -0.00 ["))
+    assert row.endswith("| -0.42 [-0.44, -0.40] n=3 |"), row
+
+
+def test_ghost_control_reads_each_ghost_size(md: str):
+    assert "## Ghost-BN control: noisy statistics or small optimisation batch?" in md
+    assert "if it is near BN at the large batch, the small optimisation batch does" in md
+    for row in (
+        "| batch | 2 | - | 30.",
+        "| batch | 32 | - | 13.8",
+        "| ghost2 | 32 | 2 | 29.",
+        "| ghost8 | 32 | 8 | 13.9",
+    ):
+        assert row in md, row
+    ghost2 = next(line for line in md.splitlines() if line.startswith("- norm=ghost2 (ghost size 2)"))
+    assert "**as bad as BN at batch=2: the noisy statistics explain the degradation**" in ghost2
+    ghost8 = next(line for line in md.splitlines() if line.startswith("- norm=ghost8 (ghost size 8)"))
+    assert "**near BN at batch=32: the small optimisation batch explains the degradation**" in ghost8
+    assert "share of BN's degradation: 10" not in ghost8 and "paired t, 3 pairs" in ghost8
+
+
+def test_generalization_gap_uses_the_eval_mode_train_loss(sweep: Path, md: str):
+    runs = load(sweep).runs.set_index("run_id")
+    run = runs.loc["batch=8,norm=group,seed=3"]
+    assert run["generalization_gap"] == pytest.approx(run["test/loss"] - run["train_eval/loss"])
+    assert run["generalization_gap"] != pytest.approx(run["test/loss"] - run["train/loss"])
+    assert "**generalization_gap: test/loss minus train_eval/loss, the train loss scored in eval mode" in md
+
+
+def test_a_mixed_gap_says_how_many_runs_used_which_loss():
+    runs = pd.DataFrame(
+        {
+            "generalization_gap": [0.1, 0.2, 0.3],
+            "generalization_gap_from": ["train_eval/loss", "train/loss", "train/loss"],
+        }
+    )
+    note = _table_note("generalization_gap", runs)
+    assert note.endswith("else train/loss (2 runs train/loss, 1 runs train_eval/loss)"), note
+
+
+# ---------------------------------------------------------------- the linear-rule lr claim
+
+LRS = (0.05, 0.1, 0.2)
+# error (%) per (norm, batch) and lr x0.5, x1, x2, and the seed noise: what each verdict needs
+LR_ERRORS = {
+    ("batch", 2): ((17.0, 20.0, 24.0), 0.3),  # x1 3 points worse than x0.5: FAIL
+    ("batch", 32): ((14.2, 14.0, 15.0), 0.2),  # x1 the best: PASS
+    ("group", 2): ((14.0, 15.0, 17.0), 1.5),  # 1 point behind, noisy: INCONCLUSIVE
+    ("group", 32): ((15.3, 15.0, 15.1), 0.2),  # PASS
+}
+
+
+@pytest.fixture(scope="module")
+def lr_results(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("lr") / "lr_sensitivity"
+    for (norm, batch), (means, sd) in LR_ERRORS.items():
+        label = "group8" if norm == "group" else norm
+        for lr, mean in zip(LRS, means, strict=True):
+            for seed in (0, 1, 2):
+                noise = _rng(norm, batch, lr, seed).normal(0, sd)
+                write_run(
+                    root / f"batch={batch},norm={label},optim.lr={lr},seed={seed}",
+                    norm,
+                    batch,
+                    seed,
+                    error=lambda *_, m=mean, e=noise: m + e,
+                    overrides=[f"batch={batch}", f"norm={label}", f"optim.lr={lr}", f"seed={seed}"],
+                    record={"choices": {"norm": label}},
+                    model="resnet",
+                    optim__lr=lr,
+                    optim__linear_scaling=True,
+                    **({"norm__num_groups": 8} if norm == "group" else {}),
+                )
+    return load(root)
+
+
+def test_the_rule_lr_is_the_middle_of_an_odd_sweep():
+    assert claims.rule_lr([0.2, 0.05, 0.1, 0.1]) == 0.1
+    assert claims.rule_lr([0.05, 0.1]) is None and claims.rule_lr([0.1]) is None
+
+
+def test_linear_rule_claims_give_the_expected_verdicts(lr_results):
+    found = {c.name: c for c in claims.evaluate(lr_results) if "linear-rule" in c.name}
+    verdicts = {name.split(":")[0]: c.verdict for name, c in found.items()}
+    assert verdicts == {
+        "norm=batch at batch=2": claims.FAIL,
+        "norm=batch at batch=32": claims.PASS,
+        "norm=group8 at batch=2": claims.INCONCLUSIVE,
+        "norm=group8 at batch=32": claims.PASS,
+    }
+    fail = found["norm=batch at batch=2: the linear-rule lr is within the margin of the best"]
+    assert "(best lr=0.05)" in fail.evidence and fail.effect.startswith("lr=0.1 - lr=0.05: +")
+    low = float(fail.effect.split("[")[1].split(",")[0])
+    assert low > 1.5  # resolved beyond the margin
+    assert (
+        "seeds per cell"
+        in found["norm=group8 at batch=2: the linear-rule lr is within the margin of the best"].evidence
+    )
+
+
+def test_linear_rule_is_not_applicable_to_an_even_lr_sweep(lr_results):
+    runs = lr_results.runs[lr_results.runs["optim.lr"] != 0.2]
+    two = type(lr_results)(runs, lr_results.curves, lr_results.swept)
+    (claim,) = claims.linear_rule_claims(two, "test/error", claims.ClaimOptions())
+    assert claim.verdict == claims.NOT_APPLICABLE and "odd number" in claim.evidence
+
+
+def test_lr_sensitivity_preset_expands_to_12_cells_of_3_seeds(make_cfg):
+    from test_experiments import grid, register_with_hydra
+
+    cfg = register_with_hydra("lr_sensitivity")
+    jobs = grid(cfg)
+    cells = {tuple(o for o in job if not o.startswith("seed=")) for job in jobs}
+    assert len(cells) == 12 and len(jobs) == 12 * 3
+    lrs = [float(v) for v in str(cfg.hydra.sweeper.params["optim.lr"]).split(",")]
+    assert claims.rule_lr(lrs) == cfg.optim.lr == 0.1 and sorted(lrs) == [0.05, 0.1, 0.2]
+    assert cfg.optim.linear_scaling and {
+        c.split("=")[1] for job in jobs for c in job if c.startswith("batch")
+    } == {
+        "2",
+        "32",
+    }
+    one = make_cfg("experiment=lr_sensitivity", "norm=group8", "batch=2", "optim.lr=0.2")
+    assert (one.norm.num_groups, one.data.name, one.data.noise, one.train_eval_size) == (
+        8,
+        "synthetic",
+        1.0,
+        500,
+    )
+    assert (REPO / "conf" / "data" / "textures.yaml").exists()
+    assert not np.isnan(one.optim.lr)
