@@ -51,6 +51,7 @@ from normbench.analysis.stats import (
     holm,
     natural_key,
     norm_names,
+    seed_values,
     seeds_needed,
     variants,
 )
@@ -156,11 +157,6 @@ def lower_is_better(metric: str) -> str:
     return metric[: -len("accuracy")] + "error" if metric.endswith("/accuracy") else metric
 
 
-def _values(rows: pd.DataFrame, metric: str) -> pd.Series:
-    """A metric indexed by seed."""
-    return pd.Series(pd.to_numeric(rows[metric], errors="coerce").to_numpy(), index=rows[SEED_KEY].to_numpy())
-
-
 def _not_learned(rows: pd.DataFrame) -> str:
     """ "norm=batch batch=2 seed=1 (accuracy at chance)" for the runs that did not learn."""
     if LEARNED_KEY not in rows:
@@ -234,7 +230,7 @@ def degrades(runs: pd.DataFrame, metric: str, bn: str, opts: ClaimOptions) -> Cl
             name, INCONCLUSIVE, f"{MISSING_PREFIX} norm={bn} finished at {len(cells)} batch size(s)", rule
         )
     (small, a), (large, b) = list(cells.items())[0], list(cells.items())[-1]
-    d = difference(_values(a, metric), _values(b, metric))
+    d = difference(seed_values(a, metric), seed_values(b, metric))
     where = f"batch={small} - batch={large}"
     numbers = (
         f"{metric} batch={small}: {_num(d.a.mean(), scale)}, batch={large}: {_num(d.b.mean(), scale)}; "
@@ -280,7 +276,8 @@ def flat(runs: pd.DataFrame, metric: str, gn: str, opts: ClaimOptions) -> Claim:
         )
     large, base = list(cells.items())[-1]
     found: list[tuple[object, Difference]] = [
-        (b, difference(_values(rows, metric), _values(base, metric))) for b, rows in list(cells.items())[:-1]
+        (b, difference(seed_values(rows, metric), seed_values(base, metric)))
+        for b, rows in list(cells.items())[:-1]
     ]
     used = pd.concat(cells.values())
     untestable = [f"batch={b}" for b, d in found if not d.testable]
@@ -406,7 +403,7 @@ def ordering(
             rule,
         )
     pairs = [(a, b) for lower, upper in zip(order, order[1:]) for a in lower for b in upper]
-    values = {label: _values(at[at[NORM_KEY] == label], metric) for label in names}
+    values = {label: seed_values(at[at[NORM_KEY] == label], metric) for label in names}
     found = resolve_pairs(values, pairs, opts.alpha)
     means = ", ".join(f"norm={lbl} {_num(values[lbl].mean(), scale)}" for grp in order for lbl in grp)
     evidence = f"batch={largest}: means {means}; " + "; ".join(_pair_text(p, scale, unit) for p in found)
@@ -591,7 +588,7 @@ def linear_rule(cell: pd.DataFrame, metric: str, lr: float, opts: ClaimOptions) 
         f"below the margin (the rule's lr is within the margin of the best); FAIL if one is resolved "
         f"above it; else INCONCLUSIVE. Domain: any model"
     )
-    by_lr = {float(v): _values(g, metric) for v, g in cell.groupby(LR_KEY)}
+    by_lr = {float(v): seed_values(g, metric) for v, g in cell.groupby(LR_KEY)}
     others = [v for v in sorted(by_lr) if v != lr]
     if lr not in by_lr or not others:
         what = f"{LR_KEY}={lr:g}" if lr not in by_lr else "another lr"

@@ -16,11 +16,11 @@ from normbench.analysis.stats import (
     ALPHA,
     BATCH_KEY,
     NORM_KEY,
-    SEED_KEY,
     Difference,
     aggregate,
     difference,
     norm_names,
+    seed_values,
     variants,
 )
 
@@ -99,7 +99,7 @@ class GhostReading:
     def reading(self) -> str:
         if self.vs_small is None or self.vs_large is None:
             missing = self.ghost if self.vs_small is None else self.batch
-            return f"not read: norm=batch did not finish at batch={missing}"
+            return f"not read: BN did not finish at batch={missing}"
         worse = self._resolved(self.vs_large, +1)  # worse than BN at the same optimisation batch
         better = self._resolved(self.vs_small, -1)  # better than BN with as few samples
         if worse and not better:
@@ -112,10 +112,6 @@ class GhostReading:
                 f"degradation, the optimisation batch the rest"
             )
         return "unresolved: neither difference is resolved with these seeds"
-
-
-def _values(runs: pd.DataFrame, metric: str) -> pd.Series:
-    return pd.Series(pd.to_numeric(runs[metric], errors="coerce").to_numpy(), index=runs[SEED_KEY].to_numpy())
 
 
 def ghost_runs(done: pd.DataFrame) -> pd.DataFrame:
@@ -153,8 +149,8 @@ def ghost_control(
     for (label, batch, ghost), rows in ghosts.assign(ghost_size=sizes).groupby(
         [NORM_KEY, BATCH_KEY, "ghost_size"], sort=True
     ):
-        at = {b: _values(base[base[BATCH_KEY] == b], metric) for b in (ghost, batch)}
-        mine = _values(rows, metric)
+        at = {b: seed_values(base[base[BATCH_KEY] == b], metric) for b in (ghost, batch)}
+        mine = seed_values(rows, metric)
         vs = [difference(mine, at[b]) if len(at[b].dropna()) else None for b in (ghost, batch)]
         readings.append(GhostReading(str(label), int(batch), int(ghost), vs[0], vs[1], alpha))
     return stats, readings

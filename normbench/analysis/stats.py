@@ -135,6 +135,11 @@ def binomial_se(p: float | np.ndarray, n_test: float | np.ndarray) -> float | np
         return _point(np.sqrt(p * (1 - p) / np.where(n > 0, n, np.nan)))
 
 
+def seed_values(rows: pd.DataFrame, metric: str) -> pd.Series:
+    """A metric of ``rows`` indexed by seed, as :func:`difference` takes it."""
+    return pd.Series(pd.to_numeric(rows[metric], errors="coerce").to_numpy(), index=rows[SEED_KEY].to_numpy())
+
+
 def groups(frame: pd.DataFrame, keys: Sequence[str]) -> list[tuple[tuple, pd.DataFrame]]:
     """(values, rows) per cell of ``keys``, values always a tuple; one cell when no keys."""
     if not keys:
