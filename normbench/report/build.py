@@ -9,6 +9,7 @@ from normbench.analysis.load import Results, load
 from normbench.errors import ConfigError
 from normbench.report.document import Block, Document
 from normbench.report.options import Options
+from normbench.report.published import published_section
 from normbench.report.render import to_html, to_latex, to_markdown
 from normbench.report.sections import (
     activations_section,
@@ -23,8 +24,8 @@ from normbench.report.sections import (
 
 
 def document(res: Results, opts: Options, results_dir: Path, fig_dir: Path) -> Document:
-    """The report as blocks: the claims first, then what was run, tables, figures, the claims'
-    details and the provenance. Writes the figure files into ``fig_dir``."""
+    """The report as blocks: the claims first, then what was run, tables, published numbers
+    beside ours, figures, the claims' details and the provenance. Writes the figure files into ``fig_dir``."""
     names = res.runs["name"].dropna().unique().tolist() if "name" in res.runs else []
     title = f"normbench report: {', '.join(map(str, names)) or results_dir.resolve().name}"
     if opts.metric != Options().metric:  # a metric asked for by name; the default may be absent
@@ -32,7 +33,8 @@ def document(res: Results, opts: Options, results_dir: Path, fig_dir: Path) -> D
     found = claims_mod.evaluate(res, opts.metric, opts.claims)
     blocks = [Block("h1", title), *claims_head(res, opts, found), *what_was_run(res, results_dir)]
     if len(res.done):
-        blocks += [*tables(res, opts), *differences(res, opts), *make_figures(res, opts, fig_dir)]
+        blocks += [*tables(res, opts), *differences(res, opts), *published_section(res.done)]
+        blocks += make_figures(res, opts, fig_dir)
     else:
         blocks.append(Block("p", "**No finished runs: no statistics, figures or claims.**"))
     blocks += activations_section(res, fig_dir)

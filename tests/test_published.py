@@ -1,0 +1,107 @@
+"""The report's published numbers beside the runs' own: which table applies to which grid, and
+that its cells are the papers' numbers and these runs' means, each where it belongs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fake_results import write_run, write_sweep
+
+from normbench.analysis import load
+from normbench.analysis.load import Results
+from normbench.report.build import document
+from normbench.report.options import Options
+from normbench.report.published import published_section
+
+PAPER = "published: paper, ImageNet ResNet-50, top-1 error (%)"
+CIFAR = "published: CIFAR-10 reproduction, test accuracy (%)"
+
+
+def _error(norm: str, batch: int, seed: int) -> float:
+    """Test error in percent: 10 + seed, so a cell of seeds 1 and 2 has mean 11.5."""
+    return 10.0 + seed
+
+
+@pytest.fixture(scope="module")
+def group_sweep(tmp_path_factory: pytest.TempPathFactory) -> Results:
+    """experiment=group_sweep's grid: GN at batch 32 with 1, 2, 16 groups, seeds 1 and 2."""
+    root = tmp_path_factory.mktemp("group_sweep")
+    for groups in (1, 2, 16):
+        for seed in (1, 2):
+            overrides = [f"norm.num_groups={groups}", f"seed={seed}"]
+            run = root / f"norm.num_groups={groups},seed={seed}"
+            write_run(run, "group", 32, seed, error=_error, norm__num_groups=groups, overrides=overrides)
+    return load(root)
+
+
+def _tables(blocks: list) -> dict[str, pd.DataFrame]:
+    return {b.caption.split(":")[0]: b.content for b in blocks if b.kind == "table"}
+
+
+def test_group_sweep_shows_table_3_beside_its_own_error(group_sweep: Results) -> None:
+    blocks = published_section(group_sweep.done)
+    assert blocks[0].content == "Published numbers beside these runs"
+    (table,) = _tables(blocks).values()
+    rows = {g: r for g, r in zip(table["norm.num_groups"], table.to_dict("records"), strict=True)}
+    # every row of the paper's Table 3, as published, at 32 images per GPU
+    paper = {g: rows[g][PAPER] for g in (64, 32, 16, 8, 4, 2, 1)}
+    assert paper == {64: "24.6", 32: "24.1", 16: "24.6", 8: "24.4", 4: "24.6", 2: "24.7", 1: "25.3"}
+    assert set(table["batch"]) == {32}
+    # ours: test error of seeds 1 and 2 (11% and 12%), mean 11.5 with its t interval
+    ours = "these runs: test/error (%)"
+    assert rows[16][ours].startswith("11.50 [") and rows[16][ours].endswith("] n=2")
+    assert rows[1][ours] == rows[16][ours] and rows[64][ours] == rows[32][ours] == "-"
+    text = " ".join(b.content for b in blocks if b.kind == "p")
+    assert "not expected to match" in text and "synthetic" in text
+
+
+def test_no_published_table_where_the_grid_repeats_no_paper_comparison(tmp_path: Path) -> None:
+    # norms and batch sizes on the synthetic task, GN at one group count: nothing to set beside
+    res = load(write_sweep(tmp_path, norms=("batch", "group"), batches=(2, 32), seeds=(1,)))
+    assert published_section(res.done) == []
+
+
+def test_batch_renorm_beside_the_papers_numbers_at_batch_4(tmp_path: Path) -> None:
+    norms = ("batch", "batch_renorm", "group", "layer")
+    res = load(write_sweep(tmp_path, norms=norms, batches=(4, 32), seeds=(1, 2), error=_error))
+    (table,) = _tables(published_section(res.done)).values()
+    cells = {(r["norm"], r["batch"]): r for r in table.to_dict("records")}
+    assert {k: cells[k][PAPER] for k in cells if cells[k][PAPER] != "-"} == {
+        ("batch", 4): "27.3",
+        ("batch_renorm", 4): "26.3",
+        ("group", 4): "24.2",
+    }
+    assert "layer" not in set(table["norm"])  # the paper's comparison has no LN
+    assert cells[("batch_renorm", 32)]["these runs: test/error (%)"].startswith("11.50 [")
+
+
+def test_cifar_runs_beside_the_reproduction_by_label(tmp_path: Path) -> None:
+    # GN as the small_batch presets name it (group8), on CIFAR-10, at batch 2 and 32
+    for batch in (2, 32):
+        for seed in (1, 2):
+            write_run(
+                tmp_path / f"b{batch}s{seed}",
+                "group",
+                batch,
+                seed,
+                error=_error,
+                data__name="cifar10",
+                norm__num_groups=8,
+                record={"choices": {"norm": "group8"}},
+            )
+    res = load(tmp_path)
+    (table,) = _tables(published_section(res.done)).values()
+    cells = {(r["norm"], r["batch"]): r for r in table.to_dict("records")}
+    assert set(cells) == {("group8", 2), ("group8", 4), ("group8", 32)}
+    assert [cells[("group8", b)][CIFAR] for b in (2, 4, 32)] == ["85.8", "85.8", "85.8"]
+    # accuracy, not error: 100 - 11.5
+    assert cells[("group8", 2)]["these runs: test/accuracy (%)"].startswith("88.50 [")
+    assert cells[("group8", 4)]["these runs: test/accuracy (%)"] == "-"
+
+
+def test_the_report_document_carries_the_section(group_sweep: Results, tmp_path: Path) -> None:
+    blocks = document(group_sweep, Options(), tmp_path, tmp_path / "figures").blocks
+    heads = [b.content for b in blocks if b.kind == "h2"]
+    assert heads.index("Published numbers beside these runs") == heads.index("Figures") - 1
