@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from fake_results import write_run, write_sweep
 
-from normbench.analysis import load
+from normbench.analysis import figures, load
 from normbench.analysis.load import Results
 from normbench.report.build import document
 from normbench.report.options import Options
@@ -40,8 +40,8 @@ def _tables(blocks: list) -> dict[str, pd.DataFrame]:
     return {b.caption.split(":")[0]: b.content for b in blocks if b.kind == "table"}
 
 
-def test_group_sweep_shows_table_3_beside_its_own_error(group_sweep: Results) -> None:
-    blocks = published_section(group_sweep.done)
+def test_group_sweep_shows_table_3_beside_its_own_error(group_sweep: Results, tmp_path: Path) -> None:
+    blocks = published_section(group_sweep.done, tmp_path)
     assert blocks[0].content == "Published numbers beside these runs"
     (table,) = _tables(blocks).values()
     rows = {g: r for g, r in zip(table["norm.num_groups"], table.to_dict("records"), strict=True)}
@@ -55,18 +55,44 @@ def test_group_sweep_shows_table_3_beside_its_own_error(group_sweep: Results) ->
     assert rows[1][ours] == rows[16][ours] and rows[64][ours] == rows[32][ours] == "-"
     text = " ".join(b.content for b in blocks if b.kind == "p")
     assert "not expected to match" in text and "synthetic" in text
+    (figure,) = [b for b in blocks if b.kind == "figure"]
+    assert figure.content["png"] == tmp_path / "groups.png" and figure.content["png"].stat().st_size > 1000
+    assert "Table 3" in figure.caption and "not produced by these runs" in figure.caption
+
+
+def test_group_figure_draws_ours_and_the_papers_curve_apart(group_sweep: Results) -> None:
+    runs = group_sweep.done.astype({"norm.num_groups": int})
+    fig = figures.groups_vs_paper(runs, "norm.num_groups", figures.KNOWN_STYLES["group"])
+    ours, paper = fig.axes
+    assert paper.get_title().startswith("PUBLISHED (not these runs)")
+    (curve,) = paper.get_lines()
+    assert curve.get_label() == "paper, ImageNet ResNet-50"
+    assert dict(curve.get_xydata().tolist()) == {
+        64: 24.6,
+        32: 24.1,
+        16: 24.6,
+        8: 24.4,
+        4: 24.6,
+        2: 24.7,
+        1: 25.3,
+    }
+    # ours: the mean line at 1, 2 and 16 groups, 11.5% each (seeds 1 and 2: 11% and 12%)
+    mean = ours.get_lines()[0].get_xydata().tolist()
+    assert mean == [[1.0, 11.5], [2.0, 11.5], [16.0, 11.5]]
+    spans = [ax.get_ylim()[1] - ax.get_ylim()[0] for ax in (ours, paper)]
+    assert spans[0] == pytest.approx(spans[1]) and spans[1] > 25.3 - 24.1  # same scale, no zoom
 
 
 def test_no_published_table_where_the_grid_repeats_no_paper_comparison(tmp_path: Path) -> None:
     # norms and batch sizes on the synthetic task, GN at one group count: nothing to set beside
     res = load(write_sweep(tmp_path, norms=("batch", "group"), batches=(2, 32), seeds=(1,)))
-    assert published_section(res.done) == []
+    assert published_section(res.done, tmp_path) == []
 
 
 def test_batch_renorm_beside_the_papers_numbers_at_batch_4(tmp_path: Path) -> None:
     norms = ("batch", "batch_renorm", "group", "layer")
     res = load(write_sweep(tmp_path, norms=norms, batches=(4, 32), seeds=(1, 2), error=_error))
-    (table,) = _tables(published_section(res.done)).values()
+    (table,) = _tables(published_section(res.done, tmp_path)).values()
     cells = {(r["norm"], r["batch"]): r for r in table.to_dict("records")}
     assert {k: cells[k][PAPER] for k in cells if cells[k][PAPER] != "-"} == {
         ("batch", 4): "27.3",
@@ -92,7 +118,7 @@ def test_cifar_runs_beside_the_reproduction_by_label(tmp_path: Path) -> None:
                 record={"choices": {"norm": "group8"}},
             )
     res = load(tmp_path)
-    (table,) = _tables(published_section(res.done)).values()
+    (table,) = _tables(published_section(res.done, tmp_path)).values()
     cells = {(r["norm"], r["batch"]): r for r in table.to_dict("records")}
     assert set(cells) == {("group8", 2), ("group8", 4), ("group8", 32)}
     assert [cells[("group8", b)][CIFAR] for b in (2, 4, 32)] == ["85.8", "85.8", "85.8"]

@@ -258,6 +258,46 @@ def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/erro
     return fig
 
 
+def groups_vs_paper(runs: pd.DataFrame, key: str, style: Style, metric: str = "test/error") -> Figure:
+    """Figure 6: group norm's ``metric`` against its number of groups (``key``): these runs
+    (mean, 95% CI, seeds as dots) in the first panel, the GN paper's Table 3 in the second.
+    Two panels, not one: the levels differ (a small task against ImageNet); the shapes compare,
+    on y axes of the same span."""
+    fig, (ours, ref) = _panels(2)
+    table = aggregate(runs, metric, [key]).dropna(subset=["mean"])
+    _errorbar(ours, table.sort_values(key), key, style, f"these runs (n={table['n'].max()})", scale(metric))
+    _seeds(ours, runs, key, metric, style, scale(metric), log=True)
+    paper = reference.GN_PAPER_ERROR_VS_GROUPS
+    ref.plot(
+        list(paper),
+        list(paper.values()),
+        color=style.color,
+        linestyle=style.linestyle,
+        marker=style.marker,
+        markerfacecolor="white",
+        label="paper, ImageNet ResNet-50",
+    )
+    ours.set(title="these runs", ylabel=metric_label(metric))
+    ref.set(title="PUBLISHED (not these runs):\nWu & He 2018, ResNet-50 ImageNet", ylabel="top-1 error (%)")
+    for ax, xs in ((ours, table[key]), (ref, list(paper))):
+        _log2_axis(ax, [float(x) for x in xs])
+        ax.set(xlabel="number of groups")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    # one height in points for both panels: the paper's 1.2-point spread must not look as
+    # steep as a 5-point one of these runs
+    height = max(abs(ax.get_ylim()[1] - ax.get_ylim()[0]) for ax in (ours, ref))
+    for ax in (ours, ref):
+        middle = sum(ax.get_ylim()) / 2
+        ax.set_ylim(middle - height / 2, middle + height / 2)
+    fig.suptitle(
+        f"Group norm: {metric_label(metric)} vs number of groups, mean and 95% t-CI, dots: seeds\n"
+        "(both panels span the same number of points)"
+    )
+    fig.tight_layout()
+    return fig
+
+
 def batchstats_gap(res: Results, styles: dict[str, Style]) -> Figure | None:
     """Figure 3: accuracy with batch statistics minus accuracy with running statistics, in
     points, against batch size; only norms whose runs logged ``test_batchstats``."""

@@ -33,7 +33,7 @@ def document(res: Results, opts: Options, results_dir: Path, fig_dir: Path) -> D
     found = claims_mod.evaluate(res, opts.metric, opts.claims)
     blocks = [Block("h1", title), *claims_head(res, opts, found), *what_was_run(res, results_dir)]
     if len(res.done):
-        blocks += [*tables(res, opts), *differences(res, opts), *published_section(res.done)]
+        blocks += [*tables(res, opts), *differences(res, opts), *published_section(res.done, fig_dir)]
         blocks += make_figures(res, opts, fig_dir)
     else:
         blocks.append(Block("p", "**No finished runs: no statistics, figures or claims.**"))

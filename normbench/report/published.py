@@ -5,10 +5,11 @@ and GN on CIFAR-10). Each applies only where the runs have what it compares."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import pandas as pd
 
-from normbench.analysis import reference
+from normbench.analysis import figures, reference
 from normbench.analysis.stats import BATCH_KEY, NORM_KEY, NORM_NAME_KEY, aggregate, natural_key, scale
 from normbench.report.document import Block
 from normbench.report.sections import fmt_cell
@@ -59,9 +60,9 @@ def _norms(runs: pd.DataFrame) -> set[str]:
     return set(runs[NORM_NAME_KEY].dropna()) if NORM_NAME_KEY in runs else set()
 
 
-def groups_table(runs: pd.DataFrame) -> list[Block]:
-    """GN paper Table 3: top-1 error against the number of groups; where the runs sweep
-    ``norm.num_groups`` of group norm."""
+def groups_table(runs: pd.DataFrame, fig_dir: Path) -> list[Block]:
+    """GN paper Table 3: top-1 error against the number of groups, as a table and a figure;
+    where the runs sweep ``norm.num_groups`` of group norm."""
     gn = runs[runs[NORM_NAME_KEY] == "group"] if "group" in _norms(runs) else runs.iloc[:0]
     if GROUPS_KEY not in gn or gn[GROUPS_KEY].nunique() < 2:
         return []
@@ -77,7 +78,17 @@ def groups_table(runs: pd.DataFrame) -> list[Block]:
         "0.6 points from 2 to 64, 25.3 at one group, i.e. layer norm). These runs are a small "
         "synthetic task: their level is not expected to match ImageNet's; compare the shape."
     )
-    return [Block("p", note), Block("table", table, caption)]
+    fig = figures.groups_vs_paper(gn, GROUPS_KEY, figures.KNOWN_STYLES["group"])
+    fig_caption = (
+        "Figure 6. Group norm's test error against the number of groups: these runs (mean, 95% "
+        f"Student-t CI, each seed as a dot) beside the paper's Table 3 ({reference.GN_PAPER}; "
+        "not produced by these runs)."
+    )
+    return [
+        Block("p", note),
+        Block("table", table, caption),
+        Block("figure", figures.save(fig, fig_dir, "groups"), fig_caption),
+    ]
 
 
 def renorm_table(runs: pd.DataFrame) -> list[Block]:
@@ -119,9 +130,10 @@ def _at(numbers: Mapping[str, float], batch: int) -> dict[str, dict[int, float]]
     return {name: {batch: v} for name, v in numbers.items()}
 
 
-def published_section(done: pd.DataFrame) -> list[Block]:
-    """The tables above that apply to these finished runs, under one heading; none: nothing."""
-    blocks = [*groups_table(done), *renorm_table(done), *cifar_table(done)]
+def published_section(done: pd.DataFrame, fig_dir: Path) -> list[Block]:
+    """The tables above that apply to these finished runs, under one heading; none: nothing.
+    Writes the group-count figure into ``fig_dir`` where it applies."""
+    blocks = [*groups_table(done, fig_dir), *renorm_table(done), *cifar_table(done)]
     if not blocks:
         return []
     head = (
