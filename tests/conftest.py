@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,9 @@ from normbench.identity import register_resolvers
 REPO = Path(__file__).resolve().parents[1]
 # small enough to train in well under a second per run on a CPU
 TINY = ["data.train_size=32", "data.test_size=16", "epochs=1", "batch=8", "progress=false", "threads=1"]
+# every Python process a test starts: no progress bars (CI), Hydra's one-line errors, and
+# each line in its log as soon as it is printed (tests wait for lines)
+ENV = {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
 
 # Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine OpenMP
 # threads spin against each other: one BatchNorm call measured 20 ms with 2 threads vs 50 us
@@ -27,11 +31,13 @@ torch.set_num_threads(1)
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The slow tier, marked here rather than test by test: every test that starts a Python
-    process (through the ``cli`` fixture, or ``sys.executable`` in its own body) pays seconds of
-    start-up per process. ``pytest -m "not slow"`` is the edit loop; CI runs everything."""
+    process (through the ``cli`` fixture or :func:`start`, or ``sys.executable`` in its own
+    body) pays seconds of start-up per process. ``pytest -m "not slow"`` is the edit loop; CI
+    runs everything."""
     for item in items:
         function = getattr(item, "function", None)
-        starts_python = function is not None and "sys.executable" in inspect.getsource(function)
+        source = inspect.getsource(function) if function is not None else ""
+        starts_python = "sys.executable" in source or re.search(r"(?<![\w.])start\(", source) is not None
         if "cli" in getattr(item, "fixturenames", ()) or starts_python:
             item.add_marker(pytest.mark.slow)
 
@@ -53,18 +59,34 @@ def cli(tmp_path):
     """cli(*args) runs ``python run.py results_dir=<tmp> *args`` in the repo, like a user."""
 
     def run(*args: str, results: Path = tmp_path) -> subprocess.CompletedProcess:
-        env = {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
         return subprocess.run(
             [sys.executable, "run.py", *args, f"results_dir={results}"],
             cwd=REPO,
             capture_output=True,
             text=True,
-            env=env,
+            env=ENV,
             timeout=600,
             check=False,
         )
 
     return run
+
+
+def start(
+    results: Path, *args: str, log: Path, multirun: bool = False, own_group: bool = False
+) -> subprocess.Popen:
+    """``python run.py [-m] results_dir=<results> *args`` in the background, its output to
+    ``log``; ``own_group``: in a process group of its own, as a shell starts a job (so that a
+    test can signal the group as ctrl-c does)."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "run.py", *(["-m"] if multirun else []), f"results_dir={results}", *args],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=ENV,
+            start_new_session=own_group,
+        )
 
 
 def summaries(root: Path) -> list[dict]:
