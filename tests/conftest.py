@@ -19,9 +19,6 @@ from normbench.identity import register_resolvers
 REPO = Path(__file__).resolve().parents[1]
 # small enough to train in well under a second per run on a CPU
 TINY = ["data.train_size=32", "data.test_size=16", "epochs=1", "batch=8", "progress=false", "threads=1"]
-# every Python process a test starts: no progress bars (CI), Hydra's one-line errors, and
-# each line in its log as soon as it is printed (tests wait for lines)
-ENV = {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
 
 # Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine OpenMP
 # threads spin against each other: one BatchNorm call measured 20 ms with 2 threads vs 50 us
@@ -40,6 +37,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         starts_python = "sys.executable" in source or re.search(r"(?<![\w.])start\(", source) is not None
         if "cli" in getattr(item, "fixturenames", ()) or starts_python:
             item.add_marker(pytest.mark.slow)
+
+
+def env() -> dict[str, str]:
+    """The environment of every Python process a test starts: no progress bars (CI), Hydra's
+    one-line errors, each line in its log as soon as it is printed (tests wait for lines).
+    Read at each start, so that what a fixture sets (the cluster's SLURM_CONF) reaches it."""
+    return {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
 
 
 @pytest.fixture
@@ -64,7 +68,7 @@ def cli(tmp_path):
             cwd=REPO,
             capture_output=True,
             text=True,
-            env=ENV,
+            env=env(),
             timeout=600,
             check=False,
         )
@@ -84,7 +88,7 @@ def start(
             cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=ENV,
+            env=env(),
             start_new_session=own_group,
         )
 

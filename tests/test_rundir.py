@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ENV, REPO, TINY, start, summaries
+from conftest import REPO, TINY, env, start, summaries
 from test_sweeps import NO_REPORT, SLOW, finished_epochs, metric_keys, wait_for
 
 from normbench.runner import run
@@ -62,7 +62,7 @@ def killed(results: Path, *args: str, at: dict[str, str]) -> subprocess.Complete
         cwd=REPO,
         capture_output=True,
         text=True,
-        env=ENV,
+        env=env(),
         timeout=600,
         check=False,
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ENV, REPO, TINY, start, summaries
+from conftest import REPO, TINY, env, start, summaries
 
 from normbench import status
 from normbench import threads as job_threads
@@ -245,7 +245,7 @@ def test_rerun_of_a_sweep_trains_only_what_is_missing_and_status_tells_which(cli
         cwd=REPO,
         capture_output=True,
         text=True,
-        env=ENV,
+        env=env(),
         check=True,
     ).stdout
     lines = listed.splitlines()
