@@ -58,20 +58,25 @@ def make_cfg():
     return make
 
 
+def run_python(*argv: str, results: Path) -> subprocess.CompletedProcess:
+    """``python *argv results_dir=<results>`` in the repo, to its end; its output captured."""
+    return subprocess.run(
+        [sys.executable, *argv, f"results_dir={results}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=600,
+        check=False,
+    )
+
+
 @pytest.fixture
 def cli(tmp_path):
-    """cli(*args) runs ``python run.py results_dir=<tmp> *args`` in the repo, like a user."""
+    """cli(*args) runs ``python run.py *args results_dir=<tmp>`` in the repo, like a user."""
 
     def run(*args: str, results: Path = tmp_path) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "run.py", *args, f"results_dir={results}"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            env=env(),
-            timeout=600,
-            check=False,
-        )
+        return run_python("run.py", *args, results=results)
 
     return run
 

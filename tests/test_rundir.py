@@ -13,13 +13,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, TINY, env, start, summaries
+from conftest import TINY, run_python, start, summaries
 from test_sweeps import NO_REPORT, SLOW, finished_epochs, metric_keys, wait_for
 
 from normbench.runner import run
@@ -57,15 +56,7 @@ BEFORE_SUMMARY = {"module": "record", "fn": "finish", "before": "args[2] == 'don
 
 
 def killed(results: Path, *args: str, at: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-c", KILLED_IN.format(**at), *args, f"results_dir={results}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=env(),
-        timeout=600,
-        check=False,
-    )
+    result = run_python("-c", KILLED_IN.format(**at), *args, results=results)
     assert result.returncode == 137, result.stderr[-2000:]
     return result
 

@@ -217,6 +217,21 @@ def _metric_vs_batch(ax: Axes, runs: pd.DataFrame, metric: str, styles: dict[str
     return not table.empty
 
 
+def _paper_line(ax: Axes, points: Mapping[int, float], style: Style, label: str) -> None:
+    """A published curve, {x: value}: a plain line with open markers (no interval: none was
+    published)."""
+    xs = list(points)
+    ax.plot(
+        xs,
+        [points[x] for x in xs],
+        color=style.color,
+        linestyle=style.linestyle,
+        marker=style.marker,
+        markerfacecolor="white",
+        label=label,
+    )
+
+
 def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/error") -> Figure | None:
     """Figure 2: final test error against batch size per norm (95% CI bars), one panel per
     cell of the other swept keys, and a last panel with the GroupNorm paper's published
@@ -233,15 +248,8 @@ def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/erro
         ax.legend(fontsize="small")
     ref = axes[-1]
     for norm, points in reference.GN_PAPER_ERROR_VS_BATCH.items():
-        st = styles.get(norm) or KNOWN_STYLES.get(norm) or Style("#666666", "-", "o")
-        ref.plot(
-            list(points),
-            list(points.values()),
-            color=st.color,
-            linestyle=st.linestyle,
-            marker=st.marker,
-            markerfacecolor="white",
-            label=norm,
+        _paper_line(
+            ref, points, styles.get(norm) or KNOWN_STYLES.get(norm) or Style("#666666", "-", "o"), norm
         )
     _log2_axis(ref, list(reference.GN_PAPER_ERROR_VS_BATCH["batch"]))
     ref.set(
@@ -268,15 +276,7 @@ def groups_vs_paper(runs: pd.DataFrame, key: str, style: Style, metric: str = "t
     _errorbar(ours, table.sort_values(key), key, style, f"these runs (n={table['n'].max()})", scale(metric))
     _seeds(ours, runs, key, metric, style, scale(metric), log=True)
     paper = reference.GN_PAPER_ERROR_VS_GROUPS
-    ref.plot(
-        list(paper),
-        list(paper.values()),
-        color=style.color,
-        linestyle=style.linestyle,
-        marker=style.marker,
-        markerfacecolor="white",
-        label="paper, ImageNet ResNet-50",
-    )
+    _paper_line(ref, paper, style, "paper, ImageNet ResNet-50")
     ours.set(title="these runs", ylabel=metric_label(metric))
     ref.set(title="PUBLISHED (not these runs):\nWu & He 2018, ResNet-50 ImageNet", ylabel="top-1 error (%)")
     for ax, xs in ((ours, table[key]), (ref, list(paper))):
