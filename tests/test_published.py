@@ -3,6 +3,7 @@ that its cells are the papers' numbers and these runs' means, each where it belo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -85,6 +86,20 @@ def test_no_published_table_where_the_grid_repeats_no_paper_comparison(tmp_path:
     # norms and batch sizes on the synthetic task, GN at one group count: nothing to set beside
     res = load(write_sweep(tmp_path, norms=("batch", "group"), batches=(2, 32), seeds=(1,)))
     assert published_section(res.done, tmp_path) == []
+
+
+def test_runs_without_the_compared_metric_get_no_table_and_no_error(tmp_path: Path) -> None:
+    # a group-count sweep and a batch_renorm run on CIFAR-10 that logged only their train loss
+    for groups in (1, 2):
+        write_run(tmp_path / f"g{groups}", "group", 32, 0, norm__num_groups=groups, data__name="cifar10")
+    write_run(tmp_path / "br", "batch_renorm", 4, 0, data__name="cifar10")
+    for path in tmp_path.glob("*/summary.json"):
+        summary = json.loads(path.read_text())
+        summary["final"] = {"train/loss": summary["final"]["train/loss"]}
+        path.write_text(json.dumps(summary))
+    done = load(tmp_path).done
+    assert len(done) == 3 and "test/error" not in done
+    assert published_section(done, tmp_path) == []
 
 
 def test_batch_renorm_beside_the_papers_numbers_at_batch_4(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from normbench.report.document import Block
 from normbench.report.sections import fmt_cell
 
 GROUPS_KEY = "norm.num_groups"
-# The paper's Table 3 is at 32 images per GPU.
+# The images per GPU of the published numbers: the GN paper's Table 3, and BR's comparison.
 GN_PAPER_BATCH = 32
 BR_PAPER_BATCH = 4
 
@@ -56,14 +56,17 @@ def _by_label(runs: pd.DataFrame, numbers: Mapping[str, Mapping[int, float]]) ->
     }
 
 
-def _norms(runs: pd.DataFrame) -> set[str]:
-    return set(runs[NORM_NAME_KEY].dropna()) if NORM_NAME_KEY in runs else set()
+def _norms(runs: pd.DataFrame, metric: str) -> set[str]:
+    """The norms of the runs that measured ``metric`` (none: no table, not a failed report)."""
+    if NORM_NAME_KEY not in runs or metric not in runs:
+        return set()
+    return set(runs.loc[runs[metric].notna(), NORM_NAME_KEY].dropna())
 
 
 def groups_table(runs: pd.DataFrame, fig_dir: Path) -> list[Block]:
     """GN paper Table 3: top-1 error against the number of groups, as a table and a figure;
     where the runs sweep ``norm.num_groups`` of group norm."""
-    gn = runs[runs[NORM_NAME_KEY] == "group"] if "group" in _norms(runs) else runs.iloc[:0]
+    gn = runs[runs[NORM_NAME_KEY] == "group"] if "group" in _norms(runs, "test/error") else runs.iloc[:0]
     if GROUPS_KEY not in gn or gn[GROUPS_KEY].nunique() < 2:
         return []
     gn = gn.dropna(subset=[GROUPS_KEY]).astype({GROUPS_KEY: int})
@@ -94,7 +97,7 @@ def groups_table(runs: pd.DataFrame, fig_dir: Path) -> list[Block]:
 def renorm_table(runs: pd.DataFrame) -> list[Block]:
     """Batch Renormalization at 4 images per GPU, with BN and GN at that batch, as the GN
     paper reports it; where batch_renorm ran. Rows: the norms the paper has."""
-    if "batch_renorm" not in _norms(runs):
+    if "batch_renorm" not in _norms(runs, "test/error"):
         return []
     compared = runs[runs[NORM_NAME_KEY].isin(reference.BR_ERROR_AT_4)]
     paper = _by_label(compared, _at(reference.BR_ERROR_AT_4, BR_PAPER_BATCH))
@@ -111,7 +114,7 @@ def renorm_table(runs: pd.DataFrame) -> list[Block]:
 def cifar_table(runs: pd.DataFrame) -> list[Block]:
     """The public CIFAR-10 reproduction's BN and GN test accuracy per batch size; where the
     runs are on CIFAR-10. Rows: BN's and GN's labels."""
-    if "data.name" not in runs or not (runs["data.name"] == "cifar10").any():
+    if "data.name" not in runs or not _norms(runs[runs["data.name"] == "cifar10"], "test/accuracy"):
         return []
     cifar = runs[
         (runs["data.name"] == "cifar10") & runs[NORM_NAME_KEY].isin(reference.CIFAR_ACCURACY_VS_BATCH)
