@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,13 +28,22 @@ torch.set_num_threads(1)
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The slow tier, marked here rather than test by test: every test that starts a Python
-    process (through the ``cli`` fixture, or ``sys.executable`` in its own body) pays seconds of
-    start-up per process. ``pytest -m "not slow"`` is the edit loop; CI runs everything."""
+    process (through the ``cli`` fixture or :func:`start`, or ``sys.executable`` in its own
+    body) pays seconds of start-up per process. ``pytest -m "not slow"`` is the edit loop; CI
+    runs everything."""
     for item in items:
         function = getattr(item, "function", None)
-        starts_python = function is not None and "sys.executable" in inspect.getsource(function)
+        source = inspect.getsource(function) if function is not None else ""
+        starts_python = "sys.executable" in source or re.search(r"(?<![\w.])start\(", source) is not None
         if "cli" in getattr(item, "fixturenames", ()) or starts_python:
             item.add_marker(pytest.mark.slow)
+
+
+def env() -> dict[str, str]:
+    """The environment of every Python process a test starts: no progress bars (CI), Hydra's
+    one-line errors, each line in its log as soon as it is printed (tests wait for lines).
+    Read at each start, so that what a fixture sets (the cluster's SLURM_CONF) reaches it."""
+    return {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
 
 
 @pytest.fixture
@@ -48,23 +58,44 @@ def make_cfg():
     return make
 
 
+def run_python(*argv: str, results: Path) -> subprocess.CompletedProcess:
+    """``python *argv results_dir=<results>`` in the repo, to its end; its output captured."""
+    return subprocess.run(
+        [sys.executable, *argv, f"results_dir={results}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=600,
+        check=False,
+    )
+
+
 @pytest.fixture
 def cli(tmp_path):
-    """cli(*args) runs ``python run.py results_dir=<tmp> *args`` in the repo, like a user."""
+    """cli(*args) runs ``python run.py *args results_dir=<tmp>`` in the repo, like a user."""
 
     def run(*args: str, results: Path = tmp_path) -> subprocess.CompletedProcess:
-        env = {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
-        return subprocess.run(
-            [sys.executable, "run.py", *args, f"results_dir={results}"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=600,
-            check=False,
-        )
+        return run_python("run.py", *args, results=results)
 
     return run
+
+
+def start(
+    results: Path, *args: str, log: Path, multirun: bool = False, own_group: bool = False
+) -> subprocess.Popen:
+    """``python run.py [-m] results_dir=<results> *args`` in the background, its output to
+    ``log``; ``own_group``: in a process group of its own, as a shell starts a job (so that a
+    test can signal the group as ctrl-c does)."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "run.py", *(["-m"] if multirun else []), f"results_dir={results}", *args],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env(),
+            start_new_session=own_group,
+        )
 
 
 def summaries(root: Path) -> list[dict]:

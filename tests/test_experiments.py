@@ -24,19 +24,6 @@ def test_the_contract_presets_exist():
     assert {"mlp_threshold", "small_batch", "norm_compare", "rnn_norms", "depth_init"} <= set(PRESETS)
 
 
-def covering_cells(jobs: list[list[str]]) -> list[list[str]]:
-    """The fewest cells of a product grid in which every value of every swept key appears:
-    cell i takes each key's (i mod count)-th value."""
-    values: dict[str, list[str]] = {}
-    for job in jobs:
-        for override in job:
-            key, _, value = override.partition("=")
-            if value not in values.setdefault(key, []):
-                values[key].append(value)
-    cells = max(len(v) for v in values.values())
-    return [[f"{k}={v[i % len(v)]}" for k, v in values.items()] for i in range(cells)]
-
-
 def assert_cells_compose(make_cfg, name: str, jobs: list[list[str]]) -> None:
     assert make_cfg(f"experiment={name}").name == name, "a preset names its results folder"
     assert len(jobs) >= 2
@@ -46,25 +33,12 @@ def assert_cells_compose(make_cfg, name: str, jobs: list[list[str]]) -> None:
         check_keys(resolved_config(cfg))  # every value of every cell is one the runner takes
 
 
-@pytest.mark.parametrize("name", PRESETS)
-def test_every_value_of_the_preset_grid_composes(make_cfg, name):
-    """The fast tier's version of the next test: ~0.1 s a cell, so a few cells per preset."""
-    assert_cells_compose(make_cfg, name, covering_cells(grid(register_with_hydra(name))))
-
-
+# The fast tier composes a preset's covering cells in test_preset_configs (each ~0.1 s), where
+# they are also compared with the fixture and checked with check_keys as here.
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
 def test_every_cell_of_the_preset_composes(make_cfg, name):
     assert_cells_compose(make_cfg, name, grid(register_with_hydra(name)))
-
-
-def test_covering_cells_hold_every_value_in_as_many_cells_as_the_longest_key():
-    jobs = [[f"norm={n}", f"batch={b}", "seed=0"] for n in ("bn", "gn") for b in (2, 4, 8)]
-    assert covering_cells(jobs) == [
-        ["norm=bn", "batch=2", "seed=0"],
-        ["norm=gn", "batch=4", "seed=0"],
-        ["norm=bn", "batch=8", "seed=0"],
-    ]
 
 
 def register_with_hydra(name: str):

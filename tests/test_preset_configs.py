@@ -4,6 +4,8 @@ Their committed reference reports come from them, so a change of the top-level, 
 or sched defaults must not reach them. tests/fixtures/preset_configs.json holds every cell of
 every preset's grid (seeds aside: a seed changes nothing else), resolved from the config tree
 before issue 17; each cell must still resolve to the same values. Keys added since may appear.
+The fast tier checks each preset alone and the covering cells of its grid (every value of
+every key), and that the runner takes their values; the slow tier the other cells.
 Regenerate only when a preset is meant to change:
 
     python tests/test_preset_configs.py --write
@@ -72,9 +74,66 @@ def test_the_fixture_covers_every_preset_cell():
     assert set(cells()) == set(EXPECTED), "a preset or its grid changed: regenerate the fixture on purpose"
 
 
-@pytest.mark.parametrize("cell", sorted(EXPECTED))
+def covering_cells(jobs: list[list[str]]) -> list[list[str]]:
+    """The fewest cells of a product grid in which every value of every swept key appears:
+    cell i takes each key's (i mod count)-th value."""
+    values: dict[str, list[str]] = {}
+    for job in jobs:
+        for override in job:
+            key, _, value = override.partition("=")
+            if value not in values.setdefault(key, []):
+                values[key].append(value)
+    cells = max(len(v) for v in values.values())
+    return [[f"{k}={v[i % len(v)]}" for k, v in values.items()] for i in range(cells)]
+
+
+def fast_cells(expected: dict[str, Any]) -> set[str]:
+    """Each preset alone and the fewest cells of its grid that hold every value of every key
+    (a Hydra compose costs ~0.1 s, and the grids have 77 cells)."""
+    by_preset: dict[str, list[list[str]]] = {}
+    for cell in expected:
+        preset, *job = cell.split()
+        by_preset.setdefault(preset, [])
+        if job:
+            by_preset[preset].append(job)
+    fast = set(by_preset)
+    for preset, jobs in by_preset.items():
+        fast |= {" ".join([preset, *job]) for job in covering_cells(jobs)} if jobs else set()
+    return fast & set(expected)
+
+
+FAST = fast_cells(EXPECTED)
+
+
+@pytest.mark.parametrize("cell", sorted(FAST))
 def test_a_preset_cell_resolves_as_before(cell):
+    from normbench.checks import check_keys
+
+    resolved = resolve(cell.split())
+    assert missing_or_changed(EXPECTED[cell], resolved) == []
+    check_keys(resolved)  # every value is one the runner takes (test_experiments checks every cell)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", sorted(set(EXPECTED) - FAST))
+def test_every_other_preset_cell_resolves_as_before(cell):
     assert missing_or_changed(EXPECTED[cell], resolve(cell.split())) == []
+
+
+def test_the_fast_cells_hold_every_preset_and_every_value_of_its_grid():
+    def values(cells: set[str]) -> set[tuple[str, str]]:
+        return {(preset, o) for preset, *job in map(str.split, cells) for o in ["", *job]}
+
+    assert values(FAST) == values(set(EXPECTED)) and len(FAST) < 0.6 * len(EXPECTED)
+
+
+def test_covering_cells_hold_every_value_in_as_many_cells_as_the_longest_key():
+    jobs = [[f"norm={n}", f"batch={b}", "seed=0"] for n in ("bn", "gn") for b in (2, 4, 8)]
+    assert covering_cells(jobs) == [
+        ["norm=bn", "batch=2", "seed=0"],
+        ["norm=gn", "batch=4", "seed=0"],
+        ["norm=bn", "batch=8", "seed=0"],
+    ]
 
 
 def test_the_comparison_sees_a_changed_and_a_lost_value():

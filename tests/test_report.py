@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 import re
@@ -16,7 +18,15 @@ from omegaconf import OmegaConf
 
 from normbench.analysis import ClaimOptions, aggregate, figures, load
 from normbench.report import Options, ReportCallback, build_report, main
-from normbench.report.sections import _missing_cells, _pick_grid_axes, claims_section, pivot_table
+from normbench.report.document import Document
+from normbench.report.render import to_markdown
+from normbench.report.sections import (
+    _missing_cells,
+    _pick_grid_axes,
+    claims_section,
+    differences,
+    pivot_table,
+)
 
 # Anything that would make a browser fetch something: a scheme, a protocol-relative link,
 # a stylesheet or script reference, a CSS url() or @import.
@@ -40,6 +50,22 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def report(sweep: Path) -> Path:
     return build_report(sweep)
+
+
+@pytest.fixture(scope="module")
+def cli_report(sweep: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
+    """The same sweep's report through the command line, elsewhere: (exit code, stdout, out
+    dir). --gn-tolerance, the old name of --margin, at the default value: the report must
+    equal the one of build_report (see test_report_is_reproducible)."""
+    out, stdout = tmp_path_factory.mktemp("cli") / "out", io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main([str(sweep), "--out", str(out), "--gn-tolerance", "1.5"])
+    return code, stdout.getvalue(), out
+
+
+def markdown(blocks: list) -> str:
+    """Sections as report.md shows them, without building the rest of the report."""
+    return to_markdown(Document("", blocks), Path("."))
 
 
 def test_report_files_land_in_the_sweep_dir(sweep: Path, report: Path) -> None:
@@ -84,7 +110,7 @@ def test_report_numbers_are_the_runs_numbers(sweep: Path, report: Path) -> None:
     assert "**test/error (%)**" in md and "| norm | batch=2 | batch=32 |" in md
 
 
-def test_report_has_differences_claims_and_provenance(sweep: Path) -> None:
+def test_report_has_differences_claims_and_provenance(sweep: Path, report: Path) -> None:
     md = (sweep / "report.md").read_text()
     assert "## Differences against norm=batch, paired by seed" in md
     assert re.search(r"\| group \| -\d+\.\d\d \[", md)  # GN below BN at batch 2
@@ -115,15 +141,15 @@ def test_broken_tree_still_gives_a_report(tmp_path: Path) -> None:
     assert "| b | corrupt summary: JSONDecodeError |" in md
 
 
-def test_cli(tmp_path: Path, sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli(tmp_path: Path, cli_report: tuple[int, str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path / "absent")]) == 2
     assert capsys.readouterr().err.startswith(f"error: results_dir={tmp_path / 'absent'}: not a directory")
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main([str(empty), "--out", str(tmp_path / "out")]) == 2  # no runs: no report of none
     assert "no runs under it" in capsys.readouterr().err and not (tmp_path / "out").exists()
-    assert main([str(sweep), "--out", str(tmp_path / "out"), "--gn-tolerance", "3"]) == 0
-    assert capsys.readouterr().out.strip() == f"report: {tmp_path / 'out' / 'report.html'}"
+    code, stdout, out = cli_report
+    assert code == 0 and stdout.strip() == f"report: {out / 'report.html'}"
 
 
 @pytest.mark.parametrize(
@@ -175,10 +201,11 @@ def test_options_reach_the_report(tmp_path: Path) -> None:
     assert "Figure 4. Final test/accuracy against batch, one panel per norm.name" in md
 
 
-def test_report_is_reproducible(sweep: Path, report: Path, tmp_path: Path) -> None:
-    again = build_report(sweep, tmp_path)  # seeded bootstrap, no timestamps in the figures
-    assert (tmp_path / "report.md").read_text() == (sweep / "report.md").read_text()
-    assert again.read_text() == report.read_text()
+def test_report_is_reproducible(sweep: Path, report: Path, cli_report: tuple[int, str, Path]) -> None:
+    # built twice, once through the command line: the same bytes (no timestamps in the figures)
+    again = cli_report[2]
+    assert (again / "report.md").read_text() == (sweep / "report.md").read_text()
+    assert (again / "report.html").read_text() == report.read_text()
 
 
 def test_activations_and_threshold_only_where_their_data_is(sweep: Path, report: Path) -> None:
@@ -240,8 +267,9 @@ def rnn_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_report_states_the_threshold_claim_per_batch(rnn_sweep: Path, tmp_path: Path) -> None:
-    md = (build_report(rnn_sweep, tmp_path / "auto").parent / "report.md").read_text()
+def test_report_states_the_threshold_claim_per_batch(rnn_sweep: Path) -> None:
+    # the claims' part of the report (test_cli_threshold_options builds a whole one of this sweep)
+    md = markdown(claims_section(load(rnn_sweep), Options()))
     # each run's loss a mean over 3 log windows: the drop at step 20 is judged at 40; the same
     # step in both seeds, so the lead has no spread and is resolved
     assert "| norm=layer reaches the train loss threshold first (batch=8) | **PASS** |" in md
@@ -465,8 +493,8 @@ def test_cli_options_accept_a_norm_as_labelled(group8_sweep: Path, tmp_path: Pat
     md = (tmp_path / "report.md").read_text()
     assert "## Differences against norm=group8, paired by seed" in md and "| batch | " in md
     assert "margin +-3 points" in md
-    assert main([str(group8_sweep), "--out", str(tmp_path), "--baseline", "group"]) == 0  # its norm's name
-    assert "## Differences against norm=group8" in (tmp_path / "report.md").read_text()
+    by_name = markdown(differences(load(group8_sweep), Options(baseline="group")))  # its norm's name
+    assert "## Differences against norm=group8, paired by seed" in by_name and "| batch | " in by_name
 
 
 def test_python_dash_m_normbench_report_still_works(sweep: Path, tmp_path: Path) -> None:
@@ -489,8 +517,7 @@ def test_html_claims_table_colours_the_verdicts(group8_sweep: Path) -> None:
     assert "**" not in text
 
 
-def test_differences_of_a_loss_are_in_its_units_not_points(sweep: Path, tmp_path: Path) -> None:
-    assert main([str(sweep), "--out", str(tmp_path), "--metric", "test/loss"]) == 0
-    md = (tmp_path / "report.md").read_text()
-    diff = md[md.index("## Differences") : md.index("## Figures")]
+def test_differences_of_a_loss_are_in_its_units_not_points(sweep: Path) -> None:
+    diff = markdown(differences(load(sweep), Options(metric="test/loss")))
+    assert diff.startswith("## Differences against norm=batch")
     assert "**test/loss minus norm=batch (units of test/loss)**" in diff and "points" not in diff

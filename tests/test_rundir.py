@@ -13,14 +13,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, TINY, summaries
-from test_sweeps import ENV, NO_REPORT, SLOW, finished_epochs, metric_keys, start, wait_for
+from conftest import TINY, run_python, start, summaries
+from test_sweeps import NO_REPORT, SLOW, finished_epochs, metric_keys, wait_for
 
 from normbench.runner import run
 from normbench.status import cell_name
@@ -57,15 +56,7 @@ BEFORE_SUMMARY = {"module": "record", "fn": "finish", "before": "args[2] == 'don
 
 
 def killed(results: Path, *args: str, at: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-c", KILLED_IN.format(**at), *args, f"results_dir={results}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=600,
-        check=False,
-    )
+    result = run_python("-c", KILLED_IN.format(**at), *args, results=results)
     assert result.returncode == 137, result.stderr[-2000:]
     return result
 
@@ -367,22 +358,10 @@ def stop_sweep(proc: subprocess.Popen, how: str) -> None:
         proc.send_signal(signal.SIGTERM)
 
 
-def start_sweep(results: Path, *args: str, log: Path) -> subprocess.Popen:
-    with log.open("w") as out:
-        return subprocess.Popen(
-            [sys.executable, "run.py", "-m", f"results_dir={results}", *args],
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=ENV,
-            start_new_session=True,  # its own process group, as a shell gives a job
-        )
-
-
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_9_a_sweep_stops_at_its_current_cell(tmp_path, how):
     log = tmp_path / "sweep.log"
-    proc = start_sweep(tmp_path, "norm=batch,layer,group", *SLOW, NO_REPORT, log=log)
+    proc = start(tmp_path, "norm=batch,layer,group", *SLOW, NO_REPORT, log=log, multirun=True, own_group=True)
     sweep_dir = tmp_path / "default"
     wait_for(lambda: epochs_started(sweep_dir) >= 1, proc, "the first cell's first epoch")
     stop_sweep(proc, how)
@@ -398,7 +377,7 @@ def test_9_a_parallel_sweep_stops_at_its_current_cells(tmp_path, how):
     slow = [o for o in SLOW if not o.startswith("threads=")]
     args = ["norm=batch,layer,group,none", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2"]
     args += [*slow, NO_REPORT]
-    proc = start_sweep(tmp_path, *args, log=log)
+    proc = start(tmp_path, *args, log=log, multirun=True, own_group=True)
     sweep_dir = tmp_path / "default"
 
     wait_for(lambda: epochs_started(sweep_dir) >= 2, proc, "two cells' first epochs", timeout=300)

@@ -15,12 +15,11 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, summaries
+from conftest import REPO, start, summaries
 from test_sweeps import finished_epochs, metric_keys, wait_for
 
 from normbench import launchers
@@ -82,22 +81,6 @@ def cluster():
         os.environ["SLURM_CONF"] = previous
     if started:
         subprocess.run(["bash", str(SCRIPT), "stop"], check=False)
-
-
-def env() -> dict[str, str]:
-    return {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
-
-
-def sweep(results: Path, *args: str, log: Path) -> subprocess.Popen:
-    """``python run.py -m`` in the background, its output to ``log``."""
-    with log.open("w") as out:
-        return subprocess.Popen(
-            [sys.executable, "run.py", "-m", f"results_dir={results}", *args],
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env(),
-        )
 
 
 def job_ids(sweep_dir: Path) -> list[str]:
@@ -216,7 +199,7 @@ def test_a_run_past_its_time_limit_is_requeued_and_resumes(cluster, cli, make_cf
 @pytest.mark.slurm
 def test_scancel_leaves_the_cell_interrupted_and_a_rerun_finishes_it(cluster, cli, tmp_path):
     args = [*ON_CLUSTER, *SLOW, "epochs=15", NO_REPORT]
-    proc = sweep(tmp_path, *args, log=tmp_path / "sweep.log")
+    proc = start(tmp_path, *args, log=tmp_path / "sweep.log", multirun=True)
     sweep_dir = tmp_path / "default"
     wait_for(
         lambda: any(finished_epochs(p) >= 2 for p in sweep_dir.glob("*/metrics.csv")), proc, "two epochs"
@@ -238,9 +221,8 @@ def test_scancel_leaves_the_cell_interrupted_and_a_rerun_finishes_it(cluster, cl
 
 @pytest.mark.slurm
 def test_sigterm_to_the_sweep_cancels_its_jobs(cluster, tmp_path):
-    proc = sweep(
-        tmp_path, *ON_CLUSTER, *SLOW, "epochs=200", "seed=0,1", NO_REPORT, log=tmp_path / "sweep.log"
-    )
+    args = [*ON_CLUSTER, *SLOW, "epochs=200", "seed=0,1", NO_REPORT]
+    proc = start(tmp_path, *args, log=tmp_path / "sweep.log", multirun=True)
     sweep_dir = tmp_path / "default"
     # after an epoch each: SIGTERM before the run's own handler is up is ignored by submitit
     wait_for(lambda: training(sweep_dir) == 2, proc, "both runs training")
@@ -291,9 +273,8 @@ def test_requests_the_cluster_cannot_run_stop_before_anything_is_submitted(clust
 def test_sigint_to_a_local_sweep_stops_its_runs(tmp_path):
     """hydra/launcher=local (no cluster needed): Ctrl-C ends the sweep and every run it started,
     each recorded as interrupted; a rerun resumes them."""
-    proc = sweep(
-        tmp_path, "hydra/launcher=local", *SLOW, "epochs=200", "seed=0,1", NO_REPORT, log=tmp_path / "log"
-    )
+    args = ["hydra/launcher=local", *SLOW, "epochs=200", "seed=0,1", NO_REPORT]
+    proc = start(tmp_path, *args, log=tmp_path / "log", multirun=True)
     sweep_dir = tmp_path / "default"
     wait_for(lambda: training(sweep_dir) == 2, proc, "both runs training")
     proc.send_signal(signal.SIGINT)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, TINY, summaries
+from conftest import REPO, TINY, env, start, summaries
 
 from normbench import status
 from normbench import threads as job_threads
@@ -34,7 +34,6 @@ LAUNCHED = [o for o in TINY if not o.startswith("threads=")]
 # long enough to kill between epochs (~0.3 s an epoch on one thread), short enough for a test
 SLOW = ["data.train_size=2048", "data.test_size=64", "batch=8", "epochs=6", "progress=false", "threads=1"]
 EXPERIMENTS = REPO / "tests" / "conf"  # tests/conf/experiment/tiny_grid.yaml
-ENV = {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -46,18 +45,6 @@ def keep_torch_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
-
-
-def start(results: Path, *args: str, log: Path) -> subprocess.Popen:
-    """``python run.py`` in the background, its output to ``log``."""
-    with log.open("w") as out:
-        return subprocess.Popen(
-            [sys.executable, "run.py", f"results_dir={results}", *args],
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=ENV,
-        )
 
 
 def finished_epochs(metrics: Path) -> int:
@@ -258,7 +245,7 @@ def test_rerun_of_a_sweep_trains_only_what_is_missing_and_status_tells_which(cli
         cwd=REPO,
         capture_output=True,
         text=True,
-        env=ENV,
+        env=env(),
         check=True,
     ).stdout
     lines = listed.splitlines()

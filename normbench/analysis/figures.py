@@ -218,6 +218,21 @@ def _metric_vs_batch(ax: Axes, runs: pd.DataFrame, metric: str, styles: dict[str
     return not table.empty
 
 
+def _paper_line(ax: Axes, points: Mapping[int, float], style: Style, label: str) -> None:
+    """A published curve, {x: value}: a plain line with open markers (no interval: none was
+    published)."""
+    xs = list(points)
+    ax.plot(
+        xs,
+        [points[x] for x in xs],
+        color=style.color,
+        linestyle=style.linestyle,
+        marker=style.marker,
+        markerfacecolor="white",
+        label=label,
+    )
+
+
 def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/error") -> Figure | None:
     """Figure 2: final test error against batch size per norm (95% CI bars), one panel per
     cell of the other swept keys, and a last panel with the GroupNorm paper's published
@@ -234,15 +249,8 @@ def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/erro
         ax.legend(fontsize="small")
     ref = axes[-1]
     for norm, points in reference.GN_PAPER_ERROR_VS_BATCH.items():
-        st = styles.get(norm) or KNOWN_STYLES.get(norm) or Style("#666666", "-", "o")
-        ref.plot(
-            list(points),
-            list(points.values()),
-            color=st.color,
-            linestyle=st.linestyle,
-            marker=st.marker,
-            markerfacecolor="white",
-            label=norm,
+        _paper_line(
+            ref, points, styles.get(norm) or KNOWN_STYLES.get(norm) or Style("#666666", "-", "o"), norm
         )
     _log2_axis(ref, list(reference.GN_PAPER_ERROR_VS_BATCH["batch"]))
     ref.set(
@@ -254,6 +262,38 @@ def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/erro
     ref.legend(fontsize="small")
     fig.suptitle(
         f"Small-batch degradation: {metric_label(metric)} vs batch size, mean and 95% t-CI, dots: seeds"
+    )
+    fig.tight_layout()
+    return fig
+
+
+def groups_vs_paper(runs: pd.DataFrame, key: str, style: Style, metric: str = "test/error") -> Figure:
+    """Figure 6: group norm's ``metric`` against its number of groups (``key``): these runs
+    (mean, 95% CI, seeds as dots) in the first panel, the GN paper's Table 3 in the second.
+    Two panels, not one: the levels differ (a small task against ImageNet); the shapes compare,
+    on y axes of the same span."""
+    fig, (ours, ref) = _panels(2)
+    table = aggregate(runs, metric, [key]).dropna(subset=["mean"])
+    _errorbar(ours, table.sort_values(key), key, style, f"these runs (n={table['n'].max()})", scale(metric))
+    _seeds(ours, runs, key, metric, style, scale(metric), log=True)
+    paper = reference.GN_PAPER_ERROR_VS_GROUPS
+    _paper_line(ref, paper, style, "paper, ImageNet ResNet-50")
+    ours.set(title="these runs", ylabel=metric_label(metric))
+    ref.set(title="PUBLISHED (not these runs):\nWu & He 2018, ResNet-50 ImageNet", ylabel="top-1 error (%)")
+    for ax, xs in ((ours, table[key]), (ref, list(paper))):
+        _log2_axis(ax, [float(x) for x in xs])
+        ax.set(xlabel="number of groups")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    # one height in points for both panels: the paper's 1.2-point spread must not look as
+    # steep as a 5-point one of these runs
+    height = max(abs(ax.get_ylim()[1] - ax.get_ylim()[0]) for ax in (ours, ref))
+    for ax in (ours, ref):
+        middle = sum(ax.get_ylim()) / 2
+        ax.set_ylim(middle - height / 2, middle + height / 2)
+    fig.suptitle(
+        f"Group norm: {metric_label(metric)} vs number of groups, mean and 95% t-CI, dots: seeds\n"
+        "(both panels span the same number of points)"
     )
     fig.tight_layout()
     return fig

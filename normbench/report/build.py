@@ -10,6 +10,7 @@ from normbench.errors import ConfigError
 from normbench.report.controls import convergence_section, ghost_section
 from normbench.report.document import Block, Document
 from normbench.report.options import Options
+from normbench.report.published import published_section
 from normbench.report.render import to_html, to_latex, to_markdown
 from normbench.report.sections import (
     activations_section,
@@ -25,8 +26,8 @@ from normbench.report.sections import (
 
 def document(res: Results, opts: Options, results_dir: Path, fig_dir: Path) -> Document:
     """The report as blocks: the claims first, then what was run, tables, the controls
-    (convergence, ghost BN) where the runs have them, figures, the claims' details and the
-    provenance. Writes the figure files into ``fig_dir``."""
+    (convergence, ghost BN) where the runs have them, published numbers beside ours, figures,
+    the claims' details and the provenance. Writes the figure files into ``fig_dir``."""
     names = res.runs["name"].dropna().unique().tolist() if "name" in res.runs else []
     title = f"normbench report: {', '.join(map(str, names)) or results_dir.resolve().name}"
     if opts.metric != Options().metric:  # a metric asked for by name; the default may be absent
@@ -36,6 +37,7 @@ def document(res: Results, opts: Options, results_dir: Path, fig_dir: Path) -> D
     if len(res.done):
         blocks += [*tables(res, opts), *differences(res, opts)]
         blocks += [*convergence_section(res, fig_dir), *ghost_section(res, opts)]
+        blocks += published_section(res.done, fig_dir)
         blocks += make_figures(res, opts, fig_dir)
     else:
         blocks.append(Block("p", "**No finished runs: no statistics, figures or claims.**"))

@@ -493,6 +493,7 @@ def provenance(res: Results) -> list[Block]:
         + (f" (per run {wall.min():.1f} to {wall.max():.1f} s)" if wall.notna().any() else ""),
         f"started {runs['started'].dropna().astype(str).min() if 'started' in runs else 'unknown'}, "
         f"finished {runs['finished'].dropna().astype(str).max() if 'finished' in runs else 'unknown'}",
-        f"published numbers (figure 2, claims): {reference.GN_PAPER}",
+        f"published numbers (figure 2, claims): {reference.GN_PAPER}; where the grid repeats theirs "
+        f"(section Published numbers): also {reference.BR_PAPER}; {reference.CIFAR_REPRO}",
     ]
     return [Block("h2", "Provenance"), Block("ul", items)]
