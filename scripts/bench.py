@@ -212,9 +212,13 @@ def sweep(args: argparse.Namespace) -> None:
 
 
 def startup(args: argparse.Namespace) -> None:
-    """Median wall time of whole processes, interleaved so that load drift hits all alike: the
-    tiny run (each repeat in a fresh results dir, so it trains), ``run.py --help`` and a bad
-    input (refused before training), against ``python -c 'import torch'``."""
+    """Median wall and CPU time of whole processes, interleaved so that load drift hits all
+    alike: the tiny run (each repeat in a fresh results dir, so it trains), ``run.py --help``
+    and a bad input (refused before training), against ``python -c 'import torch'``. CPU time
+    is user+sys of the child (RUSAGE_CHILDREN, git included). The last line is the wall ratio,
+    issue 16's measure (on a quiet machine); the CPU ratio above it moves less on a busy one.
+    A floor: torch's optimizers import torch._dynamo (about 1 s of CPU, its teardown included)
+    in their constructor and first step, which `import torch` alone does not pay."""
     repeats = 3 if args.quick else 5
     python = [sys.executable, str(REPO / "run.py")]
     bad = "bad input (norm=instance on mlp)"
@@ -247,7 +251,8 @@ def startup(args: argparse.Namespace) -> None:
         w, c = medians[name], cpu_medians[name]
         print(f"{name:34} {w:7.2f} {w / base:6.2f} {c:7.2f} {c / cpu_base:6.2f}")
     print(f"device: cpu, cores: {available_cores()}, load average: {os.getloadavg()[0]:.1f}")
-    print(f"startup ratio: {medians['tiny run'] / base:.2f}")
+    print(f"startup ratio (cpu): {cpu_medians['tiny run'] / cpu_base:.2f}")
+    print(f"startup ratio: {medians['tiny run'] / base:.2f}")  # wall
 
 
 def _children_cpu() -> float:

@@ -1,5 +1,7 @@
 """Start-up: a run imports what it uses. The sweep-end report (pandas, scipy, matplotlib) is
-imported only when a sweep ends, and `run.py --help` needs no torch."""
+imported only when a sweep ends, and `run.py --help` needs no torch. What the imports made is
+frozen out of the garbage collector's walks before torch._dynamo (which torch's optimizers
+import) makes more."""
 
 from __future__ import annotations
 
@@ -40,6 +42,31 @@ def loaded_after(tmp_path: Path, *args: str) -> list[str]:
 def test_a_single_run_does_not_import_the_report(tmp_path):
     assert loaded_after(tmp_path, *TINY, f"results_dir={tmp_path}") == ["torch"]
     assert len(list(tmp_path.rglob("metrics.csv"))) == 1  # it did train
+
+
+@pytest.mark.slow  # a process
+def test_torch_is_frozen_before_the_optimizer_imports_dynamo(tmp_path):
+    # an audit hook sees the import of torch._dynamo (torch.optim's constructor and step do it)
+    code = (
+        "import gc, runpy, sys\n"
+        "seen = []\n"
+        "def hook(event, args):\n"
+        "    if event == 'import' and args[0] == 'torch._dynamo' and not seen:\n"
+        "        seen.append(gc.get_freeze_count())\n"
+        "sys.addaudithook(hook)\n"
+        f"sys.argv = ['run.py', *{[*TINY, f'results_dir={tmp_path}']!r}]\n"
+        "try:\n"
+        "    runpy.run_path('run.py', run_name='__main__')\n"
+        "finally:\n"
+        "    print('frozen:', *seen)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    frozen = done.stdout.strip().splitlines()[-1].split()[1:]
+    assert len(frozen) == 1  # the run imported torch._dynamo, once
+    assert int(frozen[0]) > 100_000  # torch's modules, classes and functions (about 180k objects)
 
 
 @pytest.mark.slow  # a process
