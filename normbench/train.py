@@ -49,6 +49,7 @@ class Trainer:
         order = torch.randperm(data.x_train.shape[0], generator=self.generator)
         order = order[: steps * self.batch].view(steps, self.batch).to(device)  # (steps, B)
         losses: list[torch.Tensor] = []  # stacked once at the end: cheaper than a write per step
+        autocast = self._autocast(device.type)  # one context, entered every step
         model.train()
         for idx in order:
             x, y = data.x_train[idx], data.y_train[idx]
@@ -58,7 +59,7 @@ class Trainer:
                 x = data.augment(x)
             if self.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with self._autocast(x.device.type):
+            with autocast:
                 loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             (loss + self.penalty() if self.penalty is not None else loss).backward()

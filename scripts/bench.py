@@ -61,8 +61,10 @@ def runner_epoch(trainer) -> None:
     trainer.train_epoch().sum().item()  # .item(): the runner reads losses once per epoch
 
 
-def raw_epoch(model, opt, x, y, batch: int, gen: torch.Generator) -> None:
-    """The limit: the minimal hand-written loop over the same tensors."""
+def raw_epoch(model, opt, sched, x, y, batch: int, gen: torch.Generator) -> None:
+    """The limit: the minimal hand-written loop computing the same training: the same batch
+    order draw and indexing, the same optimizer and the same per-step LR schedule (``sched``,
+    torch's LambdaLR as in the run, or None where the run has none)."""
     n = x.shape[0] // batch * batch
     order = torch.randperm(x.shape[0], generator=gen)[:n].view(-1, batch).to(x.device)
     model.train()
@@ -71,22 +73,34 @@ def raw_epoch(model, opt, x, y, batch: int, gen: torch.Generator) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
     loss.item()
 
 
-def time_per_step(fn, steps: int, device: torch.device) -> float:
+def time_per_step(fn, steps: int, device: torch.device) -> tuple[float, float]:
+    """(wall, CPU) seconds per step; CPU time is this process's, all its threads."""
     sync(device)
-    tic = time.perf_counter()
+    tic, cpu = time.perf_counter(), time.process_time()
     fn()
     sync(device)
-    return (time.perf_counter() - tic) / steps
+    return (time.perf_counter() - tic) / steps, (time.process_time() - cpu) / steps
 
 
 def overhead(args: argparse.Namespace) -> None:
+    """The trainer's epoch (Trainer.train_epoch: batch order, per-step losses kept on the
+    device, the run's LR schedule, its optional prepare/augment/penalty/autocast, on_step)
+    against raw_epoch on a copy of the same model, data and optimizer, with the same schedule.
+    The ratio is the harness's per-step cost beyond what the training itself needs. Medians
+    over interleaved repeats; the last line is the wall ratio (issue 16's measure, alone on the
+    machine), the CPU ratio above it moves less on a shared one (on CUDA only wall means much)."""
     repeats = 3 if args.quick else 7
     target_steps = 60 if args.quick else 200
-    print(f"{'model':8} {'batch':>5} {'runner ms/step':>15} {'raw ms/step':>12} {'ratio':>6}")
-    worst = 0.0
+    print(
+        f"{'model':8} {'batch':>5} {'runner ms/step':>15} {'raw ms/step':>12} {'ratio':>6}"
+        f" {'cpu runner':>11} {'cpu raw':>8} {'ratio':>6}"
+    )
+    worst, worst_cpu = 0.0, 0.0
     for model in ("mlp", "resnet", "rnn"):
         for batch in (2, 32):
             cfg = make_cfg(
@@ -103,26 +117,31 @@ def overhead(args: argparse.Namespace) -> None:
             data = trainer.data
             raw_model = copy.deepcopy(trainer.model)
             raw_opt = type(trainer.optimizer)(raw_model.parameters(), **trainer.optimizer.defaults)
+            raw_sched = (
+                torch.optim.lr_scheduler.LambdaLR(raw_opt, trainer.scheduler.lr_lambdas)
+                if trainer.scheduler is not None
+                else None
+            )
             gen = torch.Generator().manual_seed(0)
-            ours, raw = [], []
+            raw = functools.partial(
+                raw_epoch, raw_model, raw_opt, raw_sched, data.x_train, data.y_train, batch, gen
+            )
+            ours_t, raw_t = [], []
             runner_epoch(trainer)  # warm-up, excluded
-            raw_epoch(raw_model, raw_opt, data.x_train, data.y_train, batch, gen)
+            raw()
             for _ in range(repeats):  # interleaved, so drift in machine load hits both alike
-                ours.append(time_per_step(functools.partial(runner_epoch, trainer), steps, built.device))
-                raw.append(
-                    time_per_step(
-                        functools.partial(
-                            raw_epoch, raw_model, raw_opt, data.x_train, data.y_train, batch, gen
-                        ),
-                        steps,
-                        built.device,
-                    )
-                )
-            a, b = statistics.median(ours), statistics.median(raw)
-            worst = max(worst, a / b)
-            print(f"{model:8} {batch:5d} {1e3 * a:15.3f} {1e3 * b:12.3f} {a / b:6.2f}", flush=True)
+                ours_t.append(time_per_step(functools.partial(runner_epoch, trainer), steps, built.device))
+                raw_t.append(time_per_step(raw, steps, built.device))
+            (a, ac), (b, bc) = (tuple(map(statistics.median, zip(*t))) for t in (ours_t, raw_t))
+            worst, worst_cpu = max(worst, a / b), max(worst_cpu, ac / bc)
+            print(
+                f"{model:8} {batch:5d} {1e3 * a:15.3f} {1e3 * b:12.3f} {a / b:6.2f}"
+                f" {1e3 * ac:11.3f} {1e3 * bc:8.3f} {ac / bc:6.2f}",
+                flush=True,
+            )
     print(f"device: {built.device}, threads: {torch.get_num_threads()}, repeats: {repeats}")
-    print(f"worst overhead ratio: {worst:.2f}")
+    print(f"worst overhead ratio (cpu): {worst_cpu:.2f}")
+    print(f"worst overhead ratio: {worst:.2f}")  # wall
 
 
 def throughput(args: argparse.Namespace) -> None:
@@ -150,7 +169,7 @@ def throughput(args: argparse.Namespace) -> None:
                 per_step = statistics.median(
                     time_per_step(
                         functools.partial(runner_epoch, trainer), trainer.steps_per_epoch, built.device
-                    )
+                    )[0]
                     for _ in range(3)
                 )
                 peak = (
@@ -212,9 +231,13 @@ def sweep(args: argparse.Namespace) -> None:
 
 
 def startup(args: argparse.Namespace) -> None:
-    """Median wall time of whole processes, interleaved so that load drift hits all alike: the
-    tiny run (each repeat in a fresh results dir, so it trains), ``run.py --help`` and a bad
-    input (refused before training), against ``python -c 'import torch'``."""
+    """Median wall and CPU time of whole processes, interleaved so that load drift hits all
+    alike: the tiny run (each repeat in a fresh results dir, so it trains), ``run.py --help``
+    and a bad input (refused before training), against ``python -c 'import torch'``. CPU time
+    is user+sys of the child (RUSAGE_CHILDREN, git included). The last line is the wall ratio,
+    issue 16's measure (on a quiet machine); the CPU ratio above it moves less on a busy one.
+    A floor: torch's optimizers import torch._dynamo (about 1 s of CPU, its teardown included)
+    in their constructor and first step, which `import torch` alone does not pay."""
     repeats = 3 if args.quick else 5
     python = [sys.executable, str(REPO / "run.py")]
     bad = "bad input (norm=instance on mlp)"
@@ -247,7 +270,8 @@ def startup(args: argparse.Namespace) -> None:
         w, c = medians[name], cpu_medians[name]
         print(f"{name:34} {w:7.2f} {w / base:6.2f} {c:7.2f} {c / cpu_base:6.2f}")
     print(f"device: cpu, cores: {available_cores()}, load average: {os.getloadavg()[0]:.1f}")
-    print(f"startup ratio: {medians['tiny run'] / base:.2f}")
+    print(f"startup ratio (cpu): {cpu_medians['tiny run'] / cpu_base:.2f}")
+    print(f"startup ratio: {medians['tiny run'] / base:.2f}")  # wall
 
 
 def _children_cpu() -> float:

@@ -1,5 +1,7 @@
 """Start-up: a run imports what it uses. The sweep-end report (pandas, scipy, matplotlib) is
-imported only when a sweep ends, and `run.py --help` needs no torch."""
+imported only when a sweep ends, and `run.py --help` needs no torch. What the imports made is
+frozen out of the garbage collector's walks before torch._dynamo (which torch's optimizers
+import) makes more."""
 
 from __future__ import annotations
 
@@ -17,14 +19,15 @@ from omegaconf import OmegaConf
 from normbench.callbacks import SweepReport
 from normbench.identity import register_resolvers
 
-HEAVY = ("normbench.report", "normbench.analysis", "scipy", "matplotlib")
+HEAVY = ("normbench.report", "normbench.analysis", "scipy", "matplotlib", "pandas")
 
 
-def loaded_after(tmp_path: Path, *args: str) -> list[str]:
-    """The modules of ``HEAVY`` and torch that ``python run.py *args`` has imported at exit."""
+def loaded_after(tmp_path: Path, *args: str, exit_code: int = 0) -> list[str]:
+    """The modules of ``HEAVY``, torch and torch._dynamo that ``python run.py *args`` has
+    imported at exit."""
     code = (
         "import atexit, runpy, sys\n"
-        f"watch = {(*HEAVY, 'torch')!r}\n"
+        f"watch = {(*HEAVY, 'torch', 'torch._dynamo')!r}\n"
         "atexit.register(lambda: print('loaded:', ' '.join(m for m in watch if m in sys.modules)))\n"
         f"sys.argv = ['run.py', *{list(args)!r}]\n"
         "runpy.run_path('run.py', run_name='__main__')\n"
@@ -32,14 +35,46 @@ def loaded_after(tmp_path: Path, *args: str) -> list[str]:
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300, check=False
     )
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == exit_code, done.stderr[-2000:]
     return done.stdout.strip().splitlines()[-1].split()[1:]
 
 
 @pytest.mark.slow  # a process
 def test_a_single_run_does_not_import_the_report(tmp_path):
-    assert loaded_after(tmp_path, *TINY, f"results_dir={tmp_path}") == ["torch"]
+    # torch._dynamo: torch.optim's constructor and step import it, whatever the run does
+    assert loaded_after(tmp_path, *TINY, f"results_dir={tmp_path}") == ["torch", "torch._dynamo"]
     assert len(list(tmp_path.rglob("metrics.csv"))) == 1  # it did train
+
+
+@pytest.mark.slow  # a process
+def test_bad_input_is_refused_before_the_optimizer_imports_dynamo(tmp_path):
+    bad = [*TINY, "norm=instance", f"results_dir={tmp_path}"]  # instance norm on the MLP's vectors
+    assert loaded_after(tmp_path, *bad, exit_code=2) == ["torch"]
+
+
+@pytest.mark.slow  # a process
+def test_torch_is_frozen_before_the_optimizer_imports_dynamo(tmp_path):
+    # an audit hook sees the import of torch._dynamo (torch.optim's constructor and step do it)
+    code = (
+        "import gc, runpy, sys\n"
+        "seen = []\n"
+        "def hook(event, args):\n"
+        "    if event == 'import' and args[0] == 'torch._dynamo' and not seen:\n"
+        "        seen.append(gc.get_freeze_count())\n"
+        "sys.addaudithook(hook)\n"
+        f"sys.argv = ['run.py', *{[*TINY, f'results_dir={tmp_path}']!r}]\n"
+        "try:\n"
+        "    runpy.run_path('run.py', run_name='__main__')\n"
+        "finally:\n"
+        "    print('frozen:', *seen)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    frozen = done.stdout.strip().splitlines()[-1].split()[1:]
+    assert len(frozen) == 1  # the run imported torch._dynamo, once
+    assert int(frozen[0]) > 100_000  # torch's modules, classes and functions (about 180k objects)
 
 
 @pytest.mark.slow  # a process
