@@ -1,0 +1,43 @@
+"""Whether a cell's seeds are trained fused: what the config alone decides (the sweeper asks
+before grouping jobs, the fused job again on its own device). What vmap itself rejects is
+found by trying a step (normbench.fused.stack.check_stackable).
+
+The speed rule: a vmapped convolution becomes a grouped one, which a CPU runs slower than S
+plain ones at larger batches, while at small batches the fixed per-step cost (Python,
+dispatch, the optimizer loop) dominates and is paid once instead of S times. Issue 16's
+prototype (5 ResNet-8s, one thread): 1.41-1.55x at batch 2, 0.85-1.06x at batch 8, 0.68-0.81x
+at batch 32. ``python scripts/bench.py fused`` measures every model; MAX_BATCH holds the
+largest batch at which fused was not slower. A device type or model not listed has no limit.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from normbench.checks import resolve_device
+from normbench.errors import ConfigError
+
+# device type -> model -> largest batch trained fused (measured with scripts/bench.py fused)
+MAX_BATCH: dict[str, dict[str, int]] = {"cpu": {"resnet": 4}}
+
+
+def why_not(cfg: DictConfig, seeds: int) -> str | None:
+    """Why the ``seeds`` runs of ``cfg`` (a member's config) should run one after another,
+    or None when they can be fused."""
+    if seeds < 2:
+        return "a single seed"
+    if cfg.compile:
+        return "compile=true: a compiled model is not stacked"
+    if cfg.channels_last:
+        return "channels_last=true: stacked image batches are 5-d"
+    try:
+        device = resolve_device(cfg.device).type
+    except ConfigError:
+        return None  # the run reports it, before training
+    limit = MAX_BATCH.get(device, {}).get(cfg.model.name)
+    if limit is not None and cfg.batch > limit:
+        return (
+            f"model={cfg.model.name} batch={cfg.batch}: fused is slower than one run after "
+            f"another on a {device} above batch {limit} (normbench.fused.plan.MAX_BATCH)"
+        )
+    return None
