@@ -22,6 +22,7 @@ NON_RESULT_KEYS = (
     "force",
     "data.root",
     "data.download",
+    "fused_seeds",  # a fused job's member seeds (normbench.fused); each member has its own seed
 )
 
 

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, open_dict
 
 from normbench import learned, provenance, record, rundir
 from normbench.checkpoint import resume_or_start_fresh, save_checkpoint
-from normbench.fused import plan
+from normbench.fused import FUSED_KEY, plan
 from normbench.fused.stack import MemberRng, Stack, check_stackable
 from normbench.identity import config_identity
 from normbench.interrupt import interrupt_on_sigterm
@@ -35,8 +35,6 @@ from normbench.runner import Built, build, count_epoch, progress, run_locked, tr
 from normbench.sinks import Sinks, open_sinks
 
 log = logging.getLogger("normbench")
-
-FUSED_KEY = "fused_seeds"  # the job's list of member seeds (normbench.fused.sweeper sets it)
 
 
 @dataclass
