@@ -273,3 +273,49 @@ def test_the_cuda_path_matches_unfused_runs(make_cfg, tmp_path):
         for x, y in zip(a[1:], b[1:], strict=True):  # TF32 and cuDNN algorithms: looser than CPU
             assert float(x[4]) == pytest.approx(float(y[4]), rel=1e-2, abs=1e-4), x
     assert record.read_summary(tmp_path / "fused" / "0")["device"] != "cpu"
+
+
+def test_a_fused_sweep_killed_mid_epoch_resumes_every_member_without_duplicated_rows(cli, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    # ~1 s per epoch: the kill lands in epoch 2 or 3, after every member's first checkpoint
+    grid = ["model=mlp", "norm=batch", "seed=0,1", "data.train_size=4000", "data.test_size=32"]
+    grid += ["batch=8", "epochs=4", "progress=false", "threads=1"]
+    args = [sys.executable, "run.py", "-m", "hydra/sweeper=fused", *grid]
+    env = {**os.environ, "CI": "1"}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [*args, f"results_dir={killed}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while (
+        len(list(killed.rglob("checkpoint.pt"))) < 2 and proc.poll() is None and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(list(killed.rglob("checkpoint.pt"))) == 2  # killed before the end
+    assert not [s for s in summaries(killed) if s["status"] == "done"]
+
+    rerun = cli("-m", "hydra/sweeper=fused", *grid, results=killed)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert (rerun.stdout + rerun.stderr).count("resuming after epoch") == 2
+    whole = cli("-m", "hydra/sweeper=fused", *grid, results=tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    runs = run_dirs(killed)
+    assert len(runs) == 2 and runs == run_dirs(tmp_path / "whole")
+    for run_dir in runs:
+        assert record.read_summary(killed / run_dir)["status"] == "done"
+        rows = [tuple(r[:4]) for r in read_rows(killed / run_dir)]
+        assert len(rows) == len(set(rows))  # no duplicated rows
+        assert_same_rows(killed / run_dir, tmp_path / "whole" / run_dir)
