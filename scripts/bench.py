@@ -275,7 +275,7 @@ def fused_cell(model: str, batch: int, steps: int, repeats: int, threads: int) -
 
     alone = [b.trainer for b in fused_trainers(model, batch, steps, threads)]
     built = fused_trainers(model, batch, steps, threads)
-    stack = Stack([b.trainer for b in built], [MemberRng.capture() for _ in built])
+    stack = Stack([b.trainer for b in built], [MemberRng.capture() for _ in built], l1=0.0)
     device = built[0].device
 
     def one_after_another() -> None:

@@ -52,14 +52,55 @@ def assert_close(fused: torch.Tensor, alone: torch.Tensor, what: str, rtol: floa
 def stacked(make_cfg, seeds, *overrides):
     trainers, rngs = [], []
     for seed in seeds:
-        trainers.append(build(make_cfg(*overrides, f"seed={seed}")).trainer)
+        cfg = make_cfg(*overrides, f"seed={seed}")
+        trainers.append(build(cfg).trainer)
         rngs.append(MemberRng.capture())
-    return Stack(trainers, rngs), trainers
+    return Stack(trainers, rngs, l1=cfg.optim.l1), trainers
 
 
 @pytest.mark.parametrize(("model", "norm"), CASES)
 def test_members_start_as_unfused_runs_and_match_them_after_10_steps(make_cfg, model, norm):
-    overrides = [f"model={model}", f"norm={norm}", *SMALL, *BIGGER.get((model, norm), [])]
+    check_10_steps(make_cfg, [f"model={model}", f"norm={norm}", *SMALL, *BIGGER.get((model, norm), [])])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        [
+            "reg=l1",
+            "optim.weight_decay=1e-3",
+            "sched=step",
+            "sched.warmup_epochs=0.5",
+            "sched.milestones=[0.3]",
+        ],
+        ["optim=adam", "optim.weight_decay=1e-3", "optim.linear_scaling=false"],
+        ["model=resnet", "norm=group", "norm.weight_std=true", "batch=4", "data.train_size=40"],
+        ["model=resnet", "norm=batch_renorm", "batch=4", "data.train_size=40"],
+        ["model=resnet", "norm=ghost_batch", "norm.ghost_size=4"],
+    ],
+)
+def test_optimizer_options_schedules_and_norm_variants_match_unfused_runs(make_cfg, options):
+    keys = {o.split("=")[0] for o in options}
+    check_10_steps(make_cfg, [*options, *(o for o in SMALL if o.split("=")[0] not in keys)])
+
+
+def test_each_member_draws_its_own_augmentation_as_its_unfused_run(make_cfg, tmp_path):
+    from cifar_fake import make_fake_cifar
+
+    make_fake_cifar(tmp_path / "cifar", n_per_batch=10, n_test=20)
+    cifar = ["data=cifar10", f"data.root={tmp_path / 'cifar'}", "data.download=false", "data.train_size=40"]
+    overrides = ["model=resnet", "norm=batch", *cifar, "data.test_size=20", "batch=4", "epochs=2"]
+    overrides += ["progress=false", "threads=1"]
+    assert build(make_cfg(*overrides)).trainer.data.augment is not None
+    fused = run_group(make_cfg(*overrides), [0, 1], [tmp_path / "fused" / str(s) for s in (0, 1)])
+    assert [s["status"] for s in fused] == ["done", "done"] and fused[0]["fused_with"] == [0, 1]
+    for seed in (0, 1):
+        run(make_cfg(*overrides, f"seed={seed}"), tmp_path / "alone" / str(seed))
+        assert_same_rows(tmp_path / "fused" / str(seed), tmp_path / "alone" / str(seed))
+
+
+def check_10_steps(make_cfg, overrides: list[str]) -> None:
+    """Fused members start exactly as their unfused runs and match them after an epoch."""
     stack, members = stacked(make_cfg, [0, 1], *overrides)
     alone = [build(make_cfg(*overrides, f"seed={seed}")).trainer for seed in (0, 1)]
     for i, trainer in enumerate(alone):  # the same init, exactly, and different across seeds
@@ -68,9 +109,9 @@ def test_members_start_as_unfused_runs_and_match_them_after_10_steps(make_cfg, m
     weight = next(n for n in stack.names if stack.params[n].dim() > 2)
     assert not torch.equal(stack.params[weight][0], stack.params[weight][1])
 
-    losses = stack.train_epoch()  # (10, 2)
+    losses = stack.train_epoch()  # (steps, 2)
     stack.unstack()
-    assert losses.shape == (10, 2)
+    assert losses.shape == (members[0].steps_per_epoch, 2)
     for i, trainer in enumerate(alone):
         torch.testing.assert_close(losses[:, i], trainer.train_epoch(), rtol=RTOL, atol=ATOL)  # each step
         fused_state, own_state = members[i].model.state_dict(), trainer.model.state_dict()

@@ -67,9 +67,12 @@ class MemberRng:
 class Stack:
     """The members' state stacked (leading dim S) with one optimizer and one schedule."""
 
-    def __init__(self, trainers: list[Trainer], rngs: list[MemberRng], l1: float = 0.0) -> None:
+    def __init__(self, trainers: list[Trainer], rngs: list[MemberRng], *, l1: float) -> None:
+        """``l1``: the members' optim.l1 (their Trainer.penalty closes over their own weights)."""
         self.trainers, self.rngs = trainers, rngs
         first = trainers[0]
+        if (first.penalty is not None) != bool(l1):
+            raise ValueError(f"l1={l1} is not the members' optim.l1")
         models = [t.model for t in trainers]
         params, buffers = stack_module_state(models)  # detached copies, leaves requiring grad
         self.params: dict[str, torch.Tensor] = params
@@ -175,7 +178,7 @@ def check_stackable(trainers: list[Trainer]) -> str | None:
     if len(shapes) != 1:
         return "the members' training sets differ in shape"
     try:
-        stack = Stack(trainers, [MemberRng.capture() for _ in trainers])
+        stack = Stack(trainers, [MemberRng.capture() for _ in trainers], l1=1.0 if first.penalty else 0.0)
         stack.buffers = {k: v.clone() for k, v in stack.buffers.items()}
         idx = torch.stack([torch.arange(first.batch) for _ in trainers]).to(first.data.x_train.device)
         with contextlib.ExitStack() as rngs:
