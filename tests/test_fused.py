@@ -316,7 +316,10 @@ def test_the_cuda_path_matches_unfused_runs(make_cfg, tmp_path):
     assert record.read_summary(tmp_path / "fused" / "0")["device"] != "cpu"
 
 
-def test_a_fused_sweep_killed_mid_epoch_resumes_every_member_without_duplicated_rows(cli, tmp_path):
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_a_fused_sweep_killed_mid_epoch_resumes_every_member_without_duplicated_rows(
+    cli, tmp_path, signal_name
+):
     import os
     import signal
     import subprocess
@@ -343,9 +346,12 @@ def test_a_fused_sweep_killed_mid_epoch_resumes_every_member_without_duplicated_
         len(list(killed.rglob("checkpoint.pt"))) < 2 and proc.poll() is None and time.monotonic() < deadline
     ):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(getattr(signal, signal_name))
+    returncode = proc.wait()
     assert len(list(killed.rglob("checkpoint.pt"))) == 2  # killed before the end
+    if signal_name == "SIGTERM":  # every member records it; the sweep exits 130
+        assert returncode == 130
+        assert [s["status"] for s in summaries(killed)] == ["interrupted", "interrupted"]
     assert not [s for s in summaries(killed) if s["status"] == "done"]
 
     rerun = cli("-m", "hydra/sweeper=fused", *grid, results=killed)
