@@ -243,6 +243,13 @@ def test_reference_norms_either_stack_or_say_why(make_cfg):
     assert why is None or why.startswith("vmap rejects it (")
 
 
+def test_the_fused_key_stays_out_of_directory_names():
+    from normbench.fused import FUSED_KEY
+    from normbench.identity import JOB_KEYS
+
+    assert FUSED_KEY in JOB_KEYS
+
+
 def test_the_sweeper_merges_jobs_that_differ_only_in_seed():
     jobs = [
         ["norm=batch", "seed=0"],
