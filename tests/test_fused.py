@@ -77,6 +77,7 @@ def test_members_start_as_unfused_runs_and_match_them_after_10_steps(make_cfg, m
         ["model=resnet", "norm=group", "norm.weight_std=true", "batch=4", "data.train_size=40"],
         ["model=resnet", "norm=batch_renorm", "batch=4", "data.train_size=40"],
         ["model=resnet", "norm=ghost_batch", "norm.ghost_size=4"],
+        ["data.resample=true"],  # each member its own data draw: gathered member by member
     ],
 )
 def test_optimizer_options_schedules_and_norm_variants_match_unfused_runs(make_cfg, options):
@@ -102,6 +103,8 @@ def test_each_member_draws_its_own_augmentation_as_its_unfused_run(make_cfg, tmp
 def check_10_steps(make_cfg, overrides: list[str]) -> None:
     """Fused members start exactly as their unfused runs and match them after an epoch."""
     stack, members = stacked(make_cfg, [0, 1], *overrides)
+    resampled = "data.resample=true" in overrides
+    assert stack.shared_data is not resampled
     alone = [build(make_cfg(*overrides, f"seed={seed}")).trainer for seed in (0, 1)]
     for i, trainer in enumerate(alone):  # the same init, exactly, and different across seeds
         for name, p in trainer.model.named_parameters():

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, open_dict
 from normbench import learned, provenance, record, rundir
 from normbench.checkpoint import resume_or_start_fresh, save_checkpoint
 from normbench.fused import FUSED_KEY, plan
-from normbench.fused.stack import MemberRng, Stack, check_stackable
+from normbench.fused.stack import MemberRng, Stack, check_stackable, same_data
 from normbench.identity import config_identity
 from normbench.interrupt import interrupt_on_sigterm
 from normbench.probes import Diverged, Point, measure
@@ -98,6 +98,7 @@ def _run_locked_group(
         if isinstance(prepared, dict):
             summaries[i] = prepared  # finished before: not run again
         else:
+            _share_data(prepared, members)
             members.append(prepared)
     if errors:  # the members differ only in seed: a bad input is every member's
         for m in members:
@@ -145,6 +146,15 @@ def _prepare(
     summary.update(device=provenance.device_name(built.device), threads=torch.get_num_threads())
     # the global RNGs as this member's unfused run would hold them now
     return Member(index, cfg, run_dir, summary, built, first_epoch, MemberRng.capture(), open_sinks(run_dir))
+
+
+def _share_data(member: Member, others: list[Member]) -> None:
+    """One copy of the data where the members' draws are the same (resample=false): S copies of
+    CIFAR-10 would cost S x 150 MB (on the GPU too)."""
+    for other in others:
+        if same_data(member.trainer, other.trainer):
+            member.trainer.data = other.trainer.data
+            return
 
 
 def _train_all(members: list[Member]) -> None:

@@ -88,7 +88,7 @@ class Stack:
         matrices = {id(p) for p in weight_matrices(first.model)}
         self.l1_weights = [params[n] for n, p in first.model.named_parameters() if id(p) in matrices]
         self.l1 = l1
-        self.shared_data = all(_same_data(t, first) for t in trainers)
+        self.shared_data = all(same_data(t, first) for t in trainers)
         self._loss = vmap(_member_loss(copy.deepcopy(first.model).to("meta")), randomness="error")
 
     @property
@@ -211,14 +211,15 @@ def _epoch_order(trainer: Trainer) -> torch.Tensor:
     return order[: steps * batch].view(steps, batch)
 
 
-def _same_data(a: Trainer, b: Trainer) -> bool:
-    """The same training tensors (one data draw for every seed, resample=false)."""
+def same_data(a: Trainer, b: Trainer) -> bool:
+    """The same data, both splits (one data draw for every seed, resample=false)."""
     da, db = a.data, b.data
     if da is db:
         return True
-    if da.x_train.shape != db.x_train.shape or (da.prepare is None) != (db.prepare is None):
+    if (da.prepare is None) != (db.prepare is None) or (da.augment is None) != (db.augment is None):
         return False
-    return bool(torch.equal(da.x_train, db.x_train) and torch.equal(da.y_train, db.y_train))
+    pairs = [(da.x_train, db.x_train), (da.y_train, db.y_train), (da.x_test, db.x_test), (da.y_test, db.y_test)]
+    return all(x.shape == y.shape and bool(torch.equal(x, y)) for x, y in pairs)
 
 
 def _stacked_optimizer(trainers: list[Trainer], stacked: list[torch.Tensor]) -> torch.optim.Optimizer:
