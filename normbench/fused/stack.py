@@ -218,7 +218,8 @@ def same_data(a: Trainer, b: Trainer) -> bool:
         return True
     if (da.prepare is None) != (db.prepare is None) or (da.augment is None) != (db.augment is None):
         return False
-    pairs = [(da.x_train, db.x_train), (da.y_train, db.y_train), (da.x_test, db.x_test), (da.y_test, db.y_test)]
+    splits = ("x_train", "y_train", "x_test", "y_test")
+    pairs = [(getattr(da, k), getattr(db, k)) for k in splits]
     return all(x.shape == y.shape and bool(torch.equal(x, y)) for x, y in pairs)
 
 
