@@ -17,8 +17,12 @@ from omegaconf import DictConfig
 from normbench.checks import resolve_device
 from normbench.errors import ConfigError
 
-# device type -> model -> largest batch trained fused (measured with scripts/bench.py fused)
-MAX_BATCH: dict[str, dict[str, int]] = {"cpu": {"resnet": 4}}
+# device type -> model -> largest batch trained fused. Measured (issue 16) as CPU time, one
+# thread, 5 seeds, on a shared 2-core machine (wall time there is noise), fused vs unfused:
+# resnet 1.27-1.42x at batch 2, 1.06x at 4, 0.79-0.82x at 8, 0.72-0.78x at 32; rnn 1.21-1.25x at
+# 2, 1.11x at 8, 0.92-1.06x at 32; mlp 1.44-1.58x at 2, 1.36-1.63x at 32. The coordinator's
+# `scripts/bench.py fused` on an idle machine supersedes these.
+MAX_BATCH: dict[str, dict[str, int]] = {"cpu": {"resnet": 4, "rnn": 8}}
 
 
 def why_not(cfg: DictConfig, seeds: int) -> str | None:
