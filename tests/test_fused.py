@@ -216,8 +216,10 @@ def test_a_finished_member_is_skipped_and_the_rest_train_fused(make_cfg, tmp_pat
     assert done[0]["fused_with"] == [0, 2] and "fused_with" not in done[1]
 
 
-def test_what_cannot_be_fused_runs_unfused_with_one_line_saying_why(make_cfg, tmp_path, caplog):
+def test_what_cannot_be_fused_runs_unfused_with_one_line_saying_why(make_cfg, tmp_path, caplog, monkeypatch):
     cfg = make_cfg("model=mlp", "norm=batch", "reg=dropout", *SMALL)
+    assert plan.why_not(cfg, 2).startswith("model.dropout=0.5: ")
+    monkeypatch.setattr(plan, "why_not", lambda cfg, seeds: None)  # the job's own trial step finds it
     with caplog.at_level(logging.INFO, logger="normbench"):
         done = run_group(cfg, [0, 1], [tmp_path / str(s) for s in (0, 1)])
     (line,) = [r.message for r in caplog.records if "one after another" in r.message]
@@ -237,6 +239,7 @@ def test_the_plan_keeps_compile_channels_last_and_slow_batches_unfused(make_cfg)
     slow = make_cfg("model=resnet", f"batch={limit * 2}", "device=cpu")
     assert f"above batch {limit}" in plan.why_not(slow, 5)
     assert plan.why_not(make_cfg("model=mlp"), 1) == "a single seed"
+    assert plan.why_not(make_cfg("model=mlp", "norm.impl=reference"), 5).startswith("norm.impl=reference: ")
 
 
 def test_reference_norms_either_stack_or_say_why(make_cfg):

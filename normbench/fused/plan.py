@@ -34,6 +34,12 @@ def why_not(cfg: DictConfig, seeds: int) -> str | None:
         return "compile=true: a compiled model is not stacked"
     if cfg.channels_last:
         return "channels_last=true: stacked image batches are 5-d"
+    # the two known vmap refusals, said here so that the sweeper keeps such cells as separate
+    # (parallel) jobs; the job's trial step (stack.check_stackable) finds any other
+    if cfg.norm.get("impl") == "reference":
+        return "norm.impl=reference: its autograd.Functions do not run under vmap"
+    if cfg.model.get("dropout"):
+        return f"model.dropout={cfg.model.dropout}: dropout draws under vmap differ from the unfused run's"
     try:
         device = resolve_device(cfg.device).type
     except ConfigError:
