@@ -92,7 +92,7 @@ def _run_locked_group(
     for i, (cfg, run_dir) in enumerate(zip(configs, run_dirs, strict=True)):
         try:
             prepared = _prepare(i, cfg, run_dir, overrides[i] if overrides else None)
-        except Exception as err:  # noqa: BLE001  recorded as failed by _prepare; raised below
+        except Exception as err:  # noqa: BLE001  recorded by _prepare as its run would; raised below
             errors.append(err)
             continue
         if isinstance(prepared, dict):
@@ -100,9 +100,7 @@ def _run_locked_group(
         else:
             _share_data(prepared, members)
             members.append(prepared)
-    if errors:  # the members differ only in seed: a bad input is every member's
-        for m in members:
-            record.finish(m.run_dir, m.summary, record.FAILED, error=record.error_line(errors[0]))
+    if errors and not members:  # a bad input: the members differ only in seed, so every one's
         raise errors[0]
     try:
         with interrupt_on_sigterm():
@@ -117,6 +115,8 @@ def _run_locked_group(
             m.sinks.close(hparams=record.flat(m.summary["config"]), final=m.summary["final"])
     for m in members:
         summaries[m.index] = _finish(m)
+    if errors:  # a member that could not start (another config's run in its directory): as alone
+        raise errors[0]
     return [s for s in summaries if s is not None]
 
 
