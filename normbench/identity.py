@@ -23,6 +23,9 @@ NON_RESULT_KEYS = (
     "data.root",
     "data.download",
 )
+# Keys a sweeper adds to a job that are no run's own: also out of directory names. A fused job
+# (normbench.fused.FUSED_KEY) lists its members' seeds; its directory is its first member's.
+JOB_KEYS = ("fused_seeds",)
 
 
 def resolved_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
@@ -58,7 +61,7 @@ def register_resolvers() -> None:
             "nb_dirname", lambda overrides: (overrides or "default").replace("/", "_")
         )
     if not OmegaConf.has_resolver("nb_non_result_keys"):
-        OmegaConf.register_new_resolver("nb_non_result_keys", lambda: list(NON_RESULT_KEYS))
+        OmegaConf.register_new_resolver("nb_non_result_keys", lambda: [*NON_RESULT_KEYS, *JOB_KEYS])
 
 
 # Registered on import: launcher workers (joblib, submitit) import normbench when they

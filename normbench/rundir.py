@@ -70,18 +70,20 @@ def check_owner(
     )
 
 
-def record_hydra_config(run_dir: Path, cfg: Any) -> None:
+def record_hydra_config(run_dir: Path, cfg: Any, overrides: list[str] | None = None) -> None:
     """Hydra's record of the run (``.hydra/``: config, hydra and overrides YAML), written once
     the directory is this run's. Hydra itself would write it before the run starts, over the
     record of a finished run of another config; conf/config.yaml turns that off
-    (``hydra.output_subdir: null``). Outside Hydra (tests calling runner.run) there is none."""
+    (``hydra.output_subdir: null``). Outside Hydra (tests calling runner.run) there is none.
+    ``overrides``: the run's own, where the Hydra job ran several (normbench.fused)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
     if not HydraConfig.initialized():
         return
     hydra_cfg = HydraConfig.instance().cfg
-    record = {"config.yaml": cfg, "hydra.yaml": hydra_cfg, "overrides.yaml": hydra_cfg.hydra.overrides.task}
+    task = hydra_cfg.hydra.overrides.task if overrides is None else overrides  # a fused member's own
+    record = {"config.yaml": cfg, "hydra.yaml": hydra_cfg, "overrides.yaml": task}
     (run_dir / ".hydra").mkdir(exist_ok=True)
     for filename, node in record.items():
         (run_dir / ".hydra" / filename).write_text(OmegaConf.to_yaml(node))

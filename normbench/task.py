@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from normbench import record, rundir
 from normbench.errors import ConfigError
+from normbench.fused import FUSED_KEY
 from normbench.interrupt import end_sweep
 from normbench.runner import run
 from normbench.threads import threads_per_job
@@ -34,7 +35,12 @@ def main(cfg: DictConfig) -> str:
         torch.set_num_threads(threads_per_job(hydra_cfg.launcher))
     try:
         rundir.check_name(cfg.name)  # also when a sweep varies it (the callback saw one value)
-        status = run(cfg, Path(hydra_cfg.runtime.output_dir))["status"]
+        if FUSED_KEY in cfg:  # the seeds of one cell, trained together (hydra/sweeper=fused)
+            from normbench.fused.job import run_job
+
+            status = run_job(cfg, hydra_cfg)
+        else:
+            status = run(cfg, Path(hydra_cfg.runtime.output_dir))["status"]
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         status = record.FAILED

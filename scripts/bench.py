@@ -9,6 +9,8 @@ the same run mean much).
                                               another, vs `python run.py -m ... hydra/launcher=parallel`
   python scripts/bench.py startup [--quick]    a tiny run, `run.py --help` and a bad input vs
                                               `python -c 'import torch'`, whole processes
+  python scripts/bench.py fused [--quick]      5 seeds trained fused (normbench.fused) vs the same
+                                              5 runs one after another, samples/s per seed
 """
 
 from __future__ import annotations
@@ -279,9 +281,72 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# ---- fused seeds (issue 16) ------------------------------------------------------------------
+
+FUSED_SEEDS = 5
+FUSED_CELLS = [("resnet", 2), ("resnet", 8), ("resnet", 32), ("mlp", 2), ("mlp", 32), ("rnn", 2), ("rnn", 32)]
+
+
+def fused_trainers(model: str, batch: int, steps: int, threads: int) -> list:
+    overrides = [f"model={model}", "norm=batch", f"batch={batch}", f"data.train_size={batch * steps}"]
+    overrides += ["data.test_size=32", f"threads={threads}"]
+    return [build(make_cfg(*overrides, f"seed={seed}")) for seed in range(FUSED_SEEDS)]
+
+
+def fused_cell(model: str, batch: int, steps: int, repeats: int, threads: int) -> tuple[float, float, str]:
+    """(unfused, fused) samples/s per seed for one cell, and the device."""
+    from normbench.fused.stack import MemberRng, Stack
+
+    alone = [b.trainer for b in fused_trainers(model, batch, steps, threads)]
+    built = fused_trainers(model, batch, steps, threads)
+    stack = Stack([b.trainer for b in built], [MemberRng.capture() for _ in built], l1=0.0)
+    device = built[0].device
+
+    def one_after_another() -> None:
+        for trainer in alone:
+            runner_epoch(trainer)
+
+    def fused() -> None:
+        stack.train_epoch().sum().item()
+
+    one_after_another(), fused()  # warm-up: allocator, kernels, vmap's first trace
+    samples = FUSED_SEEDS * steps * batch
+    t_alone = statistics.median(time_per_step(one_after_another, 1, device) for _ in range(repeats))
+    t_fused = statistics.median(time_per_step(fused, 1, device) for _ in range(repeats))
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu, {torch.get_num_threads()} threads"
+    )
+    return samples / FUSED_SEEDS / t_alone, samples / FUSED_SEEDS / t_fused, name
+
+
+def fused(args: argparse.Namespace) -> None:
+    """Fused S=5 vs the same 5 runs one after another (same threads), per model x batch; the
+    last line is the worst speed-up at batch 2 (issue 16's target: >= 2.0 on the CPU)."""
+    from normbench.fused import plan
+
+    steps, repeats = (10, 1) if args.quick else (40, 3)
+    print(f"{'model':8} {'batch':>5} {'alone/s':>9} {'fused/s':>9} {'speed-up':>8}  plan")
+    at_2, device = [], ""
+    for model, batch in FUSED_CELLS:
+        alone, together, device = fused_cell(model, batch, steps, repeats, args.threads)
+        cfg = make_cfg(f"model={model}", f"batch={batch}")
+        why = plan.why_not(cfg, FUSED_SEEDS)
+        print(
+            f"{model:8} {batch:5d} {alone:9.0f} {together:9.0f} {together / alone:8.2f}  {why or 'fused'}",
+            flush=True,
+        )
+        if batch == 2:
+            at_2.append(together / alone)
+    print(f"device: {device}; samples/s per seed, {FUSED_SEEDS} seeds, {steps} steps, median of {repeats}")
+    print(f"worst fused speed-up at batch 2: {min(at_2):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("what", choices=["overhead", "throughput", "sweep", "startup"])
+    parser.add_argument("what", choices=["overhead", "throughput", "sweep", "startup", "fused"])
+    parser.add_argument("--threads", type=int, default=1, help="fused: torch threads of every run")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and steps")
     parser.add_argument(
         "--grid",
@@ -290,7 +355,9 @@ def main() -> None:
         help=f"sweep: the grid, as for run.py -m (default: {' '.join(SWEEP_GRID)})",
     )
     args = parser.parse_args()
-    {"overhead": overhead, "throughput": throughput, "sweep": sweep, "startup": startup}[args.what](args)
+    commands = {"overhead": overhead, "throughput": throughput, "sweep": sweep, "startup": startup}
+    commands["fused"] = fused
+    commands[args.what](args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,49 @@
+"""The Hydra job of a fused cell: each member's overrides and run directory exactly as its own
+job would have them, then normbench.fused.run. Called by normbench.task."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from normbench import record
+from normbench.fused import FUSED_KEY
+from normbench.fused.run import member_config, run_group
+from normbench.fused.sweeper import SEED, override_key
+
+# the status the job reports for its members (the sweep stops on interrupted, as for one run)
+_WORST_FIRST = (record.INTERRUPTED, record.FAILED, record.DIVERGED, record.DONE)
+
+
+def run_job(cfg: DictConfig, hydra_cfg: Any) -> str:
+    """Train the members of ``cfg[fused_seeds]``; returns the worst of their statuses."""
+    seeds = [int(s) for s in cfg[FUSED_KEY]]
+    task = list(hydra_cfg.overrides.task)
+    overrides = [member_overrides(task, s) for s in seeds]
+    dirs = [member_dir(member_config(cfg, s), hydra_cfg, o) for s, o in zip(seeds, overrides, strict=True)]
+    statuses = {s["status"] for s in run_group(cfg, seeds, dirs, overrides)}
+    return next(s for s in _WORST_FIRST if s in statuses)
+
+
+def member_overrides(task: list[str], seed: int) -> list[str]:
+    """The job's overrides as seed ``seed``'s own job has them: its seed in place, no fused key."""
+    return [f"{SEED}={seed}" if override_key(o) == SEED else o for o in task if override_key(o) != FUSED_KEY]
+
+
+def member_dir(cfg: DictConfig, hydra_cfg: Any, overrides: list[str]) -> Path:
+    """Where Hydra puts the job of ``overrides``: hydra.sweep.dir/hydra.sweep.subdir resolved
+    with that job's override_dirname, computed as Hydra computes it."""
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    spec = hydra_cfg.job.config.override_dirname
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    dirname = get_overrides_dirname(parsed, list(spec.exclude_keys), spec.item_sep, spec.kv_sep)
+    root = copy.deepcopy(cfg)
+    with open_dict(root):
+        root.hydra = OmegaConf.to_container(hydra_cfg, resolve=False)
+        root.hydra.job.override_dirname = dirname
+    return Path(root.hydra.sweep.dir) / str(root.hydra.sweep.subdir)
