@@ -4,9 +4,10 @@ keys, and data against model.
 :data:`RULES` is the one table of what values each key takes (dotted key -> :class:`Rule`); a
 key only some choices have (``norm.ghost_size``) is checked where it is present. Keys that name
 a registered choice are checked by the registry that owns the names (:data:`CHOSEN_BY_REGISTRY`),
-and the synthetic tasks' knobs by their own table (``normbench.data.synthetic.KNOBS``), since
-whether they apply depends on the task. A key the chosen component does not take (a typo such as
-``+norm.num_group=4``) is refused with the keys it does take, read from its signature.
+the synthetic tasks' knobs by their own table (``normbench.data.synthetic.KNOBS``), since
+whether they apply depends on the task, and the glyph task's by its own (``normbench.data.glyphs.KNOBS``).
+A key the chosen component does not take (a typo such as ``+norm.num_group=4``) is refused with
+the keys it does take, read from its signature.
 """
 
 from __future__ import annotations
@@ -182,7 +183,10 @@ CHOSEN_BY_REGISTRY = (
     "optim.name",
     "sched.name",
 )
-CHECKED_BY_TASK = ("data.noise", "data.spread", "data.seq_len", "data.signal_steps")
+CHECKED_BY_TASK = (
+    *("data.noise", "data.spread", "data.seq_len", "data.signal_steps"),  # data=synthetic
+    *("data.size", "data.clutter", "data.texture", "data.colour", "data.rotation"),  # data=glyphs
+)
 
 
 def _keywords(fn: Callable[..., Any], *internal: str) -> set[str] | None:
