@@ -16,7 +16,7 @@ from normbench.registry import Registry
         (get_model_spec, r"^model=nope: unknown model; choose one of mlp, resnet, rnn$"),
         (
             lambda name: build_dataset(name, model_modality="tabular"),
-            r"^data=nope: unknown dataset; choose one of cifar10, custom, synthetic$",
+            r"^data=nope: unknown dataset; choose one of cifar10, custom, glyphs, synthetic$",
         ),
     ],
 )
