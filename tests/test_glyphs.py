@@ -74,7 +74,7 @@ def test_images_are_roughly_standardised():
 
 
 def test_generation_is_fast():
-    # the preset's sizes (7,000 images): about 1 s of CPU on this machine; loose for slow CI
+    # the preset's sizes (6,500 images): about 1 s of CPU on this machine; loose for slow CI
     start = time.process_time()
     make_glyphs(model_modality="image")
     assert time.process_time() - start < 15

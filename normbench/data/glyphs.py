@@ -61,6 +61,7 @@ BACKGROUND, INK = 0.0, 1.0  # mean levels before the colour jitter
 # Standardisation: fixed constants (about the mean and std of a pixel at the preset's settings),
 # so no statistics cross the splits and the test set does not depend on the training set.
 MEAN, STD = 0.12, 0.4
+TRAIN_SIZE, TEST_SIZE = 1500, 5000  # small_batch's sizes (5000 test images: binomial SE <= 0.5 points)
 
 
 def _font_dir() -> Path:
@@ -191,12 +192,12 @@ KNOBS: dict[str, Knob] = {
 def make_glyphs(
     *,
     model_modality: str,
-    train_size: int | None = 2000,
-    test_size: int | None = 5000,
+    train_size: int | None = TRAIN_SIZE,
+    test_size: int | None = TEST_SIZE,
     seed: int = 0,
     size: int = 16,
-    clutter: int = 1,
-    texture: float = 0.3,
+    clutter: int = 0,
+    texture: float = 0.35,
     colour: float = 0.15,
     rotation: float = 20.0,
 ) -> Dataset:
@@ -209,7 +210,8 @@ def make_glyphs(
             raise ConfigError(f"data.{key}", value, f"must be {KNOBS[key].works}")
     if not _is_int(seed) or not 0 <= seed < 2**32:
         raise ConfigError("data.seed", seed, "must be an int in [0, 2**32)")
-    train_size, test_size = _size("train_size", train_size, 2000), _size("test_size", test_size, 5000)
+    train_size = _size("train_size", train_size, TRAIN_SIZE)
+    test_size = _size("test_size", test_size, TEST_SIZE)
     _, train, test = _streams(int(seed))
     options = dict(size=int(size), clutter=int(clutter), texture=float(texture), colour=float(colour))
     x_tr, y_tr = _draw(train, train_size, rotation=float(rotation), **options)
