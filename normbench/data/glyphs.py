@@ -1,14 +1,15 @@
-"""``data=glyphs``: the ten digits rendered from the fonts matplotlib ships, over glyph clutter.
+"""``data=glyphs``: the ten digits rendered from the fonts matplotlib ships, in band-pass noise.
 
 A task whose class is spatial shape, so that every norm can learn it (instance norm included:
 it keeps where things are, and divides out only a per-sample, per-channel scale and offset).
 Each image (3, ``size``, ``size``) shows one digit (the class) in one of :data:`FONTS`, at a
-random height, aspect, rotation and position, among ``clutter`` fragments: other digits of the
-same fonts and stroke width at any angle and place, each cut by a random straight edge, so that
-no fragment is a whole digit. A band-pass noise ``texture`` is added on top. Colour is a modest
-per-sample nuisance (``colour``: std of the background's and the ink's colour around dark grey
-and white; the polarity never flips), so that LN and GN, which divide out a sample's global
-colour and contrast, gain little over BN from it.
+random height, aspect, rotation and position, among ``clutter`` fragments (none by default):
+other digits of the same fonts and stroke width at any angle and place, each cut by a random
+straight edge, so that no fragment is a whole digit. A band-pass noise ``texture`` is added on
+top; the defaults (``texture`` 0.35, no clutter) are small_batch's calibration. Colour is a
+modest per-sample nuisance (``colour``: std of the background's and the ink's colour around 0
+and 1; the polarity never flips), so that LN and GN, which divide out a sample's global colour
+and contrast, gain little over BN from it.
 
 Rendering goes through ``matplotlib.ft2font`` once per (font, digit, size), cached; the
 per-sample geometry is one ``affine_grid`` + ``grid_sample`` on the CPU. Train and test come
