@@ -124,7 +124,8 @@ def test_the_fast_cells_hold_every_preset_and_every_value_of_its_grid():
     def values(cells: set[str]) -> set[tuple[str, str]]:
         return {(preset, o) for preset, *job in map(str.split, cells) for o in ["", *job]}
 
-    assert values(FAST) == values(set(EXPECTED)) and len(FAST) < 0.6 * len(EXPECTED)
+    # 45 of 74 cells since small_batch's own grid shrank to 2 x 2 (issue 13)
+    assert values(FAST) == values(set(EXPECTED)) and len(FAST) < 0.65 * len(EXPECTED)
 
 
 def test_covering_cells_hold_every_value_in_as_many_cells_as_the_longest_key():
