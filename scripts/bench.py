@@ -293,8 +293,11 @@ def fused_trainers(model: str, batch: int, steps: int, threads: int) -> list:
     return [build(make_cfg(*overrides, f"seed={seed}")) for seed in range(FUSED_SEEDS)]
 
 
-def fused_cell(model: str, batch: int, steps: int, repeats: int, threads: int) -> tuple[float, float, str]:
-    """(unfused, fused) samples/s per seed for one cell, and the device."""
+def fused_cell(
+    model: str, batch: int, steps: int, repeats: int, threads: int
+) -> tuple[float, float, float, str]:
+    """(unfused, fused) samples/s per seed for one cell (wall time), the speed-up in CPU time,
+    and the device."""
     from normbench.fused.stack import MemberRng, Stack
 
     alone = [b.trainer for b in fused_trainers(model, batch, steps, threads)]
@@ -311,14 +314,16 @@ def fused_cell(model: str, batch: int, steps: int, repeats: int, threads: int) -
 
     one_after_another(), fused()  # warm-up: allocator, kernels, vmap's first trace
     samples = FUSED_SEEDS * steps * batch
-    t_alone = statistics.median(time_per_step(one_after_another, 1, device) for _ in range(repeats))
-    t_fused = statistics.median(time_per_step(fused, 1, device) for _ in range(repeats))
+    alone_times = [time_per_step(one_after_another, 1, device) for _ in range(repeats)]
+    fused_times = [time_per_step(fused, 1, device) for _ in range(repeats)]
+    t_alone, t_fused = (statistics.median(wall for wall, _ in t) for t in (alone_times, fused_times))
+    cpu_ratio = statistics.median(c for _, c in alone_times) / statistics.median(c for _, c in fused_times)
     name = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else f"cpu, {torch.get_num_threads()} threads"
     )
-    return samples / FUSED_SEEDS / t_alone, samples / FUSED_SEEDS / t_fused, name
+    return samples / FUSED_SEEDS / t_alone, samples / FUSED_SEEDS / t_fused, cpu_ratio, name
 
 
 def fused(args: argparse.Namespace) -> None:
@@ -327,14 +332,15 @@ def fused(args: argparse.Namespace) -> None:
     from normbench.fused import plan
 
     steps, repeats = (10, 1) if args.quick else (40, 3)
-    print(f"{'model':8} {'batch':>5} {'alone/s':>9} {'fused/s':>9} {'speed-up':>8}  plan")
+    print(f"{'model':8} {'batch':>5} {'alone/s':>9} {'fused/s':>9} {'speed-up':>8} {'cpu x':>6}  plan")
     at_2, device = [], ""
     for model, batch in FUSED_CELLS:
-        alone, together, device = fused_cell(model, batch, steps, repeats, args.threads)
+        alone, together, cpu_ratio, device = fused_cell(model, batch, steps, repeats, args.threads)
         cfg = make_cfg(f"model={model}", f"batch={batch}")
         why = plan.why_not(cfg, FUSED_SEEDS)
         print(
-            f"{model:8} {batch:5d} {alone:9.0f} {together:9.0f} {together / alone:8.2f}  {why or 'fused'}",
+            f"{model:8} {batch:5d} {alone:9.0f} {together:9.0f} {together / alone:8.2f} {cpu_ratio:6.2f}"
+            f"  {why or 'fused'}",
             flush=True,
         )
         if batch == 2:
