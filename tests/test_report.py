@@ -326,6 +326,25 @@ def test_missing_cells_of_norm_presets_are_norms_not_a_product(tmp_path: Path) -
     assert lines == ["norm=group5: 0 of 2 seeds finished, 2 failed"]
 
 
+def test_cells_no_sweep_asked_for_are_one_line_not_missing_seeds(tmp_path: Path) -> None:
+    # small_batch's grid: BN at batch 2 and 32 (one sweep), LN at batch 32 only (a second sweep
+    # into the same directory); BN at batch 32 lost a seed
+    cells = [("batch", 2, (0, 1)), ("batch", 32, (0,)), ("layer", 32, (0, 1))]
+    for norm, batch, seeds in cells:
+        for seed in seeds:
+            write_run(
+                tmp_path / f"batch={batch},norm={norm},seed={seed}",
+                norm,
+                batch,
+                seed,
+                overrides=[f"batch={batch}", f"norm={norm}", f"seed={seed}"],
+            )
+    lines = _missing_cells(load(tmp_path))
+    assert lines[0] == "norm=batch, batch=32: 1 of 2 seeds finished"
+    assert lines[1].startswith("no run of norm=layer, batch=2 (not asked for, if the grid was several")
+    assert len(lines) == 2
+
+
 APP = """
 import sys
 from pathlib import Path

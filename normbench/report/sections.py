@@ -127,8 +127,10 @@ def _grid_keys(swept: Sequence[str]) -> list[str]:
 def _missing_cells(res: Results) -> list[str]:
     """Per sweep directory (so that two sweeps with different grids do not make up cells
     neither asked for): cells of its grid, the product of its swept values, with fewer
-    finished seeds than its most complete cell, and what became of their other runs."""
-    out = []
+    finished seeds than its most complete cell, and what became of their other runs. Cells
+    with no run at all are one line: a grid made of several sweeps into one directory
+    (small_batch: LN and IN at batch 32 only) never asked for them, and the runs cannot tell."""
+    out, empty = [], []
     several = res.runs["sweep"].nunique() > 1 if "sweep" in res.runs else False
     for sweep, runs in res.runs.groupby("sweep", sort=True) if "sweep" in res.runs else []:
         keys = [k for k in _grid_keys(res.swept) if k in runs and runs[k].nunique() > 1]
@@ -139,10 +141,18 @@ def _missing_cells(res: Results) -> list[str]:
         for cell in itertools.product(*(_sorted(runs[k].dropna().unique()) for k in keys)):
             status = by_cell.get(tuple(cell), pd.Series(dtype=str))
             n = int((status == DONE).sum())
-            if n < full:
+            if status.empty:
+                empty.append(label(keys, cell))
+            elif n < full:
                 why = "".join(f", {c} {s}" for s, c in status[status != DONE].value_counts().items())
                 where = f"`{sweep}` " if several else ""
                 out.append(f"{where}{label(keys, cell)}: {n} of {full} seeds finished{why}")
+        if empty:
+            where = f"`{sweep}`: " if several else ""
+            out.append(
+                f"{where}no run of {'; '.join(empty)} (not asked for, if the grid was several sweeps"
+                " into one directory; otherwise never started: rerun the sweep)"
+            )
     return out
 
 
