@@ -390,3 +390,13 @@ def test_a_fused_sweep_killed_mid_epoch_resumes_every_member_without_duplicated_
         rows = [tuple(r[:4]) for r in read_rows(killed / run_dir)]
         assert len(rows) == len(set(rows))  # no duplicated rows
         assert_same_rows(killed / run_dir, tmp_path / "whole" / run_dir)
+
+
+def test_eval_every_and_train_eval_in_a_fused_group_write_the_unfused_rows(make_cfg, tmp_path):
+    # eval_every=2 over 3 epochs: epoch 1 has no test score, which the log line must not read
+    overrides = ["model=mlp", "norm=batch", "eval_every=2", "train_eval_size=16", *SMALL4, "epochs=3"]
+    fused = run_group(make_cfg(*overrides), [0, 1], [tmp_path / "fused" / str(s) for s in (0, 1)])
+    assert [s["status"] for s in fused] == ["done", "done"]
+    for seed in (0, 1):
+        run(make_cfg(*overrides, f"seed={seed}"), tmp_path / "alone" / str(seed))
+        assert_same_rows(tmp_path / "fused" / str(seed), tmp_path / "alone" / str(seed))

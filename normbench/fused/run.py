@@ -224,7 +224,7 @@ def _after_epoch(m: Member, epoch: int, losses: torch.Tensor, seconds: float) ->
         m.sinks.write(rows)
         m.sinks.flush()
         save_checkpoint(m.run_dir, summary["identity"], m.trainer, epoch, progress(summary))
-    log.info("seed %s: %s", cfg.seed, epoch_line(epoch, cfg.epochs, summary))
+    log.info("seed %s: %s", cfg.seed, epoch_line(epoch, cfg.epochs, summary, cfg.eval_every))
     return True
 
 
