@@ -400,3 +400,22 @@ def test_eval_every_and_train_eval_in_a_fused_group_write_the_unfused_rows(make_
     for seed in (0, 1):
         run(make_cfg(*overrides, f"seed={seed}"), tmp_path / "alone" / str(seed))
         assert_same_rows(tmp_path / "fused" / str(seed), tmp_path / "alone" / str(seed))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["+fused_seeds=5", "seed=5"],  # not a list
+        ["+fused_seeds=[a,b]", "seed=0"],  # not integers
+        ["+fused_seeds=[1,1]", "seed=1"],  # one directory twice
+        ["+fused_seeds=[0,1]"],  # no seed=: every member would get the same directory
+        ["+fused_seeds=[0,1]", "seed=3"],  # seed=3 would be silently ignored
+    ],
+)
+def test_fused_seeds_set_by_hand_is_refused_in_one_line(cli, tmp_path, bad):
+    result = cli(*bad, "model=mlp", *SMALL)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: fused_seeds="), lines[-3:]
+    assert "hydra/sweeper=fused seed=" in lines[-1]
+    assert "Traceback" not in result.stderr and not list(tmp_path.rglob("metrics.csv"))
