@@ -285,6 +285,13 @@ def test_the_sweeper_merges_jobs_that_differ_only_in_seed():
     ]
 
 
+@pytest.mark.parametrize("text", ["007", "01"])
+def test_seeds_that_are_not_hydra_integers_stay_unfused(text):
+    # Hydra reads seed=007 as text, which the run refuses; fused it would train seed 7 in seed=7/
+    jobs = [["norm=batch", f"seed={text}"], ["norm=batch", "seed=2"]]
+    assert fuse_jobs(jobs, lambda job, n: None) == jobs
+
+
 def without_results_dir(overrides: list[str]) -> list[str]:
     return [o.removeprefix("- ") for o in overrides if "results_dir=" not in o]
 
