@@ -78,6 +78,14 @@ def test_late_change_is_last_minus_three_quarters_per_run(sweep: Path):
     assert runs.loc["batch=2,norm=group,seed=1", LATE_KEY] == pytest.approx(2 * (math.exp(-8) - math.exp(-6)))
 
 
+def test_a_one_epoch_run_has_no_late_change_rather_than_a_flat_zero(tmp_path: Path):
+    # epochs 0 and 1 only: 3/4 of one epoch rounds to the last epoch itself, and "last minus
+    # last" = 0.00 would read as a cell that had stopped learning
+    run = write_run(tmp_path / "batch=8,norm=batch,seed=1", "batch", 8, 1, epochs=1)
+    add_train_eval(run, [2.3, 0.9])
+    assert math.isnan(late_change(load(tmp_path))[LATE_KEY].iloc[0])
+
+
 def test_convergence_section_shows_the_figure_and_who_still_moves(sweep: Path, md: str):
     assert (sweep / "figures" / "convergence.png").stat().st_size > 1000
     assert "## Convergence" in md and "![Convergence: eval-mode train loss" in md
