@@ -426,3 +426,24 @@ def test_fused_seeds_set_by_hand_is_refused_in_one_line(cli, tmp_path, bad):
     assert lines[-1].startswith("error: fused_seeds="), lines[-3:]
     assert "hydra/sweeper=fused seed=" in lines[-1]
     assert "Traceback" not in result.stderr and not list(tmp_path.rglob("metrics.csv"))
+
+
+def test_every_member_logs_its_own_lines_into_its_own_run_log(make_cfg, tmp_path, caplog):
+    # Hydra's file handler writes the job's log in its output directory, the first member's
+    dirs = [tmp_path / str(s) for s in (0, 1, 2)]
+    dirs[0].mkdir()
+    job_log = logging.FileHandler(dirs[0] / "run.log", delay=True)
+    root = logging.getLogger()
+    root.addHandler(job_log)
+    caplog.set_level(logging.INFO, logger="normbench")
+    try:
+        done = run_group(make_cfg("model=mlp", "norm=batch", *SMALL4), [0, 1, 2], dirs)
+    finally:
+        root.removeHandler(job_log)
+        job_log.close()
+    assert [s["status"] for s in done] == ["done"] * 3 and done[0]["fused_with"] == [0, 1, 2]
+    for seed, run_dir in enumerate(dirs):
+        lines = (run_dir / "run.log").read_text().splitlines()
+        epochs = [line for line in lines if ": epoch " in line]
+        assert len(epochs) == 2 and all(f"seed {seed}: epoch" in line for line in epochs), lines
+        assert sum("precise BN over" in line for line in lines) == 1, lines
