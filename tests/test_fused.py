@@ -227,6 +227,26 @@ def test_a_member_that_cannot_start_fails_alone(make_cfg, tmp_path):
     assert record.read_summary(tmp_path / "1")["config"]["norm"]["name"] == "layer"  # left alone
 
 
+@pytest.mark.parametrize("impl", ["torch", "reference"])  # fused, and run one after another (the plan)
+def test_a_member_whose_directory_another_process_holds_fails_alone(make_cfg, tmp_path, impl):
+    import fcntl
+    import os
+
+    from normbench.errors import ConfigError
+
+    dirs = [tmp_path / str(s) for s in (0, 1, 2)]
+    dirs[1].mkdir()
+    fd = os.open(dirs[1] / ".lock", os.O_RDWR | os.O_CREAT)  # another run of seed 1, still going
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(ConfigError, match="is in use by another process"):
+            run_group(make_cfg("model=mlp", "norm=batch", f"norm.impl={impl}", *SMALL), [0, 1, 2], dirs)
+    finally:
+        os.close(fd)
+    assert [record.read_summary(d)["status"] for d in (dirs[0], dirs[2])] == ["done", "done"]
+    assert record.read_summary(dirs[1]) is None  # the other process's run, left alone
+
+
 def test_what_cannot_be_fused_runs_unfused_with_one_line_saying_why(make_cfg, tmp_path, caplog, monkeypatch):
     cfg = make_cfg("model=mlp", "norm=batch", "reg=dropout", *SMALL)
     assert plan.why_not(cfg, 2).startswith("model.dropout=0.5: ")

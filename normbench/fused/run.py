@@ -25,6 +25,7 @@ from omegaconf import DictConfig, open_dict
 
 from normbench import learned, provenance, record, rundir
 from normbench.checkpoint import resume_or_start_fresh, save_checkpoint
+from normbench.errors import ConfigError
 from normbench.fused import FUSED_KEY, plan
 from normbench.fused.logs import member_log, routed
 from normbench.fused.stack import MemberRng, Stack, check_stackable, same_data
@@ -72,23 +73,46 @@ def run_group(
     """Run seed ``seeds[i]`` of ``cfg`` into ``run_dirs[i]``, fused where it can be; returns
     their summaries. ``overrides``: each member's Hydra overrides as if run alone (for its
     summary and .hydra/). Raises ConfigError (after recording ``failed``) on bad input."""
-    configs = [member_config(cfg, s) for s in seeds]
-    why = plan.why_not(configs[0], len(seeds))
+    why = plan.why_not(member_config(cfg, seeds[0]), len(seeds))
     with contextlib.ExitStack() as locks:
-        for run_dir in run_dirs:
-            Path(run_dir).mkdir(parents=True, exist_ok=True)
-            locks.enter_context(rundir.held(Path(run_dir), cfg.name))
+        free, refused = _lock(locks, [Path(d) for d in run_dirs], cfg.name)
+        configs = [member_config(cfg, seeds[i]) for i in free]
+        dirs = [Path(run_dirs[i]) for i in free]
         locks.enter_context(routed())
         if why:
-            with member_log(*run_dirs):
-                log.info("seeds %s run one after another: %s", seeds, why)
-            return [_run_alone(c, Path(d)) for c, d in zip(configs, run_dirs, strict=True)]
-        return _run_locked_group(configs, [Path(d) for d in run_dirs], overrides)
+            summaries = _run_unfused(configs, dirs, why)
+        else:
+            summaries = _run_locked_group(configs, dirs, [overrides[i] for i in free] if overrides else None)
+    if refused:  # after the others have run, as their unfused runs would have
+        raise refused[0]
+    return summaries
 
 
-def _run_alone(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    with member_log(run_dir):
-        return run_locked(cfg, run_dir)
+def _lock(
+    locks: contextlib.ExitStack, run_dirs: list[Path], name: str
+) -> tuple[list[int], list[ConfigError]]:
+    """Hold each member's directory for the block of ``locks``; returns the indices of those
+    held and the errors of those another process holds (each fails alone, as unfused)."""
+    free, refused = [], []
+    for i, run_dir in enumerate(run_dirs):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            locks.enter_context(rundir.held(run_dir, name))
+            free.append(i)
+        except ConfigError as err:
+            refused.append(err)
+    return free, refused
+
+
+def _run_unfused(configs: list[DictConfig], run_dirs: list[Path], why: str) -> list[dict[str, Any]]:
+    if run_dirs:
+        with member_log(*run_dirs):
+            log.info("seeds %s run one after another: %s", [c.seed for c in configs], why)
+    summaries = []
+    for cfg, run_dir in zip(configs, run_dirs, strict=True):
+        with member_log(run_dir):
+            summaries.append(run_locked(cfg, run_dir))
+    return summaries
 
 
 def _run_locked_group(
