@@ -247,6 +247,17 @@ def test_a_member_whose_directory_another_process_holds_fails_alone(make_cfg, tm
     assert record.read_summary(dirs[1]) is None  # the other process's run, left alone
 
 
+def test_a_member_that_cannot_start_fails_alone_when_the_plan_runs_them_one_after_another(make_cfg, tmp_path):
+    from normbench.errors import ConfigError
+
+    run(make_cfg("model=mlp", "norm=layer", *SMALL, "seed=1"), tmp_path / "1")  # another config's run
+    dirs = [tmp_path / str(s) for s in (0, 1, 2)]
+    with pytest.raises(ConfigError, match="holds a finished run of another config"):
+        run_group(make_cfg("model=mlp", "norm=batch", "norm.impl=reference", *SMALL), [0, 1, 2], dirs)
+    assert [record.read_summary(tmp_path / str(s))["status"] for s in (0, 2)] == ["done", "done"]
+    assert record.read_summary(tmp_path / "1")["config"]["norm"]["name"] == "layer"  # left alone
+
+
 def test_what_cannot_be_fused_runs_unfused_with_one_line_saying_why(make_cfg, tmp_path, caplog, monkeypatch):
     cfg = make_cfg("model=mlp", "norm=batch", "reg=dropout", *SMALL)
     assert plan.why_not(cfg, 2).startswith("model.dropout=0.5: ")

@@ -108,10 +108,15 @@ def _run_unfused(configs: list[DictConfig], run_dirs: list[Path], why: str) -> l
     if run_dirs:
         with member_log(*run_dirs):
             log.info("seeds %s run one after another: %s", [c.seed for c in configs], why)
-    summaries = []
+    summaries, errors = [], []
     for cfg, run_dir in zip(configs, run_dirs, strict=True):
-        with member_log(run_dir):
-            summaries.append(run_locked(cfg, run_dir))
+        try:
+            with member_log(run_dir):
+                summaries.append(run_locked(cfg, run_dir))
+        except ConfigError as err:  # one that cannot start (another config's run there): alone
+            errors.append(err)
+    if errors:
+        raise errors[0]
     return summaries
 
 
