@@ -205,6 +205,19 @@ def test_an_interrupted_group_resumes_every_member_without_duplicated_rows(make_
         assert len(rows) == len(set(rows))
 
 
+def test_ctrl_c_in_members_run_one_after_another_starts_no_further_member(make_cfg, tmp_path, monkeypatch):
+    from normbench.train import Trainer
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C in the first member's first epoch
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
+    cfg = make_cfg("model=mlp", "norm=batch", "norm.impl=reference", *SMALL)  # the plan: unfused
+    dirs = [tmp_path / str(s) for s in (0, 1, 2)]
+    assert [s["status"] for s in run_group(cfg, [0, 1, 2], dirs)] == ["interrupted"]
+    assert record.read_summary(dirs[1]) is None and record.read_summary(dirs[2]) is None
+
+
 def test_a_finished_member_is_skipped_and_the_rest_train_fused(make_cfg, tmp_path, caplog):
     overrides = ["model=mlp", "norm=layer", *SMALL]
     run(make_cfg(*overrides, "seed=1"), tmp_path / "1")  # an unfused run, finished before

@@ -115,6 +115,9 @@ def _run_unfused(configs: list[DictConfig], run_dirs: list[Path], why: str) -> l
                 summaries.append(run_locked(cfg, run_dir))
         except ConfigError as err:  # one that cannot start (another config's run there): alone
             errors.append(err)
+            continue
+        if summaries[-1]["status"] == record.INTERRUPTED:  # Ctrl-C or SIGTERM: start no other
+            return summaries
     if errors:
         raise errors[0]
     return summaries
