@@ -61,7 +61,8 @@ def check_owner(
     directory name (``experiment``, say) would otherwise share it."""
     if finished is None or finished.get("identity") == identity or force:
         return
-    overrides = " ".join(finished.get("overrides") or []) or "no overrides"
+    recorded = finished.get("overrides")
+    overrides = " ".join(map(str, recorded)) if isinstance(recorded, list) and recorded else "no overrides"
     raise ConfigError(
         "name",
         name,
