@@ -222,3 +222,21 @@ def test_lr_sensitivity_preset_expands_to_12_cells_of_3_seeds(make_cfg):
     )
     assert (REPO / "conf" / "data" / "textures.yaml").exists()
     assert not np.isnan(one.optim.lr)
+
+
+def test_linear_rule_is_not_applicable_without_linear_scaling(tmp_path: Path):
+    # optim.linear_scaling=false: every batch runs the swept lr as given, so the middle lr at
+    # batch 2 is not the linear rule's (0.1 x 2/32); no verdict on a rule that was not run
+    for lr in LRS:
+        for seed in (0, 1):
+            write_run(
+                tmp_path / f"optim.lr={lr},seed={seed}",
+                "batch",
+                2,
+                seed,
+                overrides=[f"optim.lr={lr}", f"seed={seed}"],
+                optim__lr=lr,
+                optim__linear_scaling=False,
+            )
+    (claim,) = claims.linear_rule_claims(load(tmp_path), "test/error", claims.ClaimOptions())
+    assert claim.verdict == claims.NOT_APPLICABLE and "optim.linear_scaling=false" in claim.evidence

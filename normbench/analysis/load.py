@@ -24,7 +24,16 @@ from normbench.identity import NON_RESULT_KEYS  # noqa: E402
 from normbench.record import DONE, flat
 
 # Config keys the analysis always needs as columns, swept or not.
-CORE_KEYS = ("norm.name", "batch", "seed", "model.name", "data.name", "epochs", "norm.ghost_size")
+CORE_KEYS = (
+    "norm.name",
+    "batch",
+    "seed",
+    "model.name",
+    "data.name",
+    "epochs",
+    "norm.ghost_size",
+    "optim.linear_scaling",  # whether a swept optim.lr is the rate at batch 32 (the linear-rule claim)
+)
 CURVE_COLUMNS = ["run_id", "step", "epoch", "split", "metric", "value"]
 # Statuses for runs whose summary.json is absent or unreadable (not written by the runner).
 NO_SUMMARY = "no summary"
