@@ -112,6 +112,46 @@ def test_ghost_control_reads_each_ghost_size(md: str):
     assert "share of BN's degradation: 10" not in ghost8 and "paired t, 3 pairs" in ghost8
 
 
+def test_ghost_control_compares_within_one_model_not_across_models(tmp_path: Path):
+    # BN on an MLP (10% at both batches) and a ResNet (30% at 2, 14% at 32), ghost2 on the
+    # ResNet only (29.8%): pooled, BN at 2 would be 20% and ghost2 "worse than BN at batch 2"
+    from normbench.report.controls import ghost_section
+    from normbench.report.options import Options
+
+    bn = {("mlp", 2): 10.0, ("mlp", 32): 10.0, ("resnet", 2): 30.0, ("resnet", 32): 14.0}
+    for (model, batch), target in bn.items():
+        for seed in (1, 2, 3):
+            write_run(
+                tmp_path / f"batch={batch},model={model},norm=batch,seed={seed}",
+                "batch",
+                batch,
+                seed,
+                model=model,
+                error=lambda n, b, s, t=target: t + _rng(n, b, s).normal(0, 0.4),
+                overrides=[f"batch={batch}", f"model={model}", "norm=batch", f"seed={seed}"],
+            )
+    for seed in (1, 2, 3):
+        write_run(
+            tmp_path / f"batch=32,model=resnet,norm=ghost2,seed={seed}",
+            "ghost_batch",
+            32,
+            seed,
+            model="resnet",
+            error=ghost(2, 29.8),
+            overrides=["batch=32", "model=resnet", "norm=ghost2", f"seed={seed}"],
+            record={"choices": {"norm": "ghost2"}},
+            norm__ghost_size=2,
+        )
+    blocks = ghost_section(load(tmp_path), Options())
+    (items,) = [b.content for b in blocks if b.kind == "ul"]
+    (reading,) = items
+    assert "**as bad as BN at batch=2: the noisy statistics explain the degradation**" in reading, reading
+    (table,) = [b for b in blocks if b.kind == "table"]
+    assert "model.name=resnet" in table.caption
+    bn_at_2 = table.content[(table.content["norm"] == "batch") & (table.content["batch"] == 2)]
+    assert bn_at_2.iloc[0, 3].startswith("30."), bn_at_2
+
+
 def test_generalization_gap_uses_the_eval_mode_train_loss(sweep: Path, md: str):
     runs = load(sweep).runs.set_index("run_id")
     run = runs.loc["batch=8,norm=group,seed=3"]
