@@ -336,6 +336,16 @@ def test_seeds_that_are_not_hydra_integers_stay_unfused(text):
     assert fuse_jobs(jobs, lambda job, n: None) == jobs
 
 
+def test_a_members_overrides_keep_the_seed_overrides_prefix():
+    # ++seed=0,1: Hydra names the unfused runs' directories ++seed=0,... and ++seed=1,...; the
+    # fused members must land in the same ones, or a rerun in the other mode trains them again
+    from normbench.fused.job import member_overrides
+
+    task = ["++seed=0", "norm=batch", "+fused_seeds=[0,1]"]
+    assert member_overrides(task, 1) == ["++seed=1", "norm=batch"]
+    assert member_overrides(["seed=0", "+fused_seeds=[0,1]"], 1) == ["seed=1"]
+
+
 def without_results_dir(overrides: list[str]) -> list[str]:
     return [o.removeprefix("- ") for o in overrides if "results_dir=" not in o]
 

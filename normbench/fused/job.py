@@ -50,8 +50,13 @@ def fused_seeds(value: Any, task: list[str]) -> list[int]:
 
 
 def member_overrides(task: list[str], seed: int) -> list[str]:
-    """The job's overrides as seed ``seed``'s own job has them: its seed in place, no fused key."""
-    return [f"{SEED}={seed}" if override_key(o) == SEED else o for o in task if override_key(o) != FUSED_KEY]
+    """The job's overrides as seed ``seed``'s own job has them: its seed in place (the prefix
+    kept: Hydra names ``++seed=1``'s directory with it), no fused key."""
+    return [
+        f"{o.split('=', 1)[0]}={seed}" if override_key(o) == SEED else o
+        for o in task
+        if override_key(o) != FUSED_KEY
+    ]
 
 
 def member_dir(cfg: DictConfig, hydra_cfg: Any, overrides: list[str]) -> Path:
