@@ -280,3 +280,26 @@ def test_linear_rule_is_not_applicable_without_linear_scaling(tmp_path: Path):
             )
     (claim,) = claims.linear_rule_claims(load(tmp_path), "test/error", claims.ClaimOptions())
     assert claim.verdict == claims.NOT_APPLICABLE and "optim.linear_scaling=false" in claim.evidence
+
+
+def test_runs_that_differ_only_in_what_they_measured_are_one_cell(tmp_path: Path):
+    # seeds 1-2 ran with train_eval_size=16 and eval_every=2, seeds 3-4 without: the same
+    # training (measured: identical numbers per seed), so one cell of 4 seeds, not two of 2
+    for seed in (1, 2, 3, 4):
+        measured = {"train_eval_size": 16, "eval_every": 2, "activations": True} if seed < 3 else {}
+        run = write_run(
+            tmp_path / (f"batch=8,norm=batch,seed={seed}" + (",train_eval_size=16" if measured else "")),
+            "batch",
+            8,
+            seed,
+            train_eval_size=measured.get("train_eval_size", 0),
+            eval_every=measured.get("eval_every", 1),
+            activations=measured.get("activations", False),
+        )
+        if measured:
+            add_train_eval(run, [2.0, 1.0, 0.5, 0.4])
+    res = load(tmp_path)
+    assert not {"train_eval_size", "eval_every", "activations"} & set(res.swept), res.swept
+    md = (build_report(tmp_path), (tmp_path / "report.md").read_text())[1]
+    assert "train_eval_size=" not in md and "| batch | " in md
+    assert "n=4" in md and "n=2" in md  # the test error over 4 seeds; the late change over the 2 that have it
