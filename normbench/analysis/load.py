@@ -51,9 +51,9 @@ class Results:
     """``runs``: one row per run; ``curves``: tidy metrics.csv rows keyed by ``run_id``;
     ``swept``: the dotted config keys that define the cells of the grid: they vary across the
     runs (seed included), can change a run's numbers (not in ``NON_RESULT_KEYS`` or
-    ``MEASUREMENT_KEYS``) and do not
-    merely follow from other swept keys (see :func:`independent_keys`). ``runs`` has a column
-    for every varying key; ``runs["sweep"]`` is the run's parent directory.
+    ``MEASUREMENT_KEYS``) and do not merely follow from other swept keys (see
+    :func:`independent_keys`). ``runs`` has a column for every varying key; ``runs["sweep"]``
+    is the run's parent directory.
 
     Unpacks as ``runs, curves = load(path)``.
     """
