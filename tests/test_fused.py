@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import summaries
+from omegaconf import OmegaConf
 
 from normbench import record
 from normbench.fused import plan
@@ -375,6 +376,13 @@ def test_a_fused_sweep_writes_the_runs_an_unfused_sweep_writes(cli, tmp_path):
         assert [without_results_dir(r.splitlines()) for r in recorded] == [
             without_results_dir(a["overrides"])
         ] * 2
+        # Hydra's record of the job: the member's own, not the fused job's (its first member's)
+        hydra = [
+            OmegaConf.load(tmp_path / k / run_dir / ".hydra" / "hydra.yaml").hydra for k in ("fused", "alone")
+        ]
+        assert hydra[0].job.override_dirname == hydra[1].job.override_dirname == run_dir.name
+        assert hydra[0].runtime.output_dir == str(tmp_path / "fused" / run_dir)
+        assert without_results_dir(hydra[0].overrides.task) == without_results_dir(a["overrides"])
     rerun = cli("-m", *grid, results=tmp_path / "fused")  # an unfused rerun skips them all
     assert rerun.returncode == 0 and (rerun.stdout + rerun.stderr).count("already done, skipping") == 6
 

@@ -14,6 +14,7 @@ from normbench.errors import ConfigError
 from normbench.fused import FUSED_KEY
 from normbench.fused.run import member_config, run_group
 from normbench.fused.sweeper import SEED, override_key, seed_of
+from normbench.rundir import override_dirname
 
 # the status the job reports for its members (the sweep stops on interrupted, as for one run)
 _WORST_FIRST = (record.INTERRUPTED, record.FAILED, record.DIVERGED, record.DONE)
@@ -62,12 +63,7 @@ def member_overrides(task: list[str], seed: int) -> list[str]:
 def member_dir(cfg: DictConfig, hydra_cfg: Any, overrides: list[str]) -> Path:
     """Where Hydra puts the job of ``overrides``: hydra.sweep.dir/hydra.sweep.subdir resolved
     with that job's override_dirname, computed as Hydra computes it."""
-    from hydra._internal.config_loader_impl import get_overrides_dirname
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    spec = hydra_cfg.job.config.override_dirname
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    dirname = get_overrides_dirname(parsed, list(spec.exclude_keys), spec.item_sep, spec.kv_sep)
+    dirname = override_dirname(overrides, hydra_cfg.job.config.override_dirname)
     root = copy.deepcopy(cfg)
     with open_dict(root):
         root.hydra = OmegaConf.to_container(hydra_cfg, resolve=False)
