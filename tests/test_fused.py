@@ -272,6 +272,25 @@ def test_a_member_that_cannot_start_fails_alone_when_the_plan_runs_them_one_afte
     assert record.read_summary(tmp_path / "1")["config"]["norm"]["name"] == "layer"  # left alone
 
 
+@pytest.mark.parametrize("impl", ["torch", "reference"])  # fused, and run one after another (the plan)
+def test_ctrl_c_beside_a_member_that_cannot_start_still_stops_the_sweep(
+    make_cfg, tmp_path, monkeypatch, impl
+):
+    # the job must report interrupted (the sweep stops), not the other member's refusal (failed)
+    from normbench.train import Trainer
+
+    run(make_cfg("model=mlp", "norm=layer", *SMALL, "seed=1"), tmp_path / "1")  # another config's run
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Stack, "train_epoch", interrupted)
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
+    cfg = make_cfg("model=mlp", "norm=batch", f"norm.impl={impl}", *SMALL)
+    done = run_group(cfg, [0, 1, 2], [tmp_path / str(s) for s in (0, 1, 2)])
+    assert "interrupted" in [s["status"] for s in done]
+
+
 def test_what_cannot_be_fused_runs_unfused_with_one_line_saying_why(make_cfg, tmp_path, caplog, monkeypatch):
     cfg = make_cfg("model=mlp", "norm=batch", "reg=dropout", *SMALL)
     assert plan.why_not(cfg, 2).startswith("model.dropout=0.5: ")

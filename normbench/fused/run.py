@@ -83,9 +83,15 @@ def run_group(
             summaries = _run_unfused(configs, dirs, why)
         else:
             summaries = _run_locked_group(configs, dirs, [overrides[i] for i in free] if overrides else None)
-    if refused:  # after the others have run, as their unfused runs would have
-        raise refused[0]
+    _raise_unless_interrupted(refused, summaries)  # after the others have run, as unfused
     return summaries
+
+
+def _raise_unless_interrupted(errors: list[Exception], summaries: list[dict[str, Any]]) -> None:
+    """The first error of a member that could not start, unless Ctrl-C or SIGTERM stopped the
+    others: then the job reports interrupted, so that the sweep stops."""
+    if errors and not any(s["status"] == record.INTERRUPTED for s in summaries):
+        raise errors[0]
 
 
 def _lock(
@@ -117,9 +123,8 @@ def _run_unfused(configs: list[DictConfig], run_dirs: list[Path], why: str) -> l
             errors.append(err)
             continue
         if summaries[-1]["status"] == record.INTERRUPTED:  # Ctrl-C or SIGTERM: start no other
-            return summaries
-    if errors:
-        raise errors[0]
+            break
+    _raise_unless_interrupted(errors, summaries)
     return summaries
 
 
@@ -156,9 +161,9 @@ def _run_locked_group(
             m.sinks.close(hparams=record.flat(m.summary["config"]), final=m.summary["final"])
     for m in members:
         summaries[m.index] = _finish(m)
-    if errors:  # a member that could not start (another config's run in its directory): as alone
-        raise errors[0]
-    return [s for s in summaries if s is not None]
+    finished = [s for s in summaries if s is not None]
+    _raise_unless_interrupted(errors, finished)  # one that could not start (another config's run there)
+    return finished
 
 
 def _prepare(
