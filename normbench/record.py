@@ -74,10 +74,12 @@ def is_finished(summary: dict[str, Any], identity: str) -> bool:
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The run's summary; None when there is none or it is damaged (not a JSON object)."""
     try:
-        return json.loads((Path(run_dir) / "summary.json").read_text())
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
     except (OSError, ValueError):
         return None
+    return summary if isinstance(summary, dict) else None
 
 
 def error_line(err: Exception) -> str:

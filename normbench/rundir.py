@@ -61,7 +61,8 @@ def check_owner(
     directory name (``experiment``, say) would otherwise share it."""
     if finished is None or finished.get("identity") == identity or force:
         return
-    overrides = " ".join(finished.get("overrides") or []) or "no overrides"
+    recorded = finished.get("overrides")
+    overrides = " ".join(map(str, recorded)) if isinstance(recorded, list) and recorded else "no overrides"
     raise ConfigError(
         "name",
         name,
@@ -82,11 +83,33 @@ def record_hydra_config(run_dir: Path, cfg: Any, overrides: list[str] | None = N
     if not HydraConfig.initialized():
         return
     hydra_cfg = HydraConfig.instance().cfg
-    task = hydra_cfg.hydra.overrides.task if overrides is None else overrides  # a fused member's own
-    record = {"config.yaml": cfg, "hydra.yaml": hydra_cfg, "overrides.yaml": task}
+    if overrides is not None:  # a fused member: its own job's record, not the fused job's
+        hydra_cfg = member_hydra(hydra_cfg, overrides, run_dir)
+    record = {"config.yaml": cfg, "hydra.yaml": hydra_cfg, "overrides.yaml": hydra_cfg.hydra.overrides.task}
     (run_dir / ".hydra").mkdir(exist_ok=True)
     for filename, node in record.items():
         (run_dir / ".hydra" / filename).write_text(OmegaConf.to_yaml(node))
+
+
+def override_dirname(overrides: list[str], spec: Any) -> str:
+    """Hydra's ``hydra.job.override_dirname`` of a job with ``overrides``, computed as Hydra
+    computes it (``spec``: hydra.job.config.override_dirname)."""
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return get_overrides_dirname(parsed, list(spec.exclude_keys), spec.item_sep, spec.kv_sep)
+
+
+def member_hydra(hydra_cfg: Any, overrides: list[str], run_dir: Path) -> Any:
+    """The Hydra config a job of ``overrides`` alone would have had, writing into ``run_dir``."""
+    from omegaconf import OmegaConf
+
+    member = OmegaConf.create(OmegaConf.to_container(hydra_cfg, resolve=False))  # not read-only
+    member.hydra.overrides.task = list(overrides)
+    member.hydra.job.override_dirname = override_dirname(overrides, member.hydra.job.config.override_dirname)
+    member.hydra.runtime.output_dir = str(run_dir)
+    return member
 
 
 def check_name(name: Any) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import summaries
+from omegaconf import OmegaConf
 
 from normbench import record
 from normbench.fused import plan
@@ -205,6 +206,19 @@ def test_an_interrupted_group_resumes_every_member_without_duplicated_rows(make_
         assert len(rows) == len(set(rows))
 
 
+def test_ctrl_c_in_members_run_one_after_another_starts_no_further_member(make_cfg, tmp_path, monkeypatch):
+    from normbench.train import Trainer
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C in the first member's first epoch
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
+    cfg = make_cfg("model=mlp", "norm=batch", "norm.impl=reference", *SMALL)  # the plan: unfused
+    dirs = [tmp_path / str(s) for s in (0, 1, 2)]
+    assert [s["status"] for s in run_group(cfg, [0, 1, 2], dirs)] == ["interrupted"]
+    assert record.read_summary(dirs[1]) is None and record.read_summary(dirs[2]) is None
+
+
 def test_a_finished_member_is_skipped_and_the_rest_train_fused(make_cfg, tmp_path, caplog):
     overrides = ["model=mlp", "norm=layer", *SMALL]
     run(make_cfg(*overrides, "seed=1"), tmp_path / "1")  # an unfused run, finished before
@@ -225,6 +239,56 @@ def test_a_member_that_cannot_start_fails_alone(make_cfg, tmp_path):
         run_group(make_cfg("model=mlp", "norm=batch", *SMALL), [0, 1, 2], dirs)
     assert [record.read_summary(tmp_path / str(s))["status"] for s in (0, 2)] == ["done", "done"]
     assert record.read_summary(tmp_path / "1")["config"]["norm"]["name"] == "layer"  # left alone
+
+
+@pytest.mark.parametrize("impl", ["torch", "reference"])  # fused, and run one after another (the plan)
+def test_a_member_whose_directory_another_process_holds_fails_alone(make_cfg, tmp_path, impl):
+    import fcntl
+    import os
+
+    from normbench.errors import ConfigError
+
+    dirs = [tmp_path / str(s) for s in (0, 1, 2)]
+    dirs[1].mkdir()
+    fd = os.open(dirs[1] / ".lock", os.O_RDWR | os.O_CREAT)  # another run of seed 1, still going
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(ConfigError, match="is in use by another process"):
+            run_group(make_cfg("model=mlp", "norm=batch", f"norm.impl={impl}", *SMALL), [0, 1, 2], dirs)
+    finally:
+        os.close(fd)
+    assert [record.read_summary(d)["status"] for d in (dirs[0], dirs[2])] == ["done", "done"]
+    assert record.read_summary(dirs[1]) is None  # the other process's run, left alone
+
+
+def test_a_member_that_cannot_start_fails_alone_when_the_plan_runs_them_one_after_another(make_cfg, tmp_path):
+    from normbench.errors import ConfigError
+
+    run(make_cfg("model=mlp", "norm=layer", *SMALL, "seed=1"), tmp_path / "1")  # another config's run
+    dirs = [tmp_path / str(s) for s in (0, 1, 2)]
+    with pytest.raises(ConfigError, match="holds a finished run of another config"):
+        run_group(make_cfg("model=mlp", "norm=batch", "norm.impl=reference", *SMALL), [0, 1, 2], dirs)
+    assert [record.read_summary(tmp_path / str(s))["status"] for s in (0, 2)] == ["done", "done"]
+    assert record.read_summary(tmp_path / "1")["config"]["norm"]["name"] == "layer"  # left alone
+
+
+@pytest.mark.parametrize("impl", ["torch", "reference"])  # fused, and run one after another (the plan)
+def test_ctrl_c_beside_a_member_that_cannot_start_still_stops_the_sweep(
+    make_cfg, tmp_path, monkeypatch, impl
+):
+    # the job must report interrupted (the sweep stops), not the other member's refusal (failed)
+    from normbench.train import Trainer
+
+    run(make_cfg("model=mlp", "norm=layer", *SMALL, "seed=1"), tmp_path / "1")  # another config's run
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Stack, "train_epoch", interrupted)
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
+    cfg = make_cfg("model=mlp", "norm=batch", f"norm.impl={impl}", *SMALL)
+    done = run_group(cfg, [0, 1, 2], [tmp_path / str(s) for s in (0, 1, 2)])
+    assert "interrupted" in [s["status"] for s in done]
 
 
 def test_what_cannot_be_fused_runs_unfused_with_one_line_saying_why(make_cfg, tmp_path, caplog, monkeypatch):
@@ -285,6 +349,23 @@ def test_the_sweeper_merges_jobs_that_differ_only_in_seed():
     ]
 
 
+@pytest.mark.parametrize("text", ["007", "01"])
+def test_seeds_that_are_not_hydra_integers_stay_unfused(text):
+    # Hydra reads seed=007 as text, which the run refuses; fused it would train seed 7 in seed=7/
+    jobs = [["norm=batch", f"seed={text}"], ["norm=batch", "seed=2"]]
+    assert fuse_jobs(jobs, lambda job, n: None) == jobs
+
+
+def test_a_members_overrides_keep_the_seed_overrides_prefix():
+    # ++seed=0,1: Hydra names the unfused runs' directories ++seed=0,... and ++seed=1,...; the
+    # fused members must land in the same ones, or a rerun in the other mode trains them again
+    from normbench.fused.job import member_overrides
+
+    task = ["++seed=0", "norm=batch", "+fused_seeds=[0,1]"]
+    assert member_overrides(task, 1) == ["++seed=1", "norm=batch"]
+    assert member_overrides(["seed=0", "+fused_seeds=[0,1]"], 1) == ["seed=1"]
+
+
 def without_results_dir(overrides: list[str]) -> list[str]:
     return [o.removeprefix("- ") for o in overrides if "results_dir=" not in o]
 
@@ -314,6 +395,13 @@ def test_a_fused_sweep_writes_the_runs_an_unfused_sweep_writes(cli, tmp_path):
         assert [without_results_dir(r.splitlines()) for r in recorded] == [
             without_results_dir(a["overrides"])
         ] * 2
+        # Hydra's record of the job: the member's own, not the fused job's (its first member's)
+        hydra = [
+            OmegaConf.load(tmp_path / k / run_dir / ".hydra" / "hydra.yaml").hydra for k in ("fused", "alone")
+        ]
+        assert hydra[0].job.override_dirname == hydra[1].job.override_dirname == run_dir.name
+        assert hydra[0].runtime.output_dir == str(tmp_path / "fused" / run_dir)
+        assert without_results_dir(hydra[0].overrides.task) == without_results_dir(a["overrides"])
     rerun = cli("-m", *grid, results=tmp_path / "fused")  # an unfused rerun skips them all
     assert rerun.returncode == 0 and (rerun.stdout + rerun.stderr).count("already done, skipping") == 6
 
@@ -390,3 +478,53 @@ def test_a_fused_sweep_killed_mid_epoch_resumes_every_member_without_duplicated_
         rows = [tuple(r[:4]) for r in read_rows(killed / run_dir)]
         assert len(rows) == len(set(rows))  # no duplicated rows
         assert_same_rows(killed / run_dir, tmp_path / "whole" / run_dir)
+
+
+def test_eval_every_and_train_eval_in_a_fused_group_write_the_unfused_rows(make_cfg, tmp_path):
+    # eval_every=2 over 3 epochs: epoch 1 has no test score, which the log line must not read
+    overrides = ["model=mlp", "norm=batch", "eval_every=2", "train_eval_size=16", *SMALL4, "epochs=3"]
+    fused = run_group(make_cfg(*overrides), [0, 1], [tmp_path / "fused" / str(s) for s in (0, 1)])
+    assert [s["status"] for s in fused] == ["done", "done"]
+    for seed in (0, 1):
+        run(make_cfg(*overrides, f"seed={seed}"), tmp_path / "alone" / str(seed))
+        assert_same_rows(tmp_path / "fused" / str(seed), tmp_path / "alone" / str(seed))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["+fused_seeds=5", "seed=5"],  # not a list
+        ["+fused_seeds=[a,b]", "seed=0"],  # not integers
+        ["+fused_seeds=[1,1]", "seed=1"],  # one directory twice
+        ["+fused_seeds=[0,1]"],  # no seed=: every member would get the same directory
+        ["+fused_seeds=[0,1]", "seed=3"],  # seed=3 would be silently ignored
+    ],
+)
+def test_fused_seeds_set_by_hand_is_refused_in_one_line(cli, tmp_path, bad):
+    result = cli(*bad, "model=mlp", *SMALL)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: fused_seeds="), lines[-3:]
+    assert "hydra/sweeper=fused seed=" in lines[-1]
+    assert "Traceback" not in result.stderr and not list(tmp_path.rglob("metrics.csv"))
+
+
+def test_every_member_logs_its_own_lines_into_its_own_run_log(make_cfg, tmp_path, caplog):
+    # Hydra's file handler writes the job's log in its output directory, the first member's
+    dirs = [tmp_path / str(s) for s in (0, 1, 2)]
+    dirs[0].mkdir()
+    job_log = logging.FileHandler(dirs[0] / "run.log", delay=True)
+    root = logging.getLogger()
+    root.addHandler(job_log)
+    caplog.set_level(logging.INFO, logger="normbench")
+    try:
+        done = run_group(make_cfg("model=mlp", "norm=batch", *SMALL4), [0, 1, 2], dirs)
+    finally:
+        root.removeHandler(job_log)
+        job_log.close()
+    assert [s["status"] for s in done] == ["done"] * 3 and done[0]["fused_with"] == [0, 1, 2]
+    for seed, run_dir in enumerate(dirs):
+        lines = (run_dir / "run.log").read_text().splitlines()
+        epochs = [line for line in lines if ": epoch " in line]
+        assert len(epochs) == 2 and all(f"seed {seed}: epoch" in line for line in epochs), lines
+        assert sum("precise BN over" in line for line in lines) == 1, lines

@@ -128,3 +128,29 @@ def test_cifar_runs_beside_the_reproduction_by_label(tmp_path: Path) -> None:
     # accuracy, not error: 100 - 11.5
     assert cells[("group8", 2)]["these runs: test/accuracy (%)"].startswith("88.50 [")
     assert cells[("group8", 4)]["these runs: test/accuracy (%)"] == "-"
+
+
+def test_runs_of_other_settings_get_a_table_each_not_one_mean_over_them(tmp_path: Path) -> None:
+    # BN and GN on CIFAR-10 at two learning rates: a cell mixing lr=0.05 (error 10+seed) and
+    # lr=0.1 (30+seed) is neither setting's number; each lr gets its own table, named in its caption
+    for lr, offset in ((0.05, 0.0), (0.1, 20.0)):
+        for norm in ("batch", "group"):
+            for seed in (1, 2):
+                write_run(
+                    tmp_path / f"optim.lr={lr},norm={norm},seed={seed}",
+                    norm,
+                    32,
+                    seed,
+                    error=lambda n, b, s, offset=offset: 10.0 + s + offset,
+                    data__name="cifar10",
+                    optim__lr=lr,
+                    overrides=[f"optim.lr={lr}", f"norm={norm}", f"seed={seed}"],
+                )
+    res = load(tmp_path)
+    tables = [b for b in published_section(res.done, tmp_path, res.swept) if b.kind == "table"]
+    assert len(tables) == 2
+    ours = "these runs: test/accuracy (%)"
+    for table, lr, mean in zip(tables, (0.05, 0.1), ("88.50 [", "68.50 ["), strict=True):
+        assert f"optim.lr={lr}" in table.caption
+        cells = {(r["norm"], r["batch"]): r[ours] for r in table.content.to_dict("records")}
+        assert cells[("batch", 32)].startswith(mean) and cells[("batch", 32)].endswith("] n=2")

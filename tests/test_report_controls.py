@@ -78,6 +78,14 @@ def test_late_change_is_last_minus_three_quarters_per_run(sweep: Path):
     assert runs.loc["batch=2,norm=group,seed=1", LATE_KEY] == pytest.approx(2 * (math.exp(-8) - math.exp(-6)))
 
 
+def test_a_one_epoch_run_has_no_late_change_rather_than_a_flat_zero(tmp_path: Path):
+    # epochs 0 and 1 only: 3/4 of one epoch rounds to the last epoch itself, and "last minus
+    # last" = 0.00 would read as a cell that had stopped learning
+    run = write_run(tmp_path / "batch=8,norm=batch,seed=1", "batch", 8, 1, epochs=1)
+    add_train_eval(run, [2.3, 0.9])
+    assert math.isnan(late_change(load(tmp_path))[LATE_KEY].iloc[0])
+
+
 def test_convergence_section_shows_the_figure_and_who_still_moves(sweep: Path, md: str):
     assert (sweep / "figures" / "convergence.png").stat().st_size > 1000
     assert "## Convergence" in md and "![Convergence: eval-mode train loss" in md
@@ -102,6 +110,46 @@ def test_ghost_control_reads_each_ghost_size(md: str):
     ghost8 = next(line for line in md.splitlines() if line.startswith("- norm=ghost8 (ghost size 8)"))
     assert "**near BN at batch=32: the small optimisation batch explains the degradation**" in ghost8
     assert "share of BN's degradation: 10" not in ghost8 and "paired t, 3 pairs" in ghost8
+
+
+def test_ghost_control_compares_within_one_model_not_across_models(tmp_path: Path):
+    # BN on an MLP (10% at both batches) and a ResNet (30% at 2, 14% at 32), ghost2 on the
+    # ResNet only (29.8%): pooled, BN at 2 would be 20% and ghost2 "worse than BN at batch 2"
+    from normbench.report.controls import ghost_section
+    from normbench.report.options import Options
+
+    bn = {("mlp", 2): 10.0, ("mlp", 32): 10.0, ("resnet", 2): 30.0, ("resnet", 32): 14.0}
+    for (model, batch), target in bn.items():
+        for seed in (1, 2, 3):
+            write_run(
+                tmp_path / f"batch={batch},model={model},norm=batch,seed={seed}",
+                "batch",
+                batch,
+                seed,
+                model=model,
+                error=lambda n, b, s, t=target: t + _rng(n, b, s).normal(0, 0.4),
+                overrides=[f"batch={batch}", f"model={model}", "norm=batch", f"seed={seed}"],
+            )
+    for seed in (1, 2, 3):
+        write_run(
+            tmp_path / f"batch=32,model=resnet,norm=ghost2,seed={seed}",
+            "ghost_batch",
+            32,
+            seed,
+            model="resnet",
+            error=ghost(2, 29.8),
+            overrides=["batch=32", "model=resnet", "norm=ghost2", f"seed={seed}"],
+            record={"choices": {"norm": "ghost2"}},
+            norm__ghost_size=2,
+        )
+    blocks = ghost_section(load(tmp_path), Options())
+    (items,) = [b.content for b in blocks if b.kind == "ul"]
+    (reading,) = items
+    assert "**as bad as BN at batch=2: the noisy statistics explain the degradation**" in reading, reading
+    (table,) = [b for b in blocks if b.kind == "table"]
+    assert "model.name=resnet" in table.caption
+    bn_at_2 = table.content[(table.content["norm"] == "batch") & (table.content["batch"] == 2)]
+    assert bn_at_2.iloc[0, 3].startswith("30."), bn_at_2
 
 
 def test_generalization_gap_uses_the_eval_mode_train_loss(sweep: Path, md: str):
@@ -214,3 +262,44 @@ def test_lr_sensitivity_preset_expands_to_12_cells_of_3_seeds(make_cfg):
     )
     assert (REPO / "conf" / "data" / "textures.yaml").exists()
     assert not np.isnan(one.optim.lr)
+
+
+def test_linear_rule_is_not_applicable_without_linear_scaling(tmp_path: Path):
+    # optim.linear_scaling=false: every batch runs the swept lr as given, so the middle lr at
+    # batch 2 is not the linear rule's (0.1 x 2/32); no verdict on a rule that was not run
+    for lr in LRS:
+        for seed in (0, 1):
+            write_run(
+                tmp_path / f"optim.lr={lr},seed={seed}",
+                "batch",
+                2,
+                seed,
+                overrides=[f"optim.lr={lr}", f"seed={seed}"],
+                optim__lr=lr,
+                optim__linear_scaling=False,
+            )
+    (claim,) = claims.linear_rule_claims(load(tmp_path), "test/error", claims.ClaimOptions())
+    assert claim.verdict == claims.NOT_APPLICABLE and "optim.linear_scaling=false" in claim.evidence
+
+
+def test_runs_that_differ_only_in_what_they_measured_are_one_cell(tmp_path: Path):
+    # seeds 1-2 ran with train_eval_size=16 and eval_every=2, seeds 3-4 without: the same
+    # training (measured: identical numbers per seed), so one cell of 4 seeds, not two of 2
+    for seed in (1, 2, 3, 4):
+        measured = {"train_eval_size": 16, "eval_every": 2, "activations": True} if seed < 3 else {}
+        run = write_run(
+            tmp_path / (f"batch=8,norm=batch,seed={seed}" + (",train_eval_size=16" if measured else "")),
+            "batch",
+            8,
+            seed,
+            train_eval_size=measured.get("train_eval_size", 0),
+            eval_every=measured.get("eval_every", 1),
+            activations=measured.get("activations", False),
+        )
+        if measured:
+            add_train_eval(run, [2.0, 1.0, 0.5, 0.4])
+    res = load(tmp_path)
+    assert not {"train_eval_size", "eval_every", "activations"} & set(res.swept), res.swept
+    md = (build_report(tmp_path), (tmp_path / "report.md").read_text())[1]
+    assert "train_eval_size=" not in md and "| batch | " in md
+    assert "n=4" in md and "n=2" in md  # the test error over 4 seeds; the late change over the 2 that have it

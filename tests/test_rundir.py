@@ -396,3 +396,20 @@ def test_hydras_own_input_errors_exit_2(cli, override):
     result = cli(override, *TINY)
     assert result.returncode == 2, result.stderr[-2000:]
     one_error_line(result)  # Hydra's message, folded onto one line
+
+
+@pytest.mark.parametrize("damaged", ['"x"', "[1, 2]", "7"])
+def test_a_summary_that_is_not_an_object_is_damaged_not_a_traceback(make_cfg, tmp_path, damaged):
+    # valid JSON, but not the object a summary is: read as no summary, as unparsable JSON is
+    cfg = make_cfg(*TINY)
+    run(cfg, tmp_path)
+    (tmp_path / "summary.json").write_text(damaged)
+    assert run(cfg, tmp_path)["status"] == "done"
+
+
+def test_a_finished_run_with_damaged_overrides_is_still_refused_in_one_line(make_cfg, tmp_path):
+    from normbench.errors import ConfigError
+
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "done", "identity": "abc", "overrides": 5}))
+    with pytest.raises(ConfigError, match="holds a finished run of another config"):
+        run(make_cfg(*TINY), tmp_path)

@@ -82,6 +82,7 @@ ORDERING = "ordering of norms at the largest batch"
 THRESHOLD = "norm={norm} reaches the {split} {metric} threshold first"
 LINEAR_RULE = "norm={norm} at batch={batch}: the linear-rule lr is within the margin of the best"
 LR_KEY = "optim.lr"
+SCALING_KEY = "optim.linear_scaling"
 
 
 @dataclass(frozen=True)
@@ -635,10 +636,15 @@ def linear_rule_claims(res: Results, metric: str, opts: ClaimOptions) -> list[Cl
     if LR_KEY not in res.swept or not len(res.done):
         return []
     lr = rule_lr(pd.to_numeric(res.runs[LR_KEY], errors="coerce").dropna().tolist())
+    why = None
     if lr is None:
-        title = LINEAR_RULE.format(norm="*", batch="*")
         why = f"needs an odd number (3 or more) of swept {LR_KEY} values, the middle one the rule's"
-        return [Claim(title, NOT_APPLICABLE, why, "")]
+    elif SCALING_KEY in res.runs and res.runs[SCALING_KEY].eq(False).any():  # NaN: not recorded
+        why = (
+            f"{SCALING_KEY}=false: each batch ran the swept {LR_KEY} as given, none the rule's lr x batch/32"
+        )
+    if why:
+        return [Claim(LINEAR_RULE.format(norm="*", batch="*"), NOT_APPLICABLE, why, "")]
     claims = []
     for context, runs in contexts(res.done, [k for k in res.swept if k != LR_KEY]):
         for _, cell in groups(runs, [NORM_KEY, BATCH_KEY]):

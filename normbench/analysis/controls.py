@@ -55,7 +55,8 @@ def late_epoch(last: float, fraction: float = LATE) -> float:
 def late_change(res: Results, fraction: float = LATE) -> pd.DataFrame:
     """The finished runs with a column ``train_eval/late_change``: each run's train_eval loss
     at its last epoch minus at the logged epoch nearest ``fraction`` of it (NaN without such
-    rows). Near 0: the cell had stopped moving; clearly negative: it was still learning."""
+    rows, or when that is the last epoch itself). Near 0: the cell had stopped moving; clearly
+    negative: it was still learning."""
     curves = train_eval_curves(res)
     change: dict[str, float] = {}
     for run_id, rows in curves.groupby("run_id"):
@@ -64,6 +65,8 @@ def late_change(res: Results, fraction: float = LATE) -> pd.DataFrame:
         if last <= 0:
             continue
         start = by_epoch.index[np.argmin(np.abs(by_epoch.index.to_numpy(float) - late_epoch(last, fraction)))]
+        if start == last:  # one epoch: no earlier late epoch, and 0 would read "stopped learning"
+            continue
         change[run_id] = float(by_epoch[last] - by_epoch[start])
     return res.done.assign(**{LATE_KEY: res.done["run_id"].map(change)})
 

@@ -24,7 +24,19 @@ from normbench.identity import NON_RESULT_KEYS  # noqa: E402
 from normbench.record import DONE, flat
 
 # Config keys the analysis always needs as columns, swept or not.
-CORE_KEYS = ("norm.name", "batch", "seed", "model.name", "data.name", "epochs", "norm.ghost_size")
+CORE_KEYS = (
+    "norm.name",
+    "batch",
+    "seed",
+    "model.name",
+    "data.name",
+    "epochs",
+    "norm.ghost_size",
+    "optim.linear_scaling",  # whether a swept optim.lr is the rate at batch 32 (the linear-rule claim)
+)
+# Keys that change what a run measures, not what it trains (the same seed gives the same
+# numbers with or without them): runs that differ only in these are one cell, their seeds pooled.
+MEASUREMENT_KEYS = ("train_eval_size", "eval_every", "activations")
 CURVE_COLUMNS = ["run_id", "step", "epoch", "split", "metric", "value"]
 # Statuses for runs whose summary.json is absent or unreadable (not written by the runner).
 NO_SUMMARY = "no summary"
@@ -38,9 +50,10 @@ GAP_SOURCE_KEY = "generalization_gap_from"  # which train loss a run's generaliz
 class Results:
     """``runs``: one row per run; ``curves``: tidy metrics.csv rows keyed by ``run_id``;
     ``swept``: the dotted config keys that define the cells of the grid: they vary across the
-    runs (seed included), can change a run's numbers (not in ``NON_RESULT_KEYS``) and do not
-    merely follow from other swept keys (see :func:`independent_keys`). ``runs`` has a column
-    for every varying key; ``runs["sweep"]`` is the run's parent directory.
+    runs (seed included), can change a run's numbers (not in ``NON_RESULT_KEYS`` or
+    ``MEASUREMENT_KEYS``) and do not merely follow from other swept keys (see
+    :func:`independent_keys`). ``runs`` has a column for every varying key; ``runs["sweep"]``
+    is the run's parent directory.
 
     Unpacks as ``runs, curves = load(path)``.
     """
@@ -237,6 +250,7 @@ def _runs_frame(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
         k
         for k in configs.columns
         if k not in NON_RESULT_KEYS
+        and k not in MEASUREMENT_KEYS
         and configs[k].astype(str).where(configs[k].notna()).nunique(dropna=True) > 1
     ]
     named = {_override_key(o, groups) for r in rows for o in r["overrides"]}

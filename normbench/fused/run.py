@@ -25,7 +25,9 @@ from omegaconf import DictConfig, open_dict
 
 from normbench import learned, provenance, record, rundir
 from normbench.checkpoint import resume_or_start_fresh, save_checkpoint
+from normbench.errors import ConfigError
 from normbench.fused import FUSED_KEY, plan
+from normbench.fused.logs import member_log, routed
 from normbench.fused.stack import MemberRng, Stack, check_stackable, same_data
 from normbench.identity import config_identity
 from normbench.interrupt import interrupt_on_sigterm
@@ -71,16 +73,59 @@ def run_group(
     """Run seed ``seeds[i]`` of ``cfg`` into ``run_dirs[i]``, fused where it can be; returns
     their summaries. ``overrides``: each member's Hydra overrides as if run alone (for its
     summary and .hydra/). Raises ConfigError (after recording ``failed``) on bad input."""
-    configs = [member_config(cfg, s) for s in seeds]
-    why = plan.why_not(configs[0], len(seeds))
+    why = plan.why_not(member_config(cfg, seeds[0]), len(seeds))
     with contextlib.ExitStack() as locks:
-        for run_dir in run_dirs:
-            Path(run_dir).mkdir(parents=True, exist_ok=True)
-            locks.enter_context(rundir.held(Path(run_dir), cfg.name))
+        free, refused = _lock(locks, [Path(d) for d in run_dirs], cfg.name)
+        configs = [member_config(cfg, seeds[i]) for i in free]
+        dirs = [Path(run_dirs[i]) for i in free]
+        locks.enter_context(routed())
         if why:
-            log.info("seeds %s run one after another: %s", seeds, why)
-            return [run_locked(c, Path(d)) for c, d in zip(configs, run_dirs, strict=True)]
-        return _run_locked_group(configs, [Path(d) for d in run_dirs], overrides)
+            summaries = _run_unfused(configs, dirs, why)
+        else:
+            summaries = _run_locked_group(configs, dirs, [overrides[i] for i in free] if overrides else None)
+    _raise_unless_interrupted(refused, summaries)  # after the others have run, as unfused
+    return summaries
+
+
+def _raise_unless_interrupted(errors: list[Exception], summaries: list[dict[str, Any]]) -> None:
+    """The first error of a member that could not start, unless Ctrl-C or SIGTERM stopped the
+    others: then the job reports interrupted, so that the sweep stops."""
+    if errors and not any(s["status"] == record.INTERRUPTED for s in summaries):
+        raise errors[0]
+
+
+def _lock(
+    locks: contextlib.ExitStack, run_dirs: list[Path], name: str
+) -> tuple[list[int], list[ConfigError]]:
+    """Hold each member's directory for the block of ``locks``; returns the indices of those
+    held and the errors of those another process holds (each fails alone, as unfused)."""
+    free, refused = [], []
+    for i, run_dir in enumerate(run_dirs):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            locks.enter_context(rundir.held(run_dir, name))
+            free.append(i)
+        except ConfigError as err:
+            refused.append(err)
+    return free, refused
+
+
+def _run_unfused(configs: list[DictConfig], run_dirs: list[Path], why: str) -> list[dict[str, Any]]:
+    if run_dirs:
+        with member_log(*run_dirs):
+            log.info("seeds %s run one after another: %s", [c.seed for c in configs], why)
+    summaries, errors = [], []
+    for cfg, run_dir in zip(configs, run_dirs, strict=True):
+        try:
+            with member_log(run_dir):
+                summaries.append(run_locked(cfg, run_dir))
+        except ConfigError as err:  # one that cannot start (another config's run there): alone
+            errors.append(err)
+            continue
+        if summaries[-1]["status"] == record.INTERRUPTED:  # Ctrl-C or SIGTERM: start no other
+            break
+    _raise_unless_interrupted(errors, summaries)
+    return summaries
 
 
 def _run_locked_group(
@@ -91,7 +136,8 @@ def _run_locked_group(
     errors: list[Exception] = []
     for i, (cfg, run_dir) in enumerate(zip(configs, run_dirs, strict=True)):
         try:
-            prepared = _prepare(i, cfg, run_dir, overrides[i] if overrides else None)
+            with member_log(run_dir):
+                prepared = _prepare(i, cfg, run_dir, overrides[i] if overrides else None)
         except Exception as err:  # noqa: BLE001  recorded by _prepare as its run would; raised below
             errors.append(err)
             continue
@@ -115,9 +161,9 @@ def _run_locked_group(
             m.sinks.close(hparams=record.flat(m.summary["config"]), final=m.summary["final"])
     for m in members:
         summaries[m.index] = _finish(m)
-    if errors:  # a member that could not start (another config's run in its directory): as alone
-        raise errors[0]
-    return [s for s in summaries if s is not None]
+    finished = [s for s in summaries if s is not None]
+    _raise_unless_interrupted(errors, finished)  # one that could not start (another config's run there)
+    return finished
 
 
 def _prepare(
@@ -166,9 +212,10 @@ def _train_all(members: list[Member]) -> None:
         why = check_stackable([m.trainer for m in group]) if len(group) > 1 else "a single member"
         if why:
             if len(group) > 1:
-                log.info("seeds %s run one after another: %s", [m.cfg.seed for m in group], why)
+                with member_log(*[m.run_dir for m in group]):
+                    log.info("seeds %s run one after another: %s", [m.cfg.seed for m in group], why)
             for m in group:
-                with m.rng.active(everything=True):
+                with member_log(m.run_dir), m.rng.active(everything=True):
                     m.status = train(m.cfg, m.built, m.sinks, m.summary, m.run_dir, m.first_epoch)
         else:
             _train_stacked(group)
@@ -183,7 +230,7 @@ def _train_stacked(members: list[Member]) -> None:
     stack = Stack([m.trainer for m in members], [m.rng for m in members], l1=cfg.optim.l1)
     if first == 1:
         for m in members:
-            with m.rng.active(everything=True):
+            with member_log(m.run_dir), m.rng.active(everything=True):
                 m.sinks.write(measure(m.built.probes, "at_start", Point(m.trainer, 0, 0, m.summary["final"])))
     active = members
     per_epoch = members[0].trainer.steps_per_epoch
@@ -201,7 +248,7 @@ def _train_stacked(members: list[Member]) -> None:
             active = going_on
     for m in active:
         at = Point(m.trainer, cfg.epochs, m.summary["steps"], m.summary["final"])
-        with m.rng.active(everything=True):
+        with member_log(m.run_dir), m.rng.active(everything=True):
             if rows := measure(m.built.probes, "at_end", at):
                 m.sinks.write(rows)
                 m.sinks.flush()
@@ -212,7 +259,7 @@ def _after_epoch(m: Member, epoch: int, losses: torch.Tensor, seconds: float) ->
     """What runner.train does after an epoch, for one member; False once it has diverged."""
     cfg, summary = m.cfg, m.summary
     step = count_epoch(summary, epoch, m.trainer.steps_per_epoch, cfg.batch, seconds)
-    with m.rng.active(everything=True):
+    with member_log(m.run_dir), m.rng.active(everything=True):
         try:
             at = Point(m.trainer, epoch, step, summary["final"], losses)
             rows = measure(m.built.probes, "at_epoch", at)
@@ -224,7 +271,7 @@ def _after_epoch(m: Member, epoch: int, losses: torch.Tensor, seconds: float) ->
         m.sinks.write(rows)
         m.sinks.flush()
         save_checkpoint(m.run_dir, summary["identity"], m.trainer, epoch, progress(summary))
-    log.info("seed %s: %s", cfg.seed, epoch_line(epoch, cfg.epochs, summary))
+        log.info("seed %s: %s", cfg.seed, epoch_line(epoch, cfg.epochs, summary, cfg.eval_every))
     return True
 
 
@@ -240,7 +287,8 @@ def _finish(m: Member) -> dict[str, Any]:
     """What runner.run_locked does after training, for one member."""
     assert m.status is not None
     if m.status in record.FINISHED:
-        learned.judge_run(m.cfg, m.trainer.data.y_test, m.summary, m.status, m.run_dir / "metrics.csv")
+        with member_log(m.run_dir):
+            learned.judge_run(m.cfg, m.trainer.data.y_test, m.summary, m.status, m.run_dir / "metrics.csv")
     record.finish(m.run_dir, m.summary, m.status)
     if m.status in record.FINISHED:
         (m.run_dir / "checkpoint.pt").unlink(missing_ok=True)

@@ -61,8 +61,11 @@ def override_key(override: str) -> str:
 
 
 def seed_of(job: Sequence[str]) -> int | None:
+    """The job's seed, when Hydra reads it as an integer: the basic sweeper writes those in
+    their plain form, so ``seed=007`` is text (which the run refuses), not seed 7."""
     values = [o.split("=", 1)[1] for o in job if override_key(o) == SEED and "=" in o]
     try:
-        return int(values[0]) if len(values) == 1 else None
+        seed = int(values[0]) if len(values) == 1 else None
     except ValueError:
         return None
+    return seed if seed is not None and str(seed) == values[0] else None

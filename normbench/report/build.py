@@ -37,7 +37,7 @@ def document(res: Results, opts: Options, results_dir: Path, fig_dir: Path) -> D
     if len(res.done):
         blocks += [*tables(res, opts), *differences(res, opts)]
         blocks += [*convergence_section(res, fig_dir), *ghost_section(res, opts)]
-        blocks += published_section(res.done, fig_dir)
+        blocks += published_section(res.done, fig_dir, res.swept)
         blocks += make_figures(res, opts, fig_dir)
     else:
         blocks.append(Block("p", "**No finished runs: no statistics, figures or claims.**"))

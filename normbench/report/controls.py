@@ -70,11 +70,26 @@ GHOST_RULE = (
 
 
 def ghost_section(res: Results, opts: Options) -> list[Block]:
-    """Ghost BN at the optimisation batch beside BN at the ghost sizes and at that batch."""
+    """Ghost BN at the optimisation batch beside BN at the ghost sizes and at that batch, within
+    each setting of the other swept keys (ghost BN on a ResNet against BN on an MLP says nothing)."""
     metric = lower_is_better(opts.metric)
-    stats, readings = controls.ghost_control(res.done, metric, opts.claims.bn, opts.claims.alpha)
-    if not readings:
+    blocks = []
+    for context, runs in contexts(res.done, res.swept):
+        stats, readings = controls.ghost_control(runs, metric, opts.claims.bn, opts.claims.alpha)
+        if readings:
+            blocks += _ghost_blocks(stats, readings, metric, opts, context)
+    if not blocks:
         return []
+    return [
+        Block("h2", "Ghost-BN control: noisy statistics or small optimisation batch?"),
+        Block("p", GHOST_RULE.format(alpha=opts.claims.alpha)),
+        *blocks,
+    ]
+
+
+def _ghost_blocks(
+    stats: pd.DataFrame, readings: list[controls.GhostReading], metric: str, opts: Options, context: str
+) -> list[Block]:
     k = scale(metric)
     table = pd.DataFrame(
         {
@@ -94,12 +109,8 @@ def ghost_section(res: Results, opts: Options) -> list[Block]:
         + f"; share of BN's degradation: {_share(r.share)}"
         for r in readings
     ]
-    return [
-        Block("h2", "Ghost-BN control: noisy statistics or small optimisation batch?"),
-        Block("p", GHOST_RULE.format(alpha=opts.claims.alpha)),
-        Block("table", table, f"{metric}: ghost BN and BN, mean [95% Student-t CI] n"),
-        Block("ul", items),
-    ]
+    caption = f"{metric}: ghost BN and BN, mean [95% Student-t CI] n" + (f", {context}" if context else "")
+    return [Block("table", table, caption), Block("ul", items)]
 
 
 def _diff(d: Difference | None, k: float, unit: str) -> str:

@@ -4,13 +4,22 @@ and GN on CIFAR-10). Each applies only where the runs have what it compares."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from normbench.analysis import figures, reference
-from normbench.analysis.stats import BATCH_KEY, NORM_KEY, NORM_NAME_KEY, aggregate, natural_key, scale
+from normbench.analysis.stats import (
+    BATCH_KEY,
+    NORM_KEY,
+    NORM_NAME_KEY,
+    aggregate,
+    contexts,
+    natural_key,
+    scale,
+)
 from normbench.report.document import Block
 from normbench.report.sections import fmt_cell
 
@@ -63,7 +72,7 @@ def _norms(runs: pd.DataFrame, metric: str) -> set[str]:
     return set(runs.loc[runs[metric].notna(), NORM_NAME_KEY].dropna())
 
 
-def groups_table(runs: pd.DataFrame, fig_dir: Path) -> list[Block]:
+def groups_table(runs: pd.DataFrame, fig_dir: Path, fig_name: str = "groups") -> list[Block]:
     """GN paper Table 3: top-1 error against the number of groups, as a table and a figure;
     where the runs sweep ``norm.num_groups`` of group norm."""
     gn = runs[runs[NORM_NAME_KEY] == "group"] if "group" in _norms(runs, "test/error") else runs.iloc[:0]
@@ -90,7 +99,7 @@ def groups_table(runs: pd.DataFrame, fig_dir: Path) -> list[Block]:
     return [
         Block("p", note),
         Block("table", table, caption),
-        Block("figure", figures.save(fig, fig_dir, "groups"), fig_caption),
+        Block("figure", figures.save(fig, fig_dir, fig_name), fig_caption),
     ]
 
 
@@ -133,10 +142,22 @@ def _at(numbers: Mapping[str, float], batch: int) -> dict[str, dict[int, float]]
     return {name: {batch: v} for name, v in numbers.items()}
 
 
-def published_section(done: pd.DataFrame, fig_dir: Path) -> list[Block]:
+def _named(block: Block, context: str) -> Block:
+    """A table or figure with its setting (``optim.lr=0.1``) after its caption."""
+    if not context or block.kind not in ("table", "figure"):
+        return block
+    return replace(block, caption=f"{block.caption} ({context})")
+
+
+def published_section(done: pd.DataFrame, fig_dir: Path, swept: Sequence[str] = ()) -> list[Block]:
     """The tables above that apply to these finished runs, under one heading; none: nothing.
-    Writes the group-count figure into ``fig_dir`` where it applies."""
-    blocks = [*groups_table(done, fig_dir), *renorm_table(done), *cifar_table(done)]
+    One set per setting of the ``swept`` keys other than norm, batch and seed (a mean over two
+    learning rates or models is neither one's number), its captions naming it. Writes the
+    group-count figure into ``fig_dir`` where it applies."""
+    blocks = []
+    for i, (context, runs) in enumerate(contexts(done, swept)):
+        found = [*groups_table(runs, fig_dir, f"groups_{i}" if i else "groups"), *renorm_table(runs)]
+        blocks += [_named(b, context) for b in [*found, *cifar_table(runs)]]
     if not blocks:
         return []
     head = (
