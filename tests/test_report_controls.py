@@ -303,3 +303,19 @@ def test_runs_that_differ_only_in_what_they_measured_are_one_cell(tmp_path: Path
     md = (build_report(tmp_path), (tmp_path / "report.md").read_text())[1]
     assert "train_eval_size=" not in md and "| batch | " in md
     assert "n=4" in md and "n=2" in md  # the test error over 4 seeds; the late change over the 2 that have it
+
+
+def test_no_share_of_a_degradation_bn_did_not_show():
+    # small_batch's first run: BN 8.8% at batch 2 and 9.2% at 32, ghost2 12.0% at 32: the share
+    # (ghost - BN(32)) / (BN(2) - BN(32)) was printed as -787%
+    from normbench.analysis.controls import GhostReading
+    from normbench.analysis.stats import Difference
+    from normbench.report.controls import _share
+
+    bn2, bn32, g2 = np.array([8.6, 8.8, 9.0]), np.array([9.0, 9.2, 9.4]), np.array([11.8, 12.0, 12.3])
+    flat = GhostReading("ghost2", 32, 2, Difference(g2, bn2, paired=True), Difference(g2, bn32, paired=True))
+    assert math.isnan(flat.share)
+    assert _share(flat) == "n/a (BN at batch=2 is not worse than at batch=32 here)"
+    bn2 = np.array([20.0, 20.2, 20.4])
+    real = GhostReading("ghost2", 32, 2, Difference(g2, bn2, paired=True), Difference(g2, bn32, paired=True))
+    assert _share(real) == "26%"  # (12.03 - 9.2) / (20.2 - 9.2)

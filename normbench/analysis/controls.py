@@ -87,13 +87,19 @@ class GhostReading:
     alpha: float = ALPHA
 
     @property
-    def share(self) -> float:
-        """How much of BN's degradation from ``batch`` to ``ghost`` the ghost BN shows:
-        (ghost - BN(batch)) / (BN(ghost) - BN(batch)); 1: all of it, 0: none."""
+    def degradation(self) -> float:
+        """BN(ghost) - BN(batch): how much worse BN is at the ghost size (nan: one not run)."""
         if self.vs_small is None or self.vs_large is None:
             return np.nan
-        degradation = self.vs_large.diff - self.vs_small.diff  # BN(ghost) - BN(batch)
-        return self.vs_large.diff / degradation if degradation else np.nan
+        return self.vs_large.diff - self.vs_small.diff
+
+    @property
+    def share(self) -> float:
+        """How much of BN's degradation from ``batch`` to ``ghost`` the ghost BN shows:
+        (ghost - BN(batch)) / (BN(ghost) - BN(batch)); 1: all of it, 0: none. nan where BN did
+        not degrade (a share of a zero or negative degradation means nothing)."""
+        degradation = self.degradation
+        return self.vs_large.diff / degradation if degradation > 0 else np.nan
 
     def _resolved(self, d: Difference | None, sign: int) -> bool:
         return d is not None and d.testable and d.p_value() < self.alpha and np.sign(d.diff) == sign

@@ -106,7 +106,7 @@ def _ghost_blocks(
             f"minus norm={opts.claims.bn} at batch={b}: {_diff(d, k, unit)}"
             for b, d in ((r.ghost, r.vs_small), (r.batch, r.vs_large))
         )
-        + f"; share of BN's degradation: {_share(r.share)}"
+        + f"; share of BN's degradation: {_share(r)}"
         for r in readings
     ]
     caption = f"{metric}: ghost BN and BN, mean [95% Student-t CI] n" + (f", {context}" if context else "")
@@ -126,5 +126,7 @@ def _diff(d: Difference | None, k: float, unit: str) -> str:
     )
 
 
-def _share(x: float) -> str:
-    return "n/a" if pd.isna(x) else f"{x:.0%}"
+def _share(r: controls.GhostReading) -> str:
+    if r.degradation <= 0:
+        return f"n/a (BN at batch={r.ghost} is not worse than at batch={r.batch} here)"
+    return "n/a" if pd.isna(r.share) else f"{r.share:.0%}"
