@@ -27,9 +27,9 @@ CASES = [
     ("mlp", "group"),
     ("mlp", "layer"),
     ("resnet", "batch"),
-    ("resnet", "group"),
-    ("resnet", "layer"),
-    ("rnn", "batch"),
+    pytest.param("resnet", "group", marks=pytest.mark.slow),  # fast tier: one case per model
+    pytest.param("resnet", "layer", marks=pytest.mark.slow),
+    pytest.param("rnn", "batch", marks=pytest.mark.slow),
     ("rnn", "layer"),
 ]
 # recurrent BN at batch 8 is chaotic: one ulp on one weight of an unfused run moves its weights
@@ -75,9 +75,14 @@ def test_members_start_as_unfused_runs_and_match_them_after_10_steps(make_cfg, m
             "sched.milestones=[0.3]",
         ],
         ["optim=adam", "optim.weight_decay=1e-3", "optim.linear_scaling=false"],
-        ["model=resnet", "norm=group", "norm.weight_std=true", "batch=4", "data.train_size=40"],
-        ["model=resnet", "norm=batch_renorm", "batch=4", "data.train_size=40"],
-        ["model=resnet", "norm=ghost_batch", "norm.ghost_size=4"],
+        pytest.param(
+            ["model=resnet", "norm=group", "norm.weight_std=true", "batch=4", "data.train_size=40"],
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ["model=resnet", "norm=batch_renorm", "batch=4", "data.train_size=40"], marks=pytest.mark.slow
+        ),
+        pytest.param(["model=resnet", "norm=ghost_batch", "norm.ghost_size=4"], marks=pytest.mark.slow),
         ["data.resample=true"],  # each member its own data draw: gathered member by member
     ],
 )
@@ -86,6 +91,7 @@ def test_optimizer_options_schedules_and_norm_variants_match_unfused_runs(make_c
     check_10_steps(make_cfg, [*options, *(o for o in SMALL if o.split("=")[0] not in keys)])
 
 
+@pytest.mark.slow
 def test_each_member_draws_its_own_augmentation_as_its_unfused_run(make_cfg, tmp_path):
     from cifar_fake import make_fake_cifar
 
@@ -139,6 +145,7 @@ def assert_same_rows(fused: Path, alone: Path) -> None:
         assert float(x[4]) == pytest.approx(float(y[4]), rel=RTOL, abs=ATOL, nan_ok=True), x
 
 
+@pytest.mark.slow
 def test_a_fused_group_writes_what_the_unfused_runs_write(make_cfg, tmp_path):
     # batch 4: above it a CPU trains ResNets faster unfused (normbench.fused.plan)
     overrides = ["model=resnet", "norm=batch", "norm.precise_bn_samples=16", "activations=true", *SMALL4]

@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from fake_results import write_run, write_sweep
 
 from normbench.analysis import evaluate, load
@@ -35,6 +36,7 @@ def test_a_config_key_named_like_a_summary_field_gets_a_config_prefix(tmp_path, 
     assert "config.device=auto" in (tmp_path / "report.md").read_text()
 
 
+@pytest.mark.slow  # a whole report (~1 s); CI runs it
 def test_a_failed_report_is_one_line_and_leaves_no_figures_behind(tmp_path, capsys):
     sweep = write_sweep(tmp_path / "s", norms=("batch", "group"), batches=(8, 32), seeds=(0, 1))
     (sweep / "report.md").mkdir()  # the last files cannot be written, after the figures were
@@ -63,6 +65,7 @@ def test_markdown_carries_no_html_from_a_name(tmp_path, capsys):
     assert "<script" not in (tmp_path / "report.html").read_text()
 
 
+@pytest.mark.slow  # a whole report (~1 s); CI runs it
 def test_a_summary_with_fields_of_the_wrong_type_still_gives_a_report(tmp_path, capsys):
     # hand-edited or damaged summaries: versions not a mapping, a timestamp as a number, a done
     # run whose batch is text; each made the report fail with one line and no report
@@ -113,6 +116,7 @@ def test_runs_without_the_default_metric_get_a_report_of_what_they_have(tmp_path
     assert "error: --metric=test/loss: no finished run has it; use one of train/loss" in err
 
 
+@pytest.mark.slow  # a whole report (~1 s); CI runs it
 def test_a_text_batch_value_is_kept_as_text_and_does_not_reorder_the_batch_sizes(tmp_path, capsys):
     # -m batch=8,32,l6: the l6 run fails and the batch column becomes the text "l6", where
     # "32" < "8"; "BN degrades" compared batch 32 with batch 8 (FAIL) and the ordering judged batch 8
