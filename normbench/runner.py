@@ -68,20 +68,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 def run_locked(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     identity = config_identity(cfg)
-    previous = record.read_summary(run_dir)
-    finished = previous if previous and previous.get("status") in record.FINISHED else None
-    if finished and record.is_finished(finished, identity) and not cfg.force:
-        log.info("already %s, skipping (force=true reruns): %s", finished["status"], run_dir)
+    finished, done_already = finished_here(cfg, run_dir, identity)
+    if done_already:
         return finished
-    rundir.check_owner(run_dir, finished, identity, cfg.force, cfg.name)
 
     summary = record.new_summary(cfg, identity, versions=provenance.versions(), **provenance.git_state())
-    try:
-        built = build(cfg)
-    except Exception as err:
-        if finished is None:  # a finished run is replaced only by one that can start
-            record.finish(run_dir, summary, record.FAILED, error=record.error_line(err))
-        raise
+    built = build_or_record_failure(cfg, run_dir, summary, finished)
     first_epoch = resume_or_start_fresh(run_dir, built.trainer, summary, cfg.force)
     rundir.record_hydra_config(run_dir, cfg)
     summary.update(device=provenance.device_name(built.device), threads=torch.get_num_threads())
@@ -102,6 +94,30 @@ def run_locked(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if status in record.FINISHED:  # after the summary: a kill in between leaves a resumable run
         (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # only unfinished runs need one
     return summary
+
+
+def finished_here(cfg: DictConfig, run_dir: Path, identity: str) -> tuple[dict[str, Any] | None, bool]:
+    """The finished run in ``run_dir`` (or None) and whether it is this config's, so nothing need
+    run (``force=true`` reruns it). Raises ConfigError if it is another config's (check_owner)."""
+    previous = record.read_summary(run_dir)
+    finished = previous if previous and previous.get("status") in record.FINISHED else None
+    if finished and record.is_finished(finished, identity) and not cfg.force:
+        log.info("already %s, skipping (force=true reruns): %s", finished["status"], run_dir)
+        return finished, True
+    rundir.check_owner(run_dir, finished, identity, cfg.force, cfg.name)
+    return finished, False
+
+
+def build_or_record_failure(
+    cfg: DictConfig, run_dir: Path, summary: dict[str, Any], finished: dict[str, Any] | None
+) -> Built:
+    """:func:`build`; a failure is recorded unless a finished run is there (kept until one can start)."""
+    try:
+        return build(cfg)
+    except Exception as err:
+        if finished is None:
+            record.finish(run_dir, summary, record.FAILED, error=record.error_line(err))
+        raise
 
 
 def build(cfg: DictConfig) -> Built:

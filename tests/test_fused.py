@@ -163,7 +163,7 @@ def test_a_fused_group_writes_what_the_unfused_runs_write(make_cfg, tmp_path):
 
 
 def test_a_diverging_member_ends_diverged_and_leaves_the_others_alone(make_cfg, tmp_path, monkeypatch):
-    import normbench.fused.run as fused_run
+    import normbench.runner
 
     def build_with_a_nan(cfg):
         built = build(cfg)
@@ -174,7 +174,7 @@ def test_a_diverging_member_ends_diverged_and_leaves_the_others_alone(make_cfg, 
 
     cfg = make_cfg("model=resnet", "norm=batch", *SMALL4)
     without = run_group(cfg, [0, 2], [tmp_path / "without" / str(s) for s in (0, 2)])
-    monkeypatch.setattr(fused_run, "build", build_with_a_nan)
+    monkeypatch.setattr(normbench.runner, "build", build_with_a_nan)  # as each member builds
     with_it = run_group(cfg, [0, 1, 2], [tmp_path / "with" / str(s) for s in (0, 1, 2)])
     assert [s["status"] for s in with_it] == ["done", "diverged", "done"]
     assert with_it[1]["epochs_done"] == 1  # stopped after the epoch that went NaN

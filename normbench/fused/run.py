@@ -33,7 +33,15 @@ from normbench.identity import config_identity
 from normbench.interrupt import interrupt_on_sigterm
 from normbench.probes import Diverged, Point, measure
 from normbench.progress import epoch_line, progress_bar
-from normbench.runner import Built, build, count_epoch, progress, run_locked, train
+from normbench.runner import (
+    Built,
+    build_or_record_failure,
+    count_epoch,
+    finished_here,
+    progress,
+    run_locked,
+    train,
+)
 from normbench.sinks import Sinks, open_sinks
 
 log = logging.getLogger("normbench")
@@ -172,21 +180,13 @@ def _prepare(
     """What runner.run_locked does before training, for one member; a finished run's summary
     when it need not run again."""
     identity = config_identity(cfg)
-    previous = record.read_summary(run_dir)
-    finished = previous if previous and previous.get("status") in record.FINISHED else None
-    if finished and record.is_finished(finished, identity) and not cfg.force:
-        log.info("already %s, skipping (force=true reruns): %s", finished["status"], run_dir)
+    finished, done_already = finished_here(cfg, run_dir, identity)
+    if done_already:
         return finished
-    rundir.check_owner(run_dir, finished, identity, cfg.force, cfg.name)
     summary = record.new_summary(cfg, identity, versions=provenance.versions(), **provenance.git_state())
     if overrides is not None:
         summary["overrides"] = overrides
-    try:
-        built = build(cfg)
-    except Exception as err:
-        if finished is None:
-            record.finish(run_dir, summary, record.FAILED, error=record.error_line(err))
-        raise
+    built = build_or_record_failure(cfg, run_dir, summary, finished)
     first_epoch = resume_or_start_fresh(run_dir, built.trainer, summary, cfg.force)
     rundir.record_hydra_config(run_dir, cfg, overrides)
     summary.update(device=provenance.device_name(built.device), threads=torch.get_num_threads())
