@@ -23,11 +23,9 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib.ft2font import FT2Font
 
 from normbench.data.base import Dataset
 from normbench.data.registry import register_dataset
@@ -66,6 +64,8 @@ TRAIN_SIZE, TEST_SIZE = 1500, 5000  # small_batch's sizes (5000 test images: bin
 
 
 def _font_dir() -> Path:
+    import matplotlib  # here, not at the top: every run imports this module for its registration
+
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
 
@@ -74,6 +74,8 @@ def templates(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Every (font, digit) bitmap on a ``size`` x ``size`` canvas, centred: ``(F*10, 1, size,
     size)`` coverage in [0, 1], row ``font * 10 + digit``; and each glyph's half-height in the
     canvas's normalised coordinates (F*10,), which the affine maps to the drawn height."""
+    from matplotlib.ft2font import FT2Font  # only when glyphs are drawn (see _font_dir)
+
     canvas = torch.zeros(len(FONTS) * len(CLASSES), 1, size, size)
     half = torch.zeros(len(FONTS) * len(CLASSES))
     for f, name in enumerate(FONTS):
