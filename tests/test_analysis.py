@@ -34,6 +34,7 @@ from normbench.analysis import (
     stats,
     t_interval,
 )
+from normbench.analysis.load import Results
 
 # ---------------------------------------------------------------- loading
 
@@ -231,17 +232,15 @@ def tidy(norm: str, batch: int, seed: int) -> float:
     return BASE_ERROR_PCT[norm] + bn_penalty + 0.1 * _rng(norm, batch, seed).normal()
 
 
+def papers_shape(tmp_path: Path) -> Results:
+    """BN, GN, LN on a ResNet at batch 2 and 32, 3 seeds, errors shaped as the paper's (tidy)."""
+    norms = ("batch", "group", "layer")
+    sweep = write_sweep(tmp_path, norms=norms, batches=(2, 32), seeds=(1, 2, 3), error=tidy, model="resnet")
+    return load(sweep)
+
+
 def test_claims_pass_on_the_papers_shape(tmp_path: Path) -> None:
-    res = load(
-        write_sweep(
-            tmp_path,
-            norms=("batch", "group", "layer"),
-            batches=(2, 32),
-            seeds=(1, 2, 3),
-            error=tidy,
-            model="resnet",
-        )
-    )
+    res = papers_shape(tmp_path)
     verdicts = {c.name: c.verdict for c in evaluate(res)}
     assert verdicts == {
         "norm=batch degrades at small batch": PASS,
@@ -254,16 +253,7 @@ def test_claims_pass_on_the_papers_shape(tmp_path: Path) -> None:
 def test_claims_on_an_accuracy_metric_keep_their_direction(tmp_path: Path) -> None:
     """--metric test/accuracy: higher is better, so "degrades" and the published order are
     judged on the error beside it; on the accuracy itself every verdict would flip."""
-    res = load(
-        write_sweep(
-            tmp_path,
-            norms=("batch", "group", "layer"),
-            batches=(2, 32),
-            seeds=(1, 2, 3),
-            error=tidy,
-            model="resnet",
-        )
-    )
+    res = papers_shape(tmp_path)
     by_accuracy = {c.name: (c.verdict, c.effect) for c in evaluate(res, "test/accuracy")}
     assert by_accuracy == {c.name: (c.verdict, c.effect) for c in evaluate(res, "test/error")}
     assert by_accuracy["norm=batch degrades at small batch"][0] == PASS
