@@ -75,6 +75,20 @@ def test_main_sh_runs_the_small_batch_design_by_its_documented_sweeps(make_cfg):
     assert (ghost.name, ghost.ghost_size, ghost.precise_bn_samples) == ("ghost_batch", 2, 1024)
 
 
+@pytest.mark.parametrize("name", ["norm_compare", "group_sweep", "lr_sensitivity"])
+def test_the_table_presets_run_small_batchs_design_and_only_their_grid_differs(make_cfg, name):
+    # Table 1 / Table 3 / the lr check hold only their differences: a change to small_batch's
+    # design (task, model, budget, schedule) reaches them, and their grid is their own
+    base, cfg = register_with_hydra("small_batch"), register_with_hydra(name)
+    for key in ("data", "model", "optim", "sched", "epochs", "eval_every", "train_eval_size"):
+        assert cfg[key] == base[key], key
+    params = cfg.hydra.sweeper.params
+    batches = {"norm_compare": "32", "group_sweep": "32", "lr_sensitivity": "2,32"}[name]
+    assert (str(params.batch), str(params.seed).split(",")[:3]) == (batches, ["0", "1", "2"])
+    expected = {"norm_compare": 5 * 5, "group_sweep": 5 * 3, "lr_sensitivity": 12 * 3}[name]
+    assert len(grid(cfg)) == expected
+
+
 def test_mlp_threshold_is_article_1(make_cfg):
     cfg = make_cfg("experiment=mlp_threshold", "norm=group5")
     assert (cfg.model.depth, cfg.model.width, cfg.batch, cfg.epochs) == (1, 50, 64, 50)
@@ -100,6 +114,7 @@ SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replac
         "epochs=1",
         "data.train_size=64",
         "data.test_size=32",
+        "train_eval_size=16",
         "hydra/launcher=basic",
     ],
     "rnn_norms": [
@@ -109,6 +124,7 @@ SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replac
         "epochs=1",
         "data.train_size=32",
         "data.test_size=16",
+        "train_eval_size=16",
         "hydra/launcher=basic",
     ],
     "regularization": [
@@ -127,6 +143,7 @@ SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replac
         "epochs=1",
         "data.train_size=20",
         "data.test_size=20",
+        "train_eval_size=16",
         "hydra/launcher=basic",
     ],  # data.root: a fake CIFAR-10
     "group_sweep": [
@@ -135,9 +152,16 @@ SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replac
         "epochs=1",
         "data.train_size=32",
         "data.test_size=16",
+        "train_eval_size=16",
         "hydra/launcher=basic",
     ],
-    "depth_init": ["model.init=normal", "norm=none,batch", "data.train_size=32", "data.test_size=16"],
+    "depth_init": [
+        "model.init=normal",
+        "norm=none,batch",
+        "seed=0",
+        "data.train_size=32",
+        "data.test_size=16",
+    ],
     "lr_sensitivity": [
         "norm=batch",
         "batch=8",
