@@ -26,6 +26,7 @@ register_resolvers()  # before Hydra composes: conf/config.yaml uses them
 # made (about 0.15 s of CPU in a short run); the process is ending, and what it would free
 # (cycles) holds nothing to flush: files and writers are closed by the code that opened them.
 atexit.register(gc.freeze)
+HYDRA_MODE_CLASH = "Only one of --run, --multirun, --cfg, --info"  # hydra/_internal/utils.py
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -59,6 +60,15 @@ def main_with_exit_codes() -> None:
     except KeyboardInterrupt:
         print("interrupted: stopped; the same command resumes (finished runs are skipped)", file=sys.stderr)
         sys.exit(record.EXIT_CODES[record.INTERRUPTED])
+    except ValueError as err:
+        # Hydra's own refusal of two modes at once (`-m --cfg job`) is a plain ValueError
+        if not str(err).startswith(HYDRA_MODE_CLASH):
+            raise
+        print(
+            f"error: {err}; run `python run.py --cfg job ...` without -m to see a cell's config",
+            file=sys.stderr,
+        )
+        sys.exit(record.EXIT_CODES[record.FAILED])
     except (CompactHydraException, OSError) as err:
         # CompactHydraException: composition (an unknown group option, bad override syntax);
         # OSError: e.g. the results tree made read-only while a sweep writes there

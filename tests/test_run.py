@@ -123,6 +123,14 @@ def test_bad_input_on_the_command_line_is_one_line_and_exit_2(cli, tmp_path):
     assert s["status"] == "failed" and not list(tmp_path.rglob("metrics.csv"))
 
 
+@pytest.mark.parametrize("mode", [["--cfg", "job"], ["--info", "all"]])
+def test_two_hydra_modes_at_once_are_one_line_and_exit_2(cli, mode):
+    result = cli("-m", *mode)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: Only one of --run, --multirun, --cfg, --info") and "without -m" in line
+
+
 def test_unknown_option_gets_hydras_message(cli):
     result = cli("norm=bogus")
     assert result.returncode != 0 and "Could not find 'norm/bogus'" in result.stderr
