@@ -15,7 +15,7 @@ from fake_results import _rng, add_train_eval, write_run, write_sweep
 from normbench.analysis import claims, load
 from normbench.analysis.controls import LATE_KEY, late_change, late_epoch
 from normbench.report import build_report
-from normbench.report.sections import _table_note
+from normbench.report.sections import _not_applicable_lines, _table_note
 
 EPOCHS = 4
 BN_ERROR = {2: 30.0, 8: 18.0, 32: 14.0}
@@ -317,3 +317,27 @@ def test_no_share_of_a_degradation_bn_did_not_show():
     bn2 = np.array([20.0, 20.2, 20.4])
     real = GhostReading("ghost2", 32, 2, Difference(g2, bn2, paired=True), Difference(g2, bn32, paired=True))
     assert _share(real) == "26%"  # (12.03 - 9.2) / (20.2 - 9.2)
+
+
+def test_a_claim_not_applicable_in_every_cell_is_listed_once():
+    # regularization's grid: the recurrent-model claim is out of scope in each of its 4 reg cells
+    why = "the claim is about recurrent models (model.name: rnn)"
+    found = [
+        claims.Claim(
+            "norm=layer reaches the train loss threshold first",
+            claims.NOT_APPLICABLE,
+            why,
+            "",
+            context=f"reg={r}",
+        )
+        for r in ("dropout", "l1", "l2", "none")
+    ]
+    found.append(
+        claims.Claim(
+            "ordering of norms at the largest batch", claims.NOT_APPLICABLE, "mlp", "", context="reg=l1"
+        )
+    )
+    assert _not_applicable_lines(found) == [
+        f"norm=layer reaches the train loss threshold first (4 cells of the other swept keys): {why}",
+        "ordering of norms at the largest batch (reg=l1): mlp",
+    ]

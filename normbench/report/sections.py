@@ -417,6 +417,20 @@ def _claim_title(c: claims_mod.Claim) -> str:
     return c.name + (f" ({c.context})" if c.context else "")
 
 
+def _not_applicable_lines(claims: Sequence[claims_mod.Claim]) -> list[str]:
+    """One line per claim and reason, however many cells of the other swept keys share it
+    (regularization's four reg values once, not four times)."""
+    cells: dict[tuple[str, str], list[str]] = {}
+    for c in claims:
+        cells.setdefault((c.name, c.evidence), []).append(c.context)
+    lines = []
+    for (name, evidence), cell_names in cells.items():
+        where = f" ({cell_names[0]})" if len(cell_names) == 1 and cell_names[0] else ""
+        where = f" ({len(cell_names)} cells of the other swept keys)" if len(cell_names) > 1 else where
+        lines.append(f"{name}{where}: {evidence}")
+    return lines
+
+
 def _why(c: claims_mod.Claim) -> str:
     """ " (missing data)", " (a run did not learn)": why a claim decided nothing, when that
     is not the seeds' spread."""
@@ -456,7 +470,7 @@ def claims_head(res: Results, opts: Options, found: Sequence[claims_mod.Claim]) 
         ]
     else:
         blocks.append(Block("p", "No claim applies to this grid."))
-    elsewhere = [f"{_claim_title(c)}: {c.evidence}" for c in found if c.verdict == claims_mod.NOT_APPLICABLE]
+    elsewhere = _not_applicable_lines([c for c in found if c.verdict == claims_mod.NOT_APPLICABLE])
     if elsewhere:
         blocks += [Block("p", "Not applicable here:"), Block("ul", elsewhere)]
     skipped = [f"{what}: {why}" for what, why in claims_mod.out_of_scope(res).items()]
