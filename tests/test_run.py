@@ -305,3 +305,10 @@ def test_the_cuda_path_with_amp_channels_last_and_compile(make_cfg, tmp_path):
 def test_build_picks_the_probes_the_config_and_the_norms_call_for(make_cfg, overrides, expected):
     probes = [type(p).__name__ for p in build(make_cfg(*overrides, *TINY)).probes]
     assert probes == expected
+
+
+def test_precise_bn_logs_the_samples_it_used_not_the_ones_asked_for(cli):
+    # 1024 asked (the default), 32 training samples: the statistics come from 32
+    result = cli("model=mlp", "norm=batch", "norm.precise_bn_samples=1024", *TINY)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "precise BN over 32 samples" in result.stdout + result.stderr

@@ -25,11 +25,11 @@ class PreciseBN(Probe):
 
     def at_end(self, at: Point) -> list[Row]:
         model, data = at.trainer.model, at.trainer.data
-        precise_bn_(model, first_batches(data, self.batch, self.samples))
+        batches = first_batches(data, self.batch, self.samples)
+        precise_bn_(model, batches)
         loss, accuracy = evaluate(model, data)
-        log.info(
-            f"precise BN over {self.samples} samples: test loss {loss:.4f}  test acc {100 * accuracy:.2f}%"
-        )
+        used = sum(x.shape[0] for x in batches)  # fewer than asked when the training set is smaller
+        log.info(f"precise BN over {used} samples: test loss {loss:.4f}  test acc {100 * accuracy:.2f}%")
         return score_rows(at, "test_precise", loss, accuracy)
 
 
