@@ -334,8 +334,10 @@ def fused(args: argparse.Namespace) -> None:
     steps, repeats = (10, 1) if args.quick else (40, 3)
     print(f"{'model':8} {'batch':>5} {'alone/s':>9} {'fused/s':>9} {'speed-up':>8} {'cpu x':>6}  plan")
     at_2, device = [], ""
+    alone_rates: dict[str, dict[int, float]] = {}
     for model, batch in FUSED_CELLS:
         alone, together, cpu_ratio, device = fused_cell(model, batch, steps, repeats, args.threads)
+        alone_rates.setdefault(model, {})[batch] = alone
         cfg = make_cfg(f"model={model}", f"batch={batch}")
         why = plan.why_not(cfg, FUSED_SEEDS)
         print(
@@ -346,7 +348,29 @@ def fused(args: argparse.Namespace) -> None:
         if batch == 2:
             at_2.append(together / alone)
     print(f"device: {device}; samples/s per seed, {FUSED_SEEDS} seeds, {steps} steps, median of {repeats}")
+    for model, rates in alone_rates.items():
+        print(overhead_bound(model, rates, FUSED_SEEDS))
     print(f"worst fused speed-up at batch 2: {min(at_2):.2f}")
+
+
+def overhead_bound(model: str, rates: dict[int, float], seeds: int) -> str:
+    """What fusing can gain at batch 2 if it removed all of the per-step fixed cost but S-1
+    copies and made nothing else faster: an unfused step is t(b) = fixed + b x per_sample
+    (fitted to the unfused runs at batch 2 and the largest batch measured), so S fused members
+    take fixed + S x 2 x per_sample against S x t(2). The fit credits the larger batch's
+    cheaper per-sample compute to the fixed cost, so the bound is on the generous side."""
+    small, large = 2, max(rates)
+    step = {b: b / rates[b] for b in (small, large)}  # s per unfused step
+    per_sample = (step[large] - step[small]) / (large - small)
+    fixed = max(step[small] - small * per_sample, 0.0)
+    bound = seeds * step[small] / (fixed + seeds * small * per_sample)
+    share = fixed / step[small]
+    unlimited = f"{1 / (1 - share):.2f}x" if share < 1 else "no limit"
+    return (
+        f"{model}: unfused step at batch 2 = {1e3 * fixed:.2f} ms fixed + {1e3 * small * per_sample:.2f} ms "
+        f"compute ({100 * share:.0f}% fixed); removing all but one fixed cost gives at most "
+        f"{bound:.2f}x with {seeds} seeds ({unlimited} with any number)"
+    )
 
 
 def main() -> None:
