@@ -105,7 +105,10 @@ def test_runs_without_the_compared_metric_get_no_table_and_no_error(tmp_path: Pa
 def test_batch_renorm_beside_the_papers_numbers_at_batch_4(tmp_path: Path) -> None:
     norms = ("batch", "batch_renorm", "group", "layer")
     res = load(write_sweep(tmp_path, norms=norms, batches=(4, 32), seeds=(1, 2), error=_error))
-    (table,) = _tables(published_section(res.done, tmp_path)).values()
+    tables = _tables(published_section(res.done, tmp_path))
+    # BN, GN and LN at batch 32 are also a norm comparison: the paper's Table 1 beside it
+    assert len(tables) == 2 and any("Table 1" in caption for caption in tables)
+    table = tables["Batch renormalization beside BN and GN"]
     cells = {(r["norm"], r["batch"]): r for r in table.to_dict("records")}
     assert {k: cells[k][PAPER] for k in cells if cells[k][PAPER] != "-"} == {
         ("batch", 4): "27.3",
@@ -154,3 +157,22 @@ def test_runs_of_other_settings_get_a_table_each_not_one_mean_over_them(tmp_path
         assert f"optim.lr={lr}" in table.caption
         cells = {(r["norm"], r["batch"]): r[ours] for r in table.content.to_dict("records")}
         assert cells[("batch", 32)].startswith(mean) and cells[("batch", 32)].endswith("] n=2")
+
+
+def test_a_norm_comparison_at_batch_32_is_beside_the_papers_table_1(tmp_path: Path) -> None:
+    # norm_compare's grid: none and four of the paper's norms (GN as group8) at batch 32
+    group8 = {"norm__num_groups": 8, "record": {"choices": {"norm": "group8"}}}
+    for norm in ("none", "batch", "layer", "instance"):
+        for seed in (1, 2):
+            write_run(tmp_path / f"norm={norm},seed={seed}", norm, 32, seed, error=_error)
+    for seed in (1, 2):
+        write_run(tmp_path / f"norm=group8,seed={seed}", "group", 32, seed, error=_error, **group8)
+    (table,) = _tables(published_section(load(tmp_path).done, tmp_path)).values()
+    cells = {r["norm"]: r for r in table.to_dict("records")}
+    assert {n: cells[n][PAPER] for n in cells} == {
+        "batch": "23.6",
+        "group8": "24.1",
+        "instance": "28.4",
+        "layer": "25.3",
+    }  # no row for none: the paper's table has no network without a norm
+    assert set(table["batch"]) == {32} and cells["layer"]["these runs: test/error (%)"].startswith("11.50 [")
