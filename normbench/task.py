@@ -51,7 +51,7 @@ def main(cfg: DictConfig) -> str:
         # and skip its report): the traceback goes to the log, summary.json says failed.
         log.exception("run failed: %s", hydra_cfg.runtime.output_dir)
         status = record.FAILED
-    if status in (record.DIVERGED, record.INTERRUPTED):
+    if status in (record.DIVERGED, record.INTERRUPTED) and FUSED_KEY not in cfg:  # members say their own
         log.warning("run %s: %s", status, hydra_cfg.runtime.output_dir)
     if sweeping and status == record.INTERRUPTED:
         end_sweep()  # Ctrl-C or SIGTERM stops the sweep, not only this cell

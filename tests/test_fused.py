@@ -421,6 +421,16 @@ def test_bad_input_in_a_fused_sweep_fails_every_member_before_training(cli, tmp_
     assert not list(tmp_path.rglob("metrics.csv"))
 
 
+def test_a_fused_sweep_names_each_diverged_member_in_its_log_line(cli, tmp_path):
+    # a rate no MLP survives: both members diverge, and each line names its own directory
+    result = cli("-m", "hydra/sweeper=fused", "model=mlp", "seed=0,1", "optim.lr=1e12", *SMALL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "run diverged: " in line]
+    named = sorted(line.rsplit(",", 1)[-1] for line in lines)
+    assert sorted(s["status"] for s in summaries(tmp_path)) == ["diverged", "diverged"]
+    assert named == ["seed=0", "seed=1"], lines
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_the_cuda_path_matches_unfused_runs(make_cfg, tmp_path):
     overrides = ["model=resnet", "norm=batch", "device=cuda", *SMALL]

@@ -4,6 +4,7 @@ job would have them, then normbench.fused.run. Called by normbench.task."""
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from normbench.fused.run import member_config, run_group
 from normbench.fused.sweeper import SEED, override_key, seed_of
 from normbench.rundir import override_dirname
 
+log = logging.getLogger("normbench")
+
 # the status the job reports for its members (the sweep stops on interrupted, as for one run)
 _WORST_FIRST = (record.INTERRUPTED, record.FAILED, record.DIVERGED, record.DONE)
 
@@ -26,7 +29,11 @@ def run_job(cfg: DictConfig, hydra_cfg: Any) -> str:
     seeds = fused_seeds(cfg[FUSED_KEY], task)
     overrides = [member_overrides(task, s) for s in seeds]
     dirs = [member_dir(member_config(cfg, s), hydra_cfg, o) for s, o in zip(seeds, overrides, strict=True)]
-    statuses = {s["status"] for s in run_group(cfg, seeds, dirs, overrides)}
+    summaries = run_group(cfg, seeds, dirs, overrides)
+    for run_dir, summary in zip(dirs, summaries, strict=True):
+        if summary["status"] in (record.DIVERGED, record.INTERRUPTED):  # as task.main says of one run
+            log.warning("run %s: %s", summary["status"], run_dir)
+    statuses = {s["status"] for s in summaries}
     return next(s for s in _WORST_FIRST if s in statuses)
 
 
