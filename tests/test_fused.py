@@ -159,7 +159,9 @@ def _members_and_input(
         (lambda: nn.BatchNorm1d(4, affine=False), (3, 4)),
         (lambda: nn.GroupNorm(2, 4), (2, 4, 3, 3)),
         (lambda: nn.GroupNorm(1, 4, affine=False), (2, 4, 3, 3)),
+        (lambda: nn.BatchNorm2d(4, track_running_stats=False), (2, 4, 3, 3)),
         (lambda: nn.InstanceNorm2d(4, affine=True), (2, 4, 3, 3)),
+        (lambda: nn.InstanceNorm2d(4, track_running_stats=True), (2, 4, 3, 3)),
         (lambda: nn.LayerNorm(6), (2, 6)),
     ],
 )

@@ -62,17 +62,23 @@ def _flat(t: Tensor | None) -> Tensor | None:
     return t.flatten() if t is not None else None
 
 
+def _running(t: Tensor | None) -> Tensor | None:
+    """A running statistic (S, C) as (S*C,): a view (an error, not a silently updated copy,
+    should it ever not be contiguous), which the norm kernel then updates in place."""
+    return t.view(-1) if t is not None else None
+
+
 def batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: Tensor, members: int) -> Tensor:
     """BatchNorm1d/2d over S*C channels, as torch's ``_BatchNorm.forward`` over C. The running
-    statistics (S, C) are contiguous, so their flattened views are updated in place."""
+    statistics (S, C) are updated in place through their (S*C,) views."""
     tracking = bn.training and bn.track_running_stats
     if tracking and bn.num_batches_tracked is not None:
         bn.num_batches_tracked.add_(1)  # (S,): each member counts its own steps
     use_batch = bn.training or (bn.running_mean is None and bn.running_var is None)
     keep = not bn.training or bn.track_running_stats
     cumulative = tracking and bn.momentum is None and bn.num_batches_tracked is not None
-    running_mean = _flat(bn.running_mean) if keep and not cumulative else None
-    running_var = _flat(bn.running_var) if keep and not cumulative else None
+    running_mean = _running(bn.running_mean) if keep and not cumulative else None
+    running_var = _running(bn.running_var) if keep and not cumulative else None
     momentum = bn.momentum if bn.momentum is not None else 0.0
     out = F.batch_norm(
         x, running_mean, running_var, _flat(bn.weight), _flat(bn.bias), use_batch, momentum, bn.eps
@@ -104,8 +110,8 @@ def instance_norm(norm: nn.InstanceNorm2d, x: Tensor, members: int) -> Tensor:
     use_input_stats = norm.training or not norm.track_running_stats
     return F.instance_norm(
         x,
-        _flat(norm.running_mean),
-        _flat(norm.running_var),
+        _running(norm.running_mean),
+        _running(norm.running_var),
         _flat(norm.weight),
         _flat(norm.bias),
         use_input_stats,
