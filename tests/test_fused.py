@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import summaries
 from omegaconf import OmegaConf
+from torch import nn
 
 from normbench import record
 from normbench.fused import plan
@@ -29,6 +31,7 @@ CASES = [
     ("resnet", "batch"),
     pytest.param("resnet", "group", marks=pytest.mark.slow),  # fast tier: one case per model
     pytest.param("resnet", "layer", marks=pytest.mark.slow),
+    pytest.param("resnet", "instance", marks=pytest.mark.slow),
     pytest.param("rnn", "batch", marks=pytest.mark.slow),
     ("rnn", "layer"),
 ]
@@ -105,6 +108,81 @@ def test_each_member_draws_its_own_augmentation_as_its_unfused_run(make_cfg, tmp
     for seed in (0, 1):
         run(make_cfg(*overrides, f"seed={seed}"), tmp_path / "alone" / str(seed))
         assert_same_rows(tmp_path / "fused" / str(seed), tmp_path / "alone" / str(seed))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "channel_stacked"),
+    [
+        (["model=resnet", "norm=batch"], True),
+        (["model=resnet", "norm=group8"], True),
+        (["model=resnet", "norm=layer"], True),
+        (["model=resnet", "norm=instance"], True),
+        (["model=resnet", "norm=none"], True),
+        (["model=mlp", "norm=batch"], True),
+        (["model=mlp", "norm=group8"], True),
+        (["model=mlp", "norm=layer"], True),
+        (["model=resnet", "norm=group8", "norm.weight_std=true"], False),  # a ParametrizedConv2d
+        (["model=resnet", "norm=ghost_batch", "norm.ghost_size=4"], False),
+        (["model=mlp", "norm=batch_renorm"], False),
+        (["model=rnn", "norm=layer"], False),  # gates.chunk(4) would split the members' channels
+    ],
+)
+def test_the_channel_stacked_forward_is_taken_where_every_module_has_one(
+    make_cfg, overrides, channel_stacked
+):
+    stack, _ = stacked(make_cfg, [0, 1], *overrides, *SMALL)
+    assert stack.channel_stacked is channel_stacked
+
+
+def _members_and_input(
+    make: Callable[[], nn.Module], shape: tuple[int, ...]
+) -> tuple[list[nn.Module], torch.Tensor]:
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        module = make()
+        for p in module.parameters():  # not torch's ones and zeros: members must differ
+            p.data.normal_()
+        members.append(module)
+    return members, torch.randn(3, *shape, requires_grad=True)  # (S, B, C, ...)
+
+
+@pytest.mark.parametrize(
+    ("make", "shape"),
+    [
+        (lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=True), (2, 4, 5, 5)),
+        (lambda: nn.Conv2d(4, 6, 3, padding=1, groups=2, padding_mode="reflect"), (2, 4, 5, 5)),
+        (lambda: nn.Linear(6, 5), (2, 6)),
+        (lambda: nn.Linear(6, 5, bias=False), (2, 6)),
+        (lambda: nn.BatchNorm2d(4), (2, 4, 3, 3)),
+        (lambda: nn.BatchNorm2d(4, momentum=None), (2, 4, 3, 3)),
+        (lambda: nn.BatchNorm1d(4, affine=False), (3, 4)),
+        (lambda: nn.GroupNorm(2, 4), (2, 4, 3, 3)),
+        (lambda: nn.GroupNorm(1, 4, affine=False), (2, 4, 3, 3)),
+        (lambda: nn.BatchNorm2d(4, track_running_stats=False), (2, 4, 3, 3)),
+        (lambda: nn.InstanceNorm2d(4, affine=True), (2, 4, 3, 3)),
+        (lambda: nn.InstanceNorm2d(4, track_running_stats=True), (2, 4, 3, 3)),
+        (lambda: nn.LayerNorm(6), (2, 6)),
+    ],
+)
+def test_each_stacked_forward_computes_its_members_forwards(make, shape):
+    from torch.func import stack_module_state
+
+    from normbench.fused.layout import channel_stacked_forward
+
+    members, x = _members_and_input(make, shape)
+    params, buffers = stack_module_state(members)
+    forward = channel_stacked_forward(members[0], 3)
+    for _ in range(2):  # twice: BN's running statistics and counts, updated in place
+        out = forward(params, buffers, x)
+        alone = torch.stack([m(xi) for m, xi in zip(members, x, strict=True)])  # (S, B, C, ...)
+        assert_close(out, alone, "output")
+    out.square().sum().backward()
+    alone.square().sum().backward()
+    for name, _ in members[0].named_parameters():  # each member's gradient from its own block
+        assert_close(params[name].grad, torch.stack([m.get_parameter(name).grad for m in members]), name)
+    for name, _ in members[0].named_buffers():
+        assert_close(buffers[name], torch.stack([m.get_buffer(name) for m in members]), name)
 
 
 def check_10_steps(make_cfg, overrides: list[str]) -> None:
