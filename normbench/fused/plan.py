@@ -17,11 +17,11 @@ from omegaconf import DictConfig
 from normbench.checks import resolve_device
 from normbench.errors import ConfigError
 
-# device type -> model -> largest batch trained fused. Measured (issue 16) as CPU time, one
-# thread, 5 seeds, on a shared 2-core machine (wall time there is noise), fused vs unfused:
-# resnet 1.27-1.42x at batch 2, 1.06x at 4, 0.79-0.82x at 8, 0.72-0.78x at 32; rnn 1.21-1.25x at
-# 2, 1.11x at 8, 0.92-1.06x at 32; mlp 1.44-1.58x at 2, 1.36-1.63x at 32. The coordinator's
-# `scripts/bench.py fused` on an idle machine supersedes these.
+# device type -> model -> largest batch trained fused. Measured (issue 16) with
+# `scripts/bench.py fused --threads 1` alone on an Intel Xeon, 5 seeds, fused vs unfused:
+# resnet (channel-stacked) 1.48x at batch 2, 0.91x at 8, 0.84x at 32 (1.06x at 4 on vmap,
+# earlier); rnn (vmap) 1.22x at 2, 1.11x at 8, 0.96x at 32; mlp (channel-stacked) 2.16x at 2,
+# 2.03x at 32, so no limit.
 MAX_BATCH: dict[str, dict[str, int]] = {"cpu": {"resnet": 4, "rnn": 8}}
 
 

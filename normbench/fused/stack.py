@@ -1,5 +1,7 @@
 """S members trained as one: their parameters, buffers and optimizer state stacked along a new
-leading dimension, one ``vmap(functional_call)`` step for all of them.
+leading dimension, one step for all of them: channel-stacked (normbench.fused.layout: members
+side by side along the channels, grouped convolutions) where every module of the model has
+such a forward (ResNet, MLP with the standard norms), else ``vmap(functional_call)``.
 
 Each member keeps its own :class:`~normbench.train.Trainer` (plain model, data, generator for
 batch order, optimizer, scheduler), built exactly as its unfused run builds it. The stack is
