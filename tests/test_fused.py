@@ -134,6 +134,19 @@ def test_the_channel_stacked_forward_is_taken_where_every_module_has_one(
     assert stack.channel_stacked is channel_stacked
 
 
+def test_a_model_class_must_declare_itself_channel_stackable_not_inherit_it(make_cfg):
+    from normbench.fused.layout import why_not_channel_stacked
+    from normbench.models.resnet import ResNet
+
+    class Subclass(ResNet):  # could compute anything in its forward
+        pass
+
+    model = build(make_cfg("model=resnet", "norm=batch", *SMALL)).trainer.model
+    assert why_not_channel_stacked(model) is None
+    model.__class__ = Subclass
+    assert why_not_channel_stacked(model) == "the model is a Subclass"
+
+
 def _members_and_input(
     make: Callable[[], nn.Module], shape: tuple[int, ...]
 ) -> tuple[list[nn.Module], torch.Tensor]:

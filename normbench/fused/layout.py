@@ -28,9 +28,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from normbench.models.mlp import MLP
-from normbench.models.resnet import BasicBlock, ResNet
-
 Tensor = torch.Tensor
 # (module with the stacked tensors swapped in, channel-stacked input, members S) -> output
 StackedForward = Callable[[nn.Module, Tensor, int], Tensor]
@@ -142,29 +139,25 @@ STACKED: dict[type[nn.Module], StackedForward] = {
     nn.InstanceNorm2d: instance_norm,
     nn.LayerNorm: layer_norm,
 }
-# modules whose own forward is right as it is on channel-stacked activations: elementwise or
-# per channel, or containers whose forward only composes children per channel. ResNet:
-# `out + shortcut(x)` adds member blocks to the same member's, `x.mean(dim=(2, 3))` pools per
-# channel; MLP: `x.flatten(1)` keeps member i's (C, H, W) block contiguous, in its own order.
+# torch modules whose own forward is right as it is on channel-stacked activations
+# (elementwise or per channel). A model's own classes say so themselves, with a class
+# attribute ``channel_stackable = True`` (ResNet: `out + shortcut(x)` adds member blocks to the
+# same member's, `x.mean(dim=(2, 3))` pools per channel; MLP: `x.flatten(1)` keeps member i's
+# (C, H, W) block contiguous, in its own order).
 UNCHANGED: frozenset[type[nn.Module]] = frozenset(
-    {
-        nn.Sequential,
-        nn.Identity,
-        nn.ReLU,
-        nn.AdaptiveAvgPool2d,
-        nn.AvgPool2d,
-        nn.MaxPool2d,
-        ResNet,
-        BasicBlock,
-        MLP,
-    }
+    {nn.Sequential, nn.Identity, nn.ReLU, nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d}
 )
+
+
+def _runs_unchanged(module: nn.Module) -> bool:
+    """Declared by the class itself, not inherited: a subclass may change the forward."""
+    return type(module) in UNCHANGED or vars(type(module)).get("channel_stackable", False)
 
 
 def why_not_channel_stacked(model: nn.Module) -> str | None:
     """The first module whose type the channel-stacked forward does not know, or None."""
     for name, module in model.named_modules():
-        if type(module) not in STACKED and type(module) not in UNCHANGED:
+        if type(module) not in STACKED and not _runs_unchanged(module):
             return f"{name or 'the model'} is a {type(module).__name__}"
     return None
 

@@ -48,6 +48,10 @@ class MLP(nn.Module):
     forward hook on it sees that layer's activations.
     """
 
+    # its forward only composes its children per channel (adds, pools, flattens): the fused
+    # stack may run it channel-stacked, members side by side (normbench.fused.layout)
+    channel_stackable = True
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
