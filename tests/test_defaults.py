@@ -23,9 +23,10 @@ TEST = 400  # 3 binomial SE at chance 25%: 6.5 points, far below the floor
 FLOOR = 0.20  # accuracy above chance (50% threshold task, 25% sequences, 10% images)
 # Instance norm learns the synthetic texture task slowly: 37.0% at batch 4 and 26.5% at batch
 # 32 here (seed 0, chance 10%), 84-87% error after 4 epochs in the small_batch and norm_compare
-# reports made on this task before they moved to the glyphs task, every other norm below 12%. Likely a limit of the task and the
-# norm (normalising each channel per sample removes the channel energies that encode the
-# texture's orientation), not of the defaults; expected below the floor, reported if it passes.
+# reports made on this task before they moved to the glyphs task, every other norm below 12%.
+# Likely a limit of the task and the norm (normalising each channel per sample removes the
+# channel energies that encode the texture's orientation), not of the defaults; expected below
+# the floor, reported if it passes.
 LIMITS = {("resnet", "instance"): pytest.mark.xfail(strict=False, reason="IN learns the texture task slowly")}
 CELLS = [
     pytest.param(m, n, b, marks=LIMITS.get((m, n), ()))
