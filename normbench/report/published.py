@@ -29,6 +29,8 @@ GROUPS_KEY = "norm.num_groups"
 GN_PAPER_BATCH = 32
 BR_PAPER_BATCH = 4
 
+PAPER_COLUMN = "paper, ImageNet ResNet-50, top-1 error (%)"
+
 Key = tuple[object, object]  # (row of the table: a group count or a norm label, batch size)
 
 
@@ -81,7 +83,7 @@ def groups_table(runs: pd.DataFrame, fig_dir: Path, fig_name: str = "groups") ->
         return []
     gn = gn.dropna(subset=[GROUPS_KEY]).astype({GROUPS_KEY: int})
     paper = {(g, GN_PAPER_BATCH): v for g, v in reference.GN_PAPER_ERROR_VS_GROUPS.items()}
-    table = beside(gn, GROUPS_KEY, "test/error", paper, "paper, ImageNet ResNet-50, top-1 error (%)")
+    table = beside(gn, GROUPS_KEY, "test/error", paper, PAPER_COLUMN)
     caption = (
         f"Group norm: test error against the number of groups, these runs beside the paper's "
         f"Table 3 ({reference.GN_PAPER}, {GN_PAPER_BATCH} images per GPU)"
@@ -112,8 +114,6 @@ def norms_table(runs: pd.DataFrame) -> list[Block]:
     ]
     if len(_norms(at_32, "test/error")) < 3:
         return []
-    paper = _by_label(at_32, _at(reference.GN_PAPER_ERROR_AT_32, GN_PAPER_BATCH))
-    table = beside(at_32, NORM_KEY, "test/error", paper, "paper, ImageNet ResNet-50, top-1 error (%)")
     caption = f"The norms at batch {GN_PAPER_BATCH} beside the paper's Table 1 ({reference.GN_PAPER})"
     note = (
         "In the paper, at 32 images per GPU, BN 23.6 < GN 24.1 < LN 25.3 < IN 28.4 (ImageNet "
@@ -121,7 +121,7 @@ def norms_table(runs: pd.DataFrame) -> list[Block]:
         "their own task's, not ImageNet's; compare the order and the gaps (the claim 'ordering "
         "of norms at the largest batch' tests the order)."
     )
-    return [Block("p", note), Block("table", table, caption)]
+    return _imagenet_norms(at_32, reference.GN_PAPER_ERROR_AT_32, GN_PAPER_BATCH, caption, note)
 
 
 def renorm_table(runs: pd.DataFrame) -> list[Block]:
@@ -130,14 +130,22 @@ def renorm_table(runs: pd.DataFrame) -> list[Block]:
     if "batch_renorm" not in _norms(runs, "test/error"):
         return []
     compared = runs[runs[NORM_NAME_KEY].isin(reference.BR_ERROR_AT_4)]
-    paper = _by_label(compared, _at(reference.BR_ERROR_AT_4, BR_PAPER_BATCH))
-    table = beside(compared, NORM_KEY, "test/error", paper, "paper, ImageNet ResNet-50, top-1 error (%)")
     caption = f"Batch renormalization beside BN and GN: {reference.BR_PAPER}, {BR_PAPER_BATCH} images per GPU"
     note = (
         "In the paper, Batch Renormalization recovers part of BN's loss at 4 images per GPU "
         "(26.3 against BN's 27.3) but not all of it (GN 24.2). These runs' levels are their own "
         "task's, not ImageNet's; compare the order of the norms at a small batch."
     )
+    return _imagenet_norms(compared, reference.BR_ERROR_AT_4, BR_PAPER_BATCH, caption, note)
+
+
+def _imagenet_norms(
+    runs: pd.DataFrame, published: Mapping[str, float], batch: int, caption: str, note: str
+) -> list[Block]:
+    """The note, then the runs' test error per norm beside the paper's ImageNet error of each
+    norm at ``batch`` images per GPU."""
+    paper = _by_label(runs, _at(published, batch))
+    table = beside(runs, NORM_KEY, "test/error", paper, PAPER_COLUMN)
     return [Block("p", note), Block("table", table, caption)]
 
 
