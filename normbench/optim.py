@@ -28,7 +28,9 @@ def _sgd(
     nesterov: bool = False,
     weight_decay: float = 0.0,
 ) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    return torch.optim.SGD(
+        params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay, foreach=True
+    )
 
 
 def _adam(
@@ -37,9 +39,12 @@ def _adam(
     betas: tuple[float, float] = (0.9, 0.999),
     weight_decay: float = 0.0,
 ) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, foreach=True)
 
 
+# foreach=True: torch's default on CUDA, off on the CPU, where the per-tensor loop costs a few ops
+# per parameter tensor per step: an RNN with per-step BN copies has 149, and its Adam step took
+# 3.9 ms against 2.2 ms with foreach, with bit-identical parameters (issue 16; the same for SGD).
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"sgd": _sgd, "adam": _adam}
 
 

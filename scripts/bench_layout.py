@@ -40,8 +40,8 @@ def stack(members: list, forward: str) -> Stack:
     if forward == "vmap":  # the forward the Stack used before the channel-stacked one
         meta = copy.deepcopy(members[0].model).to("meta")
         built._forward = vmap(_member_forward(meta), randomness="error")
-    elif not built.channel_stacked:
-        raise SystemExit("this cell is not channel-stacked")
+    elif built.layout == "vmap":
+        raise SystemExit("this cell is not stacked without vmap")
     return built
 
 

@@ -87,6 +87,8 @@ def test_members_start_as_unfused_runs_and_match_them_after_10_steps(make_cfg, m
         ),
         pytest.param(["model=resnet", "norm=ghost_batch", "norm.ghost_size=4"], marks=pytest.mark.slow),
         ["data.resample=true"],  # each member its own data draw: gathered member by member
+        ["model=rnn", "model.cell=gru", "norm=group8"],
+        pytest.param(["model=rnn", "norm=layer", "data.task=images"], marks=pytest.mark.slow),
     ],
 )
 def test_optimizer_options_schedules_and_norm_variants_match_unfused_runs(make_cfg, options):
@@ -111,40 +113,43 @@ def test_each_member_draws_its_own_augmentation_as_its_unfused_run(make_cfg, tmp
 
 
 @pytest.mark.parametrize(
-    ("overrides", "channel_stacked"),
+    ("overrides", "layout"),
     [
-        (["model=resnet", "norm=batch"], True),
-        (["model=resnet", "norm=group8"], True),
-        (["model=resnet", "norm=layer"], True),
-        (["model=resnet", "norm=instance"], True),
-        (["model=resnet", "norm=none"], True),
-        (["model=mlp", "norm=batch"], True),
-        (["model=mlp", "norm=group8"], True),
-        (["model=mlp", "norm=layer"], True),
-        (["model=resnet", "norm=group8", "norm.weight_std=true"], False),  # a ParametrizedConv2d
-        (["model=resnet", "norm=ghost_batch", "norm.ghost_size=4"], False),
-        (["model=mlp", "norm=batch_renorm"], False),
-        (["model=rnn", "norm=layer"], False),  # gates.chunk(4) would split the members' channels
+        (["model=resnet", "norm=batch"], "channels"),
+        (["model=resnet", "norm=group8"], "channels"),
+        (["model=resnet", "norm=layer"], "channels"),
+        (["model=resnet", "norm=instance"], "channels"),
+        (["model=resnet", "norm=none"], "channels"),
+        (["model=mlp", "norm=batch"], "channels"),
+        (["model=mlp", "norm=group8"], "channels"),
+        (["model=mlp", "norm=layer"], "channels"),
+        (["model=rnn", "norm=layer"], "members"),  # gates.chunk(4) would split channel blocks
+        (["model=rnn", "norm=batch", "model.cell=gru"], "members"),
+        (["model=rnn", "norm=none"], "members"),
+        (["model=resnet", "norm=group8", "norm.weight_std=true"], "vmap"),  # a ParametrizedConv2d
+        (["model=resnet", "norm=ghost_batch", "norm.ghost_size=4"], "vmap"),
+        (["model=mlp", "norm=batch_renorm"], "vmap"),
+        (["model=rnn", "norm=batch_renorm"], "vmap"),
     ],
 )
-def test_the_channel_stacked_forward_is_taken_where_every_module_has_one(
-    make_cfg, overrides, channel_stacked
-):
+def test_the_stacked_forward_is_taken_where_every_module_has_one(make_cfg, overrides, layout):
     stack, _ = stacked(make_cfg, [0, 1], *overrides, *SMALL)
-    assert stack.channel_stacked is channel_stacked
+    assert stack.layout == layout
 
 
-def test_a_model_class_must_declare_itself_channel_stackable_not_inherit_it(make_cfg):
-    from normbench.fused.layout import why_not_channel_stacked
-    from normbench.models.resnet import ResNet
+@pytest.mark.parametrize(("model", "layer"), [("resnet", "stages.0.0"), ("rnn", "layers.0")])
+def test_a_model_class_must_declare_its_stack_layout_not_inherit_it(make_cfg, model, layer):
+    from normbench.fused.layout import why_not_stacked
 
-    class Subclass(ResNet):  # could compute anything in its forward
-        pass
-
-    model = build(make_cfg("model=resnet", "norm=batch", *SMALL)).trainer.model
-    assert why_not_channel_stacked(model) is None
-    model.__class__ = Subclass
-    assert why_not_channel_stacked(model) == "the model is a Subclass"
+    model = build(make_cfg(f"model={model}", "norm=batch", *SMALL)).trainer.model
+    assert why_not_stacked(model) is None
+    own = type(model)
+    model.__class__ = type("Subclass", (own,), {})  # could compute anything in its forward
+    assert why_not_stacked(model) == "the model is a Subclass"
+    model.__class__ = own
+    module = model.get_submodule(layer)
+    module.__class__ = type("Layer", (type(module),), {})
+    assert why_not_stacked(model) == f"{layer} is a Layer"
 
 
 def _members_and_input(
@@ -161,31 +166,36 @@ def _members_and_input(
 
 
 @pytest.mark.parametrize(
-    ("make", "shape"),
+    ("make", "shape", "layout"),
     [
-        (lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=True), (2, 4, 5, 5)),
-        (lambda: nn.Conv2d(4, 6, 3, padding=1, groups=2, padding_mode="reflect"), (2, 4, 5, 5)),
-        (lambda: nn.Linear(6, 5), (2, 6)),
-        (lambda: nn.Linear(6, 5, bias=False), (2, 6)),
-        (lambda: nn.BatchNorm2d(4), (2, 4, 3, 3)),
-        (lambda: nn.BatchNorm2d(4, momentum=None), (2, 4, 3, 3)),
-        (lambda: nn.BatchNorm1d(4, affine=False), (3, 4)),
-        (lambda: nn.GroupNorm(2, 4), (2, 4, 3, 3)),
-        (lambda: nn.GroupNorm(1, 4, affine=False), (2, 4, 3, 3)),
-        (lambda: nn.BatchNorm2d(4, track_running_stats=False), (2, 4, 3, 3)),
-        (lambda: nn.InstanceNorm2d(4, affine=True), (2, 4, 3, 3)),
-        (lambda: nn.InstanceNorm2d(4, track_running_stats=True), (2, 4, 3, 3)),
-        (lambda: nn.LayerNorm(6), (2, 6)),
+        (lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=True), (2, 4, 5, 5), "channels"),
+        (lambda: nn.Conv2d(4, 6, 3, padding=1, groups=2, padding_mode="reflect"), (2, 4, 5, 5), "channels"),
+        (lambda: nn.Linear(6, 5), (2, 6), "channels"),
+        (lambda: nn.Linear(6, 5, bias=False), (2, 6), "channels"),
+        (lambda: nn.BatchNorm2d(4), (2, 4, 3, 3), "channels"),
+        (lambda: nn.BatchNorm2d(4, momentum=None), (2, 4, 3, 3), "channels"),
+        (lambda: nn.BatchNorm1d(4, affine=False), (3, 4), "channels"),
+        (lambda: nn.GroupNorm(2, 4), (2, 4, 3, 3), "channels"),
+        (lambda: nn.GroupNorm(1, 4, affine=False), (2, 4, 3, 3), "channels"),
+        (lambda: nn.BatchNorm2d(4, track_running_stats=False), (2, 4, 3, 3), "channels"),
+        (lambda: nn.InstanceNorm2d(4, affine=True), (2, 4, 3, 3), "channels"),
+        (lambda: nn.InstanceNorm2d(4, track_running_stats=True), (2, 4, 3, 3), "channels"),
+        (lambda: nn.LayerNorm(6), (2, 6), "channels"),
+        (lambda: nn.Linear(6, 5), (2, 6), "members"),  # the RNN: members a second batch dim
+        (lambda: nn.Linear(6, 5, bias=False), (2, 4, 6), "members"),  # (B, T, F): w_x
+        (lambda: nn.BatchNorm1d(4), (3, 4), "members"),
+        (lambda: nn.GroupNorm(2, 4), (3, 4), "members"),
+        (lambda: nn.LayerNorm(6), (2, 6), "members"),
     ],
 )
-def test_each_stacked_forward_computes_its_members_forwards(make, shape):
+def test_each_stacked_forward_computes_its_members_forwards(make, shape, layout):
     from torch.func import stack_module_state
 
-    from normbench.fused.layout import channel_stacked_forward
+    from normbench.fused.layout import stacked_forward
 
     members, x = _members_and_input(make, shape)
     params, buffers = stack_module_state(members)
-    forward = channel_stacked_forward(members[0], 3)
+    forward = stacked_forward(members[0], 3, layout=layout)
     for _ in range(2):  # twice: BN's running statistics and counts, updated in place
         out = forward(params, buffers, x)
         alone = torch.stack([m(xi) for m, xi in zip(members, x, strict=True)])  # (S, B, C, ...)
@@ -196,6 +206,43 @@ def test_each_stacked_forward_computes_its_members_forwards(make, shape):
         assert_close(params[name].grad, torch.stack([m.get_parameter(name).grad for m in members]), name)
     for name, _ in members[0].named_buffers():
         assert_close(buffers[name], torch.stack([m.get_buffer(name) for m in members]), name)
+
+
+class _Recurrent(nn.Module):
+    """One Linear used at three steps, as W_h in a recurrent cell."""
+
+    stack_layout = "members"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(3):
+            x = torch.tanh(self.w(x))
+        return x
+
+
+def test_a_weight_used_at_every_step_gets_the_sum_of_its_members_gradients_each_pass():
+    """The members layout makes a Linear's gradient once per pass, from all its uses: two
+    passes before one backward keep their own uses, and a pass without grad records none."""
+    from torch.func import stack_module_state
+
+    from normbench.fused.layout import stacked_forward
+
+    members, x = _members_and_input(_Recurrent, (2, 4))
+    params, _ = stack_module_state(members)
+    forward = stacked_forward(members[0], 3)
+    with torch.no_grad():
+        forward(params, {}, x)
+    out = forward(params, {}, x).square().sum() + forward(params, {}, 2 * x).sum()
+    out.backward()
+    x_alone = x.detach().clone().requires_grad_()
+    alone = sum(m(xi).square().sum() + m(2 * xi).sum() for m, xi in zip(members, x_alone, strict=True))
+    alone.backward()
+    for name in ("w.weight", "w.bias"):
+        assert_close(params[name].grad, torch.stack([m.get_parameter(name).grad for m in members]), name)
+    assert_close(x.grad, x_alone.grad, "input")
 
 
 def check_10_steps(make_cfg, overrides: list[str]) -> None:

@@ -1,19 +1,28 @@
-"""The channel-stacked forward: S members' activations side by side along the channels.
+"""The stacked forwards: S members computed as one model, without vmap.
 
-Member i owns channel block i of every activation: (B, S*C, H, W) for images, (B, S*F) for
-vectors. A convolution over all members is then one grouped convolution (the weight
-(S, Co, Ci/g, k, k) flattened is exactly the grouped layout), a per-channel norm one call over
-S*C channels, a group norm one call with S*G groups. vmap computes the same, but its norm
-batching rules move the vmapped dim next to the channels with a permute and a copy on every
-call (issue 16: GroupNorm fwd+bwd 69 us channel-stacked against 289-492 us under vmap).
+Two layouts; a model's class says which one its forward can run in (``stack_layout``):
+
+- ``channels`` (ResNet, MLP): member i owns channel block i of every activation: (B, S*C, H, W)
+  for images, (B, S*F) for vectors. A convolution over all members is then one grouped
+  convolution (the weight (S, Co, Ci/g, k, k) flattened is exactly the grouped layout), a
+  per-channel norm one call over S*C channels, a group norm one call with S*G groups.
+- ``members`` (RNN): activations (B, S, ..., F), the members a second batch dimension that the
+  model's own code carries like any leading dimension (the recurrent cell's gates are
+  elementwise and chunked on the last dimension). A Linear is one batched matmul over the
+  members, a norm its channel-stacked call on the (B, S*F) view.
+
+vmap computes the same, but its norm batching rules move the vmapped dim next to the channels
+with a permute and a copy on every call (issue 16: GroupNorm fwd+bwd 69 us channel-stacked
+against 289-492 us under vmap), and every op pays its batching rule: a recurrent cell's
+dozens of small ops per time step most of all.
 
 The state stays as :func:`torch.func.stack_module_state` made it, (S, ...) tensors: each
 leaf module computes with reshaped views of them, so the optimizer, ``Stack.unstack`` and
 the checkpoints see nothing new. BatchNorm updates the flattened running statistics, which
 are views of the stacked buffers, in place.
 
-A model is channel-stacked only when every one of its modules is of a type in the tables
-below (exact types: a subclass, e.g. a weight-standardised ``ParametrizedConv2d``, may do
+A model is stacked only when every one of its modules is of a type in the tables below for
+its layout (exact types: a subclass, e.g. a weight-standardised ``ParametrizedConv2d``, may do
 anything in its forward); otherwise the Stack keeps vmap.
 """
 
@@ -22,6 +31,7 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,12 +57,87 @@ def conv2d(conv: nn.Conv2d, x: Tensor, members: int) -> Tensor:
 def linear(layer: nn.Linear, x: Tensor, members: int) -> Tensor:
     """(B, S*F) -> (B, S*K): member i's block times its own (K, F) weight, one batched matmul."""
     per_member = x.unflatten(1, (members, -1)).transpose(0, 1)  # (S, B, F)
-    weight_t = layer.weight.transpose(1, 2)  # (S, F, K)
-    if layer.bias is None:
-        out = torch.bmm(per_member, weight_t)
-    else:
-        out = torch.baddbmm(layer.bias.unsqueeze(1), per_member, weight_t)  # (S, B, K)
+    out = _batched_linear(per_member, layer.weight, layer.bias)  # (S, B, K)
     return out.transpose(0, 1).flatten(1)  # (B, S*K)
+
+
+def _batched_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """x (S, M, F) times each member's weight (S, K, F) transposed, plus its bias (S, K)."""
+    if bias is None:
+        return torch.bmm(x, weight.transpose(1, 2))
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+
+def linear_members(
+    layer: nn.Linear, x: Tensor, members: int, passes: dict[nn.Module, tuple[Tensor, _Uses]]
+) -> Tensor:
+    """(B, S, ..., F) -> (B, S, ..., K): each member's rows times its own (K, F) weight, one
+    batched matmul. The weight's gradient is made once per forward pass (``passes`` holds
+    its uses, emptied by the stacked forward at each call), not once per use: a recurrent
+    cell uses W_h at every time step, and autograd's T gradients of (S, K, F) each, summed,
+    were a third of the fused RNN's step (issue 16; 5 members, batch 2: 490 us for each
+    out-of-cache outer product, where one matmul over all T uses takes ~60 us)."""
+    per_member = x.transpose(0, 1).reshape(members, -1, x.shape[-1])  # (S, B*..., F)
+    weight, bias = layer.weight, layer.bias
+    if not torch.is_grad_enabled():
+        out = _batched_linear(per_member, weight, bias)
+    else:
+        if layer not in passes:
+            uses = _Uses()
+            passes[layer] = (_SharedGradient.apply(weight, bias, uses), uses)
+        token, uses = passes[layer]
+        detached_bias = bias.detach() if bias is not None else None
+        out = _Use.apply(per_member, token, weight.detach(), detached_bias, uses)
+    return out.view(members, x.shape[0], *x.shape[2:-1], -1).transpose(0, 1)
+
+
+class _Uses:
+    """The inputs and output gradients of one weight's uses in a forward pass."""
+
+    def __init__(self) -> None:
+        self.inputs: list[Tensor] = []
+        self.grads: list[Tensor] = []
+
+
+class _SharedGradient(torch.autograd.Function):
+    """A zero scalar that every use of (weight, bias) takes as input: autograd runs its
+    backward after all of theirs, and it returns the gradients summed over the uses as one
+    matmul (the sum is float-reassociated, as autograd's own accumulation order may be)."""
+
+    @staticmethod
+    def forward(ctx: Any, weight: Tensor, bias: Tensor | None, uses: _Uses) -> Tensor:
+        ctx.uses = uses
+        return weight.new_zeros(())
+
+    @staticmethod
+    def backward(ctx: Any, _: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        need_weight, need_bias, _ = ctx.needs_input_grad
+        uses: _Uses = ctx.uses
+        x, grad = torch.cat(uses.inputs, dim=1), torch.cat(uses.grads, dim=1)  # (S, uses*M, F|K)
+        uses.inputs.clear()
+        uses.grads.clear()
+        grad_weight = torch.bmm(grad.transpose(1, 2), x.to(grad.dtype)) if need_weight else None
+        return grad_weight, grad.sum(1) if need_bias else None, None
+
+
+class _Use(torch.autograd.Function):
+    """One use: ``_batched_linear`` with the weight's gradient left to ``_SharedGradient``."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: Tensor, token: Tensor, weight: Tensor, bias: Tensor | None, uses: _Uses
+    ) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.uses = uses
+        return _batched_linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor, None, None, None]:
+        x, weight = ctx.saved_tensors
+        ctx.uses.inputs.append(x)
+        ctx.uses.grads.append(grad)
+        grad_x = torch.bmm(grad, weight.to(grad.dtype)) if ctx.needs_input_grad[0] else None
+        return grad_x, grad.new_zeros(()), None, None, None
 
 
 def _flat(t: Tensor | None) -> Tensor | None:
@@ -129,54 +214,96 @@ def layer_norm(norm: nn.LayerNorm, x: Tensor, members: int) -> Tensor:
     return out.flatten(1)
 
 
-# leaf modules computed differently when channel-stacked
-STACKED: dict[type[nn.Module], StackedForward] = {
-    nn.Conv2d: conv2d,
-    nn.Linear: linear,
-    nn.BatchNorm1d: batch_norm,
-    nn.BatchNorm2d: batch_norm,
-    nn.GroupNorm: group_norm,
-    nn.InstanceNorm2d: instance_norm,
-    nn.LayerNorm: layer_norm,
+def on_member_vectors(stacked: StackedForward) -> StackedForward:
+    """A channel-stacked norm of vectors run on the members layout: (B, S, F) is (B, S*F)."""
+
+    def forward(module: nn.Module, x: Tensor, members: int) -> Tensor:
+        return stacked(module, x.flatten(1), members).view(x.shape)
+
+    return forward
+
+
+# per layout, the leaf modules computed differently when stacked
+STACKED: dict[str, dict[type[nn.Module], StackedForward]] = {
+    "channels": {
+        nn.Conv2d: conv2d,
+        nn.Linear: linear,
+        nn.BatchNorm1d: batch_norm,
+        nn.BatchNorm2d: batch_norm,
+        nn.GroupNorm: group_norm,
+        nn.InstanceNorm2d: instance_norm,
+        nn.LayerNorm: layer_norm,
+    },
+    "members": {  # vectors only: a recurrent cell normalises (B, S, F) at each step
+        nn.Linear: linear_members,
+        nn.BatchNorm1d: on_member_vectors(batch_norm),
+        nn.GroupNorm: on_member_vectors(group_norm),
+        nn.LayerNorm: on_member_vectors(layer_norm),
+    },
 }
-# torch modules whose own forward is right as it is on channel-stacked activations
-# (elementwise or per channel). A model's own classes say so themselves, with a class
-# attribute ``channel_stackable = True`` (ResNet: `out + shortcut(x)` adds member blocks to the
-# same member's, `x.mean(dim=(2, 3))` pools per channel; MLP: `x.flatten(1)` keeps member i's
-# (C, H, W) block contiguous, in its own order).
+# torch modules whose own forward is right as it is in either layout (elementwise, per
+# channel, or never called). A model's own classes say so themselves, with a class attribute
+# ``stack_layout = "channels"`` or ``"members"`` (ResNet: `out + shortcut(x)` adds member
+# blocks to the same member's, `x.mean(dim=(2, 3))` pools per channel; MLP: `x.flatten(1)`
+# keeps member i's (C, H, W) block contiguous, in its own order; RNN: its cell works on any
+# leading dimensions).
 UNCHANGED: frozenset[type[nn.Module]] = frozenset(
-    {nn.Sequential, nn.Identity, nn.ReLU, nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d}
+    {nn.Sequential, nn.ModuleList, nn.Identity, nn.ReLU, nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d}
 )
 
 
-def _runs_unchanged(module: nn.Module) -> bool:
+def _declared_layout(module: nn.Module) -> str | None:
     """Declared by the class itself, not inherited: a subclass may change the forward."""
-    return type(module) in UNCHANGED or vars(type(module)).get("channel_stackable", False)
+    return vars(type(module)).get("stack_layout")
 
 
-def why_not_channel_stacked(model: nn.Module) -> str | None:
-    """The first module whose type the channel-stacked forward does not know, or None."""
+def stack_layout(model: nn.Module) -> str | None:
+    """The layout ``model`` (one member) declares; a bare leaf module (tests) is channel-stacked."""
+    declared = _declared_layout(model)
+    if declared is None and type(model) in STACKED["channels"]:
+        return "channels"
+    return declared
+
+
+def why_not_stacked(model: nn.Module, layout: str | None = None) -> str | None:
+    """The first module that cannot run in the model's layout (or ``layout``), or None."""
+    layout = layout or stack_layout(model)
+    if layout is None:
+        return f"the model is a {type(model).__name__}"
     for name, module in model.named_modules():
-        if type(module) not in STACKED and not _runs_unchanged(module):
+        known = type(module) in STACKED[layout] or type(module) in UNCHANGED
+        if not known and _declared_layout(module) != layout:
             return f"{name or 'the model'} is a {type(module).__name__}"
     return None
 
 
-def channel_stacked_forward(model: nn.Module, members: int) -> Callable[..., Tensor] | None:
+def stacked_forward(
+    model: nn.Module, members: int, layout: str | None = None
+) -> Callable[..., Tensor] | None:
     """``forward(params, buffers, x)``: the ``members`` stacked models' training-mode logits
     (S, B, K) from their stacked state and inputs x (S, B, ...); None when ``model`` (one
-    member) has a module the tables above do not know (then use vmap)."""
-    if why_not_channel_stacked(model) is not None:
+    member) has a module its layout (or ``layout``) does not know (then use vmap)."""
+    layout = layout or stack_layout(model)
+    if why_not_stacked(model, layout) is not None:
         return None
     base = copy.deepcopy(model).to("meta").train()
+    passes: dict[nn.Module, tuple[Tensor, _Uses]] = {}  # linear_members' weights used this pass
     for module in base.modules():
-        stacked = STACKED.get(type(module))
-        if stacked is not None:  # an instance attribute: Module.__call__ calls self.forward
+        stacked = STACKED[layout].get(type(module))
+        if stacked is linear_members:
+            module.forward = functools.partial(stacked, module, members=members, passes=passes)
+        elif stacked is not None:  # an instance attribute: Module.__call__ calls self.forward
             module.forward = functools.partial(stacked, module, members=members)
+    channels = layout == "channels"
 
     def forward(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor) -> Tensor:
-        x = x.transpose(0, 1).flatten(1, 2)  # (S, B, C, ...) -> (B, S*C, ...)
-        logits = functional_call(base, (params, buffers), (x,))  # (B, S*K)
-        return logits.unflatten(1, (members, -1)).transpose(0, 1)  # (S, B, K)
+        passes.clear()
+        x = x.transpose(0, 1)  # (S, B, ...) -> (B, S, ...)
+        if channels:
+            x = x.flatten(1, 2)  # (B, S*C, ...)
+        logits = functional_call(base, (params, buffers), (x,))  # (B, S*K) or (B, S, K)
+        if channels:
+            logits = logits.unflatten(1, (members, -1))
+        return logits.transpose(0, 1)  # (S, B, K)
 
     return forward

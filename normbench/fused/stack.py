@@ -1,7 +1,8 @@
 """S members trained as one: their parameters, buffers and optimizer state stacked along a new
-leading dimension, one step for all of them: channel-stacked (normbench.fused.layout: members
-side by side along the channels, grouped convolutions) where every module of the model has
-such a forward (ResNet, MLP with the standard norms), else ``vmap(functional_call)``.
+leading dimension, one step for all of them: stacked without vmap (normbench.fused.layout:
+members side by side along the channels, grouped convolutions, for ResNet and MLP; members
+as a second batch dimension for the RNN) where every module of the model has such a forward
+(the standard norms), else ``vmap(functional_call)``.
 
 Each member keeps its own :class:`~normbench.train.Trainer` (plain model, data, generator for
 batch order, optimizer, scheduler), built exactly as its unfused run builds it. The stack is
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from normbench.fused.layout import channel_stacked_forward
+from normbench.fused.layout import stack_layout, stacked_forward
 from normbench.optim import weight_matrices
 from normbench.train import Trainer
 
@@ -92,11 +93,11 @@ class Stack:
         self.l1_weights = [params[n] for n, p in first.model.named_parameters() if id(p) in matrices]
         self.l1 = l1
         self.shared_data = all(same_data(t, first) for t in trainers)
-        # channel-stacked where every module has a stacked forward (faster: no per-op vmap
-        # permutes); vmap, which runs any module, otherwise
-        channel_stacked = channel_stacked_forward(first.model, self.size)
-        self.channel_stacked = channel_stacked is not None
-        self._forward = channel_stacked or vmap(
+        # stacked where every module has a stacked forward (faster: no per-op vmap batching
+        # rules); vmap, which runs any module, otherwise
+        stacked = stacked_forward(first.model, self.size)
+        self.layout = stack_layout(first.model) if stacked is not None else "vmap"
+        self._forward = stacked or vmap(
             _member_forward(copy.deepcopy(first.model).to("meta")), randomness="error"
         )
 

@@ -50,7 +50,7 @@ class MLP(nn.Module):
 
     # its forward only composes its children per channel (adds, pools, flattens): the fused
     # stack may run it channel-stacked, members side by side (normbench.fused.layout)
-    channel_stackable = True
+    stack_layout = "channels"
 
     def __init__(
         self,

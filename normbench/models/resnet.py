@@ -27,7 +27,7 @@ class BasicBlock(nn.Module):
 
     # its forward only composes its children per channel (adds, pools, flattens): the fused
     # stack may run it channel-stacked, members side by side (normbench.fused.layout)
-    channel_stackable = True
+    stack_layout = "channels"
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, norm_layer: NormBuilder) -> None:
         super().__init__()
@@ -57,7 +57,7 @@ class ResNet(nn.Module):
 
     # its forward only composes its children per channel (adds, pools, flattens): the fused
     # stack may run it channel-stacked, members side by side (normbench.fused.layout)
-    channel_stackable = True
+    stack_layout = "channels"
 
     def __init__(
         self,

@@ -65,7 +65,8 @@ def erases_scale(norm_layer: NormBuilder, input_size: int, features: int) -> boo
 
 
 class _NormRecurrentLayer(nn.Module):
-    """One recurrent layer over a whole sequence: (N, T, F) -> (N, T, H)."""
+    """One recurrent layer over a whole sequence: (N, T, F) -> (N, T, H), or with any leading
+    dimensions (..., T, F) -> (..., T, H): the fused stack runs S members as (N, S, T, F)."""
 
     gates = 1  # gate blocks of H features that W_x and W_h produce
 
@@ -88,15 +89,16 @@ class _NormRecurrentLayer(nn.Module):
         nn.init.uniform_(self.w_h.weight, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xw = self.w_x(x)  # all steps in one matmul: (N, T, F) -> (N, T, gates*H)
-        h = x.new_zeros(x.shape[0], self.hidden_size)
+        xw = self.w_x(x)  # all steps in one matmul: (..., T, F) -> (..., T, gates*H)
+        h = x.new_zeros(*x.shape[:-2], self.hidden_size)
         state = self.initial_state(h)
         outputs = []
-        for t in range(x.shape[1]):
-            xt = xw[:, t] if self.norm_x is None else self.norm_x(xw[:, t], t)
+        # unbind, not xw[:, t]: the backward of T selects fills T zero tensors of xw's size
+        for t, xw_t in enumerate(xw.unbind(-2)):
+            xt = xw_t if self.norm_x is None else self.norm_x(xw_t, t)
             h, state = self.step(xt, h, state, t)
             outputs.append(h)
-        return torch.stack(outputs, dim=1)  # (N, T, H)
+        return torch.stack(outputs, dim=-2)  # (..., T, H)
 
     def initial_state(self, h: torch.Tensor) -> torch.Tensor | None:
         return None
@@ -109,6 +111,9 @@ class _NormRecurrentLayer(nn.Module):
 
 class NormLSTMLayer(_NormRecurrentLayer):
     gates = 4  # i, f, g, o (torch's order)
+    # its cell is elementwise over the leading dims and chunks the last one: the fused stack
+    # may run members as a second batch dimension (normbench.fused.layout)
+    stack_layout = "members"
 
     def __init__(self, input_size: int, hidden_size: int, norm_layer: NormBuilder) -> None:
         super().__init__(input_size, hidden_size, norm_layer)
@@ -124,8 +129,8 @@ class NormLSTMLayer(_NormRecurrentLayer):
     def step(
         self, xw: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None, t: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        gates = xw + self.norm_h(self.w_h(h), t) + self.bias  # (N, 4H)
-        i, f, g, o = gates.chunk(4, dim=1)  # each (N, H)
+        gates = xw + self.norm_h(self.w_h(h), t) + self.bias  # (..., 4H)
+        i, f, g, o = gates.chunk(4, dim=-1)  # each (..., H)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(self.norm_c(c, t))
         return h, c
@@ -133,6 +138,7 @@ class NormLSTMLayer(_NormRecurrentLayer):
 
 class NormGRULayer(_NormRecurrentLayer):
     gates = 3  # r, z, n (torch's order)
+    stack_layout = "members"  # as NormLSTMLayer's
 
     def __init__(self, input_size: int, hidden_size: int, norm_layer: NormBuilder) -> None:
         super().__init__(input_size, hidden_size, norm_layer)
@@ -143,8 +149,8 @@ class NormGRULayer(_NormRecurrentLayer):
     def step(
         self, xw: torch.Tensor, h: torch.Tensor, state: torch.Tensor | None, t: int
     ) -> tuple[torch.Tensor, None]:
-        xr, xz, xn = (xw + self.bias_x).chunk(3, dim=1)  # each (N, H)
-        hr, hz, hn = (self.norm_h(self.w_h(h), t) + self.bias_h).chunk(3, dim=1)
+        xr, xz, xn = (xw + self.bias_x).chunk(3, dim=-1)  # each (..., H)
+        hr, hz, hn = (self.norm_h(self.w_h(h), t) + self.bias_h).chunk(3, dim=-1)
         r = torch.sigmoid(xr + hr)
         z = torch.sigmoid(xz + hz)
         n = torch.tanh(xn + r * hn)
@@ -162,6 +168,10 @@ class RNN(nn.Module):
     ``self.layers[l]`` is layer ``l``; its output (N, T, H) is what a forward hook sees.
     """
 
+    # its forward reads any leading dimensions: the fused stack may run members as a second
+    # batch dimension, (N, S, T, F) (normbench.fused.layout)
+    stack_layout = "members"
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
@@ -178,6 +188,7 @@ class RNN(nn.Module):
             raise ConfigError("model.hidden_size", hidden_size, "must be an integer >= 1")
         if not isinstance(num_layers, int) or num_layers < 1:
             raise ConfigError("model.num_layers", num_layers, "must be an integer >= 1")
+        self.reads_images = len(input_shape) == 3
         if len(input_shape) == 2:
             self.steps, features = input_shape  # (T, F)
         elif len(input_shape) == 3:
@@ -206,9 +217,9 @@ class RNN(nn.Module):
         return input_shape[0] if len(input_shape) == 2 else input_shape[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4:
-            # (N, C, H, W) -> (N, H, C, W) -> (N, H, C*W): row h is step h
-            x = x.permute(0, 2, 1, 3).flatten(2)
+        if self.reads_images:
+            # (..., C, H, W) -> (..., H, C, W) -> (..., H, C*W): row h is step h
+            x = x.transpose(-3, -2).flatten(-2)
         for layer in self.layers:
-            x = layer(x)  # (N, T, F) -> (N, T, H)
-        return self.head(x[:, -1])  # final hidden state of the last layer: (N, num_classes)
+            x = layer(x)  # (..., T, F) -> (..., T, H)
+        return self.head(x.select(-2, -1))  # final hidden state of the last layer: (..., num_classes)
