@@ -168,8 +168,11 @@ def _members_and_input(
 @pytest.mark.parametrize(
     ("make", "shape", "layout"),
     [
+        # few input channels (on a CPU member by member), many (grouped), 1x1 (a matmul)
         (lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=True), (2, 4, 5, 5), "channels"),
         (lambda: nn.Conv2d(4, 6, 3, padding=1, groups=2, padding_mode="reflect"), (2, 4, 5, 5), "channels"),
+        (lambda: nn.Conv2d(16, 6, 3, padding=1, bias=True), (2, 16, 5, 5), "channels"),
+        (lambda: nn.Conv2d(4, 6, 1, stride=2, bias=False), (2, 4, 5, 5), "channels"),
         (lambda: nn.Linear(6, 5), (2, 6), "channels"),
         (lambda: nn.Linear(6, 5, bias=False), (2, 6), "channels"),
         (lambda: nn.BatchNorm2d(4), (2, 4, 3, 3), "channels"),

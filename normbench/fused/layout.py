@@ -43,15 +43,67 @@ Tensor = torch.Tensor
 StackedForward = Callable[[nn.Module, Tensor, int], Tensor]
 
 
+# oneDNN (the CPU's convolutions) runs a grouped convolution whose groups read fewer channels
+# than its vector holds (16 floats with AVX-512) as a gemm: ResNet's stem (3 image channels, 5
+# members, batch 2) takes 0.77 ms there against 5 x 0.05 ms for the members' own convolutions,
+# and sums in another order than they do. Such a convolution runs member by member.
+FEW_CHANNELS = 16
+
+
 def conv2d(conv: nn.Conv2d, x: Tensor, members: int) -> Tensor:
-    """(B, S*Ci, H, W) -> (B, S*Co, H', W'): one grouped convolution, S*groups groups."""
-    weight = conv.weight.flatten(0, 1)  # (S, Co, Ci/g, k, k) -> (S*Co, Ci/g, k, k)
-    bias = conv.bias.flatten() if conv.bias is not None else None
+    """(B, S*Ci, H, W) -> (B, S*Co, H', W'): one grouped convolution, S*groups groups; on a
+    CPU, a 1x1 one without bias is one batched matmul and one whose groups read few channels
+    runs member by member. Both sum as the unfused run's convolution does (bit for bit on the
+    test's CPU and batch sizes; the grouped convolution does so for ResNet's 3x3 ones but not
+    for these), so the members stay their unfused runs for longer: an ulp apart grows over
+    steps of BN at small batches (tests/test_fused.py, 10 steps). The matmul is also cheaper;
+    member by member costs what the gemm does at batch 2, less at batch 8 and 32."""
     padding = conv.padding
     if conv.padding_mode != "zeros":  # what Conv2d._conv_forward does: pad first, then none
         x = F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
         padding = 0
+    if x.device.type == "cpu":
+        if (
+            conv.kernel_size == (1, 1)
+            and conv.groups == 1
+            and conv.bias is None
+            and padding in (0, (0, 0), "valid")
+        ):
+            return _pointwise_conv2d(conv, x, members)
+        if conv.in_channels // conv.groups < FEW_CHANNELS:
+            return _member_conv2d(conv, x, padding, members)
+    weight = conv.weight.flatten(0, 1)  # (S, Co, Ci/g, k, k) -> (S*Co, Ci/g, k, k)
+    bias = conv.bias.flatten() if conv.bias is not None else None
     return F.conv2d(x, weight, bias, conv.stride, padding, conv.dilation, members * conv.groups)
+
+
+def _pointwise_conv2d(conv: nn.Conv2d, x: Tensor, members: int) -> Tensor:
+    """A 1x1 convolution (ResNet's projection shortcuts): member i's (Co, Ci) weight times its
+    block of the strided input, one batched matmul. oneDNN's grouped 1x1 convolution took
+    2.1-2.4x as long (fwd + bwd, ResNet-8's two shortcuts at batch 2)."""
+    cols = x[:, :, :: conv.stride[0], :: conv.stride[1]]  # (B, S*Ci, H', W')
+    batch, _, height, width = cols.shape
+    per_member = cols.reshape(batch, members, -1, height * width)  # (B, S, Ci, H'W')
+    out = torch.matmul(conv.weight.flatten(2), per_member)  # (S, Co, Ci) @ -> (B, S, Co, H'W')
+    return out.view(batch, -1, height, width)
+
+
+def _member_conv2d(conv: nn.Conv2d, x: Tensor, padding: object, members: int) -> Tensor:
+    """Member i's own convolution of its channel block, then the blocks side by side again."""
+    per_member = x.unflatten(1, (members, -1))  # (B, S, Ci, H, W)
+    outs = [
+        F.conv2d(
+            per_member[:, i],
+            conv.weight[i],
+            conv.bias[i] if conv.bias is not None else None,
+            conv.stride,
+            padding,
+            conv.dilation,
+            conv.groups,
+        )
+        for i in range(members)
+    ]
+    return torch.stack(outs, 1).flatten(1, 2)  # (B, S, Co, H', W') -> (B, S*Co, H', W')
 
 
 def linear(layer: nn.Linear, x: Tensor, members: int) -> Tensor:
