@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Issue 16: the Stack's channel-stacked forward (normbench.fused.layout) against its vmap
-forward and against the same 5 runs one after another, per model x norm x batch.
+"""Issue 16: the Stack's stacked forward (normbench.fused.layout: channels or members layout)
+against its vmap forward and against the same 5 runs one after another, per model x norm x batch.
 
   python scripts/bench_layout.py [--steps 20] [--repeats 5] [--cells resnet:batch:2 ...]
 
@@ -27,6 +27,7 @@ from normbench.fused.stack import MemberRng, Stack, _member_forward
 from normbench.runner import build
 
 CELLS = ["resnet:batch:2", "resnet:batch:8", "resnet:group8:2", "mlp:batch:2", "mlp:batch:8", "mlp:layer:2"]
+CELLS += ["rnn:batch:2", "rnn:layer:2"]
 
 
 def trainers(model: str, norm: str, batch: int, steps: int) -> list:
@@ -37,7 +38,7 @@ def trainers(model: str, norm: str, batch: int, steps: int) -> list:
 
 def stack(members: list, forward: str) -> Stack:
     built = Stack(members, [MemberRng.capture() for _ in members], l1=0.0)
-    if forward == "vmap":  # the forward the Stack used before the channel-stacked one
+    if forward == "vmap":  # the forward the Stack used before the stacked ones
         meta = copy.deepcopy(members[0].model).to("meta")
         built._forward = vmap(_member_forward(meta), randomness="error")
     elif built.layout == "vmap":
@@ -48,11 +49,11 @@ def stack(members: list, forward: str) -> Stack:
 def cell(model: str, norm: str, batch: int, steps: int, repeats: int) -> dict[str, list[tuple[float, float]]]:
     """(wall, CPU) seconds per epoch of each way, ``repeats`` times, in turn."""
     alone = trainers(model, norm, batch, steps)
-    stacks = {way: stack(trainers(model, norm, batch, steps), way) for way in ("vmap", "channels")}
+    stacks = {way: stack(trainers(model, norm, batch, steps), way) for way in ("vmap", "stacked")}
     ways = {
         "alone": lambda: [runner_epoch(t) for t in alone],
         "vmap": lambda: stacks["vmap"].train_epoch().sum().item(),
-        "channels": lambda: stacks["channels"].train_epoch().sum().item(),
+        "stacked": lambda: stacks["stacked"].train_epoch().sum().item(),
     }
     for run in ways.values():  # warm-up: allocator, kernels, vmap's first trace
         run()
@@ -64,10 +65,10 @@ def cell(model: str, norm: str, batch: int, steps: int, repeats: int) -> dict[st
 
 
 def row(times: dict[str, list[tuple[float, float]]]) -> str:
-    """channels/vmap, vmap/alone, channels/alone speed-ups: CPU time (wall time)."""
+    """stacked/vmap, vmap/alone, stacked/alone speed-ups: CPU time (wall time)."""
     cpu = {w: statistics.median(c for _, c in t) for w, t in times.items()}
     wall = {w: statistics.median(s for s, _ in t) for w, t in times.items()}
-    pairs = [("vmap", "channels", 15), ("alone", "vmap", 14), ("alone", "channels", 16)]
+    pairs = [("vmap", "stacked", 15), ("alone", "vmap", 14), ("alone", "stacked", 16)]
     return " ".join(
         f"{f'{cpu[slow] / cpu[fast]:.2f} ({wall[slow] / wall[fast]:.2f})':>{width}}"
         for slow, fast, width in pairs
@@ -83,7 +84,7 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"{FUSED_SEEDS} seeds, {args.steps} steps an epoch, median of {args.repeats}")
     print("speed-ups in CPU time (wall time)")
-    print(f"{'cell':18} {'channels/vmap':>15} {'vmap/alone':>14} {'channels/alone':>16}")
+    print(f"{'cell':18} {'stacked/vmap':>15} {'vmap/alone':>14} {'stacked/alone':>16}")
     for spec in args.cells:
         model, norm, batch = spec.split(":")
         print(f"{spec:18} {row(cell(model, norm, int(batch), args.steps, args.repeats))}", flush=True)
