@@ -686,3 +686,46 @@ def test_every_member_logs_its_own_lines_into_its_own_run_log(make_cfg, tmp_path
         epochs = [line for line in lines if ": epoch " in line]
         assert len(epochs) == 2 and all(f"seed {seed}: epoch" in line for line in epochs), lines
         assert sum("precise BN over" in line for line in lines) == 1, lines
+
+
+@pytest.mark.parametrize(
+    ("overrides", "how"),
+    [
+        (["model=rnn", "norm=layer"], "without vmap, members as a batch dimension"),
+        (["model=mlp", "norm=layer"], "without vmap, members side by side along the channels"),
+        (["model=mlp", "norm=batch_renorm"], "under vmap (blocks.0.1 is a "),
+    ],
+)
+def test_a_fused_group_logs_how_its_members_are_stacked(make_cfg, tmp_path, caplog, overrides, how):
+    caplog.set_level(logging.INFO, logger="normbench")
+    done = run_group(make_cfg(*overrides, *SMALL4), [0, 1], [tmp_path / "0", tmp_path / "1"])
+    assert [s["status"] for s in done] == ["done", "done"]
+    lines = [r.getMessage() for r in caplog.records if "stacked model" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith(f"seeds [0, 1] train as one stacked model, {how}"), lines
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [f"model.cell={cell}", f"norm={norm}"]
+        for cell in ("lstm", "gru")
+        for norm in ("batch", "layer", "group8", "none")
+    ]
+    + [["model.num_layers=2", "norm=batch"], ["data.task=images", "norm=layer"]],
+)
+def test_one_stacked_rnn_step_computes_each_members_gradients(make_cfg, overrides):
+    """One forward and backward of the members layout against each member alone: no chaos of
+    many steps in between, so every gradient and running statistic agrees to reassociation."""
+    stack, members = stacked(make_cfg, [0, 1, 2], "model=rnn", "model.hidden_size=32", *overrides, *SMALL)
+    assert stack.layout == "members"
+    idx = torch.stack([torch.randperm(80, generator=torch.Generator().manual_seed(i))[:8] for i in range(3)])
+    x, y = stack._batch(idx)
+    weights = torch.tensor([1.0, 2.0, 3.0])  # a member's gradient must not pick up another's
+    (stack.loss(x, y) * weights).sum().backward()
+    for i, trainer in enumerate(members):
+        model = trainer.model.train()
+        (nn.functional.cross_entropy(model(x[i]), y[i]) * weights[i]).backward()
+        for name, p in model.named_parameters():
+            assert_close(stack.params[name].grad[i], p.grad, f"member {i} {name}")
+        for name, b in model.named_buffers():
+            assert_close(stack.buffers[name][i], b, f"member {i} {name}")

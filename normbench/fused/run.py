@@ -228,6 +228,7 @@ def _train_stacked(members: list[Member]) -> None:
     for m in members:
         m.summary["fused_with"] = [int(n.cfg.seed) for n in members]
     stack = Stack([m.trainer for m in members], [m.rng for m in members], l1=cfg.optim.l1)
+    log.info("seeds %s train as one stacked model, %s", [int(m.cfg.seed) for m in members], stack.describe())
     if first == 1:
         for m in members:
             with member_log(m.run_dir), m.rng.active(everything=True):

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from normbench.fused.layout import stack_layout, stacked_forward
+from normbench.fused.layout import stack_layout, stacked_forward, why_not_stacked
 from normbench.optim import weight_matrices
 from normbench.train import Trainer
 
@@ -97,9 +97,17 @@ class Stack:
         # rules); vmap, which runs any module, otherwise
         stacked = stacked_forward(first.model, self.size)
         self.layout = stack_layout(first.model) if stacked is not None else "vmap"
+        self.why_vmap = why_not_stacked(first.model) if stacked is None else None
         self._forward = stacked or vmap(
             _member_forward(copy.deepcopy(first.model).to("meta")), randomness="error"
         )
+
+    def describe(self) -> str:
+        """How the members are stacked, for the log: the layout, or vmap and why."""
+        if self.why_vmap is not None:
+            return f"under vmap ({self.why_vmap})"
+        where = "side by side along the channels" if self.layout == "channels" else "as a batch dimension"
+        return f"without vmap, members {where}"
 
     @property
     def size(self) -> int:
