@@ -6,9 +6,9 @@
 #   2. LN and IN at batch 32                           (the batch-32 ordering, 10 runs)
 #   3. ghost BN at batch 32, ghost size 2              (noisy statistics or small steps? 5 runs)
 # Each sweep ends with a report of the whole folder; the last one sees all 35 runs. About 10
-# minutes of two jobs at a time on 2 cores (9 min 47 s measured, set-up included), no
-# download. Re-running skips the runs already finished. Extra arguments go to every run.py
-# call.
+# minutes of two jobs at a time on 2 cores (9 min 47 s and 11 min 46 s measured on two days,
+# set-up included), no download. Re-running skips the runs already finished. Extra arguments
+# go to every run.py call.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -241,7 +241,10 @@ def _train_stacked(members: list[Member]) -> None:
             losses = stack.train_epoch(on_step=bar.update).cpu()  # (steps, S): the epoch's one sync
             share = (time.perf_counter() - tic) / len(active)  # each member's part of the wall time
             stack.unstack()
-            going_on = [m for i, m in enumerate(active) if _after_epoch(m, epoch, losses[:, i], share)]
+            # each member's column made contiguous: a strided one is averaged in another order,
+            # and the logged train loss would differ from the unfused run's in the last bit
+            own_losses = zip(active, losses.t().contiguous(), strict=True)
+            going_on = [m for m, own in own_losses if _after_epoch(m, epoch, own, share)]
             if not going_on:
                 return
             if len(going_on) < len(active):
