@@ -19,9 +19,10 @@ from normbench.errors import ConfigError
 
 # device type -> model -> largest batch trained fused. Measured (issue 16) with
 # `scripts/bench.py fused --threads 1` alone on an Intel Xeon, 5 seeds, fused vs unfused:
-# resnet (channel-stacked) 1.48x at batch 2, 0.91x at 8, 0.84x at 32 (1.06x at 4 on vmap,
-# earlier); mlp (channel-stacked) 2.16x at 2, 2.03x at 32; rnn (members layout) 2.34x at 2,
-# 1.78x at 8, 1.55x at 32, 1.49x at 64, 1.35x at 128 (a shared machine), so no limit for either.
+# resnet (channel-stacked) 1.51x at batch 2, 1.06x at 8 (1.00-1.05 in other runs: kept
+# unfused), 0.96x at 32; mlp (channel-stacked) 2.20x at 2, 2.06x at 32; rnn (members layout)
+# 2.20x at 2, 1.75x at 32, and on a shared machine 1.78x at 8, 1.49x at 64, 1.35x at 128: no
+# limit for either.
 MAX_BATCH: dict[str, dict[str, int]] = {"cpu": {"resnet": 4}}
 
 
