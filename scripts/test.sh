@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Set up (if needed) and run the test suite. Extra arguments go to pytest, e.g. -m "not slow".
+# Set up (if needed) and run the test suite, one pytest-xdist worker per core
+# (NORMBENCH_TEST_WORKERS overrides: 0 runs in this process, e.g. for a debugger).
+# Extra arguments go to pytest, e.g. -m "not slow" for the fast tier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest -n "${NORMBENCH_TEST_WORKERS:-auto}" "$@"

@@ -100,3 +100,17 @@ def start(
 
 def summaries(root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.rglob("summary.json"))]
+
+
+def nudge_one_ulp(module: torch.nn.Module, direction: float) -> torch.nn.Module:
+    """Move every parameter of ``module`` one ulp towards ``direction`` (+inf or -inf), in place.
+
+    Another CPU kind rounds differently from the first operation on; a one-ulp change of the
+    initial weights is the smallest such difference a test can make in its own process. How far
+    it moves a run's numbers is that run's own sensitivity to rounding: near zero for a stable
+    run, seed-sized for a chaotic one. Tests that compare with numbers made elsewhere, or two
+    arithmetic paths, derive their tolerance from it instead of assuming bit-identity."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.nextafter(p, torch.full_like(p, direction)))
+    return module
