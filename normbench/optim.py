@@ -44,7 +44,7 @@ def _adam(
 
 # foreach=True: torch's default on CUDA, off on the CPU, where the per-tensor loop costs a few ops
 # per parameter tensor per step: an RNN with per-step BN copies has 149, and its Adam step took
-# 3.9 ms against 2.2 ms with foreach, with bit-identical parameters (issue 16; the same for SGD).
+# 3.9 ms against 2.2 ms with foreach, with bit-identical parameters (the same for SGD).
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"sgd": _sgd, "adam": _adam}
 
 

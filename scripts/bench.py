@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 # the small_batch preset's own grid (20 runs), each run cut to one short epoch (see sweep)
 SWEEP_GRID = ["experiment=small_batch"]
-# issue 16's tiny run: what every short run of a sweep pays before and around its training
+# the tiny run: what every short run of a sweep pays before and around its training
 STARTUP_RUN = ["model=mlp", "epochs=1", "data.train_size=64", "data.test_size=32", "threads=1"]
 
 
@@ -94,7 +94,7 @@ def overhead(args: argparse.Namespace) -> None:
     device, the run's LR schedule, its optional prepare/augment/penalty/autocast, on_step)
     against raw_epoch on a copy of the same model, data and optimizer, with the same schedule.
     The ratio is the harness's per-step cost beyond what the training itself needs. Medians
-    over interleaved repeats; the last line is the wall ratio (issue 16's measure, alone on the
+    over interleaved repeats; the last line is the wall ratio (the measure, alone on the
     machine), the CPU ratio above it moves less on a shared one (on CUDA only wall means much)."""
     repeats = 3 if args.quick else 7
     target_steps = 60 if args.quick else 200
@@ -237,7 +237,7 @@ def startup(args: argparse.Namespace) -> None:
     alike: the tiny run (each repeat in a fresh results dir, so it trains), ``run.py --help``
     and a bad input (refused before training), against ``python -c 'import torch'``. CPU time
     is user+sys of the child (RUSAGE_CHILDREN, git included). The last line is the wall ratio,
-    issue 16's measure (on a quiet machine); the CPU ratio above it moves less on a busy one.
+    the measure (on a quiet machine); the CPU ratio above it moves less on a busy one.
     A floor: torch's optimizers import torch._dynamo (about 1 s of CPU, its teardown included)
     in their constructor and first step, which `import torch` alone does not pay."""
     repeats = 3 if args.quick else 5
@@ -281,7 +281,7 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-# ---- fused seeds (issue 16) ------------------------------------------------------------------
+# ---- fused seeds ------------------------------------------------------------------------
 
 FUSED_SEEDS = 5
 FUSED_CELLS = [("resnet", 2), ("resnet", 8), ("resnet", 32), ("mlp", 2), ("mlp", 32), ("rnn", 2), ("rnn", 32)]
@@ -328,7 +328,7 @@ def fused_cell(
 
 def fused(args: argparse.Namespace) -> None:
     """Fused S=5 vs the same 5 runs one after another (same threads), per model x batch; the
-    last line is the worst speed-up at batch 2 (issue 16's target: >= 2.0 on the CPU)."""
+    last line is the worst speed-up at batch 2 (the target: >= 2.0 on the CPU)."""
     from normbench.fused import plan
 
     steps, repeats = (10, 1) if args.quick else (40, 3)

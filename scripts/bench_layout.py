@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Issue 16: the Stack's stacked forward (normbench.fused.layout: channels or members layout)
+"""The Stack's stacked forward (normbench.fused.layout: channels or members layout)
 against its vmap forward and against the same 5 runs one after another, per model x norm x batch.
 
   python scripts/bench_layout.py [--steps 20] [--repeats 5] [--cells resnet:batch:2 ...]

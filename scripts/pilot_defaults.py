@@ -1,4 +1,4 @@
-"""Pilot for the default optimizer settings (issue 17): sweep candidate settings over every
+"""Pilot for the default optimizer settings: sweep candidate settings over every
 model x every norm it accepts x batch sizes, print test accuracy per cell.
 
     python scripts/pilot_defaults.py --models mlp                       # ~2 min on one thread

@@ -16,7 +16,7 @@ def rates(fixed_ms: float, per_sample_ms: float) -> dict[int, float]:
 
 
 def test_the_fused_bound_from_the_per_step_fixed_cost():
-    # half of a batch-2 step fixed (issue 16's ResNet-8: 4.5 ms a sample at batch 2, 2.4 at 32)
+    # half of a batch-2 step fixed (ResNet-8 measured: 4.5 ms a sample at batch 2, 2.4 at 32)
     line = bench.overhead_bound("resnet", rates(4.5, 2.25), 5)
     assert "50% fixed" in line and "at most 1.67x with 5 seeds" in line and "(2.00x with any number)" in line
     # all compute: fusing cannot gain; all fixed cost: S seeds for the price of one

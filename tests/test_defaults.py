@@ -1,4 +1,4 @@
-"""The defaults train (issue 17): every model x every norm it accepts learns at batch 4 and 32
+"""The defaults train: every model x every norm it accepts learns at batch 4 and 32
 with nothing but smaller data, and a model's own optimizer choice yields to the command line."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""data=glyphs (issue 13): digits from matplotlib's fonts over clutter, generated in memory."""
+"""data=glyphs: digits from matplotlib's fonts over clutter, generated in memory."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every config key type- and range-checked before training, one line each (issue 15, case 10)."""
+"""Every config key type- and range-checked before training, one line each."""
 
 from __future__ import annotations
 

@@ -379,7 +379,7 @@ def test_activation_stds_reproduce_article_2_signal_propagation():
         assert all(0.4 < s < 0.8 for s in stds(init, "batch")), init
 
 
-# ---- univariate sequences (issue 15, case 15) -------------------------------------------------
+# ---- univariate sequences ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,10 @@
-"""The presets compute what they computed before the defaults changed (issue 17).
+"""The presets compute what they computed before the defaults were piloted.
 
 Their committed reference reports come from them, so a change of the top-level, model, optim
 or sched defaults must not reach them. tests/fixtures/preset_configs.json holds every cell of
 every preset's grid (seeds aside: a seed changes nothing else), resolved from the config tree
-before issue 17; each cell must still resolve to the same values. Keys added since may appear.
+before the defaults were piloted; each cell must still resolve to the same values. Keys
+added since may appear.
 The fast tier checks each preset alone and the covering cells of its grid (every value of
 every key), and that the runner takes their values; the slow tier the other cells.
 Regenerate only when a preset is meant to change:
@@ -124,7 +125,7 @@ def test_the_fast_cells_hold_every_preset_and_every_value_of_its_grid():
     def values(cells: set[str]) -> set[tuple[str, str]]:
         return {(preset, o) for preset, *job in map(str.split, cells) for o in ["", *job]}
 
-    # 45 of 74 cells since small_batch's own grid shrank to 2 x 2 (issue 13)
+    # 45 of 74 cells since small_batch's own grid shrank to 2 x 2 (the glyphs redesign)
     assert values(FAST) == values(set(EXPECTED)) and len(FAST) < 0.65 * len(EXPECTED)
 
 

@@ -1,4 +1,4 @@
-"""The report and its loader accept any results tree (issue 15, cases 13 and 16): one line,
+"""The report and its loader accept any results tree (damaged, foreign or empty): one line,
 never a traceback, nothing half-written left behind."""
 
 from __future__ import annotations

@@ -137,7 +137,8 @@ def test_unknown_option_gets_hydras_message(cli):
 
 
 def test_divergence_is_recorded_exits_non_zero_and_a_sweep_goes_on(cli, tmp_path):
-    # lr 1e6 at every step, as before issue 17 (scaled and warmed up, this tiny run ended finite)
+    # lr 1e6 at every step, as before the defaults were piloted (scaled and warmed up, this tiny
+    # run ended finite)
     old_defaults = ["sched=constant", "optim.linear_scaling=false"]
     single = cli("norm=none", "optim.lr=1e6", *old_defaults, *TINY, results=tmp_path / "single")
     assert single.returncode == 3
@@ -153,7 +154,7 @@ def test_finished_run_is_skipped_and_force_reruns(make_cfg, tmp_path):
     assert again["started"] == first["started"]
     forced = run(make_cfg(*TINY, "force=true"), tmp_path)
     with pytest.raises(ConfigError, match="holds a finished run of another config"):
-        run(make_cfg(*TINY, "seed=1"), tmp_path)  # a different run: kept out (issue 15)
+        run(make_cfg(*TINY, "seed=1"), tmp_path)  # a different run: kept out
     changed = run(make_cfg(*TINY, "seed=1", "force=true"), tmp_path)  # replaces the old
     assert forced["status"] == changed["status"] == "done"
     assert changed["identity"] != first["identity"]

@@ -1,4 +1,4 @@
-"""Run-directory safety (issue 15, cases 1-9, 12 and part of 16): one identity and one process
+"""Run-directory safety (a hostile user's attempts): one identity and one process
 per run directory, resume only from what validates, paths inside results_dir, sweeps that stop.
 
 Every case is a real ``python run.py`` process; a kill at an exact point is ``os._exit`` in a
@@ -27,7 +27,7 @@ from normbench.status import cell_name
 # the slow tier: every test here drives real `python run.py` processes (kills, locks, signals)
 pytestmark = pytest.mark.slow
 
-# the command of issue 15, case 1
+# the first hostile command: a second config into a finished run's directory
 MINE = ["name=mine", "epochs=1", "data.train_size=64", "data.test_size=32", "batch=16"]
 MINE += ["progress=false", "threads=1"]
 # four epochs of a few steps: kills land between epochs, reruns take a second or two

@@ -1,5 +1,5 @@
 """hydra/launcher=slurm against a real SLURM cluster: the single-node one of
-scripts/slurm_local.sh on this machine (issue 18), plus the local submitit launcher's Ctrl-C.
+scripts/slurm_local.sh on this machine, plus the local submitit launcher's Ctrl-C.
 
 The tests marked ``slurm`` need the cluster: .ci/run starts it; a developer runs
 ``sudo bash scripts/slurm_local.sh start`` first (or runs pytest as root, and the tests start and

@@ -1,4 +1,4 @@
-"""python -m normbench.status on damaged sweeps (issue 15, case 14): listed, never a traceback."""
+"""python -m normbench.status on damaged sweeps: listed, never a traceback."""
 
 from __future__ import annotations
 

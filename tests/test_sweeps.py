@@ -1,4 +1,4 @@
-"""Sweeps at scale (issue 7): skip on re-run, resume after a kill, SIGTERM, the run identity,
+"""Sweeps at scale: skip on re-run, resume after a kill, SIGTERM, the run identity,
 the status command, and the joblib and submitit_local launchers.
 
 Every run here is a real ``python run.py`` process, as a user or a cluster would start it.

@@ -1,6 +1,6 @@
 """Claims from the papers, checked against the runs: PASS, FAIL or INCONCLUSIVE.
 
-Every claim prints its rule, its numbers and its test (DESIGN.md §6):
+Every claim prints its rule, its numbers and its test (docs/design.md §6):
 
 - "X degrades at small batch": a one-sided t-test of error(smallest batch) - error(largest).
 - "X is batch-size independent": an equivalence test (TOST) of error(b) - error(largest b)

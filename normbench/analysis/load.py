@@ -1,6 +1,6 @@
 """Glob a results tree (one run, one sweep, or many nested sweeps) into tidy DataFrames.
 
-The results tree is the database (DESIGN.md §1): every directory holding ``summary.json`` or
+The results tree is the database (docs/design.md §1): every directory holding ``summary.json`` or
 ``metrics.csv`` is a run. Nothing here trusts a file to be complete: a run killed before its
 summary, a corrupt summary or a half-written CSV line is listed with a status, never raised.
 """

@@ -1,6 +1,6 @@
 """Statistics over seeds: Student-t intervals, paired and Welch t-tests, Holm, power.
 
-Seeds are the unit of evidence (DESIGN.md §6): every number a report shows is a mean over the
+Seeds are the unit of evidence (docs/design.md §6): every number a report shows is a mean over the
 seeds of one cell of the grid with its Student-t 95% interval (``scipy.stats.t``). A percentile
 bootstrap over 2-5 seeds is just the range of the seeds (it covered the true mean 48% of the
 time with 2 seeds) and is not used. A difference between two cells is a paired t-test

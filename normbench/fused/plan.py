@@ -4,7 +4,7 @@ found by trying a step (normbench.fused.stack.check_stackable).
 
 The speed rule: a vmapped convolution becomes a grouped one, which a CPU runs slower than S
 plain ones at larger batches, while at small batches the fixed per-step cost (Python,
-dispatch, the optimizer loop) dominates and is paid once instead of S times. Issue 16's
+dispatch, the optimizer loop) dominates and is paid once instead of S times. The first
 prototype (5 ResNet-8s, one thread): 1.41-1.55x at batch 2, 0.85-1.06x at batch 8, 0.68-0.81x
 at batch 32. ``python scripts/bench.py fused`` measures every model; MAX_BATCH holds the
 largest batch at which fused was not slower. A device type or model not listed has no limit.
@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from normbench.checks import resolve_device
 from normbench.errors import ConfigError
 
-# device type -> model -> largest batch trained fused. Measured (issue 16) with
+# device type -> model -> largest batch trained fused. Measured with
 # `scripts/bench.py fused --threads 1` alone on an Intel Xeon, 5 seeds, fused vs unfused:
 # resnet (channel-stacked) 1.51x at batch 2, 1.06x at 8 (1.00-1.05 in other runs: kept
 # unfused), 0.96x at 32; mlp (channel-stacked) 2.20x at 2, 2.06x at 32; rnn (members layout)
