@@ -6,9 +6,11 @@ Every bad input raises :class:`ConfigError` in :func:`build`, before any trainin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,33 +69,105 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def run_locked(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """:func:`run` in a directory already held: one member, stepped on its own."""
+    member = prepare(cfg, run_dir)
+    if isinstance(member, dict):
+        return member  # finished before: not run again
+    train_members([member], step_each)
+    return finish(member)
+
+
+@dataclass
+class Member:
+    """One run while it trains: what the lifecycle holds for it between prepare and finish.
+
+    ``scope`` surrounds everything done for this run alone (its probes, rows, checkpoint, log
+    lines); a fused group sets it to the member's own log file and share of the global RNGs.
+    ``label`` starts its log lines where several runs share a log (``seed 3: ``)."""
+
+    cfg: DictConfig
+    run_dir: Path
+    summary: dict[str, Any]
+    built: Built
+    first_epoch: int
+    sinks: Sinks
+    scope: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext
+    label: str = ""
+    status: str | None = None  # set once its training ends
+
+    @property
+    def trainer(self) -> Trainer:
+        return self.built.trainer
+
+
+# a stepper trains the given members one epoch and returns each one's per-step losses (on the
+# host: the epoch's one sync); train_members drives it. One member: step_each; a fused group:
+# normbench.fused.run's stacked stepper.
+Stepper = Callable[[list[Member], Callable[[], None]], list[torch.Tensor]]
+
+
+def step_each(members: list[Member], on_step: Callable[[], None]) -> list[torch.Tensor]:
+    """Each member's epoch on its own model, one after another."""
+    losses = []
+    for m in members:
+        with m.scope():
+            losses.append(m.trainer.train_epoch(on_step=on_step).cpu())
+    return losses
+
+
+def prepare(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> Member | dict[str, Any]:
+    """Everything before training: identity, build, resume, the directory's records and sinks.
+    Returns the finished run's summary when this config need not run again. ``overrides``: the
+    run's Hydra overrides where its job had others (a fused member)."""
     identity = config_identity(cfg)
     finished, done_already = finished_here(cfg, run_dir, identity)
     if done_already:
         return finished
-
     summary = record.new_summary(cfg, identity, versions=provenance.versions(), **provenance.git_state())
+    if overrides is not None:
+        summary["overrides"] = overrides
     built = build_or_record_failure(cfg, run_dir, summary, finished)
     first_epoch = resume_or_start_fresh(run_dir, built.trainer, summary, cfg.force)
-    rundir.record_hydra_config(run_dir, cfg)
+    rundir.record_hydra_config(run_dir, cfg, overrides)
     summary.update(device=provenance.device_name(built.device), threads=torch.get_num_threads())
-    sinks = open_sinks(run_dir)
+    return Member(cfg, run_dir, summary, built, first_epoch, open_sinks(run_dir))
+
+
+def train_members(members: list[Member], step: Stepper) -> None:
+    """Train ``members`` (all resumed from the same epoch) with ``step``, recording how each
+    ends: Ctrl-C or SIGTERM ``interrupted``; a bug or a resource error ``failed``, then raised."""
     try:
         with interrupt_on_sigterm():
-            status = train(cfg, built, sinks, summary, run_dir, first_epoch)
+            train(members, step)
     except KeyboardInterrupt:
-        status = record.INTERRUPTED
+        end_unfinished(members, record.INTERRUPTED)
     except Exception as err:  # a bug or a resource error mid-run: record it, then raise
-        record.finish(run_dir, summary, record.FAILED, error=record.error_line(err))
+        end_unfinished(members, record.FAILED, record.error_line(err))
         raise
     finally:
-        sinks.close(hparams=record.flat(summary["config"]), final=summary["final"])
-    if status in record.FINISHED:
-        learned.judge_run(cfg, built.trainer.data.y_test, summary, status, run_dir / "metrics.csv")
-    record.finish(run_dir, summary, status)
-    if status in record.FINISHED:  # after the summary: a kill in between leaves a resumable run
-        (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # only unfinished runs need one
-    return summary
+        for m in members:
+            m.sinks.close(hparams=record.flat(m.summary["config"]), final=m.summary["final"])
+
+
+def end_unfinished(members: list[Member], status: str, error: str | None = None) -> None:
+    """The members still training end ``status``; with ``error`` (a failure) it is recorded now."""
+    for m in members:
+        if m.status is None:
+            m.status = status
+            if error is not None:
+                record.finish(m.run_dir, m.summary, status, error=error)
+
+
+def finish(m: Member) -> dict[str, Any]:
+    """Everything after training: did it learn, summary.json, and the checkpoint removed."""
+    assert m.status is not None
+    if m.status in record.FINISHED:
+        with m.scope():
+            learned.judge_run(m.cfg, m.trainer.data.y_test, m.summary, m.status, m.run_dir / "metrics.csv")
+    record.finish(m.run_dir, m.summary, m.status)
+    if m.status in record.FINISHED:  # after the summary: a kill in between leaves a resumable run
+        (m.run_dir / "checkpoint.pt").unlink(missing_ok=True)  # only unfinished runs need one
+    return m.summary
 
 
 def finished_here(cfg: DictConfig, run_dir: Path, identity: str) -> tuple[dict[str, Any] | None, bool]:
@@ -189,33 +263,54 @@ def build(cfg: DictConfig) -> Built:
     return Built(trainer, device, select_probes(cfg, model, lambda s: lr * factor(s)))
 
 
-def train(
-    cfg: DictConfig, built: Built, sinks: Sinks, summary: dict[str, Any], run_dir: Path, first_epoch: int = 1
-) -> str:
-    """Train up to cfg.epochs, measuring (the probes), writing and checkpointing after every
-    epoch; returns the status."""
-    trainer, final, per_epoch = built.trainer, summary["final"], built.trainer.steps_per_epoch
-    if first_epoch == 1:
-        sinks.write(measure(built.probes, "at_start", Point(trainer, 0, 0, final)))
-    with progress_bar(cfg, (cfg.epochs - first_epoch + 1) * per_epoch) as bar:
-        for epoch in range(first_epoch, cfg.epochs + 1):
+def train(members: list[Member], step: Stepper) -> None:
+    """Train up to cfg.epochs, measuring (the probes), writing and checkpointing each member
+    after every epoch; a member that diverges stops there, the others go on."""
+    cfg, first = members[0].cfg, members[0].first_epoch
+    if first == 1:
+        for m in members:
+            with m.scope():
+                m.sinks.write(measure(m.built.probes, "at_start", Point(m.trainer, 0, 0, m.summary["final"])))
+    active = members
+    per_epoch = members[0].trainer.steps_per_epoch
+    with progress_bar(cfg, (cfg.epochs - first + 1) * per_epoch) as bar:
+        for epoch in range(first, cfg.epochs + 1):
             tic = time.perf_counter()
-            losses = trainer.train_epoch(on_step=bar.update).cpu()  # the epoch's one sync
-            step = count_epoch(summary, epoch, per_epoch, cfg.batch, time.perf_counter() - tic)
-            try:
-                sinks.write(measure(built.probes, "at_epoch", Point(trainer, epoch, step, final, losses)))
-            except Diverged as stop:
-                sinks.write(stop.rows)
-                log.warning("epoch %d: %s: diverged", epoch, stop)
-                return record.DIVERGED
-            sinks.flush()
-            save_checkpoint(run_dir, summary["identity"], trainer, epoch, progress(summary))
-            bar.set_postfix_str(f"loss {final['train/loss']:.3f}")
-            log.info(epoch_line(epoch, cfg.epochs, summary, cfg.eval_every))
-    if rows := measure(built.probes, "at_end", Point(trainer, cfg.epochs, summary["steps"], final)):
-        sinks.write(rows)
-        sinks.flush()
-    return record.DONE
+            losses = step(active, bar.update)
+            share = (time.perf_counter() - tic) / len(active)  # each member's part of the wall time
+            active = [m for m, own in zip(active, losses, strict=True) if after_epoch(m, epoch, own, share)]
+            if not active:
+                return
+            if len(members) == 1:
+                bar.set_postfix_str(f"loss {members[0].summary['final']['train/loss']:.3f}")
+    for m in active:
+        at = Point(m.trainer, cfg.epochs, m.summary["steps"], m.summary["final"])
+        with m.scope():
+            if rows := measure(m.built.probes, "at_end", at):
+                m.sinks.write(rows)
+                m.sinks.flush()
+        m.status = record.DONE
+
+
+def after_epoch(m: Member, epoch: int, losses: torch.Tensor, seconds: float) -> bool:
+    """One member's epoch measured, written and checkpointed; False once it has diverged."""
+    cfg, summary = m.cfg, m.summary
+    step = count_epoch(summary, epoch, m.trainer.steps_per_epoch, cfg.batch, seconds)
+    with m.scope():
+        try:
+            rows = measure(
+                m.built.probes, "at_epoch", Point(m.trainer, epoch, step, summary["final"], losses)
+            )
+        except Diverged as stop:
+            m.sinks.write(stop.rows)
+            log.warning("%sepoch %d: %s: diverged", m.label, epoch, stop)
+            m.status = record.DIVERGED
+            return False
+        m.sinks.write(rows)
+        m.sinks.flush()
+        save_checkpoint(m.run_dir, summary["identity"], m.trainer, epoch, progress(summary))
+        log.info("%s%s", m.label, epoch_line(epoch, cfg.epochs, summary, cfg.eval_every))
+    return True
 
 
 def count_epoch(summary: dict[str, Any], epoch: int, per_epoch: int, batch: int, seconds: float) -> int:

@@ -143,7 +143,7 @@ def test_the_stacked_forward_is_taken_where_every_module_has_one(make_cfg, overr
 
 
 @pytest.mark.parametrize(("model", "layer"), [("resnet", "stages.0.0"), ("rnn", "layers.0")])
-def test_a_model_class_must_declare_its_stack_layout_not_inherit_it(make_cfg, model, layer):
+def test_a_model_class_is_stacked_by_its_own_entry_in_the_layout_table_not_inherited(make_cfg, model, layer):
     from normbench.fused.layout import why_not_stacked
 
     model = build(make_cfg(f"model={model}", "norm=batch", *SMALL)).trainer.model
@@ -217,9 +217,8 @@ def test_each_stacked_forward_computes_its_members_forwards(make, shape, layout)
 
 
 class _Recurrent(nn.Module):
-    """One Linear used at three steps, as W_h in a recurrent cell."""
-
-    stack_layout = "members"
+    """One Linear used at three steps, as W_h in a recurrent cell (run in the members layout:
+    the test adds it to the layout table)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -231,13 +230,14 @@ class _Recurrent(nn.Module):
         return x
 
 
-def test_a_weight_used_at_every_step_gets_the_sum_of_its_members_gradients_each_pass():
+def test_a_weight_used_at_every_step_gets_the_sum_of_its_members_gradients_each_pass(monkeypatch):
     """The members layout makes a Linear's gradient once per pass, from all its uses: two
     passes before one backward keep their own uses, and a pass without grad records none."""
     from torch.func import stack_module_state
 
-    from normbench.fused.layout import stacked_forward
+    from normbench.fused.layout import OWN_LAYOUTS, stacked_forward
 
+    monkeypatch.setitem(OWN_LAYOUTS, _Recurrent, "members")
     members, x = _members_and_input(_Recurrent, (2, 4))
     params, _ = stack_module_state(members)
     forward = stacked_forward(members[0], 3)

@@ -1,6 +1,6 @@
 """The stacked forwards: S members computed as one model, without vmap.
 
-Two layouts; a model's class says which one its forward can run in (``stack_layout``):
+Two layouts; ``OWN_LAYOUTS`` below says which one each model's forward can run in:
 
 - ``channels`` (ResNet, MLP): member i owns channel block i of every activation: (B, S*C, H, W)
   for images, (B, S*F) for vectors. A convolution over all members is then one grouped
@@ -294,19 +294,42 @@ STACKED: dict[str, dict[type[nn.Module], StackedForward]] = {
     },
 }
 # torch modules whose own forward is right as it is in either layout (elementwise, per
-# channel, or never called). A model's own classes say so themselves, with a class attribute
-# ``stack_layout = "channels"`` or ``"members"`` (ResNet: `out + shortcut(x)` adds member
-# blocks to the same member's, `x.mean(dim=(2, 3))` pools per channel; MLP: `x.flatten(1)`
-# keeps member i's (C, H, W) block contiguous, in its own order; RNN: its cell works on any
-# leading dimensions).
+# channel, or never called).
 UNCHANGED: frozenset[type[nn.Module]] = frozenset(
     {nn.Sequential, nn.ModuleList, nn.Identity, nn.ReLU, nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d}
 )
 
 
+def _own_layouts() -> dict[type[nn.Module], str]:
+    """normbench's own modules whose forward is right as it is in one layout, by exact class
+    (a subclass may compute anything in its forward). Why each one is:
+
+    - ResNet, BasicBlock, MLP (channels): their forwards only compose their children per
+      channel: ``out + shortcut(x)`` adds member blocks to the same member's,
+      ``x.mean(dim=(2, 3))`` pools per channel, ``x.flatten(1)`` keeps member i's (C, H, W)
+      block contiguous, in its own order;
+    - RNN and its LSTM and GRU layers (members): their cells are elementwise over any leading
+      dimensions and chunk the last one, so members ride as a second batch dimension,
+      (N, S, T, F); the LSTM's ``gates.chunk(4)`` would split channel blocks;
+    - StepNorm (members): it only picks a time step's copy of its norm.
+
+    The models are the fused path's clients, not the other way round: they declare nothing."""
+    from normbench.models.mlp import MLP
+    from normbench.models.resnet import BasicBlock, ResNet
+    from normbench.models.rnn import RNN, NormGRULayer, NormLSTMLayer
+    from normbench.norms.registry import StepNorm
+
+    channels = {ResNet: "channels", BasicBlock: "channels", MLP: "channels"}
+    members = {RNN: "members", NormLSTMLayer: "members", NormGRULayer: "members", StepNorm: "members"}
+    return {**channels, **members}
+
+
+OWN_LAYOUTS: dict[type[nn.Module], str] = _own_layouts()
+
+
 def _declared_layout(module: nn.Module) -> str | None:
-    """Declared by the class itself, not inherited: a subclass may change the forward."""
-    return vars(type(module)).get("stack_layout")
+    """The layout of the module's exact class in OWN_LAYOUTS, if any."""
+    return OWN_LAYOUTS.get(type(module))
 
 
 def stack_layout(model: nn.Module) -> str | None:

@@ -2,11 +2,12 @@
 with its own lock, files, checkpoint and status, exactly as :func:`normbench.runner.run` would
 leave them; only ``summary.json`` gains ``fused_with`` (the seeds trained together).
 
-A member is built by the runner's own :func:`~normbench.runner.build` (same seeding, init, data
-and batch-order generator), resumed from its own checkpoint, then stacked (:mod:`.stack`).
-After every epoch the stack is written back into each member's plain model, and its probes,
-rows and checkpoint are the runner's. Where the members cannot be stacked they run one after
-another through the runner's own loop, with one log line saying why.
+There is one run lifecycle, the runner's (docs/design.md §2): each member is prepared and
+finished by it, and :func:`normbench.runner.train_members` drives the group's epochs. What this
+module adds is a stepper: one step of the stacked model (:mod:`.stack`) for all members, written
+back into each member's plain model before the runner measures, writes and checkpoints it. Each
+member's own work happens in its scope: its run.log and its share of the global RNGs. Where the
+members cannot be stacked they step one after another, with one log line saying why.
 """
 
 from __future__ import annotations
@@ -15,55 +16,30 @@ import contextlib
 import copy
 import itertools
 import logging
-import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, open_dict
 
-from normbench import learned, provenance, record, rundir
-from normbench.checkpoint import resume_or_start_fresh, save_checkpoint
+from normbench import record, rundir
 from normbench.errors import ConfigError
 from normbench.fused import FUSED_KEY, plan
 from normbench.fused.logs import member_log, routed
 from normbench.fused.stack import MemberRng, Stack, check_stackable, same_data
-from normbench.identity import config_identity
-from normbench.interrupt import interrupt_on_sigterm
-from normbench.probes import Diverged, Point, measure
-from normbench.progress import epoch_line, progress_bar
 from normbench.runner import (
-    Built,
-    build_or_record_failure,
-    count_epoch,
-    finished_here,
-    progress,
+    Member,
+    Stepper,
+    end_unfinished,
+    finish,
+    prepare,
     run_locked,
-    train,
+    step_each,
+    train_members,
 )
-from normbench.sinks import Sinks, open_sinks
 
 log = logging.getLogger("normbench")
-
-
-@dataclass
-class Member:
-    """One seed's run: what runner.run_locked holds for it while it trains."""
-
-    index: int  # its place in the group
-    cfg: DictConfig
-    run_dir: Path
-    summary: dict[str, Any]
-    built: Built
-    first_epoch: int
-    rng: MemberRng
-    sinks: Sinks
-    status: str | None = None  # set once its training ends
-
-    @property
-    def trainer(self) -> Any:
-        return self.built.trainer
 
 
 def member_config(cfg: DictConfig, seed: int) -> DictConfig:
@@ -140,58 +116,43 @@ def _run_locked_group(
     configs: list[DictConfig], run_dirs: list[Path], overrides: list[list[str]] | None
 ) -> list[dict[str, Any]]:
     summaries: list[dict[str, Any] | None] = [None] * len(configs)
-    members: list[Member] = []
+    members: dict[int, Member] = {}  # by index in the group
+    rngs: dict[Path, MemberRng] = {}  # by run directory
     errors: list[Exception] = []
     for i, (cfg, run_dir) in enumerate(zip(configs, run_dirs, strict=True)):
         try:
             with member_log(run_dir):
-                prepared = _prepare(i, cfg, run_dir, overrides[i] if overrides else None)
-        except Exception as err:  # noqa: BLE001  recorded by _prepare as its run would; raised below
+                prepared = prepare(cfg, run_dir, overrides[i] if overrides else None)
+        except Exception as err:  # noqa: BLE001  recorded by prepare as its run would; raised below
             errors.append(err)
             continue
         if isinstance(prepared, dict):
             summaries[i] = prepared  # finished before: not run again
-        else:
-            _share_data(prepared, members)
-            members.append(prepared)
+            continue
+        rngs[run_dir] = MemberRng.capture()  # the global RNGs as its unfused run holds them now
+        _in_group(prepared, rngs[run_dir])
+        _share_data(prepared, list(members.values()))
+        members[i] = prepared
     if errors and not members:  # a bad input: the members differ only in seed, so every one's
         raise errors[0]
-    try:
-        with interrupt_on_sigterm():
-            _train_all(members)
-    except KeyboardInterrupt:
-        _end_unfinished(members, record.INTERRUPTED)
-    except Exception as err:  # a bug or a resource error mid-run: record it, then raise
-        _end_unfinished(members, record.FAILED, record.error_line(err))
-        raise
-    finally:
-        for m in members:
-            m.sinks.close(hparams=record.flat(m.summary["config"]), final=m.summary["final"])
-    for m in members:
-        summaries[m.index] = _finish(m)
+    _train_all(list(members.values()), rngs)
+    for i, m in members.items():
+        summaries[i] = finish(m)
     finished = [s for s in summaries if s is not None]
     _raise_unless_interrupted(errors, finished)  # one that could not start (another config's run there)
     return finished
 
 
-def _prepare(
-    index: int, cfg: DictConfig, run_dir: Path, overrides: list[str] | None
-) -> Member | dict[str, Any]:
-    """What runner.run_locked does before training, for one member; a finished run's summary
-    when it need not run again."""
-    identity = config_identity(cfg)
-    finished, done_already = finished_here(cfg, run_dir, identity)
-    if done_already:
-        return finished
-    summary = record.new_summary(cfg, identity, versions=provenance.versions(), **provenance.git_state())
-    if overrides is not None:
-        summary["overrides"] = overrides
-    built = build_or_record_failure(cfg, run_dir, summary, finished)
-    first_epoch = resume_or_start_fresh(run_dir, built.trainer, summary, cfg.force)
-    rundir.record_hydra_config(run_dir, cfg, overrides)
-    summary.update(device=provenance.device_name(built.device), threads=torch.get_num_threads())
-    # the global RNGs as this member's unfused run would hold them now
-    return Member(index, cfg, run_dir, summary, built, first_epoch, MemberRng.capture(), open_sinks(run_dir))
+def _in_group(member: Member, rng: MemberRng) -> None:
+    """Whatever is done for ``member`` alone happens in its own run.log and with its own share
+    of the global RNGs; its log lines say its seed."""
+
+    @contextlib.contextmanager
+    def scope() -> Iterator[None]:
+        with member_log(member.run_dir), rng.active(everything=True):
+            yield
+
+    member.scope, member.label = scope, f"seed {member.cfg.seed}: "
 
 
 def _share_data(member: Member, others: list[Member]) -> None:
@@ -203,97 +164,67 @@ def _share_data(member: Member, others: list[Member]) -> None:
             return
 
 
-def _train_all(members: list[Member]) -> None:
+def _train_all(members: list[Member], rngs: dict[Path, MemberRng]) -> None:
     """Members resumed from the same epoch train as one stack; a stack of one, or one that
-    cannot be stacked, trains through the runner's own loop."""
-    members = sorted(members, key=lambda m: m.first_epoch)
+    cannot be stacked, steps on its own, one member after another. After a Ctrl-C or SIGTERM no
+    other member starts; after a bug the members not started record it too."""
+    try:
+        for batch, step in _steppers(sorted(members, key=lambda m: m.first_epoch), rngs):
+            train_members(batch, step)
+            if any(m.status == record.INTERRUPTED for m in batch):
+                _end_unstarted(members, record.INTERRUPTED)
+                return
+    except KeyboardInterrupt:  # between two batches
+        _end_unstarted(members, record.INTERRUPTED)
+    except Exception as err:
+        _end_unstarted(members, record.FAILED, record.error_line(err))
+        raise
+
+
+def _steppers(members: list[Member], rngs: dict[Path, MemberRng]) -> Iterator[tuple[list[Member], Stepper]]:
+    """The batches of members that train together, and how they step, one after another."""
     for _, same_start in itertools.groupby(members, key=lambda m: m.first_epoch):
         group = list(same_start)
         why = check_stackable([m.trainer for m in group]) if len(group) > 1 else "a single member"
-        if why:
-            if len(group) > 1:
-                with member_log(*[m.run_dir for m in group]):
-                    log.info("seeds %s run one after another: %s", [m.cfg.seed for m in group], why)
+        if not why:
             for m in group:
-                with member_log(m.run_dir), m.rng.active(everything=True):
-                    m.status = train(m.cfg, m.built, m.sinks, m.summary, m.run_dir, m.first_epoch)
-        else:
-            _train_stacked(group)
+                m.summary["fused_with"] = [int(n.cfg.seed) for n in group]
+            yield group, StackedStepper(group, rngs)
+            continue
+        if len(group) > 1:
+            with member_log(*[m.run_dir for m in group]):
+                log.info("seeds %s run one after another: %s", [m.cfg.seed for m in group], why)
+        for m in group:
+            yield [m], step_each
 
 
-def _train_stacked(members: list[Member]) -> None:
-    """runner.train for every member at once: one stacked step, then each member's probes,
-    rows and checkpoint. A member that diverges leaves the stack; the others go on."""
-    cfg, first = members[0].cfg, members[0].first_epoch
-    for m in members:
-        m.summary["fused_with"] = [int(n.cfg.seed) for n in members]
-    stack = Stack([m.trainer for m in members], [m.rng for m in members], l1=cfg.optim.l1)
-    log.info("seeds %s train as one stacked model, %s", [int(m.cfg.seed) for m in members], stack.describe())
-    if first == 1:
-        for m in members:
-            with member_log(m.run_dir), m.rng.active(everything=True):
-                m.sinks.write(measure(m.built.probes, "at_start", Point(m.trainer, 0, 0, m.summary["final"])))
-    active = members
-    per_epoch = members[0].trainer.steps_per_epoch
-    with progress_bar(cfg, (cfg.epochs - first + 1) * per_epoch) as bar:
-        for epoch in range(first, cfg.epochs + 1):
-            tic = time.perf_counter()
-            losses = stack.train_epoch(on_step=bar.update).cpu()  # (steps, S): the epoch's one sync
-            share = (time.perf_counter() - tic) / len(active)  # each member's part of the wall time
-            stack.unstack()
-            # each member's column made contiguous: a strided one is averaged in another order,
-            # and the logged train loss would differ from the unfused run's in the last bit
-            own_losses = zip(active, losses.t().contiguous(), strict=True)
-            going_on = [m for m, own in own_losses if _after_epoch(m, epoch, own, share)]
-            if not going_on:
-                return
-            if len(going_on) < len(active):
-                stack = Stack([m.trainer for m in going_on], [m.rng for m in going_on], l1=cfg.optim.l1)
-            active = going_on
-    for m in active:
-        at = Point(m.trainer, cfg.epochs, m.summary["steps"], m.summary["final"])
-        with member_log(m.run_dir), m.rng.active(everything=True):
-            if rows := measure(m.built.probes, "at_end", at):
-                m.sinks.write(rows)
-                m.sinks.flush()
-        m.status = record.DONE
-
-
-def _after_epoch(m: Member, epoch: int, losses: torch.Tensor, seconds: float) -> bool:
-    """What runner.train does after an epoch, for one member; False once it has diverged."""
-    cfg, summary = m.cfg, m.summary
-    step = count_epoch(summary, epoch, m.trainer.steps_per_epoch, cfg.batch, seconds)
-    with member_log(m.run_dir), m.rng.active(everything=True):
-        try:
-            at = Point(m.trainer, epoch, step, summary["final"], losses)
-            rows = measure(m.built.probes, "at_epoch", at)
-        except Diverged as stop:
-            m.sinks.write(stop.rows)
-            log.warning("seed %s epoch %d: %s: diverged", cfg.seed, epoch, stop)
-            m.status = record.DIVERGED
-            return False
-        m.sinks.write(rows)
-        m.sinks.flush()
-        save_checkpoint(m.run_dir, summary["identity"], m.trainer, epoch, progress(summary))
-        log.info("seed %s: %s", cfg.seed, epoch_line(epoch, cfg.epochs, summary, cfg.eval_every))
-    return True
-
-
-def _end_unfinished(members: list[Member], status: str, error: str | None = None) -> None:
+def _end_unstarted(members: list[Member], status: str, error: str | None = None) -> None:
+    """The members that never trained end ``status``, their files closed."""
     for m in members:
         if m.status is None:
-            m.status = status
-            if error is not None:
-                record.finish(m.run_dir, m.summary, status, error=error)
+            end_unfinished([m], status, error)
+            m.sinks.close(hparams=record.flat(m.summary["config"]), final=m.summary["final"])
 
 
-def _finish(m: Member) -> dict[str, Any]:
-    """What runner.run_locked does after training, for one member."""
-    assert m.status is not None
-    if m.status in record.FINISHED:
-        with member_log(m.run_dir):
-            learned.judge_run(m.cfg, m.trainer.data.y_test, m.summary, m.status, m.run_dir / "metrics.csv")
-    record.finish(m.run_dir, m.summary, m.status)
-    if m.status in record.FINISHED:
-        (m.run_dir / "checkpoint.pt").unlink(missing_ok=True)
-    return m.summary
+class StackedStepper:
+    """One step of the stacked model for every member; a member that diverged leaves the
+    stack, the others go on."""
+
+    def __init__(self, members: list[Member], rngs: dict[Path, MemberRng]) -> None:
+        self.rngs = rngs
+        self.members, self.stack = members, self._stack(members)
+        seeds = [int(m.cfg.seed) for m in members]
+        log.info("seeds %s train as one stacked model, %s", seeds, self.stack.describe())
+
+    def _stack(self, members: list[Member]) -> Stack:
+        rngs = [self.rngs[m.run_dir] for m in members]
+        return Stack([m.trainer for m in members], rngs, l1=members[0].cfg.optim.l1)
+
+    def __call__(self, members: list[Member], on_step: Callable[[], None]) -> list[torch.Tensor]:
+        if members != self.members:  # some diverged
+            self.members, self.stack = members, self._stack(members)
+        losses = self.stack.train_epoch(on_step=on_step).cpu()  # (steps, S): the epoch's one sync
+        self.stack.unstack()
+        # each member's column made contiguous: a strided one is averaged in another order,
+        # and the logged train loss would differ from the unfused run's in the last bit
+        return list(losses.t().contiguous())

@@ -48,10 +48,6 @@ class MLP(nn.Module):
     forward hook on it sees that layer's activations.
     """
 
-    # its forward only composes its children per channel (adds, pools, flattens): the fused
-    # stack may run it channel-stacked, members side by side (normbench.fused.layout)
-    stack_layout = "channels"
-
     def __init__(
         self,
         input_shape: tuple[int, ...],

@@ -25,10 +25,6 @@ def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
 class BasicBlock(nn.Module):
     """conv3x3 -> norm -> ReLU -> conv3x3 -> norm, plus shortcut, then ReLU."""
 
-    # its forward only composes its children per channel (adds, pools, flattens): the fused
-    # stack may run it channel-stacked, members side by side (normbench.fused.layout)
-    stack_layout = "channels"
-
     def __init__(self, in_channels: int, out_channels: int, stride: int, norm_layer: NormBuilder) -> None:
         super().__init__()
         self.conv1 = conv3x3(in_channels, out_channels, stride)
@@ -54,10 +50,6 @@ class ResNet(nn.Module):
 
     ``self.stages[s][b]`` is block ``b`` of stage ``s``, for forward hooks.
     """
-
-    # its forward only composes its children per channel (adds, pools, flattens): the fused
-    # stack may run it channel-stacked, members side by side (normbench.fused.layout)
-    stack_layout = "channels"
 
     def __init__(
         self,

@@ -111,9 +111,6 @@ class _NormRecurrentLayer(nn.Module):
 
 class NormLSTMLayer(_NormRecurrentLayer):
     gates = 4  # i, f, g, o (torch's order)
-    # its cell is elementwise over the leading dims and chunks the last one: the fused stack
-    # may run members as a second batch dimension (normbench.fused.layout)
-    stack_layout = "members"
 
     def __init__(self, input_size: int, hidden_size: int, norm_layer: NormBuilder) -> None:
         super().__init__(input_size, hidden_size, norm_layer)
@@ -138,7 +135,6 @@ class NormLSTMLayer(_NormRecurrentLayer):
 
 class NormGRULayer(_NormRecurrentLayer):
     gates = 3  # r, z, n (torch's order)
-    stack_layout = "members"  # as NormLSTMLayer's
 
     def __init__(self, input_size: int, hidden_size: int, norm_layer: NormBuilder) -> None:
         super().__init__(input_size, hidden_size, norm_layer)
@@ -167,10 +163,6 @@ class RNN(nn.Module):
 
     ``self.layers[l]`` is layer ``l``; its output (N, T, H) is what a forward hook sees.
     """
-
-    # its forward reads any leading dimensions: the fused stack may run members as a second
-    # batch dimension, (N, S, T, F) (normbench.fused.layout)
-    stack_layout = "members"
 
     def __init__(
         self,

@@ -164,10 +164,6 @@ class StepNorm(nn.Module):
     statistics, as recurrent BN does.
     """
 
-    # it only picks a copy: the fused stack may run it with members as a second batch
-    # dimension, (N, S, C) (normbench.fused.layout)
-    stack_layout = "members"
-
     def __init__(self, norms: list[nn.Module]) -> None:
         super().__init__()
         self.norms = nn.ModuleList(norms)
