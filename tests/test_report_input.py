@@ -131,3 +131,27 @@ def test_a_text_batch_value_is_kept_as_text_and_does_not_reorder_the_batch_sizes
     md = (sweep / "report.md").read_text()
     assert "| norm | batch=8 | batch=32 |" in md
     assert "norm=batch, batch=l6: 0 of 3 seeds finished, 1 failed" in md
+
+
+def test_a_newline_in_a_name_neither_splits_the_title_nor_reaches_latex_live(tmp_path, capsys):
+    name = "x\n\\immediate\\write18{touch /tmp/p}\\input{/etc/hostname} y\n\n[a](javascript:alert(1))"
+    for seed in (0, 1):
+        write_run(tmp_path / f"seed={seed}", "batch", 8, seed, name=name)
+    assert main([str(tmp_path)]) == 0, capsys.readouterr().err
+    tex = (tmp_path / "report.tex").read_text()
+    # every backslash the name brought is a printed one; the title stays in its comment
+    assert "\\immediate" not in tex.replace("\\textbackslash{}immediate", "")
+    assert "\\input{" not in tex.replace("\\textbackslash{}input", "")
+    assert tex.splitlines()[0].startswith("% normbench report: x \\textbackslash{}immediate")
+    md = (tmp_path / "report.md").read_text()
+    title = md.splitlines()[0]
+    assert title.startswith("# normbench report: x \\immediate\\write18")
+    assert title.endswith("y [a\\](javascript:alert(1))")
+    assert "](javascript" not in md.replace("\\](javascript", "")
+
+
+def test_a_name_that_is_not_text_in_a_summary_still_gives_a_report(tmp_path, capsys):
+    for seed in (0, 1):
+        write_run(tmp_path / f"seed={seed}", "batch", 8, seed, record={"name": ["a", "b"]})
+    assert main([str(tmp_path)]) == 0, capsys.readouterr().err
+    assert (tmp_path / "report.md").read_text().startswith('# normbench report: ["a", "b"]')

@@ -97,6 +97,12 @@ def _read_summary(run_dir: Path) -> tuple[dict[str, Any], str | None]:
     return summary, None
 
 
+def _scalar(value: Any) -> Any:
+    """A summary field as one value: a list or mapping where a hand edit put one (a list
+    ``name``) becomes its JSON text, so that it can be shown, grouped and sorted."""
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
 def _fallback_config(run_dir: Path) -> dict[str, Any]:
     """The config of a run without a usable summary: Hydra's own record, written at job start."""
     path = run_dir / ".hydra" / "config.yaml"
@@ -145,7 +151,7 @@ def _run_row(run_dir: Path, run_id: str, sweep: str) -> dict[str, Any]:
         "started",
         "finished",
     ):
-        row[key] = summary.get(key)
+        row[key] = _scalar(summary.get(key))
     versions = summary.get("versions")
     for key, value in flatten(versions if isinstance(versions, dict) else {}, "versions.").items():
         row[key] = value
