@@ -155,3 +155,37 @@ def test_a_name_that_is_not_text_in_a_summary_still_gives_a_report(tmp_path, cap
         write_run(tmp_path / f"seed={seed}", "batch", 8, seed, record={"name": ["a", "b"]})
     assert main([str(tmp_path)]) == 0, capsys.readouterr().err
     assert (tmp_path / "report.md").read_text().startswith('# normbench report: ["a", "b"]')
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "line"),
+    [
+        ("--bn", "batchh", "error: --bn=batchh: no finished run has that norm; use one of batch, group"),
+        (
+            "--group-norm",
+            "gruop",
+            "error: --group-norm=gruop: no finished run has that norm; use one of batch, group",
+        ),
+        (
+            "--grid-x",
+            "bacth",
+            "error: --grid-x=bacth: is not a key of these runs; use a swept one: norm.name, batch, seed",
+        ),
+    ],
+)
+def test_an_option_naming_what_the_runs_lack_is_one_line_not_a_dropped_claim(
+    tmp_path, capsys, option, value, line
+):
+    sweep = write_sweep(tmp_path / "s", norms=("batch", "group"), batches=(8, 32), seeds=(0, 1))
+    assert main([str(sweep), option, value]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [line]
+    assert not (sweep / "report.md").exists() and not (sweep / "figures").exists()
+
+
+def test_out_at_a_file_is_one_line_and_exit_2(tmp_path, capsys):
+    write_run(tmp_path / "run", "batch", 8, 0)
+    (tmp_path / "taken").write_text("mine")
+    assert main([str(tmp_path / "run"), "--out", str(tmp_path / "taken")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: --out={tmp_path / 'taken'}: cannot be the report's folder (")
+    assert (tmp_path / "taken").read_text() == "mine"
