@@ -189,3 +189,56 @@ def test_out_at_a_file_is_one_line_and_exit_2(tmp_path, capsys):
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: --out={tmp_path / 'taken'}: cannot be the report's folder (")
     assert (tmp_path / "taken").read_text() == "mine"
+
+
+def edit_final(run_dir: Path, **final: object) -> None:
+    path = run_dir / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["final"].update({k.replace("__", "/"): v for k, v in final.items()})
+    path.write_text(json.dumps(summary))
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (-5, "final test/accuracy=-5 is outside [0, 1] (status was done)"),
+        (float("inf"), "final test/accuracy=inf is outside [0, 1] (status was done)"),
+        (True, "final test/accuracy=true is not a number (status was done)"),
+    ],
+)
+def test_an_impossible_value_in_a_summary_leaves_that_run_out_with_the_reason(tmp_path, capsys, value, why):
+    for seed in (0, 1, 2):
+        write_run(tmp_path / f"seed={seed}", "batch", 8, seed)
+    edit_final(tmp_path / "seed=2", test__accuracy=value)
+    res = load(tmp_path)
+    assert res.runs.set_index("run_id").loc["seed=2", ["status", "error"]].tolist() == [
+        "damaged summary",
+        why,
+    ]
+    assert sorted(res.done["run_id"]) == ["seed=0", "seed=1"]
+    assert main([str(tmp_path)]) == 0, capsys.readouterr().err
+    md = (tmp_path / "report.md").read_text()
+    assert f"| seed=2 | damaged summary | {why} |" in md
+    assert "n=2" in md and "n=3" not in md
+
+
+def test_a_copied_run_or_a_repeated_seed_counts_once_and_is_named(tmp_path, capsys):
+    import shutil
+
+    for seed in (0, 1):
+        write_run(tmp_path / f"batch=8,seed={seed}", "batch", 8, seed)
+    shutil.copytree(tmp_path / "batch=8,seed=1", tmp_path / "copy")
+    for i in range(3):  # three runs of another cell, all labelled seed 0
+        write_run(tmp_path / f"b32/run{i}", "batch", 32, 0)
+    res = load(tmp_path)
+    runs = res.runs.set_index("run_id")
+    assert runs.loc["copy", "status"] == "duplicate"
+    assert runs.loc["copy", "error"] == "same cell and seed as batch=8,seed=1, which is counted"
+    assert (
+        runs.loc[["b32/run1", "b32/run2"], "error"].tolist()
+        == ["same cell and seed as b32/run0, which is counted"] * 2
+    )
+    assert sorted(res.done["run_id"]) == ["b32/run0", "batch=8,seed=0", "batch=8,seed=1"]
+    assert main([str(tmp_path)]) == 0, capsys.readouterr().err
+    md = (tmp_path / "report.md").read_text()
+    assert "| copy | duplicate | same cell and seed as batch=8,seed=1, which is counted |" in md
