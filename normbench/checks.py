@@ -155,12 +155,15 @@ RULES: dict[str, Rule] = {
     "data.md5": OPTIONAL_TEXT,
     "data._target_": OPTIONAL_TEXT,
     # optim
-    "optim.lr": Rule(float, lo=0, open_lo=True, note="the rate at batch 32"),
+    # Upper bounds on the optimizer's rates: 1e300 overflowed float32 in the step (a traceback),
+    # and lr 1e308 was accepted and diverged. Far beyond any rate that trains: lr 0.2 is the
+    # largest any preset uses, and a weight decay or L1 of 1 already shrinks weights by lr per step.
+    "optim.lr": Rule(float, lo=0, hi=10, open_lo=True, note="the rate at batch 32"),
     "optim.linear_scaling": FLAG,
     "optim.momentum": Rule(float, lo=0, hi=1, open_hi=True),
     "optim.nesterov": FLAG,
-    "optim.weight_decay": Rule(float, lo=0),
-    "optim.l1": Rule(float, lo=0, note="0: off"),
+    "optim.weight_decay": Rule(float, lo=0, hi=1, note="the L2 coefficient, e.g. 5e-4"),
+    "optim.l1": Rule(float, lo=0, hi=1, note="0: off"),
     "optim.betas": Rule(list, lo=0, hi=1, open_hi=True, size=2),
     # sched
     "sched.warmup_epochs": Rule(float, lo=0),
