@@ -242,3 +242,14 @@ def test_a_copied_run_or_a_repeated_seed_counts_once_and_is_named(tmp_path, caps
     assert main([str(tmp_path)]) == 0, capsys.readouterr().err
     md = (tmp_path / "report.md").read_text()
     assert "| copy | duplicate | same cell and seed as batch=8,seed=1, which is counted |" in md
+
+
+def test_a_summary_nested_thousands_deep_is_listed_as_corrupt(tmp_path):
+    for seed in (0, 1):
+        write_run(tmp_path / f"seed={seed}", "batch", 8, seed)
+    (tmp_path / "seed=1" / "summary.json").write_text('{"final": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    runs = load(tmp_path).runs.set_index("run_id")
+    assert (
+        runs.loc["seed=1", "status"] == "corrupt summary: ValueError (nested 100000 levels deep (at most 32))"
+    )
+    assert runs.loc["seed=0", "status"] == "done"

@@ -29,7 +29,7 @@ from normbench.analysis.stats import (
 
 # the one list of keys that change where or how a run writes, never what it computes
 from normbench.identity import NON_RESULT_KEYS  # noqa: E402
-from normbench.record import DONE, flat
+from normbench.record import DONE, flat, parse_summary
 
 # Config keys the analysis always needs as columns, swept or not.
 CORE_KEYS = (
@@ -102,9 +102,9 @@ def _read_summary(run_dir: Path) -> tuple[dict[str, Any], str | None]:
     if not path.exists():
         return {}, NO_SUMMARY
     try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        return {}, f"{CORRUPT}: {type(err).__name__}"
+        summary = parse_summary(path.read_text())
+    except (OSError, ValueError) as err:  # a plain ValueError is the nesting check's, with its why
+        return {}, f"{CORRUPT}: {type(err).__name__}" + (f" ({err})" if type(err) is ValueError else "")
     if not isinstance(summary, dict):
         return {}, f"{CORRUPT}: not a JSON object"
     return summary, None
