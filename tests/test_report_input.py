@@ -250,6 +250,6 @@ def test_a_summary_nested_thousands_deep_is_listed_as_corrupt(tmp_path):
     (tmp_path / "seed=1" / "summary.json").write_text('{"final": ' + "[" * 100_000 + "]" * 100_000 + "}")
     runs = load(tmp_path).runs.set_index("run_id")
     assert (
-        runs.loc["seed=1", "status"] == "corrupt summary: ValueError (nested 100000 levels deep (at most 32))"
+        runs.loc["seed=1", "status"] == "corrupt summary: ValueError (nested 100001 levels deep (at most 32))"
     )
     assert runs.loc["seed=0", "status"] == "done"
