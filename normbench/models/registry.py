@@ -9,6 +9,7 @@ activations of layer i" for ``activations=true``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,17 @@ from torch import nn
 
 from normbench.norms import NormBuilder
 from normbench.registry import Registry
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """A model's size, counted from its arguments without building it (estimates, upper
+    bounds where a norm may or may not add to them)."""
+
+    params: int  # parameter and buffer values
+    activations: int  # values one sample's forward keeps for the backward pass
+    widest: int  # values of one sample's largest layer output (eval: a few alive at a time)
+    modules: int  # nn.Module objects: ~3.6 KB of Python objects each, measured on an MLP
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,13 @@ class ModelSpec:
     def norm_steps(self, input_shape: tuple[int, ...]) -> int | None:
         """The time steps a recurrent model's norms keep statistics for; None for the others."""
         return self.cls.time_steps(input_shape) if self.layout == "recurrent" else None
+
+    def footprint(self, input_shape: tuple[int, ...], num_classes: int, **options: Any) -> Footprint:
+        """The class's ``footprint`` for these arguments, the constructor's defaults filling
+        the options not given (one place holds each default: the signature)."""
+        params = inspect.signature(self.cls.__init__).parameters
+        args = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+        return self.cls.footprint(tuple(input_shape), num_classes, **{**args, **options})
 
 
 MODELS: Registry[ModelSpec] = Registry("model", "model")
