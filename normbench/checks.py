@@ -314,6 +314,8 @@ def check_model_fits(
     """The model this config builds fits the memory free on ``device``, estimated from its
     arguments before it is built: ``model.width=100000000`` was killed by the kernel (23 GB)."""
     fp = spec.footprint(data.input_shape, data.num_classes, **options)
+    if fp is None:
+        return
     eval_batch = min(EVAL_CHUNK, data.x_test.shape[0])
     activations = max(batch * fp.activations, eval_batch * fp.widest * EVAL_ALIVE)
     need = fp.params * PARAM_BYTES + activations * ACTIVATION_BYTES + fp.modules * MODULE_BYTES
