@@ -23,10 +23,12 @@ from omegaconf import DictConfig
 
 from normbench.data import DATASETS, Dataset
 from normbench.errors import ConfigError
-from normbench.models import MODELS
+from normbench.memory import check_fits
+from normbench.models import MODELS, ModelSpec
 from normbench.norms import NORMS, RUNNER_KEYS
 from normbench.optim import OPTIMIZERS, SCHEDULES
 from normbench.record import flat
+from normbench.train import EVAL_CHUNK
 
 
 @dataclass(frozen=True)
@@ -155,12 +157,15 @@ RULES: dict[str, Rule] = {
     "data.md5": OPTIONAL_TEXT,
     "data._target_": OPTIONAL_TEXT,
     # optim
-    "optim.lr": Rule(float, lo=0, open_lo=True, note="the rate at batch 32"),
+    # Upper bounds on the optimizer's rates: 1e300 overflowed float32 in the step (a traceback),
+    # and lr 1e308 was accepted and diverged. Far beyond any rate that trains: lr 0.2 is the
+    # largest any preset uses, and a weight decay or L1 of 1 already shrinks weights by lr per step.
+    "optim.lr": Rule(float, lo=0, hi=10, open_lo=True, note="the rate at batch 32"),
     "optim.linear_scaling": FLAG,
     "optim.momentum": Rule(float, lo=0, hi=1, open_hi=True),
     "optim.nesterov": FLAG,
-    "optim.weight_decay": Rule(float, lo=0),
-    "optim.l1": Rule(float, lo=0, note="0: off"),
+    "optim.weight_decay": Rule(float, lo=0, hi=1, note="the L2 coefficient, e.g. 5e-4"),
+    "optim.l1": Rule(float, lo=0, hi=1, note="0: off"),
     "optim.betas": Rule(list, lo=0, hi=1, open_hi=True, size=2),
     # sched
     "sched.warmup_epochs": Rule(float, lo=0),
@@ -294,3 +299,31 @@ def check_data_fits(
             train_eval_size,
             f"is larger than the training set ({n} samples); use train_eval_size<={n} (0: off)",
         )
+
+
+# What a model's footprint costs in bytes: a float32 parameter, its gradient and up to two
+# optimizer states (Adam); a float32 activation; the Python objects of an nn.Module (3.6 KB
+# measured per module of an MLP block, rounded up).
+PARAM_BYTES, ACTIVATION_BYTES, MODULE_BYTES = 16, 4, 4096
+EVAL_ALIVE = 3  # layer outputs alive at once in a no-grad forward (input, output, a norm's temporary)
+
+
+def check_model_fits(
+    spec: ModelSpec, name: str, data: Dataset, batch: int, device: torch.device, options: Mapping[str, Any]
+) -> None:
+    """The model this config builds fits the memory free on ``device``, estimated from its
+    arguments before it is built: ``model.width=100000000`` was killed by the kernel (23 GB)."""
+    fp = spec.footprint(data.input_shape, data.num_classes, **options)
+    if fp is None:
+        return
+    eval_batch = min(EVAL_CHUNK, data.x_test.shape[0])
+    activations = max(batch * fp.activations, eval_batch * fp.widest * EVAL_ALIVE)
+    need = fp.params * PARAM_BYTES + activations * ACTIVATION_BYTES + fp.modules * MODULE_BYTES
+    sizes = [k for k, v in options.items() if isinstance(v, int) and not isinstance(v, bool)]
+    counts = f"{fp.params:.3g} parameters, {activations:.3g} activation values, {fp.modules:.3g} modules"
+    what = f"the model ({counts})"
+    value = " ".join([name, *(f"{k}={options[k]}" for k in sizes)])
+    fix = f"use a smaller {', '.join(f'model.{k}' for k in sizes)} or batch"
+    check_fits("model", value, need, what, fix, device)
+    if device.type != "cpu":  # it is built on the host first
+        check_fits("model", value, fp.params * 4 + fp.modules * MODULE_BYTES, what, fix)

@@ -6,8 +6,10 @@ status imports it from here. No torch import, so the analysis stays light.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -73,10 +75,26 @@ def is_finished(summary: dict[str, Any], identity: str) -> bool:
     return summary.get("status") in FINISHED and summary.get("identity") == identity
 
 
+# The runner's summaries nest three levels (config -> group -> list); a hand-made one nested
+# thousands deep overflowed the parser's stack, or the code that walks it, with a RecursionError.
+MAX_DEPTH = 32
+
+
+def parse_summary(text: str) -> Any:
+    """summary.json's text as JSON; ValueError when it is not JSON or nests deeper than
+    :data:`MAX_DEPTH` (counted without recursion, before the parser could recurse)."""
+    brackets = re.sub(r'"(?:[^"\\]|\\.)*"', "", text)  # strings may hold any bracket
+    steps = (1 if ch in "[{" else -1 for ch in brackets if ch in "[]{}")
+    deepest = max(itertools.accumulate(steps), default=0)
+    if deepest > MAX_DEPTH:
+        raise ValueError(f"nested {deepest} levels deep (at most {MAX_DEPTH})")
+    return json.loads(text)
+
+
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
     """The run's summary; None when there is none or it is damaged (not a JSON object)."""
     try:
-        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+        summary = parse_summary((Path(run_dir) / "summary.json").read_text())
     except (OSError, ValueError):
         return None
     return summary if isinstance(summary, dict) else None

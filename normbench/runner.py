@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from normbench import learned, provenance, record, rundir
 from normbench.checkpoint import resume_or_start_fresh, save_checkpoint
-from normbench.checks import check_data_fits, check_keys, check_run_keys, resolve_device
+from normbench.checks import check_data_fits, check_keys, check_model_fits, check_run_keys, resolve_device
 from normbench.data import build_dataset
 from normbench.identity import config_identity, resolved_config
 from normbench.interrupt import interrupt_on_sigterm
@@ -222,6 +222,7 @@ def build(cfg: DictConfig) -> Built:
             **options(cfg.model),
         )
 
+    check_model_fits(spec, cfg.model.name, data, cfg.batch, device, options(cfg.model))
     torch.manual_seed(cfg.seed)  # the init does not depend on what the data generator drew
     model = make_model(norm_layer)
     check_model_norms(model)

@@ -211,11 +211,14 @@ def test_aggregate_per_cell_with_binomial_error() -> None:
 
 def test_two_runs_of_one_seed_are_one_replicate(tmp_path: Path) -> None:
     """The same sweep kept under two names in one tree: seeds 1 and 2, each run twice. n is
-    2 and the interval the one of two seeds (counting four values narrowed it about 7-fold)."""
+    2 and the interval the one of two seeds (counting four values narrowed it about 7-fold):
+    the second run of each seed is a duplicate, left out and named, never averaged in."""
     write_sweep(tmp_path / "a", norms=("batch",), batches=(8,), seeds=(1, 2), name="first")
     write_sweep(tmp_path / "b", norms=("batch",), batches=(8,), seeds=(1, 2), name="again")
-    runs = load(tmp_path).done
-    assert len(runs) == 4
+    res = load(tmp_path)
+    runs = res.done
+    assert sorted(runs["name"]) == ["first", "first"]
+    assert res.runs["status"].value_counts().to_dict() == {"done": 2, "duplicate": 2}
     once = runs[runs["name"] == "first"]
     row = aggregate(runs, "test/error", ["norm", "batch"]).iloc[0]
     low, high = t_interval(once["test/error"].to_numpy(float))

@@ -176,6 +176,28 @@ def test_wrong_contents_and_foreign_globals_are_refused(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+def test_a_label_too_large_for_64_bits_is_named_as_such(tmp_path):
+    fake = make_fake_cifar(tmp_path, n_per_batch=10)
+    bad = {b"data": np.zeros((1, 3072), np.uint8), b"labels": [10**30]}
+    (fake.folder / "test_batch").write_bytes(pickle.dumps(bad, protocol=2))
+    with pytest.raises(ConfigError) as exc:
+        cifar(tmp_path)
+    msg = one_line_error(exc, "data.root")
+    assert (
+        "test_batch is not a CIFAR-10 batch (ValueError: labels are not integers 0..9 (dtype object; first "
+        in msg
+    )
+    assert "labels for 1 images" not in msg
+
+
+def test_an_empty_root_is_refused_not_the_current_directory(tmp_path, monkeypatch):
+    make_fake_cifar(tmp_path, n_per_batch=10)
+    monkeypatch.chdir(tmp_path)  # it would read the fake set here
+    with pytest.raises(ConfigError) as exc:
+        build_dataset("cifar10", model_modality="image", root="")
+    assert one_line_error(exc, "data.root") == "data.root='': is empty; use a folder, or null for the default"
+
+
 # ----------------------------------------------------------------------------- tarball
 
 
@@ -233,6 +255,26 @@ def test_download_verify_and_move_in_place(tmp_path):
     assert len(ds.x_train) == 50
     assert (root / ARCHIVE).read_bytes() == fake.archive.read_bytes()
     assert leftovers(root) == {ARCHIVE, FOLDER}
+
+
+def test_a_local_mirror_as_a_file_url_works(tmp_path):
+    fake = make_fake_cifar(tmp_path / "mirror", n_per_batch=10, folder=False, tarball=True)
+    root = tmp_path / "data"
+    ds = cifar(root, url=fake.archive.resolve().as_uri(), md5=fake.md5)
+    assert len(ds.x_train) == 50
+    assert leftovers(root) == {ARCHIVE, FOLDER}
+
+
+@pytest.mark.parametrize("url", ["notaurl", 5, "/a/path/without/scheme.tar.gz"])
+def test_a_url_that_is_not_one_is_one_line_before_any_download(tmp_path, url):
+    with pytest.raises(ConfigError) as exc:
+        cifar(tmp_path / "data", url=url)
+    msg = one_line_error(exc, "data.url")
+    assert msg == (
+        f"data.url={url}: is not a URL; use an https://, http://, ftp:// or file:// address of "
+        f"{ARCHIVE}, or null for the official one"
+    )
+    assert not (tmp_path / "data").exists()
 
 
 def test_download_with_wrong_md5_leaves_nothing(tmp_path):

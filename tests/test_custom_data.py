@@ -255,8 +255,38 @@ def test_a_stray_huge_label_is_refused_before_a_huge_head_is_allocated():
     y = np.arange(12) % 3
     y[5] = 999_999_999
     msg = error(value=arrays(y_train=y))
-    assert "returned labels up to 999999999, i.e. 1,000,000,000 classes" in msg
+    assert "returned labels up to 999999999 in y_train, i.e. 1,000,000,000 classes" in msg
     assert "at most 100,000 classes: number them 0..K-1" in msg
+
+
+def test_a_uint64_label_past_int64_is_named_not_called_negative():
+    y = (np.arange(12) % 3).astype(np.uint64)
+    y[5] = 2**64 - 1
+    msg = error(value=arrays(y_train=y))
+    assert (
+        "returned labels up to 18446744073709551615 in y_train, i.e. 18,446,744,073,709,551,616 classes"
+        in msg
+    )
+    assert "negative" not in msg
+
+
+@pytest.mark.parametrize(
+    ("x", "expect"),
+    [
+        (torch.zeros(12, 5, device="meta"), "returned x_train on the meta device (a shape without values)"),
+        (torch.eye(12, 5).to_sparse(), "returned x_train as a torch.sparse_coo tensor; return a dense one"),
+    ],
+)
+def test_meta_and_sparse_tensors_are_one_line(x, expect):
+    assert expect in error(value=arrays(x_train=x))
+
+
+def test_inputs_without_features_or_labels_of_one_class_are_refused_before_training():
+    assert "returned x_train of shape (12, 0): a sample without features" in error(
+        value=arrays(x_train=np.zeros((12, 0)), x_test=np.zeros((6, 0)))
+    )
+    msg = error(value=arrays(y_train=np.ones(12, int), y_test=np.ones(6, int)))
+    assert "returned one class only in y_train (label 1); a classifier needs two or more" in msg
 
 
 def test_a_huge_broadcast_view_is_refused_before_it_is_copied():

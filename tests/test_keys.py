@@ -72,8 +72,23 @@ def test_a_wrong_type_for_any_key_is_one_line_naming_it(make_cfg, choice):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["optim.lr=abc"], "optim.lr=abc: is not a number; use a finite number > 0 (the rate at batch 32)"),
-        (["optim.lr=inf"], "optim.lr=inf: is not finite; use a finite number > 0 (the rate at batch 32)"),
+        (
+            ["optim.lr=abc"],
+            "optim.lr=abc: is not a number; use a finite number in (0, 10] (the rate at batch 32)",
+        ),
+        (
+            ["optim.lr=inf"],
+            "optim.lr=inf: is not finite; use a finite number in (0, 10] (the rate at batch 32)",
+        ),
+        (
+            ["optim.lr=1e308"],
+            "optim.lr=1e+308: is above 10; use a finite number in (0, 10] (the rate at batch 32)",
+        ),
+        (
+            ["optim.weight_decay=1e300"],
+            "optim.weight_decay=1e+300: is above 1; use a finite number in [0, 1] (the L2",
+        ),
+        (["optim.l1=1e300"], "optim.l1=1e+300: is above 1; use a finite number in [0, 1] (0: off)"),
         (["seed=99999999999999999999999"], "seed=99999999999999999999999: is not below 2**63; "),
         (["optim.momentum=-1"], "optim.momentum=-1: is below 0; use a finite number in [0, 1)"),
         (["sched.warmup_epochs=abc"], "sched.warmup_epochs=abc: is not a number; use a finite number >= 0"),
@@ -136,7 +151,11 @@ def test_user_keys_of_custom_data_and_synthetic_knobs_are_not_refused_as_unknown
 @pytest.mark.parametrize(
     "override, line",
     [
-        ("optim.lr=abc", "error: optim.lr=abc: is not a number; use a finite number > 0"),
+        ("optim.lr=abc", "error: optim.lr=abc: is not a number; use a finite number in (0, 10]"),
+        (
+            "optim.weight_decay=1e300",
+            "error: optim.weight_decay=1e+300: is above 1; use a finite number in [0, 1]",
+        ),
         ("+norm.num_group=4", "error: norm.num_group=4: is not a key of norm=batch; its keys are "),
         ("seed=99999999999999999999999", "error: seed=99999999999999999999999: is not below 2**63; "),
         ("+epoch=3", "error: epoch=3: is not a key of the config; its keys are "),  # ran 5 epochs

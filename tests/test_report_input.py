@@ -131,3 +131,125 @@ def test_a_text_batch_value_is_kept_as_text_and_does_not_reorder_the_batch_sizes
     md = (sweep / "report.md").read_text()
     assert "| norm | batch=8 | batch=32 |" in md
     assert "norm=batch, batch=l6: 0 of 3 seeds finished, 1 failed" in md
+
+
+def test_a_newline_in_a_name_neither_splits_the_title_nor_reaches_latex_live(tmp_path, capsys):
+    name = "x\n\\immediate\\write18{touch /tmp/p}\\input{/etc/hostname} y\n\n[a](javascript:alert(1))"
+    for seed in (0, 1):
+        write_run(tmp_path / f"seed={seed}", "batch", 8, seed, name=name)
+    assert main([str(tmp_path)]) == 0, capsys.readouterr().err
+    tex = (tmp_path / "report.tex").read_text()
+    # every backslash the name brought is a printed one; the title stays in its comment
+    assert "\\immediate" not in tex.replace("\\textbackslash{}immediate", "")
+    assert "\\input{" not in tex.replace("\\textbackslash{}input", "")
+    assert tex.splitlines()[0].startswith("% normbench report: x \\textbackslash{}immediate")
+    md = (tmp_path / "report.md").read_text()
+    title = md.splitlines()[0]
+    assert title.startswith("# normbench report: x \\immediate\\write18")
+    assert title.endswith("y [a\\](javascript:alert(1))")
+    assert "](javascript" not in md.replace("\\](javascript", "")
+
+
+def test_a_name_that_is_not_text_in_a_summary_still_gives_a_report(tmp_path, capsys):
+    for seed in (0, 1):
+        write_run(tmp_path / f"seed={seed}", "batch", 8, seed, record={"name": ["a", "b"]})
+    assert main([str(tmp_path)]) == 0, capsys.readouterr().err
+    assert (tmp_path / "report.md").read_text().startswith('# normbench report: ["a", "b"]')
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "line"),
+    [
+        ("--bn", "batchh", "error: --bn=batchh: no finished run has that norm; use one of batch, group"),
+        (
+            "--group-norm",
+            "gruop",
+            "error: --group-norm=gruop: no finished run has that norm; use one of batch, group",
+        ),
+        (
+            "--grid-x",
+            "bacth",
+            "error: --grid-x=bacth: is not a key of these runs; use a swept one: norm.name, batch, seed",
+        ),
+    ],
+)
+def test_an_option_naming_what_the_runs_lack_is_one_line_not_a_dropped_claim(
+    tmp_path, capsys, option, value, line
+):
+    sweep = write_sweep(tmp_path / "s", norms=("batch", "group"), batches=(8, 32), seeds=(0, 1))
+    assert main([str(sweep), option, value]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [line]
+    assert not (sweep / "report.md").exists() and not (sweep / "figures").exists()
+
+
+def test_out_at_a_file_is_one_line_and_exit_2(tmp_path, capsys):
+    write_run(tmp_path / "run", "batch", 8, 0)
+    (tmp_path / "taken").write_text("mine")
+    assert main([str(tmp_path / "run"), "--out", str(tmp_path / "taken")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: --out={tmp_path / 'taken'}: cannot be the report's folder (")
+    assert (tmp_path / "taken").read_text() == "mine"
+
+
+def edit_final(run_dir: Path, **final: object) -> None:
+    path = run_dir / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["final"].update({k.replace("__", "/"): v for k, v in final.items()})
+    path.write_text(json.dumps(summary))
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (-5, "final test/accuracy=-5 is outside [0, 1] (status was done)"),
+        (float("inf"), "final test/accuracy=inf is outside [0, 1] (status was done)"),
+        (True, "final test/accuracy=true is not a number (status was done)"),
+    ],
+)
+def test_an_impossible_value_in_a_summary_leaves_that_run_out_with_the_reason(tmp_path, capsys, value, why):
+    for seed in (0, 1, 2):
+        write_run(tmp_path / f"seed={seed}", "batch", 8, seed)
+    edit_final(tmp_path / "seed=2", test__accuracy=value)
+    res = load(tmp_path)
+    assert res.runs.set_index("run_id").loc["seed=2", ["status", "error"]].tolist() == [
+        "damaged summary",
+        why,
+    ]
+    assert sorted(res.done["run_id"]) == ["seed=0", "seed=1"]
+    assert main([str(tmp_path)]) == 0, capsys.readouterr().err
+    md = (tmp_path / "report.md").read_text()
+    assert f"| seed=2 | damaged summary | {why} |" in md
+    assert "n=2" in md and "n=3" not in md
+
+
+def test_a_copied_run_or_a_repeated_seed_counts_once_and_is_named(tmp_path, capsys):
+    import shutil
+
+    for seed in (0, 1):
+        write_run(tmp_path / f"batch=8,seed={seed}", "batch", 8, seed)
+    shutil.copytree(tmp_path / "batch=8,seed=1", tmp_path / "copy")
+    for i in range(3):  # three runs of another cell, all labelled seed 0
+        write_run(tmp_path / f"b32/run{i}", "batch", 32, 0)
+    res = load(tmp_path)
+    runs = res.runs.set_index("run_id")
+    assert runs.loc["copy", "status"] == "duplicate"
+    assert runs.loc["copy", "error"] == "same cell and seed as batch=8,seed=1, which is counted"
+    assert (
+        runs.loc[["b32/run1", "b32/run2"], "error"].tolist()
+        == ["same cell and seed as b32/run0, which is counted"] * 2
+    )
+    assert sorted(res.done["run_id"]) == ["b32/run0", "batch=8,seed=0", "batch=8,seed=1"]
+    assert main([str(tmp_path)]) == 0, capsys.readouterr().err
+    md = (tmp_path / "report.md").read_text()
+    assert "| copy | duplicate | same cell and seed as batch=8,seed=1, which is counted |" in md
+
+
+def test_a_summary_nested_thousands_deep_is_listed_as_corrupt(tmp_path):
+    for seed in (0, 1):
+        write_run(tmp_path / f"seed={seed}", "batch", 8, seed)
+    (tmp_path / "seed=1" / "summary.json").write_text('{"final": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    runs = load(tmp_path).runs.set_index("run_id")
+    assert (
+        runs.loc["seed=1", "status"] == "corrupt summary: ValueError (nested 100001 levels deep (at most 32))"
+    )
+    assert runs.loc["seed=0", "status"] == "done"

@@ -73,3 +73,13 @@ def test_on_the_command_line_no_traceback(sweep):
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_summary_nested_thousands_deep_is_damaged_not_a_recursion_error(sweep, capsys):
+    (sweep / "norm=group").mkdir()
+    (sweep / "norm=group" / "summary.json").write_text(
+        '{"status": "done", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    )
+    assert status.main([str(sweep)]) == 0
+    cells, total, _ = listing(capsys)
+    assert cells["norm=group"] == "damaged"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +18,18 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from normbench.analysis.stats import LEARNED_KEY, N_TEST_KEY, NORM_KEY, NORM_NAME_KEY, NORM_OPTION_PREFIX
+from normbench.analysis.stats import (
+    LEARNED_KEY,
+    N_TEST_KEY,
+    NORM_KEY,
+    NORM_NAME_KEY,
+    NORM_OPTION_PREFIX,
+    SEED_KEY,
+)
 
 # the one list of keys that change where or how a run writes, never what it computes
 from normbench.identity import NON_RESULT_KEYS  # noqa: E402
-from normbench.record import DONE, flat
+from normbench.record import DONE, flat, parse_summary
 
 # Config keys the analysis always needs as columns, swept or not.
 CORE_KEYS = (
@@ -41,6 +49,11 @@ CURVE_COLUMNS = ["run_id", "step", "epoch", "split", "metric", "value"]
 # Statuses for runs whose summary.json is absent or unreadable (not written by the runner).
 NO_SUMMARY = "no summary"
 CORRUPT = "corrupt summary"
+# Statuses for finished runs the statistics leave out: a summary with an impossible value (a
+# hand edit), and a second run of a cell and seed already counted (a copied directory).
+DAMAGED = "damaged summary"
+DUPLICATE = "duplicate"
+GUARDED_LOSSES = ("train/loss", "test/loss")  # a non-finite one ends a run as diverged
 # The norm presets (conf/norm/*.yaml) a run's norm options are compared with to name its variant.
 NORM_CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "norm"
 GAP_SOURCE_KEY = "generalization_gap_from"  # which train loss a run's generalization gap used
@@ -89,12 +102,43 @@ def _read_summary(run_dir: Path) -> tuple[dict[str, Any], str | None]:
     if not path.exists():
         return {}, NO_SUMMARY
     try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        return {}, f"{CORRUPT}: {type(err).__name__}"
+        summary = parse_summary(path.read_text())
+    except (OSError, ValueError) as err:  # a plain ValueError is the nesting check's, with its why
+        return {}, f"{CORRUPT}: {type(err).__name__}" + (f" ({err})" if type(err) is ValueError else "")
     if not isinstance(summary, dict):
         return {}, f"{CORRUPT}: not a JSON object"
     return summary, None
+
+
+def _scalar(value: Any) -> Any:
+    """A summary field as one value: a list or mapping where a hand edit put one (a list
+    ``name``) becomes its JSON text, so that it can be shown, grouped and sorted."""
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _impossible_value(final: dict[str, Any]) -> str | None:
+    """What makes a finished run's final metrics impossible, or None: a flag where a number
+    goes (``true`` is not an accuracy of 1), an accuracy outside [0, 1] (NaN included), a
+    negative loss, a training or test loss that is not finite (that run would have ended
+    diverged). The runner writes none of these for a run that ended done."""
+    for key, value in final.items():
+        if key == LEARNED_KEY or not isinstance(key, str):
+            continue
+        if isinstance(value, bool):
+            return f"final {key}={json.dumps(value)} is not a number"
+        if not _is_number(value):
+            continue  # text (a note) is not a metric
+        if key.endswith("/accuracy") and not 0 <= value <= 1:
+            return f"final {key}={value} is outside [0, 1]"
+        if key.endswith("/loss") and value < 0:
+            return f"final {key}={value} is negative"
+        if key in GUARDED_LOSSES and not math.isfinite(value):
+            return f"final {key}={value} is not finite"
+    return None
 
 
 def _fallback_config(run_dir: Path) -> dict[str, Any]:
@@ -145,12 +189,15 @@ def _run_row(run_dir: Path, run_id: str, sweep: str) -> dict[str, Any]:
         "started",
         "finished",
     ):
-        row[key] = summary.get(key)
+        row[key] = _scalar(summary.get(key))
     versions = summary.get("versions")
     for key, value in flatten(versions if isinstance(versions, dict) else {}, "versions.").items():
         row[key] = value
     final = summary.get("final") if isinstance(summary.get("final"), dict) else {}
-    row["_final"] = {k: v for k, v in final.items() if isinstance(v, (int, float))}
+    row["_final"] = {k: v for k, v in final.items() if _is_number(v)}
+    damage = _impossible_value(final) if row["status"] == DONE else None
+    if damage:
+        row.update(status=DAMAGED, error=f"{damage} (status was done)")
     row["_config"] = flatten(config if config is not None else _fallback_config(run_dir))
     row["_final"].pop(LEARNED_KEY, None)  # a flag, not a metric, wherever the summary put it
     row.update(_run_extras(summary, row["_config"], row["overrides"]))
@@ -375,6 +422,25 @@ def add_derived(runs: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
+def mark_duplicates(runs: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
+    """A finished run of a cell and seed that an earlier run (in ``run_id`` order) already has,
+    a copied directory or a seed given twice, would count as another seed: it gets status
+    ``duplicate`` and names the run that is kept. The cell is every swept key, the seed too
+    where it is not swept (three runs of seed 0 are one seed, not three)."""
+    keys = list(dict.fromkeys([*(k for k in swept if k in runs), *([SEED_KEY] if SEED_KEY in runs else [])]))
+    done = runs[runs["status"] == DONE]
+    if not keys or len(done) < 2:
+        return runs
+    runs = runs.copy()
+    cells = done[keys].astype(str).where(done[keys].notna(), None)
+    for _, group in done.groupby([cells[k] for k in keys], dropna=False, sort=False):
+        kept, *copies = group.sort_values("run_id")["run_id"].tolist()
+        for index in group.index[group["run_id"].isin(copies)]:
+            runs.loc[index, "status"] = DUPLICATE
+            runs.loc[index, "error"] = f"same cell and seed as {kept}, which is counted"
+    return runs
+
+
 def read_curves(path: Path, run_id: str) -> pd.DataFrame:
     """metrics.csv as a tidy frame; a line cut short by a kill is dropped, not fatal."""
     try:
@@ -413,5 +479,6 @@ def load(results_dir: str | Path) -> Results:
             pd.DataFrame(columns=["run_id", "path", "status"]), pd.DataFrame(columns=CURVE_COLUMNS), []
         )
     runs, swept = _runs_frame(rows)
+    runs = mark_duplicates(runs, swept)
     curve_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
     return Results(runs, curve_frame, swept)

@@ -27,6 +27,7 @@ import pickle
 import shutil
 import tarfile
 import tempfile
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -157,7 +158,8 @@ def download(url: str, dest: Path, md5: str) -> None:
         with os.fdopen(fd, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=60) as response:
-                    expected, received = response.length, 0  # length: Content-Length or None
+                    # Content-Length, or None; a file:// response has no such attribute
+                    expected, received = getattr(response, "length", None), 0
                     for chunk in iter(lambda: response.read(1 << 20), b""):
                         digest.update(chunk)
                         out.write(chunk)
@@ -273,8 +275,10 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"b'data' is not a uint8 matrix ({type(data).__name__})")
         if data.shape[1] != 3 * 32 * 32:
             raise ValueError(f"b'data' rows hold {data.shape[1]} bytes, not 3072")
-        if labels.shape != (len(data),) or labels.dtype.kind not in "iu":
+        if labels.shape != (len(data),):
             raise ValueError(f"{labels.shape} labels for {len(data)} images")
+        if labels.dtype.kind not in "iu":  # 10**30 in the list makes an object array
+            raise ValueError(f"labels are not integers 0..9 (dtype {labels.dtype}; first {labels.flat[0]!r})")
         if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
             raise ValueError(f"labels outside 0..9 ({labels.min()}..{labels.max()})")
     except Exception as err:  # any way a pickle can be broken: one line, not a traceback
@@ -368,6 +372,28 @@ def _check_flag(key: str, value: Any) -> bool:
     return value
 
 
+URL_SCHEMES = ("https", "http", "ftp", "file")  # what urllib opens; file:// is a local mirror
+
+
+def _check_url(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or urllib.parse.urlsplit(value).scheme.lower() not in URL_SCHEMES:
+        raise ConfigError(
+            "data.url",
+            value,
+            "is not a URL; use an https://, http://, ftp:// or file:// address of "
+            f"{ARCHIVE}, or null for the official one",
+        )
+    return value
+
+
+def _check_root(value: Any) -> str | os.PathLike | None:
+    if isinstance(value, str) and not value.strip():  # Path("") is the current directory
+        raise ConfigError("data.root", repr(value), "is empty; use a folder, or null for the default")
+    return value
+
+
 def _check_md5(value: Any) -> str | None:
     if value is None:
         return None
@@ -396,7 +422,7 @@ def make_cifar10(
     """
     download = _check_flag("data.download", download)
     augment = _check_flag("data.augment", augment)
-    md5 = _check_md5(md5)
+    md5, url, root = _check_md5(md5), _check_url(url), _check_root(root)
     seed = check_seed(seed)
     for key, value in (("data.train_size", train_size), ("data.test_size", test_size)):
         check_size(key, value, None)  # the type and sign, before any download

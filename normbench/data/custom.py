@@ -84,6 +84,7 @@ def _call(fn: Callable[..., Any], target: str, options: dict[str, Any]) -> Any:
 def _as_tensor(target: str, name: str, value: Any) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         _check_elements(target, name, tuple(value.shape))
+        _check_dense(target, name, value)
         t = value.detach()
     else:
         try:
@@ -98,6 +99,22 @@ def _as_tensor(target: str, name: str, value: Any) -> torch.Tensor:
     if t.dtype.is_complex:
         raise ConfigError(TARGET_KEY, target, f"returned complex {name} ({t.dtype}); use real numbers")
     return t
+
+
+def _check_dense(target: str, name: str, t: torch.Tensor) -> None:
+    """A tensor that holds its values: a meta tensor has none, and a sparse one cannot be
+    sliced into batches as the training loop does."""
+    if t.is_meta:
+        raise ConfigError(
+            TARGET_KEY,
+            target,
+            f"returned {name} on the meta device (a shape without values); return tensors that hold "
+            "data, or numpy arrays",
+        )
+    if t.layout != torch.strided:
+        raise ConfigError(
+            TARGET_KEY, target, f"returned {name} as a {t.layout} tensor; return a dense one (t.to_dense())"
+        )
 
 
 def _not_numeric(target: str, name: str, value: Any, err: Exception) -> ConfigError:
@@ -131,6 +148,10 @@ def _inputs(target: str, name: str, x: torch.Tensor) -> torch.Tensor:
         )
     if len(x) == 0:
         raise ConfigError(TARGET_KEY, target, f"returned an empty {name}")
+    if math.prod(x.shape[1:]) == 0:
+        raise ConfigError(
+            TARGET_KEY, target, f"returned {name} of shape {tuple(x.shape)}: a sample without features"
+        )
     x = x.to(torch.float32)
     bad = ~torch.isfinite(x)
     if bad.any():
@@ -160,6 +181,16 @@ def _labels(target: str, name: str, y: torch.Tensor, n: int, x_name: str) -> tor
     if len(y) != n:
         raise ConfigError(
             TARGET_KEY, target, f"returned {len(y)} labels in {name} for {n} samples in {x_name}"
+        )
+    # the largest label before the cast to int64, where 2**64 - 1 (uint64) would become -1
+    top = int(y.cpu().numpy().max()) if len(y) else 0
+    if top >= MAX_CLASSES:
+        raise ConfigError(
+            TARGET_KEY,
+            target,
+            f"returned labels up to {top} in {name}, i.e. {top + 1:,} classes (one output each); "
+            f"at most {MAX_CLASSES:,} classes: number them 0..K-1 "
+            "(e.g. np.unique(y, return_inverse=True)[1])",
         )
     y = y.to(torch.int64)
     if (y < 0).any():
@@ -210,14 +241,13 @@ def make_custom(
         )
     y_train = _labels(target, "y_train", raw["y_train"], len(x_train), "x_train")
     y_test = _labels(target, "y_test", raw["y_test"], len(x_test), "x_test")
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
-    if num_classes > MAX_CLASSES:
+    num_classes = int(max(y_train.max(), y_test.max())) + 1  # each at most MAX_CLASSES (_labels)
+    present = torch.unique(y_train)
+    if len(present) < 2:  # it would train, then be judged "did not learn"
         raise ConfigError(
             TARGET_KEY,
             target,
-            f"returned labels up to {num_classes - 1}, i.e. {num_classes:,} classes (one output each); "
-            f"at most {MAX_CLASSES:,} classes: number them 0..K-1 "
-            "(e.g. np.unique(y, return_inverse=True)[1])",
+            f"returned one class only in y_train (label {int(present[0])}); a classifier needs two or more",
         )
     x_train, y_train, x_test, y_test = take_subsets(
         x_train, y_train, x_test, y_test, train_size, test_size, seed

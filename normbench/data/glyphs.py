@@ -29,7 +29,15 @@ import torch.nn.functional as F
 
 from normbench.data.base import Dataset
 from normbench.data.registry import register_dataset
-from normbench.data.synthetic import Knob, _balanced_labels, _is_int, _is_real, _size, _streams
+from normbench.data.synthetic import (
+    Knob,
+    _balanced_labels,
+    _is_int,
+    _is_real,
+    _size,
+    _streams,
+    check_generated_size,
+)
 from normbench.errors import ConfigError
 
 CLASSES = "0123456789"
@@ -215,6 +223,7 @@ def make_glyphs(
         raise ConfigError("data.seed", seed, "must be an int in [0, 2**32)")
     train_size = _size("train_size", train_size, TRAIN_SIZE)
     test_size = _size("test_size", test_size, TEST_SIZE)
+    check_generated_size(train_size, test_size, 3 * int(size) * int(size))
     _, train, test = _streams(int(seed))
     options = dict(size=int(size), clutter=int(clutter), texture=float(texture), colour=float(colour))
     x_tr, y_tr = _draw(train, train_size, rotation=float(rotation), **options)

@@ -29,6 +29,7 @@ import torch
 from normbench.data.base import Dataset
 from normbench.data.registry import register_dataset
 from normbench.errors import ConfigError
+from normbench.memory import check_fits
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x_train, y_train, x_test, y_test
 
@@ -67,6 +68,7 @@ class Task:
     test_size: int
     knobs: dict[str, Any]  # knob -> default; only these knobs apply to the task
     generate: Callable[..., Arrays]  # (seed, train_size, test_size, **knobs) -> arrays
+    sample_values: Callable[..., int]  # (**knobs) -> values in one sample's input
 
 
 # ---------------------------------------------------------------------------------------
@@ -162,12 +164,32 @@ def _sequence(
 # the table: every task-specific default lives here and nowhere else
 
 TASKS: dict[str, Task] = {
-    "threshold": Task("tabular", 2, 1000, 1000, {}, _threshold),
-    "images": Task("image", IMG_CLASSES, 4000, 1000, {"noise": 2.0, "spread": 10.0}, _images),
+    "threshold": Task("tabular", 2, 1000, 1000, {}, _threshold, lambda: 10),
+    "images": Task(
+        "image", IMG_CLASSES, 4000, 1000, {"noise": 2.0, "spread": 10.0}, _images, lambda **_: 3 * IMG * IMG
+    ),
     "sequence": Task(
-        "sequence", SEQ_CLASSES, 4000, 1000, {"seq_len": 24, "signal_steps": 4, "noise": 2.0}, _sequence
+        "sequence",
+        SEQ_CLASSES,
+        4000,
+        1000,
+        {"seq_len": 24, "signal_steps": 4, "noise": 2.0},
+        _sequence,
+        lambda seq_len, **_: seq_len * SEQ_FEATURES,
     ),
 }
+# Bytes per input value while a split is drawn: float64 draws (threshold, sequence) or the
+# float64 Fourier terms of the images, then the float32 copy that is kept.
+GENERATE_BYTES = 16
+
+
+def check_generated_size(train_size: int, test_size: int, sample_values: int) -> None:
+    """Drawing the splits fits the host's memory: ``data.train_size=1000000000`` was a numpy
+    allocation error of 74.5 GiB."""
+    for key, n in (("data.train_size", train_size), ("data.test_size", test_size)):
+        need = n * sample_values * GENERATE_BYTES
+        what = f"drawing {n:,} samples of {sample_values:,} values"
+        check_fits(key, n, need, what, "use a smaller size (null: the task's default)")
 
 
 def _resolve_task(task: Any, model_modality: str) -> str:
@@ -230,12 +252,10 @@ def make_synthetic(
         if not KNOBS[key].ok(value):
             raise ConfigError(f"data.{key}", value, f"must be {KNOBS[key].works}")
         options[key] = value
-    x_tr, y_tr, x_te, y_te = spec.generate(
-        int(seed),
-        _size("train_size", train_size, spec.train_size),
-        _size("test_size", test_size, spec.test_size),
-        **options,
-    )
+    train_size = _size("train_size", train_size, spec.train_size)
+    test_size = _size("test_size", test_size, spec.test_size)
+    check_generated_size(train_size, test_size, spec.sample_values(**options))
+    x_tr, y_tr, x_te, y_te = spec.generate(int(seed), train_size, test_size, **options)
     return Dataset(
         name=f"synthetic-{name}",
         modality=spec.modality,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from normbench.errors import ConfigError
-from normbench.models.registry import register_model
+from normbench.models.registry import Footprint, register_model
 from normbench.norms import NormBuilder
 
 
@@ -88,6 +89,26 @@ class MLP(nn.Module):
             for module in self.modules():
                 if isinstance(module, nn.Linear):
                     initialise(module)
+
+    @staticmethod
+    def footprint(
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        depth: int,
+        width: int,
+        dropout: float,
+        bias: bool,
+        **_: Any,
+    ) -> Footprint:
+        features, per_block = math.prod(input_shape), 4 if dropout > 0 else 3  # Linear, norm, ReLU(, Dropout)
+        weights = features * width + (depth - 1) * width * width + (width + 1) * num_classes
+        norms_and_biases = depth * width * (5 if bias else 4)  # a norm: scale, shift, 2 running stats
+        return Footprint(
+            params=weights + norms_and_biases,
+            activations=features + depth * width * per_block + num_classes,
+            widest=max(features, width, num_classes),
+            modules=depth * (per_block + 1) + 3,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)  # (N, *input_shape) -> (N, D)

@@ -4,11 +4,14 @@ Every model class is a plain ``nn.Module`` whose constructor is
 ``Model(input_shape, num_classes, norm_layer, **yaml_keys)``: ``input_shape`` is the shape of
 one sample, ``norm_layer(num_features)`` builds its norms (see :mod:`normbench.norms`).
 A model also exposes ``blocks``: its layers in depth order, whose outputs are "the
-activations of layer i" for ``activations=true``.
+activations of layer i" for ``activations=true``, and a static ``footprint(input_shape,
+num_classes, **yaml_keys)``: its size counted from those arguments, so that a model too large
+for the machine is refused before it is built.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +20,17 @@ from torch import nn
 
 from normbench.norms import NormBuilder
 from normbench.registry import Registry
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """A model's size, counted from its arguments without building it (estimates, upper
+    bounds where a norm may or may not add to them)."""
+
+    params: int  # parameter and buffer values
+    activations: int  # values one sample's forward keeps for the backward pass
+    widest: int  # values of one sample's largest layer output (eval: a few alive at a time)
+    modules: int  # nn.Module objects: ~3.6 KB of Python objects each, measured on an MLP
 
 
 @dataclass(frozen=True)
@@ -29,6 +43,16 @@ class ModelSpec:
     def norm_steps(self, input_shape: tuple[int, ...]) -> int | None:
         """The time steps a recurrent model's norms keep statistics for; None for the others."""
         return self.cls.time_steps(input_shape) if self.layout == "recurrent" else None
+
+    def footprint(self, input_shape: tuple[int, ...], num_classes: int, **options: Any) -> Footprint | None:
+        """The class's ``footprint`` for these arguments, the constructor's defaults filling
+        the options not given (one place holds each default: the signature); None for a
+        registered class without one (nothing to check)."""
+        if not hasattr(self.cls, "footprint"):
+            return None
+        params = inspect.signature(self.cls.__init__).parameters
+        args = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+        return self.cls.footprint(tuple(input_shape), num_classes, **{**args, **options})
 
 
 MODELS: Registry[ModelSpec] = Registry("model", "model")

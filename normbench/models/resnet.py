@@ -9,12 +9,14 @@ where the shape changes. ``zero_init_residual`` zeroes the scale of each block's
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from normbench.errors import ConfigError
-from normbench.models.registry import register_model
+from normbench.models.registry import Footprint, register_model
 from normbench.norms import NormBuilder
 
 
@@ -101,6 +103,27 @@ class ResNet(nn.Module):
                     getattr(module.norm2, "weight", None), torch.Tensor
                 ):
                     nn.init.zeros_(module.norm2.weight)
+
+    @staticmethod
+    def footprint(
+        input_shape: tuple[int, ...], num_classes: int, depth: int, width: int, **_: Any
+    ) -> Footprint:
+        if len(input_shape) != 3:
+            return Footprint(0, 0, 0, 0)  # the constructor says what it reads
+        (channels, h, w), n = input_shape, max((depth - 2) // 6, 1)
+        params, activations, modules = 9 * channels * width + 4 * width, 3 * width * h * w, 4
+        widest = max(channels, width) * h * w  # the input or stage 1: later stages halve it
+        in_channels = width
+        for out_channels, stride in ((width, 1), (2 * width, 2), (4 * width, 2)):
+            h, w = -(-h // stride), -(-w // stride)
+            c = out_channels
+            shortcut = (in_channels + 4) * c if stride != 1 or in_channels != c else 0
+            params += 9 * in_channels * c + 9 * c * c + 8 * c + shortcut + (n - 1) * (18 * c * c + 8 * c)
+            activations += n * 7 * c * h * w  # conv, norm, ReLU, conv, norm, add, ReLU
+            modules += 6 * n + 1
+            in_channels = c
+        params += (in_channels + 1) * num_classes
+        return Footprint(params, activations + num_classes, widest, modules)
 
     @property
     def blocks(self) -> list[nn.Module]:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from normbench.errors import ConfigError
-from normbench.models.registry import register_model
+from normbench.models.registry import Footprint, register_model
 from normbench.norms import NormBuilder
 
 log = logging.getLogger("normbench")
@@ -202,6 +203,23 @@ class RNN(nn.Module):
     def blocks(self) -> nn.ModuleList:
         """The layers in depth order, for activation statistics."""
         return self.layers
+
+    @staticmethod
+    def footprint(
+        input_shape: tuple[int, ...], num_classes: int, cell: str, hidden_size: int, num_layers: int, **_: Any
+    ) -> Footprint:
+        if len(input_shape) not in (2, 3):
+            return Footprint(0, 0, 0, 0)  # the constructor says what it reads
+        steps = RNN.time_steps(input_shape)
+        features = math.prod(input_shape) // steps
+        g, h = CELLS[cell].gates if cell in CELLS else 4, hidden_size
+        # batch-statistics norms keep a copy per step: scale, shift and 2 running stats each
+        per_step_norms = steps * (2 * g + 1) * h * 4
+        params = g * h * (features + h) + (num_layers - 1) * g * h * 2 * h
+        params += num_layers * (2 * g * h + per_step_norms) + (h + 1) * num_classes
+        activations = steps * features + num_layers * steps * h * (3 * g + 4) + num_classes
+        widest = steps * max(features, h) + g * h  # a layer's (T, H) output, one step's gates
+        return Footprint(params, activations, widest, num_layers * (4 + 3 * steps) + 2)
 
     @staticmethod
     def time_steps(input_shape: tuple[int, ...]) -> int:

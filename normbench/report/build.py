@@ -6,6 +6,7 @@ from pathlib import Path
 
 from normbench.analysis import claims as claims_mod
 from normbench.analysis.load import Results, load
+from normbench.analysis.stats import NORM_KEY, norm_names, variants
 from normbench.errors import ConfigError
 from normbench.report.controls import convergence_section, ghost_section
 from normbench.report.document import Block, Document
@@ -32,6 +33,7 @@ def document(res: Results, opts: Options, results_dir: Path, fig_dir: Path) -> D
     title = f"normbench report: {', '.join(map(str, names)) or results_dir.resolve().name}"
     if opts.metric != Options().metric:  # a metric asked for by name; the default may be absent
         check_metric(res, opts.metric)  # (runs that measure no test error still get a report)
+    check_choices(res, opts)
     found = claims_mod.evaluate(res, opts.metric, opts.claims)
     blocks = [Block("h1", title), *claims_head(res, opts, found), *what_was_run(res, results_dir)]
     if len(res.done):
@@ -53,6 +55,26 @@ def check_metric(res: Results, metric: str) -> None:
         return
     have = sorted(c for c in done.columns if isinstance(c, str) and ("/" in c or c.endswith("_gap")))
     raise ConfigError("metric", metric, f"no finished run has it; use one of {', '.join(have) or 'none'}")
+
+
+def check_choices(res: Results, opts: Options) -> None:
+    """A norm a claim is asked about, or a key figure 4 is asked to use, that the runs do not
+    have would silently drop that claim or figure: say so with what they have. The defaults
+    may be absent (a sweep without BN still gets a report)."""
+    done, claim_defaults = res.done, claims_mod.ClaimOptions()
+    if not len(done) or NORM_KEY not in done:
+        return
+    for key in ("bn", "gn", "threshold_norm"):
+        value = getattr(opts.claims, key)
+        if value != getattr(claim_defaults, key) and not variants(done, value):
+            have = sorted({*done[NORM_KEY].dropna().astype(str), *norm_names(done).values()})
+            raise ConfigError(key, value, f"no finished run has that norm; use one of {', '.join(have)}")
+    for key in ("grid_x", "grid_facet"):
+        value = getattr(opts, key)
+        if value is not None and value not in res.runs.columns:
+            raise ConfigError(
+                key, value, f"is not a key of these runs; use a swept one: {', '.join(res.swept)}"
+            )
 
 
 def build_report(

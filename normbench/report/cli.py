@@ -13,7 +13,7 @@ from hydra.experimental.callback import Callback
 
 from normbench.analysis import claims as claims_mod
 from normbench.analysis.load import find_run_dirs
-from normbench.errors import ConfigError
+from normbench.errors import ConfigError, one_line
 from normbench.report.build import build_report
 from normbench.report.options import Options
 
@@ -142,6 +142,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.out is not None:  # a file there (or an unwritable place) is bad input, not a failed report
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            print(
+                f"error: --out={args.out}: cannot be the report's folder ({one_line(err)}); pass a folder",
+                file=sys.stderr,
+            )
+            return 2
     try:
         path, why = build_or_say_why(args.results_dir, args.out, opts, raise_bad_input=True)
     except ConfigError as err:
