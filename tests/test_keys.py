@@ -74,15 +74,15 @@ def test_a_wrong_type_for_any_key_is_one_line_naming_it(make_cfg, choice):
     [
         (
             ["optim.lr=abc"],
-            "optim.lr=abc: is not a number; use a finite number in (0, 10] (the rate at batch 32)",
+            "optim.lr=abc: is not a number; use a finite number in (0, 1e+30] (the rate at batch 32)",
         ),
         (
             ["optim.lr=inf"],
-            "optim.lr=inf: is not finite; use a finite number in (0, 10] (the rate at batch 32)",
+            "optim.lr=inf: is not finite; use a finite number in (0, 1e+30] (the rate at batch 32)",
         ),
         (
             ["optim.lr=1e308"],
-            "optim.lr=1e+308: is above 10; use a finite number in (0, 10] (the rate at batch 32)",
+            "optim.lr=1e+308: is above 1e+30; use a finite number in (0, 1e+30] (the rate at batch 32)",
         ),
         (
             ["optim.weight_decay=1e300"],
@@ -151,7 +151,7 @@ def test_user_keys_of_custom_data_and_synthetic_knobs_are_not_refused_as_unknown
 @pytest.mark.parametrize(
     "override, line",
     [
-        ("optim.lr=abc", "error: optim.lr=abc: is not a number; use a finite number in (0, 10]"),
+        ("optim.lr=abc", "error: optim.lr=abc: is not a number; use a finite number in (0, 1e+30]"),
         (
             "optim.weight_decay=1e300",
             "error: optim.weight_decay=1e+300: is above 1; use a finite number in [0, 1]",
