@@ -40,6 +40,8 @@ def config_identity(cfg: DictConfig | Mapping[str, Any]) -> str:
     plain = resolved_config(cfg)
     for dotted in NON_RESULT_KEYS:
         _drop(plain, dotted.split("."))
+    if plain.get("devices") == 1:  # one device computes what runs from before the key did
+        plain.pop("devices")
     blob = json.dumps(plain, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

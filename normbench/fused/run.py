@@ -262,7 +262,7 @@ def _train_stacked(members: list[Member]) -> None:
 def _after_epoch(m: Member, epoch: int, losses: torch.Tensor, seconds: float) -> bool:
     """What runner.train does after an epoch, for one member; False once it has diverged."""
     cfg, summary = m.cfg, m.summary
-    step = count_epoch(summary, epoch, m.trainer.steps_per_epoch, cfg.batch, seconds)
+    step = count_epoch(summary, epoch, m.trainer.steps_per_epoch, m.trainer.batch, seconds)
     with member_log(m.run_dir), m.rng.active(everything=True):
         try:
             at = Point(m.trainer, epoch, step, summary["final"], losses)
