@@ -187,6 +187,7 @@ CHOSEN_BY_REGISTRY = (
 CHECKED_BY_TASK = (
     *("data.noise", "data.spread", "data.seq_len", "data.signal_steps"),  # data=synthetic
     *("data.size", "data.clutter", "data.texture", "data.colour", "data.rotation"),  # data=glyphs
+    *("data.contrast", "data.brightness", "data.shift"),
 )
 
 
