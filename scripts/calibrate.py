@@ -111,11 +111,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
-    sets = {
-        f"photo crops (1/{args.downscale})": photo_crops(args.images, args.crop, args.downscale, args.seed)
-    }
-    for colour in args.colour:
-        sets[f"glyphs colour={colour:g}"] = glyph_images(args.images, args.seed, colour=colour)
+    photos = photo_crops(args.images, args.crop, args.downscale, args.seed)
+    sets = {f"photo crops (1/{args.downscale})": photos}
+    for spec in args.glyphs:
+        nuisance = {k: float(v) for k, v in (kv.split("=") for kv in spec.split(",") if kv)}
+        sets[f"glyphs {spec or 'defaults'}"] = glyph_images(args.images, args.seed, **nuisance)
     shares = {name: between_image_share(x) for name, x in sets.items()}
     noise = {name: layer_noise(x, args.batch, args.seed) for name, x in sets.items()}
     reference = next(iter(sets))

@@ -13,6 +13,7 @@ from normbench.errors import ConfigError
 from normbench.identity import config_identity, resolved_config
 from normbench.norms import NORMS, norm_builder
 from normbench.norms.base import per_device, per_shard
+from normbench.probes import Point
 from normbench.runner import build
 
 SHAPES = {"vector": (12, 5), "image": (12, 5, 3, 3)}
@@ -179,3 +180,16 @@ def test_bad_device_shapes_are_one_line_before_training(cli, args: list[str], li
     result = cli("model=mlp", *TINY, *args)
     assert result.returncode == 2, result.stderr[-2000:]
     assert line in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_bn_noise_probe_measures_the_per_device_batch(make_cfg) -> None:
+    built = build(make_cfg("model=resnet", "norm=batch", *TINY, "batch=2", "devices=4"))
+    probe = next(p for p in built.probes if type(p).__name__ == "BNNoise")
+    assert probe.batch == 2  # the batch BN trained its statistics on, not the SGD batch
+    model = built.trainer.model
+    before = [t.clone() for t in model.state_dict().values()]
+    rows = probe.at_end(Point(built.trainer, 1, 4, {}))
+    layers = [n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    assert {r[3] for r in rows} == {f"{layer}/{kind}" for layer in layers for kind in ("mean", "var")}
+    assert all(r[2] == "bn_noise" and r[4] > 0 for r in rows)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.state_dict().values()))
