@@ -9,12 +9,13 @@ import torch
 from conftest import TINY
 from torch import nn
 
+from normbench.analysis.load import load
 from normbench.errors import ConfigError
 from normbench.identity import config_identity, resolved_config
 from normbench.norms import NORMS, norm_builder
 from normbench.norms.base import per_device, per_shard
 from normbench.probes import Point
-from normbench.runner import build
+from normbench.runner import build, run
 
 SHAPES = {"vector": (12, 5), "image": (12, 5, 3, 3)}
 TOL = 1e-10
@@ -193,3 +194,14 @@ def test_the_bn_noise_probe_measures_the_per_device_batch(make_cfg) -> None:
     assert {r[3] for r in rows} == {f"{layer}/{kind}" for layer in layers for kind in ("mean", "var")}
     assert all(r[2] == "bn_noise" and r[4] > 0 for r in rows)
     assert all(torch.equal(a, b) for a, b in zip(before, model.state_dict().values()))
+
+
+def test_summary_and_loaded_runs_say_which_batch_is_which(make_cfg, tmp_path) -> None:
+    for batch, devices in ((4, 2), (8, 1)):
+        cfg = make_cfg("model=mlp", "norm=batch", *TINY, f"batch={batch}", f"devices={devices}")
+        summary = run(cfg, tmp_path / f"b{batch}d{devices}")
+        assert (summary["per_device_batch"], summary["sgd_batch"]) == (batch, 8)
+        assert summary["steps"] == 32 // 8
+    runs = load(tmp_path).runs.set_index("batch")
+    assert runs.loc[4, "sgd_batch"] == runs.loc[8, "sgd_batch"] == 8
+    assert runs.loc[4, "devices"] == 2
