@@ -37,7 +37,7 @@ from normbench.norms import batch_noise, norm_builder  # noqa: E402
 
 PHOTOGRAPHS = ("grace_hopper.jpg",)  # matplotlib's sample data; see the module docstring
 # The nuisance this measurement proposes for the glyph task (see the README's calibration table)
-PROPOSED = "colour=0.5"
+PROPOSED = "colour=0.2,brightness=0.7,contrast=0.7"
 MODEL = {"depth": 14, "width": 16, "zero_init_residual": True}  # experiments/small_batch.yaml
 
 
