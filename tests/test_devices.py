@@ -11,6 +11,7 @@ from torch import nn
 
 from normbench.analysis.load import load
 from normbench.errors import ConfigError
+from normbench.fused.plan import why_not
 from normbench.identity import config_identity, resolved_config
 from normbench.norms import NORMS, norm_builder
 from normbench.norms.base import per_device, per_shard
@@ -205,3 +206,10 @@ def test_summary_and_loaded_runs_say_which_batch_is_which(make_cfg, tmp_path) ->
     runs = load(tmp_path).runs.set_index("batch")
     assert runs.loc[4, "sgd_batch"] == runs.loc[8, "sgd_batch"] == 8
     assert runs.loc[4, "devices"] == 2
+
+
+def test_fused_sweeps_keep_per_device_runs_unfused(make_cfg) -> None:
+    assert why_not(make_cfg("model=mlp", *TINY, "devices=2"), seeds=5) == (
+        "devices=2: per-device batch statistics are not stacked"
+    )
+    assert why_not(make_cfg("model=mlp", *TINY, "devices=1"), seeds=5) is None
