@@ -112,24 +112,26 @@ def per_shard(module: nn.Module, forward: Callable[[Tensor], Tensor], x: Tensor,
         return forward(x)
     if x.shape[0] % shards:
         raise ValueError(f"{shards} shards do not divide a batch of {x.shape[0]} samples")
-    # Each replica gets fresh buffer tensors instead of an in-place reset: autograd keeps the
-    # buffers a pass read (torch's batch_norm saves the running statistics for its backward),
-    # and an in-place write after the pass would invalidate that graph.
-    names = [k for k, b in module.named_buffers(recurse=False)]
-    start = {k: getattr(module, k).clone() for k in names}
+    # Each replica runs on fresh copies of the buffers, and the result is copied into the
+    # buffer tensors the module had, in place: autograd keeps the buffers a pass read (torch's
+    # batch_norm saves the running statistics for its backward), so no pass may read a tensor
+    # that is written afterwards; and a caller holding the buffers (a stacked functional_call)
+    # sees the update, as it would with the module's own in-place one.
+    names = [k for k, _ in module.named_buffers(recurse=False)]
+    originals = {k: getattr(module, k) for k in names}
     ends: list[dict[str, Tensor]] = []
     outputs = []
-    for i, part in enumerate(x.chunk(shards)):
-        if i:
-            for k in names:
-                setattr(module, k, start[k].clone())
+    for part in x.chunk(shards):
+        for k in names:
+            setattr(module, k, originals[k].clone())
         outputs.append(forward(part))
         ends.append({k: getattr(module, k) for k in names})
     with torch.no_grad():
         for k in names:
             last = ends[-1][k]
             mean = torch.stack([e[k] for e in ends]).mean(0) if last.is_floating_point() else last
-            setattr(module, k, mean)
+            originals[k].copy_(mean)
+            setattr(module, k, originals[k])
     return torch.cat(outputs)
 
 
