@@ -213,3 +213,25 @@ def test_fused_sweeps_keep_per_device_runs_unfused(make_cfg) -> None:
         "devices=2: per-device batch statistics are not stacked"
     )
     assert why_not(make_cfg("model=mlp", *TINY, "devices=1"), seeds=5) is None
+
+
+def test_a_step_on_k_devices_is_k_model_replicas_with_averaged_gradients(make_cfg) -> None:
+    """Data-parallel training without synchronised statistics: each replica runs the whole model
+    on its shard; the step's gradient is the replicas' mean (equal shards), the running
+    statistics the replicas' mean."""
+    overrides = ("model=resnet", "model.width=4", "norm=batch", *TINY, "batch=2")
+    devices = build(make_cfg(*overrides, "devices=4")).trainer.model.double()
+    single = build(make_cfg(*overrides, "devices=1")).trainer.model.double()  # the same init
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 3, 32, 32, dtype=torch.float64), torch.randint(0, 10, (8,))
+    nn.functional.cross_entropy(devices.train()(x), y).backward()
+    replicas = [copy.deepcopy(single).train() for _ in range(4)]
+    for r, xs, ys in zip(replicas, x.chunk(4), y.chunk(4)):
+        nn.functional.cross_entropy(r(xs), ys).backward()
+    for name, p in devices.named_parameters():
+        expected = torch.stack([dict(r.named_parameters())[name].grad for r in replicas]).mean(0)
+        torch.testing.assert_close(p.grad, expected, rtol=1e-9, atol=1e-12)
+    for name, b in devices.named_buffers():
+        if b.is_floating_point():
+            expected = torch.stack([dict(r.named_buffers())[name] for r in replicas]).mean(0)
+            torch.testing.assert_close(b, expected, rtol=1e-9, atol=1e-12)
