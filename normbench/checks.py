@@ -114,6 +114,7 @@ RULES: dict[str, Rule] = {
     "results_dir": TEXT,
     "regularization": TEXT,  # a label the reg group sets, read by the report
     "batch": INT,
+    "devices": INT,
     "epochs": INT,
     "seed": Rule(int, lo=0, hi=2**63, open_hi=True),
     "log_every": INT,
@@ -193,6 +194,7 @@ CHOSEN_BY_REGISTRY = (
 CHECKED_BY_TASK = (
     *("data.noise", "data.spread", "data.seq_len", "data.signal_steps"),  # data=synthetic
     *("data.size", "data.clutter", "data.texture", "data.colour", "data.rotation"),  # data=glyphs
+    *("data.contrast", "data.brightness", "data.shift"),
 )
 
 
@@ -274,6 +276,18 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ConfigError("device", name, "use auto, cpu or cuda")
     return torch.device(name)
+
+
+def check_devices(batch: int, devices: int, train_size: int) -> None:
+    """The SGD batch (``batch`` per device x ``devices``) fits in the training set."""
+    if devices > 1 and batch * devices > train_size:
+        raise ConfigError(
+            "devices",
+            devices,
+            f"makes an SGD batch of batch x devices = {batch} x {devices} = {batch * devices} samples, "
+            f"more than the training set ({train_size}); use devices<={max(train_size // batch, 1)} "
+            f"or a smaller per-device batch",
+        )
 
 
 def check_data_fits(

@@ -23,6 +23,9 @@ NON_RESULT_KEYS = (
     "data.root",
     "data.download",
 )
+# Keys added after runs were made, at the value that computes what those runs computed: left
+# out of the identity at that value, so that those runs keep theirs (and are not run again).
+NEUTRAL_DEFAULTS = {"devices": 1, "data.contrast": 0.0, "data.brightness": 0.0, "data.shift": 0}
 # Keys a sweeper adds to a job that are no run's own: also out of directory names. A fused job
 # (normbench.fused.FUSED_KEY) lists its members' seeds; its directory is its first member's.
 JOB_KEYS = ("fused_seeds",)
@@ -40,6 +43,8 @@ def config_identity(cfg: DictConfig | Mapping[str, Any]) -> str:
     plain = resolved_config(cfg)
     for dotted in NON_RESULT_KEYS:
         _drop(plain, dotted.split("."))
+    for dotted, neutral in NEUTRAL_DEFAULTS.items():
+        _drop_if(plain, dotted.split("."), neutral)
     blob = json.dumps(plain, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -51,6 +56,16 @@ def _drop(tree: dict[str, Any], path: list[str]) -> None:
         if not isinstance(node, dict):
             return
     node.pop(path[-1], None)
+
+
+def _drop_if(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for key in path[:-1]:
+        node = node.get(key)
+        if not isinstance(node, dict):
+            return
+    if path[-1] in node and node[path[-1]] == value:
+        node.pop(path[-1])
 
 
 def register_resolvers() -> None:

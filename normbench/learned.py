@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from normbench import record
 from normbench.norms import get_norm_spec
-from normbench.optim import base_lr
+from normbench.optim import base_lr, sgd_batch
 
 log = logging.getLogger("normbench")
 
@@ -111,6 +111,6 @@ def judge_run(
     )
     summary.update(learned=verdict.learned, learned_note=verdict.note)
     if not verdict.learned:
-        lr = base_lr(cfg.optim.lr, cfg.batch, cfg.optim.linear_scaling)
+        lr = base_lr(cfg.optim.lr, sgd_batch(cfg), cfg.optim.linear_scaling)
         batch_stats = get_norm_spec(cfg.norm.name).batch_statistics
         log.warning(advice(verdict.note, lr, cfg.epochs, cfg.norm.name, cfg.batch, batch_stats))

@@ -13,9 +13,16 @@ from normbench.errors import ConfigError
 REFERENCE_BATCH = 32  # optim.lr is the rate at this batch size (linear scaling rule)
 
 
+def sgd_batch(cfg: Any) -> int:
+    """The optimiser's batch: ``batch`` samples on each of ``devices`` simulated devices (a
+    config without ``devices``, from before the key, is one device)."""
+    return int(cfg.batch) * int(cfg.get("devices", 1))
+
+
 def base_lr(lr: float, batch: int, linear_scaling: bool) -> float:
     """The peak learning rate: lr x batch / 32 with the linear scaling rule (Goyal et al.
-    2017, used by the GroupNorm paper), else lr as given."""
+    2017, used by the GroupNorm paper), else lr as given. ``batch`` is the SGD batch
+    (:func:`sgd_batch`): the paper scales with the total over its 8 GPUs."""
     if not lr > 0:
         raise ConfigError("optim.lr", lr, "must be a positive number")
     return lr * batch / REFERENCE_BATCH if linear_scaling else lr

@@ -21,7 +21,14 @@ from omegaconf import DictConfig
 
 from normbench import learned, provenance, record, rundir
 from normbench.checkpoint import resume_or_start_fresh, save_checkpoint
-from normbench.checks import check_data_fits, check_keys, check_model_fits, check_run_keys, resolve_device
+from normbench.checks import (
+    check_data_fits,
+    check_devices,
+    check_keys,
+    check_model_fits,
+    check_run_keys,
+    resolve_device,
+)
 from normbench.data import build_dataset
 from normbench.identity import config_identity, resolved_config
 from normbench.interrupt import interrupt_on_sigterm
@@ -36,7 +43,7 @@ from normbench.norms import (
     norm_builder,
     standardize_conv_weights,
 )
-from normbench.optim import base_lr, build_lr_schedule, build_optimizer, l1_penalty
+from normbench.optim import base_lr, build_lr_schedule, build_optimizer, l1_penalty, sgd_batch
 from normbench.probes import Diverged, Point, Probe, measure, select_probes
 from normbench.progress import epoch_line, progress_bar
 from normbench.sinks import Sinks, open_sinks
@@ -130,6 +137,8 @@ def prepare(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) 
     first_epoch = resume_or_start_fresh(run_dir, built.trainer, summary, cfg.force)
     rundir.record_hydra_config(run_dir, cfg, overrides)
     summary.update(device=provenance.device_name(built.device), threads=torch.get_num_threads())
+    # which batch is which: BN's statistics come from the per-device batch, SGD steps on the total
+    summary.update(per_device_batch=cfg.batch, sgd_batch=built.trainer.batch)
     return Member(cfg, run_dir, summary, built, first_epoch, open_sinks(run_dir))
 
 
@@ -206,12 +215,17 @@ def build(cfg: DictConfig) -> Built:
     spec = get_model_spec(cfg.model.name)
     norm_options = make_options(resolved_config(cfg.norm))
     check_layout(cfg.norm.name, spec.layout, cfg.model.name)
-    check_batch(cfg.norm.name, norm_options, cfg.batch)
+    check_batch(cfg.norm.name, norm_options, cfg.batch)  # per device: what the norms see
+    batch = sgd_batch(cfg)
 
     data = build_dataset(cfg.data.name, model_modality=spec.native, run_seed=cfg.seed, **options(cfg.data))
+    check_devices(cfg.batch, cfg.devices, data.x_train.shape[0])
     check_data_fits(data, cfg.data.name, cfg.model.name, spec.modalities, cfg.batch, cfg.train_eval_size)
     steps = spec.norm_steps(data.input_shape)
-    norm_layer = norm_builder(cfg.norm.name, spec.layout, norm_options, impl=cfg.norm.impl, steps=steps)
+    device_batch = cfg.batch if cfg.devices > 1 else None
+    norm_layer = norm_builder(
+        cfg.norm.name, spec.layout, norm_options, impl=cfg.norm.impl, steps=steps, device_batch=device_batch
+    )
 
     def make_model(layer: NormBuilder) -> torch.nn.Module:
         return build_model(
@@ -222,17 +236,17 @@ def build(cfg: DictConfig) -> Built:
             **options(cfg.model),
         )
 
-    check_model_fits(spec, cfg.model.name, data, cfg.batch, device, options(cfg.model))
+    check_model_fits(spec, cfg.model.name, data, batch, device, options(cfg.model))  # the SGD batch
     torch.manual_seed(cfg.seed)  # the init does not depend on what the data generator drew
     model = make_model(norm_layer)
     check_model_norms(model)
-    x = data.x_train[: cfg.batch]
+    x = data.x_train[:batch]
     check_forward(
         model,
         data.prepare(x) if data.prepare is not None else x,
         cfg.norm.name,
         cfg.model.name,
-        lambda norm: make_model(norm_builder(norm, spec.layout, steps=steps)),
+        lambda norm: make_model(norm_builder(norm, spec.layout, steps=steps, device_batch=device_batch)),
     )
     if cfg.norm.get("weight_std"):
         standardize_conv_weights(model)  # before the optimizer sees the parameters
@@ -242,11 +256,11 @@ def build(cfg: DictConfig) -> Built:
         # since eval chunks and the last precise-BN batch differ from the training batch
         model.compile(dynamic=True)
 
-    lr = base_lr(cfg.optim.lr, cfg.batch, cfg.optim.linear_scaling)
+    lr = base_lr(cfg.optim.lr, batch, cfg.optim.linear_scaling)
     optimizer = build_optimizer(
         cfg.optim.name, model.parameters(), lr, **options(cfg.optim, "lr", "linear_scaling", "l1")
     )
-    steps_per_epoch = data.x_train.shape[0] // cfg.batch
+    steps_per_epoch = data.x_train.shape[0] // batch
     factor, scheduler = build_lr_schedule(
         optimizer, cfg.sched.name, cfg.epochs * steps_per_epoch, steps_per_epoch, **options(cfg.sched)
     )
@@ -255,7 +269,7 @@ def build(cfg: DictConfig) -> Built:
         data.to(device),
         optimizer,
         scheduler,
-        cfg.batch,
+        batch,
         torch.Generator().manual_seed(cfg.seed),
         l1_penalty(model, cfg.optim.l1),
         amp=cfg.amp,
@@ -296,7 +310,7 @@ def train(members: list[Member], step: Stepper) -> None:
 def after_epoch(m: Member, epoch: int, losses: torch.Tensor, seconds: float) -> bool:
     """One member's epoch measured, written and checkpointed; False once it has diverged."""
     cfg, summary = m.cfg, m.summary
-    step = count_epoch(summary, epoch, m.trainer.steps_per_epoch, cfg.batch, seconds)
+    step = count_epoch(summary, epoch, m.trainer.steps_per_epoch, m.trainer.batch, seconds)
     with m.scope():
         try:
             rows = measure(

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from normbench.norms import precise_bn_, reference, running_stats_drift
+from normbench.norms import batch_noise, precise_bn_, reference, running_stats_drift
 
 
 def _mlp(bn1d: type[nn.Module] = nn.BatchNorm1d, momentum: float = 0.1) -> nn.Module:
@@ -146,3 +146,22 @@ def test_drift_changes_nothing_and_vanishes_after_precise_bn() -> None:
     precise_bn_(model, [x])
     after = running_stats_drift(model, x)
     assert max(after.values()) < 1e-6
+
+
+def test_batch_noise_is_each_batch_against_the_pooled_population() -> None:
+    torch.manual_seed(0)
+    bn = nn.BatchNorm2d(3)
+    x = torch.randn(12, 3, 4, 4) * torch.tensor([1.0, 2.0, 0.5]).view(1, 3, 1, 1) + 1
+    batches = list(x.split(2))
+    before = copy.deepcopy(bn.state_dict())
+    noise = batch_noise(nn.Sequential(bn), batches)
+    pooled = x.transpose(0, 1).reshape(3, -1).double()
+    mean, var = pooled.mean(1), pooled.var(1) + bn.eps
+    shifts, ratios = [], []
+    for b in batches:
+        values = b.transpose(0, 1).reshape(3, -1).double()
+        shifts.append(((values.mean(1) - mean).abs() / var.sqrt()).mean())
+        ratios.append(((values.var(1) + bn.eps) / var).log().abs().mean())
+    assert noise["0/mean"] == pytest.approx(torch.stack(shifts).mean().item(), rel=1e-6)
+    assert noise["0/var"] == pytest.approx(torch.stack(ratios).mean().item(), rel=1e-6)
+    assert all(torch.equal(bn.state_dict()[k], v) for k, v in before.items())  # on a copy

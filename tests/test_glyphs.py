@@ -103,6 +103,8 @@ def test_the_class_is_in_the_shape_not_the_colour():
         ({"texture": "lots"}, "data.texture", "lots", "[0, 10]"),
         ({"colour": 5}, "data.colour", "5", "[0, 2]"),
         ({"rotation": 200}, "data.rotation", "200", "degrees"),
+        ({"contrast": -0.1}, "data.contrast", "-0.1", "log gain"),
+        ({"shift": 1.5}, "data.shift", "1.5", "an int in [0, 8]"),
         ({"seed": -1}, "data.seed", "-1", "2**32"),
         ({"train_size": 0}, "data.train_size", "0", "positive int"),
     ],
@@ -149,3 +151,39 @@ def test_every_norm_learns_a_short_run(make_cfg, tmp_path, norm):
     accuracy = summary["final"]["test/accuracy"]
     print(f"\nglyphs {norm}: test accuracy {100 * accuracy:.1f}% (chance 10%)")
     assert accuracy >= FLOOR, f"{norm}: {accuracy:.3f}"
+
+
+# ---- the nuisance knobs and the data-rich shift ---------------------------------------------
+
+
+def test_contrast_and_brightness_vary_each_image_and_leave_the_labels():
+    base, varied = small(), small(contrast=0.8, brightness=0.5)
+    assert torch.equal(base.y_train, varied.y_train) and torch.equal(base.y_test, varied.y_test)
+    spread = {name: d.x_train.std(dim=(1, 2, 3)).std().item() for name, d in (("b", base), ("v", varied))}
+    shift = {name: d.x_train.mean(dim=(1, 2, 3)).std().item() for name, d in (("b", base), ("v", varied))}
+    assert spread["v"] > 2 * spread["b"] and shift["v"] > 2 * shift["b"]
+
+
+def test_shift_augments_training_batches_only_deterministically_per_seed(make_cfg):
+    def one_epoch(seed: int, shift: int = 2) -> list[torch.Tensor]:
+        built = build(
+            make_cfg(
+                "data=glyphs", "model=resnet", "model.width=4", *TINY, f"data.shift={shift}", f"seed={seed}"
+            )
+        )
+        losses = built.trainer.train_epoch()
+        return [losses, *built.trainer.model.state_dict().values()]
+
+    a, b, c = one_epoch(0), one_epoch(0), one_epoch(1)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], c[0])
+    assert not torch.equal(a[0], one_epoch(0, shift=0)[0])  # the shift is in the training batches
+    data = small(shift=2)
+    assert data.augment is not None and small().augment is None
+    torch.manual_seed(0)
+    x = data.x_train[:64]
+    moved = data.augment(x)
+    assert not torch.equal(moved, x)
+    # a circular shift permutes each image's pixels: what the norms see of it is unchanged
+    torch.testing.assert_close(moved.mean(dim=(2, 3)), x.mean(dim=(2, 3)))
+    torch.testing.assert_close(moved.flatten(2).sort(-1)[0], x.flatten(2).sort(-1)[0])

@@ -294,7 +294,7 @@ def test_the_cuda_path_with_amp_channels_last_and_compile(make_cfg, tmp_path):
         (
             ["norm=batch", "activations=true"],
             ["TrainLoss", "Evaluation", "BatchStatsEval", "DivergenceGuard", "Activations", "BNDrift"]
-            + ["Weights", "PreciseBN"],
+            + ["Weights", "PreciseBN", "BNNoise"],
         ),
         (
             ["norm=batch", "norm.precise_bn_samples=0"],

@@ -213,7 +213,8 @@ def _metric_vs_batch(ax: Axes, runs: pd.DataFrame, metric: str, styles: dict[str
         _errorbar(ax, rows.sort_values(BATCH_KEY), BATCH_KEY, styles[norm], f"{norm} ({n})", scale(metric))
         _seeds(ax, mine, BATCH_KEY, metric, styles[norm], scale(metric), log=True)
     _log2_axis(ax, table[BATCH_KEY].astype(float))
-    ax.set(xlabel="batch size", ylabel=metric_label(metric))
+    # batch is per device; the SGD batch is batch x devices (load's sgd_batch column)
+    ax.set(xlabel="per-device batch (the norms' batch)", ylabel=metric_label(metric))
     ax.grid(alpha=0.3)
     return not table.empty
 

@@ -34,7 +34,8 @@ from normbench.record import DONE, flat, parse_summary
 # Config keys the analysis always needs as columns, swept or not.
 CORE_KEYS = (
     "norm.name",
-    "batch",
+    "batch",  # per device: the batch the norms' statistics come from
+    "devices",  # simulated devices: the SGD batch is batch x devices (column sgd_batch)
     "seed",
     "model.name",
     "data.name",
@@ -404,8 +405,13 @@ def add_derived(runs: pd.DataFrame) -> pd.DataFrame:
     batch statistics only; NaN elsewhere), and ``generalization_gap`` = final test loss minus
     final train loss: the eval-mode ``train_eval/loss`` where the run measured it (scored as
     the test loss is), else ``train/loss`` (the last epoch's train-mode mean, without any
-    penalty term); ``generalization_gap_from`` names the one each run used."""
+    penalty term); ``generalization_gap_from`` names the one each run used. ``sgd_batch`` =
+    ``batch`` (per device) x ``devices`` (1 for runs from before the key): the optimiser's batch."""
     runs = runs.copy()
+    if "batch" in runs:
+        devices = pd.to_numeric(runs["devices"], errors="coerce") if "devices" in runs else 1
+        per_device = pd.to_numeric(runs["batch"], errors="coerce")
+        runs["sgd_batch"] = per_device * (devices.fillna(1) if isinstance(devices, pd.Series) else devices)
     for col in [c for c in runs.columns if isinstance(c, str) and c.endswith("/accuracy")]:
         runs[col[: -len("accuracy")] + "error"] = 1.0 - pd.to_numeric(runs[col], errors="coerce")
     if {"test_batchstats/accuracy", "test/accuracy"} <= set(runs.columns):

@@ -9,7 +9,15 @@ straight edge, so that no fragment is a whole digit. A band-pass noise ``texture
 top; the defaults (``texture`` 0.35, no clutter) are small_batch's calibration. Colour is a
 modest per-sample nuisance (``colour``: std of the background's and the ink's colour around 0
 and 1; the polarity never flips), so that LN and GN, which divide out a sample's global colour
-and contrast, gain little over BN from it.
+and contrast, gain little over BN from it. Two more per-image nuisances, off by default:
+``contrast`` (std of the log of a per-image gain around the image's mean) and ``brightness``
+(std of a per-image offset shared by the channels); ``scripts/calibrate.py`` measures what
+settings make the images as varied as crops of photographs.
+
+``shift`` (0, off, by default) makes the training set data-rich: every training batch is shifted
+circularly by up to ``shift`` pixels each way, a fresh draw per sample and step. A circular
+shift permutes an image's pixels, so its colour statistics (what the norms see) are unchanged,
+and the band-pass texture is periodic, so it has no seam.
 
 Rendering goes through ``matplotlib.ft2font`` once per (font, digit, size), cached; the
 per-sample geometry is one ``affine_grid`` + ``grid_sample`` on the CPU. Train and test come
@@ -180,14 +188,42 @@ def _texture(rng: np.random.Generator, n: int, size: int) -> torch.Tensor:
 
 
 def _draw(
-    rng: np.random.Generator, n: int, size: int, clutter: int, texture: float, colour: float, rotation: float
+    rng: np.random.Generator,
+    n: int,
+    size: int,
+    clutter: int,
+    texture: float,
+    colour: float,
+    rotation: float,
+    contrast: float = 0.0,
+    brightness: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     y = _balanced_labels(rng, n, len(CLASSES))
     ink = torch.maximum(_digits(rng, y, size, rotation), _fragments(rng, n, clutter, size))  # (N,1,S,S)
     background = BACKGROUND + colour * torch.from_numpy(rng.standard_normal((n, 3, 1, 1), dtype=np.float32))
     paint = INK + colour * torch.from_numpy(rng.standard_normal((n, 3, 1, 1), dtype=np.float32))
     x = background + (paint - background) * ink + texture * _texture(rng, n, size)
+    # drawn last and only when on, so that the images at the defaults stay those drawn before
+    if contrast:
+        gain = torch.from_numpy(np.exp(contrast * rng.standard_normal((n, 1, 1, 1))).astype(np.float32))
+        centre = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = centre + (x - centre) * gain
+    if brightness:
+        x = x + brightness * torch.from_numpy(rng.standard_normal((n, 1, 1, 1), dtype=np.float32))
     return (x - MEAN) / STD, torch.from_numpy(y)
+
+
+def random_shift(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """``data.shift``: each image (N, C, H, W) rolled circularly by up to ``shift`` pixels in
+    each direction, drawn from torch's global RNG (which the runner seeds); one gather."""
+    n, c, h, w = x.shape
+    dev = x.device
+    dy = torch.randint(-shift, shift + 1, (n, 1), device=dev)
+    dx = torch.randint(-shift, shift + 1, (n, 1), device=dev)
+    rows = (torch.arange(h, device=dev) - dy) % h  # (N, H): source row of each output row
+    cols = (torch.arange(w, device=dev) - dx) % w
+    idx = (rows[:, :, None] * w + cols[:, None, :]).view(n, 1, h * w)
+    return x.reshape(n, c, h * w).gather(2, idx.expand(n, c, h * w)).view(n, c, h, w)
 
 
 KNOBS: dict[str, Knob] = {
@@ -195,6 +231,9 @@ KNOBS: dict[str, Knob] = {
     "clutter": Knob(lambda v: _is_int(v) and 0 <= v <= 32, "an int in [0, 32] (fragments per image)"),
     "texture": Knob(lambda v: _is_real(v) and 0 <= v <= 10, "a number in [0, 10]"),
     "colour": Knob(lambda v: _is_real(v) and 0 <= v <= 2, "a number in [0, 2]"),
+    "contrast": Knob(lambda v: _is_real(v) and 0 <= v <= 2, "a number in [0, 2] (std of the log gain)"),
+    "brightness": Knob(lambda v: _is_real(v) and 0 <= v <= 2, "a number in [0, 2]"),
+    "shift": Knob(lambda v: _is_int(v) and 0 <= v <= 8, "an int in [0, 8] (pixels; 0: off)"),
     "rotation": Knob(lambda v: _is_real(v) and 0 <= v <= 180, "a number of degrees in [0, 180]"),
 }
 
@@ -211,11 +250,23 @@ def make_glyphs(
     texture: float = 0.35,
     colour: float = 0.15,
     rotation: float = 20.0,
+    contrast: float = 0.0,
+    brightness: float = 0.0,
+    shift: int = 0,
 ) -> Dataset:
     """Generate the glyph task; ``seed`` is the data seed (independent of the run seed); sizes
     ``None`` mean the defaults. Every argument is a key of ``conf/data/glyphs.yaml``, its values
     in :data:`KNOBS`. Raises :class:`ConfigError` naming ``data.<key>`` for an unusable one."""
-    knobs = dict(size=size, clutter=clutter, texture=texture, colour=colour, rotation=rotation)
+    knobs = dict(
+        size=size,
+        clutter=clutter,
+        texture=texture,
+        colour=colour,
+        rotation=rotation,
+        contrast=contrast,
+        brightness=brightness,
+        shift=shift,
+    )
     for key, value in knobs.items():
         if not KNOBS[key].ok(value):
             raise ConfigError(f"data.{key}", value, f"must be {KNOBS[key].works}")
@@ -225,7 +276,14 @@ def make_glyphs(
     test_size = _size("test_size", test_size, TEST_SIZE)
     check_generated_size(train_size, test_size, 3 * int(size) * int(size))
     _, train, test = _streams(int(seed))
-    options = dict(size=int(size), clutter=int(clutter), texture=float(texture), colour=float(colour))
+    options = dict(
+        size=int(size),
+        clutter=int(clutter),
+        texture=float(texture),
+        colour=float(colour),
+        contrast=float(contrast),
+        brightness=float(brightness),
+    )
     x_tr, y_tr = _draw(train, train_size, rotation=float(rotation), **options)
     x_te, y_te = _draw(test, test_size, rotation=float(rotation), **options)
     return Dataset(
@@ -236,4 +294,5 @@ def make_glyphs(
         x_test=x_te.contiguous(),
         y_test=y_te,
         num_classes=len(CLASSES),
+        augment=functools.partial(random_shift, shift=int(shift)) if shift else None,
     )

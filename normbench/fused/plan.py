@@ -39,6 +39,8 @@ def why_not(cfg: DictConfig, seeds: int) -> str | None:
     # (parallel) jobs; the job's trial step (stack.check_stackable) finds any other
     if cfg.norm.get("impl") == "reference":
         return "norm.impl=reference: its autograd.Functions do not run under vmap"
+    if cfg.get("devices", 1) > 1:  # the stacked layouts know the norms' classes, not per-device ones
+        return f"devices={cfg.devices}: per-device batch statistics are not stacked"
     if cfg.model.get("dropout"):
         return f"model.dropout={cfg.model.dropout}: dropout draws under vmap differ from the unfused run's"
     try:

@@ -5,7 +5,7 @@ from normbench.norms import (  # noqa: F401  (importing registers their entries)
     reference,  # norm.impl=reference
     variants,  # batch_renorm, ghost_batch
 )
-from normbench.norms.diagnostics import precise_bn_, running_stats_drift
+from normbench.norms.diagnostics import batch_noise, precise_bn_, running_stats_drift
 from normbench.norms.fold import fold_batchnorm
 from normbench.norms.registry import (
     NORMS,
@@ -34,6 +34,7 @@ __all__ = [
     "NormBuilder",
     "NormSpec",
     "StepNorm",
+    "batch_noise",
     "batch_statistics_modules",
     "check_batch",
     "check_forward",

@@ -1,15 +1,19 @@
 """What the norm modules written here share: the base class with torch's parameters and buffers,
-saving and restoring a norm's buffers around a pass that must not change them, and the list of
-divisors that an error message offers when a size does not divide another."""
+saving and restoring a norm's buffers around a pass that must not change them, batch statistics
+per shard of the batch (ghost batches and simulated data-parallel devices: one mechanism), and
+the list of divisors that an error message offers when a size does not divide another."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
+
+from normbench.errors import ConfigError
 
 Tensor = torch.Tensor
 
@@ -91,3 +95,82 @@ def divisors(n: int, smallest: int = 1, largest: int | None = None) -> str:
     setting accepts, so that every value offered works."""
     top = n if largest is None else largest
     return ", ".join(str(d) for d in range(max(smallest, 1), top + 1) if n % d == 0)
+
+
+def per_shard(module: nn.Module, forward: Callable[[Tensor], Tensor], x: Tensor, shards: int) -> Tensor:
+    """``forward`` (a training-mode pass of ``module``) run on each of ``shards`` equal,
+    consecutive shards of ``x`` (N, ...) from the same buffers, outputs concatenated: what
+    ``shards`` replicas of the module compute on their shards, as data-parallel training without
+    synchronised batch statistics does. Gradients reach the parameters from every shard.
+
+    Buffers after the pass: the replicas' floating buffers averaged (running statistics: ONE
+    momentum update per step with the shards' mean statistics, so the averaging horizon in steps
+    does not depend on the number of shards; updating once per shard would shorten it k-fold),
+    integer ones (``num_batches_tracked``) as every replica has them (each counted one step).
+    """
+    if shards == 1:
+        return forward(x)
+    if x.shape[0] % shards:
+        raise ValueError(f"{shards} shards do not divide a batch of {x.shape[0]} samples")
+    # Each replica runs on fresh copies of the buffers, and the result is copied into the
+    # buffer tensors the module had, in place: autograd keeps the buffers a pass read (torch's
+    # batch_norm saves the running statistics for its backward), so no pass may read a tensor
+    # that is written afterwards; and a caller holding the buffers (a stacked functional_call)
+    # sees the update, as it would with the module's own in-place one.
+    names = [k for k, _ in module.named_buffers(recurse=False)]
+    originals = {k: getattr(module, k) for k in names}
+    ends: list[dict[str, Tensor]] = []
+    outputs = []
+    for part in x.chunk(shards):
+        for k in names:
+            setattr(module, k, originals[k].clone())
+        outputs.append(forward(part))
+        ends.append({k: getattr(module, k) for k in names})
+    with torch.no_grad():
+        for k in names:
+            last = ends[-1][k]
+            mean = torch.stack([e[k] for e in ends]).mean(0) if last.is_floating_point() else last
+            originals[k].copy_(mean)
+            setattr(module, k, originals[k])
+    return torch.cat(outputs)
+
+
+class _PerDevice:
+    """Mixed into a batch-statistics norm's own class by :func:`per_device`: in training, a
+    batch of more than ``device_batch`` samples is normalised per consecutive ``device_batch``
+    samples (:func:`per_shard`), as on that many devices without synchronised statistics. A
+    batch of at most ``device_batch`` samples (a probe's, the per-device batch) runs as one."""
+
+    device_batch: int
+
+    def forward(self, x: Tensor, *args: Any) -> Tensor:
+        n, size = x.shape[0], self.device_batch
+        whole = super().forward  # type: ignore[misc]
+        if not self.training or n <= size:  # type: ignore[attr-defined]
+            return whole(x, *args)
+        if n % size:
+            raise ConfigError(
+                "batch",
+                size,
+                f"(the per-device batch) does not divide this batch of {n} samples; "
+                f"use a divisor of {n}: {divisors(n, smallest=2)}",
+            )
+        return per_shard(self, lambda part: whole(part, *args), x, n // size)  # type: ignore[arg-type]
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, device_batch={self.device_batch}"  # type: ignore[misc]
+
+
+@functools.cache
+def _per_device_class(cls: type[nn.Module]) -> type[nn.Module]:
+    return type(f"PerDevice{cls.__name__}", (_PerDevice, cls), {"__module__": __name__})
+
+
+def per_device(module: nn.Module, device_batch: int) -> nn.Module:
+    """``module`` (a batch-statistics norm) normalising in training per ``device_batch`` samples
+    (simulated data-parallel devices, see :class:`_PerDevice`). The module keeps its
+    parameters, buffers, state_dict keys and isinstance relations: only its class gains the
+    per-device forward, so code that reads ``norm.weight`` or folds BN sees the same module."""
+    module.__class__ = _per_device_class(type(module))
+    module.device_batch = device_batch
+    return module

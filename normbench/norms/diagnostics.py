@@ -3,7 +3,8 @@
 BN normalises with batch statistics in training and with running averages in eval; when the
 two disagree, eval accuracy suffers (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021).
 - :func:`precise_bn_` replaces the running averages by exact population statistics;
-- :func:`running_stats_drift` measures how far the running averages are from a batch's.
+- :func:`running_stats_drift` measures how far the running averages are from a batch's;
+- :func:`batch_noise`: how far single batches' statistics sit from the population's.
 
 Both forward with the BN-like modules in training mode (batch statistics, as in training) and
 every other module in eval mode: dropout off, so the pass draws no random numbers and the
@@ -16,6 +17,7 @@ and ``num_batches_tracked`` are restored afterwards: a diagnostic is not a train
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -162,3 +164,18 @@ def running_stats_drift(model: nn.Module, batch: Batch, forward: Forward | None 
         ratio = ((moments[name].var() + m.eps) / run_var).log().abs()
         drift[f"{name}/mean"], drift[f"{name}/var"] = shift.mean().item(), ratio.mean().item()
     return drift
+
+
+def batch_noise(model: nn.Module, batches: list[Batch], forward: Forward | None = None) -> dict[str, float]:
+    """How far each BN-like module's batch statistics sit from its population statistics: the
+    noise BN trains with at the size of ``batches``. The population is :func:`precise_bn_` over
+    all of ``batches`` (on a copy: ``model`` is untouched); then :func:`running_stats_drift`
+    of each batch against it, averaged over the batches: ``"{name}/mean"`` the mean shift in
+    population SDs, ``"{name}/var"`` the mean |log variance ratio|."""
+    twin = copy.deepcopy(model)
+    precise_bn_(twin, batches, forward)
+    totals: dict[str, float] = {}
+    for batch in batches:
+        for key, value in running_stats_drift(twin, batch, forward).items():
+            totals[key] = totals.get(key, 0.0) + value
+    return {key: total / len(batches) for key, total in totals.items()}

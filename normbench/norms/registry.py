@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from normbench.errors import ConfigError
+from normbench.norms.base import per_device
 from normbench.registry import Registry
 
 NormBuilder = Callable[[int], nn.Module]
@@ -130,11 +131,15 @@ def norm_builder(
     *,
     impl: str | None = None,
     steps: int | None = None,
+    device_batch: int | None = None,
 ) -> NormBuilder:
     """Resolve a norm once: returns ``norm_layer(num_features) -> nn.Module`` for ``layout``.
 
     ``impl`` is ``norm.impl`` (None: the norm's own, e.g. ``torch``); ``steps`` is the number of
-    time steps for the ``recurrent`` layout.
+    time steps for the ``recurrent`` layout; ``device_batch``, when set, makes a norm with
+    batch statistics normalise per that many samples in training, as on simulated
+    data-parallel devices without synchronised statistics (:func:`~normbench.norms.base.per_device`);
+    norms without batch statistics are unaffected.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -144,8 +149,14 @@ def norm_builder(
     if impl != spec.impl and impl not in spec.impls:
         have = ", ".join([spec.impl, *sorted(spec.impls)])
         raise ConfigError("norm.impl", impl, f"norm={name} has implementations: {have}")
-    make = spec.make if impl == spec.impl else spec.impls[impl]
+    chosen = spec.make if impl == spec.impl else spec.impls[impl]
     opts = dict(options or {})
+
+    def make(num_features: int, layout: str, **kwargs: Any) -> nn.Module:
+        module = chosen(num_features, layout, **kwargs)
+        if device_batch is None or not spec.batch_statistics or isinstance(module, InvalidNorm):
+            return module
+        return per_device(module, device_batch)
 
     if layout != "recurrent":
         return lambda num_features: make(num_features, layout, **opts)

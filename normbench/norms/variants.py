@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from normbench.errors import ConfigError
-from normbench.norms.base import RunningStatsNorm, divisors
+from normbench.norms.base import RunningStatsNorm, divisors, per_shard
 from normbench.norms.registry import register_norm
 
 Tensor = torch.Tensor
@@ -115,7 +115,9 @@ class BatchRenorm(_BatchStatsNorm):
 
 class GhostBatchNorm(_BatchStatsNorm):
     """Batch norm in training over consecutive chunks of ``ghost_size`` samples, each chunk
-    with its own statistics; the batch size must be a multiple of ``ghost_size``.
+    with its own statistics; the batch size must be a multiple of ``ghost_size``. The chunks are
+    :func:`~normbench.norms.base.per_shard`'s shards, the mechanism of simulated devices too
+    (``devices``): ghost batches of g at batch B are B/g devices of g samples each.
 
     Running statistics: the chunks' means and unbiased variances are averaged and applied as
     ONE momentum update per optimisation step, so the averaging horizon (in steps) does not
@@ -136,7 +138,9 @@ class GhostBatchNorm(_BatchStatsNorm):
         super().__init__(num_features, eps, momentum, affine)
         self.ghost_size = ghost_size
 
-    def _train(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return super().forward(x)
         n, g = x.shape[0], self.ghost_size
         if n % g:
             raise ConfigError(
@@ -145,24 +149,14 @@ class GhostBatchNorm(_BatchStatsNorm):
                 f"does not divide this batch of {n} samples; "
                 f"use a divisor of {n}: {divisors(n, smallest=2)} (or drop incomplete batches)",
             )
-        chunks = x.reshape(n // g, g, *x.shape[1:])  # (K, g, C, *)
-        dims = (1, *range(3, chunks.dim()))
-        count = chunks[0].numel() // self.num_features
-        if count < 2:
-            raise ValueError(
-                f"Expected more than 1 value per channel when training, got ghost batches "
-                f"of shape {list(chunks.shape[1:])}"
-            )
-        var, mean = torch.var_mean(chunks, dim=dims, keepdim=True, correction=0)  # (K, 1, C, 1..)
-        xhat = ((chunks - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
+        return per_shard(self, self._batch_norm, x, n // g)
+
+    def _batch_norm(self, x: Tensor) -> Tensor:
+        """One chunk: torch's training-mode BN, one step counted."""
         self.num_batches_tracked.add_(1)
-        self._update_running(
-            mean.detach().mean(0).reshape(-1),
-            var.detach().mean(0).reshape(-1),
-            count,
-            self.momentum,
+        return F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, True, self.momentum, self.eps
         )
-        return xhat
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, ghost_size={self.ghost_size}"

@@ -16,6 +16,7 @@ from normbench.probes import (
     activations,
     batchstats_eval,
     bn_drift,
+    bn_noise,
     divergence,
     evaluation,
     precise_bn,
@@ -36,6 +37,7 @@ PROBES = (
     bn_drift,
     weights,
     precise_bn,
+    bn_noise,
 )
 
 __all__ = ["PROBES", "Diverged", "Point", "Probe", "measure", "select_probes"]
