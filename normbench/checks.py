@@ -125,6 +125,7 @@ RULES: dict[str, Rule] = {
     "channels_last": FLAG,
     "compile": FLAG,
     "activations": FLAG,
+    "bn_noise": FLAG,
     "force": FLAG,
     # model
     "model.depth": INT,

@@ -25,7 +25,13 @@ NON_RESULT_KEYS = (
 )
 # Keys added after runs were made, at the value that computes what those runs computed: left
 # out of the identity at that value, so that those runs keep theirs (and are not run again).
-NEUTRAL_DEFAULTS = {"devices": 1, "data.contrast": 0.0, "data.brightness": 0.0, "data.shift": 0}
+NEUTRAL_DEFAULTS = {
+    "devices": 1,
+    "bn_noise": False,
+    "data.contrast": 0.0,
+    "data.brightness": 0.0,
+    "data.shift": 0,
+}
 # Keys a sweeper adds to a job that are no run's own: also out of directory names. A fused job
 # (normbench.fused.FUSED_KEY) lists its members' seeds; its directory is its first member's.
 JOB_KEYS = ("fused_seeds",)

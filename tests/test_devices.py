@@ -185,7 +185,8 @@ def test_bad_device_shapes_are_one_line_before_training(cli, args: list[str], li
 
 
 def test_the_bn_noise_probe_measures_the_per_device_batch(make_cfg) -> None:
-    built = build(make_cfg("model=resnet", "norm=batch", *TINY, "batch=2", "devices=4"))
+    assert not any(type(p).__name__ == "BNNoise" for p in build(make_cfg("norm=batch", *TINY)).probes)
+    built = build(make_cfg("model=resnet", "norm=batch", *TINY, "batch=2", "devices=4", "bn_noise=true"))
     probe = next(p for p in built.probes if type(p).__name__ == "BNNoise")
     assert probe.batch == 2  # the batch BN trained its statistics on, not the SGD batch
     model = built.trainer.model

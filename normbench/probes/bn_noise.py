@@ -2,9 +2,11 @@
 BN-like layer, how far the statistics of one per-device batch sit from the population's
 (``{layer}/mean``: the mean shift in population SDs; ``{layer}/var``: the |log variance
 ratio|; :func:`normbench.norms.batch_noise`), over the first training samples in batches of
-the per-device batch ``batch``: the noise BN trained with. It runs where precise BN does
-(``norm.precise_bn_samples``), on at most :data:`SAMPLES` of those samples, on a copy of the
-model; ``scripts/calibrate.py`` measures the same for the untrained model on photographs."""
+the per-device batch ``batch``: the noise BN trained with. It runs with ``bn_noise=true``
+(a few seconds a run at batch 2: off unless a study reports it) on a model with batch
+statistics, over at most :data:`SAMPLES` of the precise-BN samples
+(``norm.precise_bn_samples``); ``scripts/calibrate.py`` measures the same for the untrained
+model on photographs."""
 
 from __future__ import annotations
 
@@ -32,5 +34,7 @@ class BNNoise(Probe):
 
 
 def make(cfg: DictConfig, model: nn.Module, lr_at: Callable[[int], float]) -> Probe | None:
+    if not cfg.bn_noise:
+        return None
     samples = min(cfg.norm.get("precise_bn_samples") or 0, SAMPLES)
     return BNNoise(samples, cfg.batch) if samples and batch_statistics_modules(model) else None
