@@ -1,9 +1,10 @@
 """Who may write in a run directory, and where run directories may be.
 
-- One process at a time: an advisory lock (``fcntl.flock``) on ``<run dir>/.lock``, held for
-  the whole run; a second process on the same directory stops at once with one line. The
-  kernel drops the lock when its holder dies, however it dies, so a killed run never leaves a
-  stale lock behind.
+- One process at a time: an advisory lock (``fcntl.flock``) on the run directory and on
+  ``<run dir>/.lock`` (which names the holder's pid), held for the whole run; a second process
+  on the same directory stops at once with one line. The kernel drops the lock when its holder
+  dies, however it dies, so a killed run never leaves a stale lock behind.
+- No writes through symbolic links (normbench.files).
 - One identity: a finished run of another config is never replaced without ``force=true``,
   and Hydra's record of the run (``.hydra/``) is written only once the directory is the run's.
 - Inside ``results_dir``: ``name`` is a relative path without ``..``, and ``results_dir`` is a
@@ -24,33 +25,64 @@ from typing import Any
 
 from normbench import record
 from normbench.errors import ConfigError
+from normbench.files import check_no_links, open_private
 
 LOCK = ".lock"
 
 
 @contextlib.contextmanager
 def held(run_dir: Path, name: str) -> Iterator[None]:
-    """Hold ``run_dir``'s lock while the block runs; ConfigError if another process holds it."""
-    try:
-        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as err:
-        raise ConfigError("results_dir", run_dir, f"cannot write there ({err.strerror})") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise ConfigError(
-                "name",
-                name,
-                f"{run_dir} is in use by another process (pid {holder}); "
-                "wait for it to end, or give this run another name=",
-            ) from None
+    """Hold ``run_dir``'s lock while the block runs; ConfigError if another process holds it,
+    or if the directory holds a symbolic link where a run writes (normbench.files).
+
+    The lock is taken on the directory itself and on ``.lock`` (which names the holder's pid):
+    deleting ``.lock`` while a run is alive does not let a second process in."""
+    check_no_links(run_dir, "name", name)
+    with contextlib.ExitStack() as locks:
+        for path, flags in (
+            (run_dir, os.O_RDONLY | os.O_DIRECTORY),
+            (run_dir / LOCK, os.O_RDWR | os.O_CREAT),
+        ):
+            try:
+                fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            except OSError as err:
+                raise ConfigError("results_dir", run_dir, f"cannot write there ({err.strerror})") from None
+            locks.callback(os.close, fd)  # closing releases the lock
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(
+                    "name",
+                    name,
+                    f"{run_dir} is in use by another process ({holder(run_dir)}); "
+                    "wait for it to end, or give this run another name=",
+                ) from None
+            except OSError:  # a file system without locks on directories (some NFS): .lock alone
+                continue
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for the message above, in the other process
         yield
+
+
+def holder(run_dir: Path) -> str:
+    """Who holds ``run_dir``'s lock, from the pid its holder wrote in ``.lock``, checked alive."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return "pid unknown: its .lock was deleted"
+    try:
+        text = os.read(fd, 32).decode(errors="replace").strip()
     finally:
-        os.close(fd)  # releases the lock
+        os.close(fd)
+    if not text.isdigit():
+        return "pid unknown"
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return f"pid unknown: .lock names pid {text}, which has ended"
+    except OSError:
+        pass  # alive, another user's
+    return f"pid {text}"
 
 
 def check_owner(
@@ -88,7 +120,8 @@ def record_hydra_config(run_dir: Path, cfg: Any, overrides: list[str] | None = N
     record = {"config.yaml": cfg, "hydra.yaml": hydra_cfg, "overrides.yaml": hydra_cfg.hydra.overrides.task}
     (run_dir / ".hydra").mkdir(exist_ok=True)
     for filename, node in record.items():
-        (run_dir / ".hydra" / filename).write_text(OmegaConf.to_yaml(node))
+        with open_private(run_dir / ".hydra" / filename, "w") as f:
+            f.write(OmegaConf.to_yaml(node))
 
 
 def override_dirname(overrides: list[str], spec: Any) -> str:

@@ -6,6 +6,7 @@ Every bad input raises :class:`ConfigError` in :func:`build`, before any trainin
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import time
@@ -18,7 +19,7 @@ import torch
 from omegaconf import DictConfig
 
 from normbench import learned, provenance, record, rundir
-from normbench.checkpoint import resume_or_start_fresh, save_checkpoint
+from normbench.checkpoint import PROGRESS, resume_or_start_fresh, save_checkpoint
 from normbench.checks import check_data_fits, check_keys, check_run_keys, resolve_device
 from normbench.data import build_dataset
 from normbench.identity import config_identity, resolved_config
@@ -75,6 +76,7 @@ def run_locked(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     summary = record.new_summary(cfg, identity, versions=provenance.versions(), **provenance.git_state())
     built = build_or_record_failure(cfg, run_dir, summary, finished)
     first_epoch = resume_or_start_fresh(run_dir, built.trainer, summary, cfg.force)
+    summary[record.CHECKPOINTED] = progress(summary)
     rundir.record_hydra_config(run_dir, cfg)
     summary.update(device=provenance.device_name(built.device), threads=torch.get_num_threads())
     sinks = open_sinks(run_dir)
@@ -209,7 +211,7 @@ def train(
                 log.warning("epoch %d: %s: diverged", epoch, stop)
                 return record.DIVERGED
             sinks.flush()
-            save_checkpoint(run_dir, summary["identity"], trainer, epoch, progress(summary))
+            checkpoint(run_dir, trainer, epoch, summary)
             bar.set_postfix_str(f"loss {final['train/loss']:.3f}")
             log.info(epoch_line(epoch, cfg.epochs, summary, cfg.eval_every))
     if rows := measure(built.probes, "at_end", Point(trainer, cfg.epochs, summary["steps"], final)):
@@ -229,9 +231,17 @@ def count_epoch(summary: dict[str, Any], epoch: int, per_epoch: int, batch: int,
 
 
 def progress(summary: dict[str, Any]) -> dict[str, Any]:
-    """What a resumed run carries over from the epochs before its checkpoint."""
-    keys = ("epochs_done", "steps", "train_time_s", "train_samples_per_s", "final")
-    return {k: summary[k] for k in keys}
+    """What a resumed run carries over from the epochs before its checkpoint (a copy: the
+    summary's ``final`` changes in the next epoch)."""
+    return copy.deepcopy({k: summary[k] for k in PROGRESS})
+
+
+def checkpoint(run_dir: Path, trainer: Trainer, epoch: int, summary: dict[str, Any]) -> None:
+    """Save the epoch's checkpoint, and keep its counts for the summary of an interruption
+    before the next one (record.finish)."""
+    saved = progress(summary)
+    save_checkpoint(run_dir, summary["identity"], trainer, epoch, saved)
+    summary[record.CHECKPOINTED] = saved
 
 
 # ---- helpers --------------------------------------------------------------------------------

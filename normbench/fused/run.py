@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, open_dict
 
 from normbench import learned, provenance, record, rundir
-from normbench.checkpoint import resume_or_start_fresh, save_checkpoint
+from normbench.checkpoint import resume_or_start_fresh
 from normbench.errors import ConfigError
 from normbench.fused import FUSED_KEY, plan
 from normbench.fused.logs import member_log, routed
@@ -36,6 +36,7 @@ from normbench.progress import epoch_line, progress_bar
 from normbench.runner import (
     Built,
     build_or_record_failure,
+    checkpoint,
     count_epoch,
     finished_here,
     progress,
@@ -188,6 +189,7 @@ def _prepare(
         summary["overrides"] = overrides
     built = build_or_record_failure(cfg, run_dir, summary, finished)
     first_epoch = resume_or_start_fresh(run_dir, built.trainer, summary, cfg.force)
+    summary[record.CHECKPOINTED] = progress(summary)
     rundir.record_hydra_config(run_dir, cfg, overrides)
     summary.update(device=provenance.device_name(built.device), threads=torch.get_num_threads())
     # the global RNGs as this member's unfused run would hold them now
@@ -274,7 +276,7 @@ def _after_epoch(m: Member, epoch: int, losses: torch.Tensor, seconds: float) ->
             return False
         m.sinks.write(rows)
         m.sinks.flush()
-        save_checkpoint(m.run_dir, summary["identity"], m.trainer, epoch, progress(summary))
+        checkpoint(m.run_dir, m.trainer, epoch, summary)
         log.info("seed %s: %s", cfg.seed, epoch_line(epoch, cfg.epochs, summary, cfg.eval_every))
     return True
 

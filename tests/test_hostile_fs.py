@@ -1,0 +1,195 @@
+"""A run directory someone else prepared: crafted checkpoints, planted links, a deleted lock,
+interruptions between an epoch and its checkpoint. Nothing outside the run directory is
+touched, and bad state is one line (a log line and a fresh start, or exit 2), never a traceback."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY, start, summaries
+from test_rundir import AFTER_EPOCH_2, SHORT, copy_run, killed, one_error_line, only_dir
+from test_sweeps import SLOW, finished_epochs, wait_for
+
+from normbench import rundir, runner
+from normbench.errors import ConfigError
+from normbench.files import WRITTEN, open_private
+from normbench.status import cell_name
+
+
+@pytest.fixture(scope="module")
+def unfinished_run(tmp_path_factory):
+    """A run of SHORT killed after epoch 2's checkpoint, and the metrics.csv of the same run
+    uninterrupted (what a run that starts over must write, byte for byte)."""
+    base = tmp_path_factory.mktemp("unfinished")
+    killed(base / "killed", *SHORT, at=AFTER_EPOCH_2)
+    reference = base / "reference"
+    from conftest import run_python
+
+    assert run_python("run.py", *SHORT, results=reference).returncode == 0
+    return only_dir(base / "killed"), (only_dir(reference) / "metrics.csv").read_bytes()
+
+
+def crafted(checkpoint: Path, change) -> None:
+    state = torch.load(checkpoint, weights_only=True)
+    change(state)
+    torch.save(state, checkpoint)
+
+
+def _rename_one_module(state: dict) -> None:
+    # every other parameter loads before the mismatch is raised: the fresh run must not keep them
+    model = state["model"]
+    key = next(iter(model))
+    model["renamed." + key] = model.pop(key)
+
+
+def _extra_param_group(state: dict) -> None:
+    groups = state["optimizer"]["param_groups"]
+    groups.append(copy.deepcopy(groups[0]))
+
+
+# a checkpoint of the run's own identity with one bad field: each a fresh start with a log line
+BAD_FIELDS = {
+    "files-a-list": lambda s: s.update(files=list(s["files"].items())),
+    "negative-size": lambda s: s["files"].update({"metrics.csv": -1}),
+    "epoch-a-string": lambda s: s.update(epoch="2"),
+    "renamed-module": _rename_one_module,
+    "bad-rng-state": lambda s: s["rng"].update(python="not a state"),
+    "rng-after-torch": lambda s: s["rng"]["numpy"].update(kind=5),
+    "param-groups": _extra_param_group,
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_FIELDS))
+def test_a_checkpoint_with_a_bad_field_starts_over_with_a_line(cli, tmp_path, unfinished_run, bad):
+    killed_dir, reference = unfinished_run
+    run_dir = copy_run(killed_dir, tmp_path / "r")
+    crafted(run_dir / "checkpoint.pt", BAD_FIELDS[bad])
+    result = cli(*SHORT, results=tmp_path / "r")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert f"{run_dir / 'checkpoint.pt'}" in result.stderr and "starting over" in result.stderr
+    assert (run_dir / "metrics.csv").read_bytes() == reference  # exactly a fresh run's numbers
+
+
+def test_a_crafted_file_map_truncates_nothing_outside_the_run_directory(cli, tmp_path, unfinished_run):
+    killed_dir, reference = unfinished_run
+    run_dir = copy_run(killed_dir, tmp_path / "r")
+    victims = {tmp_path / "victim-absolute": None, tmp_path / "victim-relative": None}
+    for victim in victims:
+        victim.write_text("keep me\n")
+    relative = os.path.relpath(tmp_path / "victim-relative", run_dir)  # ../../../victim-relative
+
+    def aim(state: dict) -> None:
+        state["files"][str(tmp_path / "victim-absolute")] = 3
+        state["files"][relative] = 0
+
+    crafted(run_dir / "checkpoint.pt", aim)
+    result = cli(*SHORT, results=tmp_path / "r")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert all(victim.read_text() == "keep me\n" for victim in victims)
+    assert "not one of this run directory's files; starting over" in result.stderr
+    assert (run_dir / "metrics.csv").read_bytes() == reference
+
+
+@pytest.mark.parametrize("name", WRITTEN)
+def test_a_link_where_the_run_writes_is_refused_before_anything_is_written(cli, tmp_path, name):
+    results = tmp_path / "r"
+    run_dir = results / "default" / cell_name(TINY)
+    run_dir.mkdir(parents=True)
+    victim = tmp_path / "victim"
+    if name in (".hydra", "tb"):
+        victim.mkdir()
+    else:
+        victim.write_text("keep me\n")
+    (run_dir / name).symlink_to(victim)
+    result = cli(*TINY, results=results)
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert line.startswith(f"error: name=default: {run_dir / name} is a symbolic link (to {victim})")
+    assert (list(victim.iterdir()) == []) if victim.is_dir() else victim.read_text() == "keep me\n"
+    assert sorted(p.name for p in run_dir.iterdir()) == [name]  # not even its lock
+
+
+def test_a_link_inside_tb_is_refused_too(cli, tmp_path):
+    results = tmp_path / "r"
+    assert cli(*TINY, "force=true", results=results).returncode == 0
+    run_dir = only_dir(results)
+    events = next((run_dir / "tb").iterdir())
+    events.unlink()
+    events.symlink_to(tmp_path / "victim")
+    result = cli(*TINY, "force=true", results=results)
+    assert result.returncode == 2 and "is a symbolic link" in one_error_line(result)
+    assert not (tmp_path / "victim").exists()
+
+
+def test_writes_do_not_follow_a_link_made_after_the_check(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    (tmp_path / "summary.json.tmp").symlink_to(victim)
+    for mode in ("w", "a", "wb"):
+        with pytest.raises(OSError, match="Too many levels of symbolic links"):
+            open_private(tmp_path / "summary.json.tmp", mode)
+    assert victim.read_text() == "keep me\n"
+
+
+# ---- the lock --------------------------------------------------------------------------------
+
+
+def test_deleting_the_lock_file_does_not_let_a_second_holder_in(tmp_path):
+    with rundir.held(tmp_path, "mine"):
+        (tmp_path / rundir.LOCK).unlink()
+        with (
+            pytest.raises(
+                ConfigError, match=r"in use by another process \(pid unknown: its .lock was deleted\)"
+            ),
+            rundir.held(tmp_path, "mine"),
+        ):
+            pass
+    with rundir.held(tmp_path, "mine"):  # released when its holder ends
+        pass
+
+
+def test_a_second_run_is_refused_after_the_lock_file_of_a_live_run_is_deleted(cli, tmp_path):
+    results = tmp_path / "r"
+    long = [o for o in SLOW if not o.startswith("epochs=")] + ["epochs=100"]
+    first = start(results, *long, log=tmp_path / "first.log")
+    metrics = results / "default" / cell_name(long) / "metrics.csv"
+    try:
+        wait_for(lambda: finished_epochs(metrics) >= 1, first, "the first epoch")
+        (metrics.parent / rundir.LOCK).unlink()
+        second = cli(*long, results=results)
+        assert first.poll() is None, "the first run ended before the second started: make it longer"
+        assert second.returncode == 2
+        assert f"{metrics.parent} is in use by another process" in one_error_line(second)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=120)
+    log = (metrics.parent / "run.log").read_text()
+    assert "in use" not in log and log.count("epoch 1/100") == 1
+
+
+# ---- an interruption between an epoch and its checkpoint ----------------------------------------
+
+
+def test_an_interrupted_run_records_the_epochs_of_its_checkpoint(make_cfg, tmp_path, monkeypatch):
+    real = runner.save_checkpoint
+
+    def interrupted_at_2(run_dir, identity, trainer, epoch, progress):
+        if epoch == 2:  # Ctrl-C after the epoch's rows, before its checkpoint
+            raise KeyboardInterrupt
+        real(run_dir, identity, trainer, epoch, progress)
+
+    monkeypatch.setattr(runner, "save_checkpoint", interrupted_at_2)
+    summary = runner.run(make_cfg(*SHORT), tmp_path)
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert summary["status"] == on_disk["status"] == "interrupted"
+    assert on_disk["epochs_done"] == state["epoch"] == state["progress"]["epochs_done"] == 1
+    assert on_disk["final"] == state["progress"]["final"] and "_checkpointed" not in on_disk
+    assert summaries(tmp_path)[0]["steps"] == state["progress"]["steps"]
