@@ -33,10 +33,11 @@ class OutputCheck(Callback):
         check_output(config, "hydra.run.dir", config.hydra.run.dir)
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        from normbench.rundir import check_output
+        from normbench.rundir import check_output, check_sweep_subdirs
         from normbench.status import expand_grid
 
         check_output(config, "hydra.sweep.dir", config.hydra.sweep.dir)
         jobs = expand_grid(config.hydra.sweeper.get("params"), list(config.hydra.overrides.task))
         for name in {o.split("=", 1)[1] for job in jobs for o in job if o.startswith("name=")}:
             check_output(config, "hydra.sweep.dir", config.hydra.sweep.dir, name)  # a swept name
+        check_sweep_subdirs(config, jobs)

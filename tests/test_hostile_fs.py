@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import TINY, start, summaries
 from test_rundir import AFTER_EPOCH_2, SHORT, copy_run, killed, one_error_line, only_dir
-from test_sweeps import SLOW, finished_epochs, wait_for
+from test_sweeps import NO_REPORT, SLOW, finished_epochs, wait_for
 
 from normbench import rundir, runner
 from normbench.errors import ConfigError
@@ -193,3 +193,47 @@ def test_an_interrupted_run_records_the_epochs_of_its_checkpoint(make_cfg, tmp_p
     assert on_disk["epochs_done"] == state["epoch"] == state["progress"]["epochs_done"] == 1
     assert on_disk["final"] == state["progress"]["final"] and "_checkpointed" not in on_disk
     assert summaries(tmp_path)[0]["steps"] == state["progress"]["steps"]
+
+
+# ---- where run directories may be ------------------------------------------------------------
+
+
+def test_an_explicit_hydra_run_dir_is_the_runs_own_choice(cli, tmp_path):
+    scratch = tmp_path / "scratch" / "x"
+    result = cli(*TINY, f"hydra.run.dir={scratch}", results=tmp_path / "results")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((scratch / "summary.json").read_text())["status"] == "done"
+    assert (scratch / ".hydra" / "overrides.yaml").exists() and not (tmp_path / "results").exists()
+    refused = cli(*TINY, f"hydra.run.dir={scratch}", "name=../up", results=tmp_path / "results")
+    assert refused.returncode == 2 and one_error_line(refused).startswith("error: name=../up: must be")
+
+
+def test_an_explicit_hydra_sweep_dir_holds_the_sweep_and_its_cells(cli, tmp_path):
+    sweep = tmp_path / "scratch" / "sweep"
+    result = cli(
+        "-m", *TINY, "norm=batch,layer", f"hydra.sweep.dir={sweep}", NO_REPORT, results=tmp_path / "r"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [s["status"] for s in summaries(sweep)] == ["done", "done"]
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("subdir", ["../../elsewhere", "/tmp/nb-elsewhere", "a/../../b"])
+def test_a_sweep_subdir_stays_inside_the_sweep_directory(cli, tmp_path, subdir):
+    results = tmp_path / "a" / "results"
+    result = cli("-m", *TINY, f"hydra.sweep.subdir={subdir}", NO_REPORT, results=results)
+    assert result.returncode == 2
+    assert one_error_line(result).startswith(f"error: hydra.sweep.subdir={subdir}: must be a relative path")
+    assert not list(tmp_path.rglob("summary.json")) and not Path("/tmp/nb-elsewhere").exists()
+
+
+@pytest.mark.parametrize("flag", [[], ["-m"]])
+def test_a_name_that_is_a_link_out_of_results_dir_is_refused(cli, tmp_path, flag):
+    results, elsewhere = tmp_path / "results", tmp_path / "elsewhere"
+    results.mkdir()
+    elsewhere.mkdir()
+    (results / "link").symlink_to(elsewhere)
+    result = cli(*flag, *TINY, "name=link", NO_REPORT, results=results)
+    assert result.returncode == 2
+    assert "leads through a symbolic link outside results_dir=" in one_error_line(result)
+    assert not list(elsewhere.iterdir())
