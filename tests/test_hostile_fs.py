@@ -8,6 +8,7 @@ import copy
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from conftest import TINY, start, summaries
 from test_rundir import AFTER_EPOCH_2, SHORT, copy_run, killed, one_error_line, only_dir
 from test_sweeps import NO_REPORT, SLOW, finished_epochs, wait_for
 
-from normbench import rundir, runner
+from normbench import rundir, runner, status
 from normbench.errors import ConfigError
 from normbench.files import WRITTEN, open_private
 from normbench.status import cell_name
@@ -237,3 +238,36 @@ def test_a_name_that_is_a_link_out_of_results_dir_is_refused(cli, tmp_path, flag
     assert result.returncode == 2
     assert "leads through a symbolic link outside results_dir=" in one_error_line(result)
     assert not list(elsewhere.iterdir())
+
+
+# ---- status ------------------------------------------------------------------------------------
+
+
+def test_status_tells_cells_whose_directories_were_swapped(cli, tmp_path, capsys):
+    result = cli("-m", *TINY, "norm=batch,layer", NO_REPORT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    batch, layer = (tmp_path / "default" / cell_name([*TINY, f"norm={n}"]) for n in ("batch", "layer"))
+    batch.rename(tmp_path / "swap")
+    layer.rename(batch)
+    (tmp_path / "swap").rename(layer)
+    assert status.main([str(tmp_path / "default")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[-1] for line in out[:-1]] == ["misplaced", "misplaced"]
+    assert out[-1] == "2 cells: 2 misplaced"
+
+
+def test_status_of_a_huge_grid_is_one_line_not_minutes(tmp_path, capsys):
+    (tmp_path / "multirun.yaml").write_text(
+        "hydra:\n  overrides:\n    task: ['seed=range(0,10000000)', 'norm=batch,layer']\n"
+        "  sweeper:\n    params: null\n  job:\n    config:\n"
+        "      override_dirname: {kv_sep: '=', item_sep: ',', exclude_keys: []}\n"
+    )
+    (tmp_path / "norm=batch,seed=0").mkdir()
+    (tmp_path / "norm=batch,seed=0" / "metrics.csv").write_text("")
+    tic = time.perf_counter()
+    assert status.main([str(tmp_path)]) == 1
+    assert time.perf_counter() - tic < 10
+    out, err = capsys.readouterr()
+    (line,) = err.splitlines()
+    assert "the grid has more than 100000 cells (seed sweeps 100001+ values)" in line
+    assert out.splitlines() == ["norm=batch,seed=0  unfinished", "1 cells: 1 unfinished"]
