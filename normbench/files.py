@@ -10,7 +10,9 @@ instead of redirecting it.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from pathlib import Path
 from typing import IO, Any
 
@@ -67,4 +69,37 @@ def check_no_links(run_dir: Path, key: str, value: Any) -> None:
             value,
             f"{link} is a symbolic link (to {os.readlink(link)}); a run never writes through links: "
             "remove it, or give this run another name=",
+        )
+
+
+def disk_error(err: BaseException) -> OSError | None:
+    """The OSError behind ``err`` (itself, or what it was raised from or while handling: torch
+    wraps a failed write in a RuntimeError), or None: a full or read-only disk, not a bug."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+class RunLog(logging.FileHandler):
+    """The run's ``run.log`` (conf/hydra/job_logging): opened without following a link, and a
+    line it cannot write (a full disk) is one warning on stderr, once per process, instead of
+    logging's traceback for every line."""
+
+    _warned = False
+
+    def _open(self) -> IO[Any]:
+        return open_private(Path(self.baseFilename), self.mode, encoding=self.encoding, errors=self.errors)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802  logging's name
+        err = sys.exc_info()[1]
+        if RunLog._warned or err is None:
+            return
+        RunLog._warned = True
+        why = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+        print(
+            f"warning: cannot write {self.baseFilename} ({why}); its lines go to stderr only", file=sys.stderr
         )

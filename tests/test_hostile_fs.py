@@ -8,6 +8,7 @@ import copy
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -271,3 +272,31 @@ def test_status_of_a_huge_grid_is_one_line_not_minutes(tmp_path, capsys):
     (line,) = err.splitlines()
     assert "the grid has more than 100000 cells (seed sweeps 100001+ values)" in line
     assert out.splitlines() == ["norm=batch,seed=0  unfinished", "1 cells: 1 unfinished"]
+
+
+# ---- a full disk -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A directory on a 60 KiB tmpfs: a run's first checkpoint fills it. Mounting needs root
+    (CAP_SYS_ADMIN); elsewhere the test is skipped."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=60k", "tmpfs", str(mount)], check=False, capture_output=True
+    )
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_sweep_on_a_full_disk_ends_with_one_line_per_cell_and_exit_2(cli, full_disk):
+    short = [o for o in SHORT if not o.startswith("epochs=")] + ["epochs=3"]
+    result = cli("-m", *short, "norm=batch,layer", results=full_disk / "r")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "Logging error" not in result.stderr
+    failed = [line for line in result.stderr.splitlines() if "run failed: " in line]
+    assert len(failed) == 2 and all("No space left on device" in line for line in failed)
+    assert result.stderr.strip().splitlines()[-1].startswith("error: 2 cell(s) of the sweep could not write")
