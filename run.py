@@ -58,10 +58,11 @@ def main_with_exit_codes() -> None:
     interrupt.install()
     try:
         main()
-        if record.SWEEP_WRITE_FAILURES:  # each said in its own line as it failed
-            n = len(record.SWEEP_WRITE_FAILURES)
+        if record.SWEEP_FAILURES:  # each said in its own line as it failed
+            n = len(record.SWEEP_FAILURES)
             print(
-                f"error: {n} cell(s) of the sweep could not write their results; free space and rerun it",
+                f"error: the sweep ended with {n} failure(s) outside its runs (above); "
+                "rerun it once fixed: finished cells are skipped",
                 file=sys.stderr,
             )
             sys.exit(record.EXIT_CODES[record.FAILED])

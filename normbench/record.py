@@ -27,11 +27,11 @@ RUNNING = "running"  # what summary.json says until the run ends
 # outcomes a rerun would only repeat (same config and seed, same numbers): not run again
 FINISHED = (DONE, DIVERGED)
 EXIT_CODES = {DONE: 0, FAILED: 2, DIVERGED: 3, INTERRUPTED: 130}
-# a sweep's cells that failed because they could not write (a full disk): the status a cell's
-# job returns to the sweep's process then, and that process's list of their lines, which make
-# the sweep exit 2 once it has ended (run.py)
+# a sweep's cells that failed for a cause outside the run (a full disk, a launcher's worker
+# killed): the status a cell's job returns to the sweep's process when it could not write, and
+# that process's list of such failures, which make the sweep exit 2 once it has ended (run.py)
 CANNOT_WRITE = "failed: cannot write"
-SWEEP_WRITE_FAILURES: list[str] = []
+SWEEP_FAILURES: list[str] = []
 # a running summary's copy of the counts its last checkpoint holds (never written): an
 # interrupted run records those, not the epoch it was stopped in
 CHECKPOINTED = "_checkpointed"

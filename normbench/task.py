@@ -74,5 +74,5 @@ def cannot_write(err: Exception, run_dir: str) -> str | None:
         return None
     line = f"run failed: {run_dir}: {write_error(disk)}"
     log.error("%s", line)
-    record.SWEEP_WRITE_FAILURES.append(line)
+    record.SWEEP_FAILURES.append(line)
     return record.CANNOT_WRITE

@@ -300,3 +300,32 @@ def test_a_sweep_on_a_full_disk_ends_with_one_line_per_cell_and_exit_2(cli, full
     failed = [line for line in result.stderr.splitlines() if "run failed: " in line]
     assert len(failed) == 2 and all("No space left on device" in line for line in failed)
     assert result.stderr.strip().splitlines()[-1].startswith("error: 2 cell(s) of the sweep could not write")
+
+
+# ---- a parallel-launcher worker killed ---------------------------------------------------------------
+
+
+def test_a_killed_parallel_worker_is_one_line_and_the_report_of_what_finished(tmp_path):
+    """Two cells on two workers: one short (it finishes), one long, whose worker is killed as
+    the OOM killer would (SIGKILL; its pid is in the cell's .lock)."""
+    log = tmp_path / "sweep.log"
+    slow = [o for o in SLOW if not o.startswith(("threads=", "epochs="))]
+    args = ["epochs=1,200", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *slow]
+    proc = start(tmp_path, *args, log=log, multirun=True)
+    sweep_dir = tmp_path / "default"
+    short, long = (sweep_dir / cell_name([*slow, f"epochs={n}"]) for n in (1, 200))
+    try:
+        wait_for((short / "summary.json").exists, proc, "the short cell", timeout=300)
+        wait_for(lambda: finished_epochs(long / "metrics.csv") >= 1, proc, "the long cell's first epoch")
+        os.kill(int((long / ".lock").read_text()), signal.SIGKILL)
+        assert proc.wait(timeout=300) == 2, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert "Traceback" not in text and "TerminatedWorkerError" not in text, text[-3000:]
+    (line,) = [line for line in text.splitlines() if "died" in line]
+    assert "a worker process of hydra/launcher=parallel died ({SIGKILL(-9)})" in line
+    assert json.loads((short / "summary.json").read_text())["status"] == "done"
+    assert not (long / "summary.json").exists()  # unfinished: the rerun resumes it
+    assert (sweep_dir / "report.md").exists()
