@@ -38,6 +38,9 @@ KEYS = ("identity", "epoch", "progress", "model", "optimizer", "scheduler", "rng
 # what a run carries over from the epochs before its checkpoint (the summary's keys)
 PROGRESS = ("epochs_done", "steps", "train_time_s", "train_samples_per_s", "final")
 RNG = ("batch_order", "torch", "cuda", "numpy", "python")
+# what a run carries over too where it has it: the seeds a fused member trained with in the
+# sessions before (normbench.fused)
+CARRIED = ("fused_with",)
 
 log = logging.getLogger("normbench")
 
@@ -124,6 +127,7 @@ def resume_or_start_fresh(run_dir: Path, trainer: Trainer, summary: dict[str, An
         start_fresh(run_dir)
         return 1
     summary.update({key: resumed["progress"][key] for key in PROGRESS})
+    summary.update({key: resumed["progress"][key] for key in CARRIED if key in resumed["progress"]})
     log.info("resuming after epoch %d from %s", resumed["epoch"], run_dir / FILENAME)
     return resumed["epoch"] + 1
 
@@ -168,6 +172,9 @@ def state_damage(run_dir: Path, state: dict[str, Any]) -> str | None:
         return f"its file map names {foreign!r}, not one of this run directory's files"
     if not isinstance(progress, dict) or any(key not in progress for key in PROGRESS):
         return "its progress is not this normbench version's"
+    fused_with = progress.get("fused_with", [])
+    if not isinstance(fused_with, list) or not all(_is_int(seed) for seed in fused_with):
+        return f"its fused_with {fused_with!r} is not a list of seeds"
     if progress["epochs_done"] != epoch or not isinstance(progress["final"], dict):
         return f"its progress (epochs_done {progress['epochs_done']!r}) is not that of epoch {epoch}"
     if not isinstance(state["rng"], dict) or any(key not in state["rng"] for key in RNG):

@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig
 
 from normbench import learned, provenance, record, rundir
-from normbench.checkpoint import PROGRESS, resume_or_start_fresh, save_checkpoint
+from normbench.checkpoint import CARRIED, PROGRESS, resume_or_start_fresh, save_checkpoint
 from normbench.checks import check_data_fits, check_keys, check_run_keys, resolve_device
 from normbench.data import build_dataset
 from normbench.identity import config_identity, resolved_config
@@ -233,7 +233,7 @@ def count_epoch(summary: dict[str, Any], epoch: int, per_epoch: int, batch: int,
 def progress(summary: dict[str, Any]) -> dict[str, Any]:
     """What a resumed run carries over from the epochs before its checkpoint (a copy: the
     summary's ``final`` changes in the next epoch)."""
-    return copy.deepcopy({k: summary[k] for k in PROGRESS})
+    return copy.deepcopy({k: summary[k] for k in (*PROGRESS, *CARRIED) if k in summary})
 
 
 def checkpoint(run_dir: Path, trainer: Trainer, epoch: int, summary: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """Runs that differ only in ``seed``, trained together: each member in its own run directory,
 with its own lock, files, checkpoint and status, exactly as :func:`normbench.runner.run` would
-leave them; only ``summary.json`` gains ``fused_with`` (the seeds trained together).
+leave them; only ``summary.json`` gains ``fused_with`` (the seeds trained together, in any of
+the sessions a resumed run took).
 
 A member is built by the runner's own :func:`~normbench.runner.build` (same seeding, init, data
 and batch-order generator), resumed from its own checkpoint, then stacked (:mod:`.stack`).
@@ -227,8 +228,9 @@ def _train_stacked(members: list[Member]) -> None:
     """runner.train for every member at once: one stacked step, then each member's probes,
     rows and checkpoint. A member that diverges leaves the stack; the others go on."""
     cfg, first = members[0].cfg, members[0].first_epoch
-    for m in members:
-        m.summary["fused_with"] = [int(n.cfg.seed) for n in members]
+    for m in members:  # with the seeds it trained with before it resumed, if it did
+        earlier = m.summary.get("fused_with", [])
+        m.summary["fused_with"] = [*earlier, *(int(n.cfg.seed) for n in members if n.cfg.seed not in earlier)]
     stack = Stack([m.trainer for m in members], [m.rng for m in members], l1=cfg.optim.l1)
     log.info("seeds %s train as one stacked model, %s", [int(m.cfg.seed) for m in members], stack.describe())
     if first == 1:
