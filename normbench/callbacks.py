@@ -28,8 +28,19 @@ class OutputCheck(Callback):
     ``name=../..`` would already have made directories outside results_dir)."""
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
-        from normbench.rundir import check_output
+        from normbench.errors import ConfigError
+        from normbench.fused import FUSED_KEY
+        from normbench.rundir import check_output, exit_bad_input
 
+        if FUSED_KEY in config:  # the fused sweeper's key: a single run would leave an empty directory
+            exit_bad_input(
+                ConfigError(
+                    FUSED_KEY,
+                    config[FUSED_KEY],
+                    "is the fused sweeper's own key, for sweeps only; "
+                    "to train seeds fused use python run.py -m hydra/sweeper=fused seed=0,1,2",
+                )
+            )
         check_output(config, "hydra.run.dir", config.hydra.run.dir)
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:

@@ -213,7 +213,8 @@ def check_output(config: Any, key: str, output_dir: str, name: Any = None) -> No
 
 def check_sweep_subdirs(config: Any, jobs: list[list[str]]) -> None:
     """Each job's directory (hydra.sweep.subdir, resolved as Hydra resolves it for that job)
-    lies inside the sweep directory: one line and exit 2 before Hydra makes any."""
+    lies inside the sweep directory, and no file stands in its place (Hydra would stop the sweep
+    when it reached that cell): one line and exit 2 before Hydra makes any."""
     from omegaconf import OmegaConf
 
     sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -230,6 +231,13 @@ def check_sweep_subdirs(config: Any, jobs: list[list[str]]) -> None:
                     "must be a relative path without '..' inside hydra.sweep.dir",
                 )
             check_inside(sweep_dir / subdir, sweep_dir, "hydra.sweep.subdir", "hydra.sweep.dir")
+            if (sweep_dir / subdir).exists() and not (sweep_dir / subdir).is_dir():
+                raise ConfigError(
+                    "hydra.sweep.dir",
+                    sweep_dir,
+                    f"{sweep_dir / subdir} is a file where the run directory of the cell "
+                    f"{' '.join(job)} goes; move it away and rerun (finished cells are skipped)",
+                )
         except ConfigError as err:
             exit_bad_input(err)
 

@@ -329,3 +329,10 @@ def test_a_killed_parallel_worker_is_one_line_and_the_report_of_what_finished(tm
     assert json.loads((short / "summary.json").read_text())["status"] == "done"
     assert not (long / "summary.json").exists()  # unfinished: the rerun resumes it
     assert (sweep_dir / "report.md").exists()
+
+
+def test_the_fused_key_without_a_sweep_is_refused_before_any_directory(cli, tmp_path):
+    result = cli(*TINY, "seed=0", "+fused_seeds=[0,1]", results=tmp_path / "r")
+    assert result.returncode == 2
+    assert one_error_line(result).startswith("error: fused_seeds=[0, 1]: is the fused sweeper's own key")
+    assert not (tmp_path / "r").exists()
