@@ -43,10 +43,10 @@ def held(run_dir: Path, name: str) -> Iterator[None]:
     with contextlib.ExitStack() as locks:
         for path, flags in (
             (run_dir, os.O_RDONLY | os.O_DIRECTORY),
-            (run_dir / LOCK, os.O_RDWR | os.O_CREAT),
+            (run_dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW),
         ):
             try:
-                fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+                fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
             except OSError as err:
                 raise ConfigError("results_dir", run_dir, f"cannot write there ({err.strerror})") from None
             locks.callback(os.close, fd)  # closing releases the lock
