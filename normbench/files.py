@@ -94,6 +94,12 @@ class RunLog(logging.FileHandler):
     def _open(self) -> IO[Any]:
         return open_private(Path(self.baseFilename), self.mode, encoding=self.encoding, errors=self.errors)
 
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            super().emit(record)  # opens the file at the first line, outside logging's own try
+        except OSError:
+            self.handleError(record)
+
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802  logging's name
         err = sys.exc_info()[1]
         if RunLog._warned or err is None:
