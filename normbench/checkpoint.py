@@ -57,8 +57,16 @@ def save_checkpoint(
         "files": written_sizes(run_dir),
     }
     tmp = run_dir / (FILENAME + ".tmp")
-    with open_private(tmp, "wb") as f:
-        torch.save(state, f)
+    try:
+        with open_private(tmp, "wb") as f:
+            torch.save(state, f)
+    except RuntimeError as err:
+        # torch.save wraps what a write of the file object raised in a RuntimeError: Ctrl-C or
+        # SIGTERM (normbench.interrupt) must still end the run as interrupted, a full disk as
+        # a failed write
+        if isinstance(err.__context__, (KeyboardInterrupt, OSError)):
+            raise err.__context__ from None
+        raise
     os.replace(tmp, run_dir / FILENAME)
 
 

@@ -5,6 +5,7 @@ touched, and bad state is one line (a log line and a fresh start, or exit 2), ne
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import signal
@@ -357,3 +358,19 @@ def test_the_fused_key_without_a_sweep_is_refused_before_any_directory(cli, tmp_
     assert result.returncode == 2
     assert one_error_line(result).startswith("error: fused_seeds=[0, 1]: is the fused sweeper's own key")
     assert not (tmp_path / "r").exists()
+
+
+def test_ctrl_c_while_a_checkpoint_is_written_is_an_interrupt_not_a_failure(make_cfg, tmp_path, monkeypatch):
+    """torch.save wraps what a file object's write raised in a RuntimeError: SIGTERM during
+    the checkpoint's write must still end the run interrupted."""
+    from normbench import checkpoint
+
+    class Interrupted(io.BytesIO):
+        def write(self, data):
+            if self.tell() > 0:  # mid-file, as a signal would land
+                raise KeyboardInterrupt
+            return super().write(data)
+
+    monkeypatch.setattr(checkpoint, "open_private", lambda path, mode: Interrupted())
+    summary = runner.run(make_cfg(*SHORT), tmp_path)
+    assert summary["status"] == "interrupted" and summary["epochs_done"] == 0
