@@ -374,3 +374,25 @@ def test_ctrl_c_while_a_checkpoint_is_written_is_an_interrupt_not_a_failure(make
     monkeypatch.setattr(checkpoint, "open_private", lambda path, mode: Interrupted())
     summary = runner.run(make_cfg(*SHORT), tmp_path)
     assert summary["status"] == "interrupted" and summary["epochs_done"] == 0
+
+
+def test_interrupted_fused_members_record_the_epochs_of_their_checkpoints(make_cfg, tmp_path, monkeypatch):
+    from normbench.fused.run import run_group
+
+    real = runner.save_checkpoint
+
+    def interrupted_at_2(run_dir, identity, trainer, epoch, progress):
+        if epoch == 2:  # Ctrl-C after the first member's rows of epoch 2, before its checkpoint
+            raise KeyboardInterrupt
+        real(run_dir, identity, trainer, epoch, progress)
+
+    monkeypatch.setattr(runner, "save_checkpoint", interrupted_at_2)
+    dirs = [tmp_path / str(s) for s in (0, 1)]
+    done = run_group(make_cfg("model=mlp", "norm=layer", *SHORT), [0, 1], dirs)
+    assert [s["status"] for s in done] == ["interrupted", "interrupted"]
+    for run_dir in dirs:
+        on_disk = json.loads((run_dir / "summary.json").read_text())
+        state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+        assert (
+            on_disk["epochs_done"] == state["epoch"] == 1 and on_disk["final"] == state["progress"]["final"]
+        )
