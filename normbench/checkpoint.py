@@ -183,8 +183,12 @@ def state_damage(run_dir: Path, state: dict[str, Any]) -> str | None:
     fused_with = progress.get("fused_with", [])
     if not isinstance(fused_with, list) or not all(_is_int(seed) for seed in fused_with):
         return f"its fused_with {fused_with!r} is not a list of seeds"
-    if progress["epochs_done"] != epoch or not isinstance(progress["final"], dict):
+    if progress["epochs_done"] != epoch or not _is_int(progress["steps"]) or progress["steps"] < 0:
         return f"its progress (epochs_done {progress['epochs_done']!r}) is not that of epoch {epoch}"
+    final, rate = progress["final"], progress["train_samples_per_s"]
+    numbers = [progress["train_time_s"], *(() if rate is None else (rate,))]
+    if not isinstance(final, dict) or not all(_is_number(v) for v in [*numbers, *final.values()]):
+        return "its progress holds a value that is not a number"
     if not isinstance(state["rng"], dict) or any(key not in state["rng"] for key in RNG):
         return "its RNG states are not this normbench version's"
     return None
@@ -206,6 +210,10 @@ def own_file(run_dir: Path, name: Any) -> bool:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def written_sizes(run_dir: Path) -> dict[str, int]:

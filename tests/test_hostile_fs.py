@@ -65,6 +65,7 @@ BAD_FIELDS = {
     "bad-rng-state": (lambda s: s["rng"].update(python="not a state"), FITS),
     "rng-after-torch": (lambda s: s["rng"]["numpy"].update(kind=5), FITS),
     "param-groups": (_extra_param_group, FITS),
+    "time-a-string": (lambda s: s["progress"].update(train_time_s="1.5"), "a value that is not a number"),
 }
 
 
