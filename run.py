@@ -18,7 +18,8 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 from normbench import interrupt, record
-from normbench.errors import one_line
+from normbench.errors import one_line, write_error
+from normbench.files import disk_error
 from normbench.identity import register_resolvers
 
 register_resolvers()  # before Hydra composes: conf/config.yaml uses them
@@ -57,6 +58,14 @@ def main_with_exit_codes() -> None:
     interrupt.install()
     try:
         main()
+        if record.SWEEP_FAILURES:  # each said in its own line as it failed
+            n = len(record.SWEEP_FAILURES)
+            print(
+                f"error: the sweep ended with {n} failure(s) outside its runs (above); "
+                "rerun it once fixed: finished cells are skipped",
+                file=sys.stderr,
+            )
+            sys.exit(record.EXIT_CODES[record.FAILED])
     except KeyboardInterrupt:
         print("interrupted: stopped; the same command resumes (finished runs are skipped)", file=sys.stderr)
         sys.exit(record.EXIT_CODES[record.INTERRUPTED])
@@ -76,12 +85,16 @@ def main_with_exit_codes() -> None:
             traceback.print_exc()
         print(f"error: {error_message(err)}", file=sys.stderr)
         sys.exit(record.EXIT_CODES[record.FAILED])
+    except RuntimeError as err:  # torch wraps a failed write (a full disk) in a RuntimeError
+        if disk_error(err) is None:
+            raise
+        print(f"error: {error_message(disk_error(err))}", file=sys.stderr)
+        sys.exit(record.EXIT_CODES[record.FAILED])
 
 
 def error_message(err: Exception) -> str:
     if isinstance(err, OSError) and err.strerror:
-        where = f"{err.filename}: " if err.filename else ""
-        return f"{where}{err.strerror}; the results directory must be writable while runs write"
+        return write_error(err)
     cause = f" ({one_line(err.__cause__)})" if isinstance(err.__cause__, Exception) else ""
     return one_line(err) + cause  # Hydra's message spans lines (the options of a group)
 

@@ -1,4 +1,4 @@
-"""normbench's submitit launchers, registered with Hydra (which takes launchers only from the
+"""normbench's submitit and joblib launchers, registered with Hydra (which takes launchers only from the
 hydra_plugins namespace; run.py's directory puts this one on the path). The code is in
 normbench/launchers.py.
 """
@@ -12,3 +12,7 @@ class SlurmLauncher(launchers.SlurmLauncher):
 
 class LocalLauncher(launchers.LocalLauncher):
     """conf/hydra/launcher/local.yaml"""
+
+
+class JoblibLauncher(launchers.JoblibLauncher):
+    """conf/hydra/launcher/parallel.yaml"""

@@ -28,15 +28,27 @@ class OutputCheck(Callback):
     ``name=../..`` would already have made directories outside results_dir)."""
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
-        from normbench.rundir import check_output
+        from normbench.errors import ConfigError
+        from normbench.fused import FUSED_KEY
+        from normbench.rundir import check_output, exit_bad_input
 
+        if FUSED_KEY in config:  # the fused sweeper's key: a single run would leave an empty directory
+            exit_bad_input(
+                ConfigError(
+                    FUSED_KEY,
+                    config[FUSED_KEY],
+                    "is the fused sweeper's own key, for sweeps only; "
+                    "to train seeds fused use python run.py -m hydra/sweeper=fused seed=0,1,2",
+                )
+            )
         check_output(config, "hydra.run.dir", config.hydra.run.dir)
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        from normbench.rundir import check_output
+        from normbench.rundir import check_output, check_sweep_subdirs
         from normbench.status import expand_grid
 
         check_output(config, "hydra.sweep.dir", config.hydra.sweep.dir)
         jobs = expand_grid(config.hydra.sweeper.get("params"), list(config.hydra.overrides.task))
         for name in {o.split("=", 1)[1] for job in jobs for o in job if o.startswith("name=")}:
             check_output(config, "hydra.sweep.dir", config.hydra.sweep.dir, name)  # a swept name
+        check_sweep_subdirs(config, jobs)

@@ -11,6 +11,7 @@ rename).
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import logging
@@ -18,12 +19,14 @@ import os
 import pickle
 import random
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 import torch
 
+from normbench.errors import one_line
+from normbench.files import open_private
 from normbench.sinks import CSV_HEADER
 from normbench.train import Trainer
 
@@ -32,6 +35,12 @@ METRICS = "metrics.csv"
 EVENTS = "tb"  # TensorBoard's log dir in the run directory (sinks.open_sinks)
 # what a resumable checkpoint must hold; an older or foreign one lacks some
 KEYS = ("identity", "epoch", "progress", "model", "optimizer", "scheduler", "rng", "files")
+# what a run carries over from the epochs before its checkpoint (the summary's keys)
+PROGRESS = ("epochs_done", "steps", "train_time_s", "train_samples_per_s", "final")
+RNG = ("batch_order", "torch", "cuda", "numpy", "python")
+# what a run carries over too where it has it: the seeds a fused member trained with in the
+# sessions before (normbench.fused)
+CARRIED = ("fused_with",)
 
 log = logging.getLogger("normbench")
 
@@ -44,6 +53,26 @@ def save_checkpoint(
         "identity": identity,
         "epoch": epoch,
         "progress": progress,
+        **trainer_state(trainer),
+        "files": written_sizes(run_dir),
+    }
+    tmp = run_dir / (FILENAME + ".tmp")
+    try:
+        with open_private(tmp, "wb") as f:
+            torch.save(state, f)
+    except RuntimeError as err:
+        # torch.save wraps what a write of the file object raised in a RuntimeError: Ctrl-C or
+        # SIGTERM (normbench.interrupt) must still end the run as interrupted, a full disk as
+        # a failed write
+        if isinstance(err.__context__, (KeyboardInterrupt, OSError)):
+            raise err.__context__ from None
+        raise
+    os.replace(tmp, run_dir / FILENAME)
+
+
+def trainer_state(trainer: Trainer) -> dict[str, Any]:
+    """What :func:`restore` sets: the model, optimizer and scheduler states and every RNG."""
+    return {
         "model": trainer.model.state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict() if trainer.scheduler else None,
@@ -54,11 +83,7 @@ def save_checkpoint(
             "numpy": _numpy_state(),
             "python": random.getstate(),
         },
-        "files": written_sizes(run_dir),
     }
-    tmp = run_dir / (FILENAME + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, run_dir / FILENAME)
 
 
 def load_checkpoint(run_dir: Path, identity: str) -> dict[str, Any] | None:
@@ -78,7 +103,7 @@ def load_checkpoint(run_dir: Path, identity: str) -> dict[str, Any] | None:
     if state["identity"] != identity:
         log.warning("discarding %s: an unfinished run of another config; starting over", path)
         return None
-    damage = check_written(run_dir, state["files"], state["epoch"])
+    damage = state_damage(run_dir, state) or check_written(run_dir, state["files"], state["epoch"])
     if damage:
         log.warning("cannot resume from %s: %s; starting over", path, damage)
         return None
@@ -104,13 +129,31 @@ def resume_or_start_fresh(run_dir: Path, trainer: Trainer, summary: dict[str, An
     """Restore the run's last epoch checkpoint if it has one for this config (unless
     ``force``), else clear what an earlier run left; returns the first epoch to train."""
     resumed = None if force else load_checkpoint(run_dir, summary["identity"])
+    if resumed is not None and not restored(trainer, resumed, run_dir / FILENAME):
+        resumed = None
     if resumed is None:
         start_fresh(run_dir)
         return 1
-    restore(trainer, resumed)
-    summary.update(resumed["progress"])
+    summary.update({key: resumed["progress"][key] for key in PROGRESS})
+    summary.update({key: resumed["progress"][key] for key in CARRIED if key in resumed["progress"]})
     log.info("resuming after epoch %d from %s", resumed["epoch"], run_dir / FILENAME)
     return resumed["epoch"] + 1
+
+
+def restored(trainer: Trainer, state: dict[str, Any], path: Path) -> bool:
+    """:func:`restore`, or False (with a log line) when the state does not fit the trainer (a
+    module renamed since, other parameter groups, a bad RNG state): the trainer is then as it
+    was, so that the run starts over exactly as a fresh one."""
+    fresh = copy.deepcopy(trainer_state(trainer))  # load_state_dict copies into the live tensors
+    try:
+        restore(trainer, state)
+    except Exception as err:  # noqa: BLE001  a crafted or foreign state can raise almost anything
+        restore(trainer, fresh)
+        log.warning(
+            "cannot resume from %s: its state does not fit this run (%s); starting over", path, _why(err)
+        )
+        return False
+    return True
 
 
 def start_fresh(run_dir: Path) -> None:
@@ -121,6 +164,56 @@ def start_fresh(run_dir: Path) -> None:
 
 
 # ---- what the run had written at the checkpoint -----------------------------------------
+
+
+def state_damage(run_dir: Path, state: dict[str, Any]) -> str | None:
+    """What makes a checkpoint of this run's identity unusable (a field of the wrong type or
+    range, a file map naming anything but this run directory's own files), or None. Its file
+    map is applied with truncate: a crafted one must never reach a file elsewhere."""
+    epoch, files, progress = state["epoch"], state["files"], state["progress"]
+    if not _is_int(epoch) or epoch < 1:
+        return f"its epoch {epoch!r} is not a positive integer"
+    if not isinstance(files, dict) or not all(_is_int(size) and size >= 0 for size in files.values()):
+        return "its file map is not file names with byte sizes"
+    foreign = next((name for name in files if not own_file(run_dir, name)), None)
+    if foreign is not None:
+        return f"its file map names {foreign!r}, not one of this run directory's files"
+    if not isinstance(progress, dict) or any(key not in progress for key in PROGRESS):
+        return "its progress is not this normbench version's"
+    fused_with = progress.get("fused_with", [])
+    if not isinstance(fused_with, list) or not all(_is_int(seed) for seed in fused_with):
+        return f"its fused_with {fused_with!r} is not a list of seeds"
+    if progress["epochs_done"] != epoch or not _is_int(progress["steps"]) or progress["steps"] < 0:
+        return f"its progress (epochs_done {progress['epochs_done']!r}) is not that of epoch {epoch}"
+    final, rate = progress["final"], progress["train_samples_per_s"]
+    numbers = [progress["train_time_s"], *(() if rate is None else (rate,))]
+    if not isinstance(final, dict) or not all(_is_number(v) for v in [*numbers, *final.values()]):
+        return "its progress holds a value that is not a number"
+    if not isinstance(state["rng"], dict) or any(key not in state["rng"] for key in RNG):
+        return "its RNG states are not this normbench version's"
+    return None
+
+
+def own_file(run_dir: Path, name: Any) -> bool:
+    """Whether ``name`` is one of the files a checkpoint records (:func:`written_sizes`):
+    metrics.csv or a file below tb/, as a plain relative path that stays in ``run_dir``."""
+    if not isinstance(name, str) or "\0" in name:
+        return False
+    path = PurePosixPath(name)
+    if str(path) != name or path.is_absolute() or any(part in (".", "..") for part in path.parts):
+        return False
+    if name != METRICS and (len(path.parts) < 2 or path.parts[0] != EVENTS):
+        return False
+    root = os.path.realpath(run_dir)
+    return os.path.realpath(run_dir / name).startswith(root + os.sep)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def written_sizes(run_dir: Path) -> dict[str, int]:
@@ -194,5 +287,4 @@ def _set_numpy_state(state: dict[str, Any]) -> None:
 def _why(err: Exception) -> str:
     if isinstance(err, pickle.UnpicklingError):  # torch's message suggests weights_only=False: not here
         return "it holds more than tensors and plain containers: an older normbench's, or crafted"
-    first = str(err).splitlines()[0][:200] if str(err) else ""
-    return f"{type(err).__name__}: {first}".rstrip(": ")
+    return f"{type(err).__name__}: {one_line(err)}" if str(err) else type(err).__name__

@@ -21,3 +21,9 @@ def one_line(err: BaseException) -> str:
     """An exception's message on one line (white space folded), or its type's name when empty:
     for a ConfigError that quotes the error behind it."""
     return " ".join(str(err).split()) or type(err).__name__
+
+
+def write_error(err: OSError) -> str:
+    """A failed write (a full disk, a results tree made read-only) as one line."""
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or one_line(err)}; the results directory must be writable while runs write"

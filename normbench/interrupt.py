@@ -53,6 +53,11 @@ def _stop(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def stopping() -> bool:
+    """Whether this process is stopping a sweep on Ctrl-C or SIGTERM (its workers end then)."""
+    return _state["stopping"]
+
+
 def end_sweep() -> None:
     """Called once a cell of a sweep has recorded ``interrupted``: the sweep stops here. In the
     sweep's own process (basic launcher) the interrupt goes on up to run.py; a pool worker

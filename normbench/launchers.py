@@ -32,13 +32,16 @@ from typing import Any
 import submitit
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher as _JoblibLauncher
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from joblib.externals.loky.process_executor import TerminatedWorkerError
 from omegaconf import OmegaConf
 from submitit.core.utils import UncompletedJobError
 from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
-from normbench.errors import ConfigError
+from normbench import interrupt, record
+from normbench.errors import ConfigError, one_line
 from normbench.interrupt import interrupt_on_sigterm
 
 log = logging.getLogger(__name__)
@@ -120,7 +123,7 @@ class _Submitit:
 def result(job: Any, overrides: Sequence[str]) -> JobReturn:
     """The job's JobReturn; a job that ended without one leaves its cell unfinished."""
     try:
-        return job.results()[0]
+        return note_failures([job.results()[0]])[0]
     except UncompletedJobError as err:
         why = " ".join(str(err).splitlines()[:2])  # Job 12_1 (task: 0) ... (state: CANCELLED)
         log.warning(
@@ -128,7 +131,42 @@ def result(job: Any, overrides: Sequence[str]) -> JobReturn:
             job.job_id,
             why,
         )
-        return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value="unfinished")
+        return unfinished(overrides)
+
+
+def unfinished(overrides: Sequence[str]) -> JobReturn:
+    """What a job that ended without a result returns to Hydra: the sweep goes on to its report."""
+    return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value="unfinished")
+
+
+def note_failures(returns: Sequence[JobReturn]) -> Sequence[JobReturn]:
+    """Count, in the sweep's process, the cells whose worker could not write (normbench.task)."""
+    for ret in returns:
+        if ret.status == JobStatus.COMPLETED and ret._return_value == record.CANNOT_WRITE:
+            record.SWEEP_FAILURES.append(f"{' '.join(ret.overrides or [])}: could not write")
+    return returns
+
+
+class JoblibLauncher(_JoblibLauncher):
+    """hydra/launcher=parallel (conf/hydra/launcher/parallel.yaml): a worker process killed
+    (the OOM killer, ``kill -9``) is one line instead of joblib's traceback; the cells it and
+    the other workers were running stay unfinished (loky stops them all), and the sweep goes
+    on to its report of the cells that finished. Rerunning the sweep finishes the others."""
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        try:
+            return note_failures(super().launch(job_overrides, initial_job_idx))
+        except TerminatedWorkerError as err:
+            if interrupt.stopping():  # the sweep's own Ctrl-C or SIGTERM ended its workers
+                raise KeyboardInterrupt from None
+            codes = re.search(r"exit codes of the workers are (\{.*?\})", str(err))
+            line = (
+                f"a worker process of hydra/launcher=parallel died ({codes[1] if codes else one_line(err)}): "
+                "the cells being run stay unfinished; rerun the sweep to finish them"
+            )
+            log.error("%s", line)
+            record.SWEEP_FAILURES.append(line)
+            return [unfinished(overrides) for overrides in job_overrides]
 
 
 class LocalLauncher(_Submitit, submitit_launcher.LocalLauncher):

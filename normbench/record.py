@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from normbench.errors import ConfigError
+from normbench.files import open_private
 from normbench.identity import resolved_config
 
 DONE = "done"
@@ -28,6 +29,14 @@ RUNNING = "running"  # what summary.json says until the run ends
 # outcomes a rerun would only repeat (same config and seed, same numbers): not run again
 FINISHED = (DONE, DIVERGED)
 EXIT_CODES = {DONE: 0, FAILED: 2, DIVERGED: 3, INTERRUPTED: 130}
+# a sweep's cells that failed for a cause outside the run (a full disk, a launcher's worker
+# killed): the status a cell's job returns to the sweep's process when it could not write, and
+# that process's list of such failures, which make the sweep exit 2 once it has ended (run.py)
+CANNOT_WRITE = "failed: cannot write"
+SWEEP_FAILURES: list[str] = []
+# a running summary's copy of the counts its last checkpoint holds (never written): an
+# interrupted run records those, not the epoch it was stopped in
+CHECKPOINTED = "_checkpointed"
 
 
 def new_summary(cfg: DictConfig, identity: str, **stamp: Any) -> dict[str, Any]:
@@ -64,8 +73,12 @@ def finish(run_dir: Path, summary: dict[str, Any], status: str, error: str | Non
         finished=now(),
         wall_time_s=round(time.perf_counter() - summary.pop("_tic"), 3),
     )
+    checkpointed = summary.pop(CHECKPOINTED, None)
+    if status == INTERRUPTED and checkpointed is not None:  # stopped mid-epoch: what it can resume
+        summary.update(checkpointed)
     tmp = run_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=str, allow_nan=True))
+    with open_private(tmp, "w") as f:
+        f.write(json.dumps(summary, indent=2, default=str, allow_nan=True))
     os.replace(tmp, run_dir / "summary.json")
     return summary
 

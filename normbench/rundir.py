@@ -1,14 +1,17 @@
 """Who may write in a run directory, and where run directories may be.
 
-- One process at a time: an advisory lock (``fcntl.flock``) on ``<run dir>/.lock``, held for
-  the whole run; a second process on the same directory stops at once with one line. The
-  kernel drops the lock when its holder dies, however it dies, so a killed run never leaves a
-  stale lock behind.
+- One process at a time: an advisory lock (``fcntl.flock``) on the run directory and on
+  ``<run dir>/.lock`` (which names the holder's pid), held for the whole run; a second process
+  on the same directory stops at once with one line. The kernel drops the lock when its holder
+  dies, however it dies, so a killed run never leaves a stale lock behind.
+- No writes through symbolic links (normbench.files).
 - One identity: a finished run of another config is never replaced without ``force=true``,
   and Hydra's record of the run (``.hydra/``) is written only once the directory is the run's.
-- Inside ``results_dir``: ``name`` is a relative path without ``..``, and ``results_dir`` is a
-  writable directory; checked by a Hydra callback (normbench.callbacks.OutputCheck) before Hydra creates any
-  directory.
+- Inside ``results_dir`` (links followed): ``name`` is a relative path without ``..``, each
+  cell's ``hydra.sweep.subdir`` stays in the sweep directory, and ``results_dir`` is a writable
+  directory; checked by a Hydra callback (normbench.callbacks.OutputCheck) before Hydra creates
+  any directory. A ``hydra.run.dir`` or ``hydra.sweep.dir`` given on the command line is the
+  user's choice of where results go: it takes results_dir's place for that run or sweep.
 """
 
 from __future__ import annotations
@@ -24,33 +27,64 @@ from typing import Any
 
 from normbench import record
 from normbench.errors import ConfigError
+from normbench.files import check_no_links, open_private
 
 LOCK = ".lock"
 
 
 @contextlib.contextmanager
 def held(run_dir: Path, name: str) -> Iterator[None]:
-    """Hold ``run_dir``'s lock while the block runs; ConfigError if another process holds it."""
-    try:
-        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as err:
-        raise ConfigError("results_dir", run_dir, f"cannot write there ({err.strerror})") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise ConfigError(
-                "name",
-                name,
-                f"{run_dir} is in use by another process (pid {holder}); "
-                "wait for it to end, or give this run another name=",
-            ) from None
+    """Hold ``run_dir``'s lock while the block runs; ConfigError if another process holds it,
+    or if the directory holds a symbolic link where a run writes (normbench.files).
+
+    The lock is taken on the directory itself and on ``.lock`` (which names the holder's pid):
+    deleting ``.lock`` while a run is alive does not let a second process in."""
+    check_no_links(run_dir, "name", name)
+    with contextlib.ExitStack() as locks:
+        for path, flags in (
+            (run_dir, os.O_RDONLY | os.O_DIRECTORY),
+            (run_dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW),
+        ):
+            try:
+                fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
+            except OSError as err:
+                raise ConfigError("results_dir", run_dir, f"cannot write there ({err.strerror})") from None
+            locks.callback(os.close, fd)  # closing releases the lock
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(
+                    "name",
+                    name,
+                    f"{run_dir} is in use by another process ({holder(run_dir)}); "
+                    "wait for it to end, or give this run another name=",
+                ) from None
+            except OSError:  # a file system without locks on directories (some NFS): .lock alone
+                continue
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for the message above, in the other process
         yield
+
+
+def holder(run_dir: Path) -> str:
+    """Who holds ``run_dir``'s lock, from the pid its holder wrote in ``.lock``, checked alive."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return "pid unknown: its .lock was deleted"
+    try:
+        text = os.read(fd, 32).decode(errors="replace").strip()
     finally:
-        os.close(fd)  # releases the lock
+        os.close(fd)
+    if not text.isdigit():
+        return "pid unknown"
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return f"pid unknown: .lock names pid {text}, which has ended"
+    except OSError:
+        pass  # alive, another user's
+    return f"pid {text}"
 
 
 def check_owner(
@@ -88,7 +122,8 @@ def record_hydra_config(run_dir: Path, cfg: Any, overrides: list[str] | None = N
     record = {"config.yaml": cfg, "hydra.yaml": hydra_cfg, "overrides.yaml": hydra_cfg.hydra.overrides.task}
     (run_dir / ".hydra").mkdir(exist_ok=True)
     for filename, node in record.items():
-        (run_dir / ".hydra" / filename).write_text(OmegaConf.to_yaml(node))
+        with open_private(run_dir / ".hydra" / filename, "w") as f:
+            f.write(OmegaConf.to_yaml(node))
 
 
 def override_dirname(overrides: list[str], spec: Any) -> str:
@@ -121,36 +156,92 @@ def check_name(name: Any) -> None:
         )
 
 
-def check_results_dir(results_dir: Path) -> None:
-    """``results_dir`` is, or can be made, a directory this process can write in."""
+def check_results_dir(results_dir: Path, key: str = "results_dir") -> None:
+    """``results_dir`` (or the directory ``key`` gives) is, or can be made, a directory this
+    process can write in."""
     existing = next(p for p in (results_dir, *results_dir.parents) if p.exists())
     if not existing.is_dir():
-        raise ConfigError("results_dir", results_dir, f"{existing} is a file; give a directory")
+        raise ConfigError(key, results_dir, f"{existing} is a file; give a directory")
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=results_dir):
             pass
     except OSError as err:
         raise ConfigError(
-            "results_dir", results_dir, f"cannot write there ({err.strerror}); give a writable directory"
+            key, results_dir, f"cannot write there ({err.strerror}); give a writable directory"
         ) from None
 
 
-def check_inside(path: Path, results_dir: Path, key: str) -> None:
-    """``path`` (a run or sweep directory) lies inside ``results_dir``."""
-    inside = Path(os.path.normpath(os.path.abspath(path)))
-    root = Path(os.path.normpath(os.path.abspath(results_dir)))
+def check_inside(path: Path, results_dir: Path, key: str, root_key: str = "results_dir") -> None:
+    """``path`` (a run or sweep directory) lies inside ``results_dir``, links followed: a link
+    inside results_dir to elsewhere leads outside it."""
+    inside = Path(os.path.realpath(path))
+    root = Path(os.path.realpath(results_dir))
     if inside != root and root not in inside.parents:
-        raise ConfigError(key, path, f"is outside results_dir={results_dir}; keep run directories inside it")
+        how = (
+            "leads through a symbolic link outside" if _lexically_inside(path, results_dir) else "is outside"
+        )
+        raise ConfigError(key, path, f"{how} {root_key}={results_dir}; keep run directories inside it")
+
+
+def _lexically_inside(path: Path, root: Path) -> bool:
+    inside = Path(os.path.normpath(os.path.abspath(path)))
+    top = Path(os.path.normpath(os.path.abspath(root)))
+    return inside == top or top in inside.parents
+
+
+def explicit(config: Any, key: str) -> bool:
+    """Whether the user set the Hydra key ``key`` on the command line (``hydra.run.dir=...``)."""
+    return any(o.split("=", 1)[0].lstrip("+~") == key for o in config.hydra.overrides.hydra)
 
 
 def check_output(config: Any, key: str, output_dir: str, name: Any = None) -> None:
     """The checks above on a composed config, as one line and exit 2: for a Hydra callback,
-    which runs before Hydra creates the run or sweep directory."""
+    which runs before Hydra creates the run or sweep directory. A directory the user chose
+    with ``hydra.run.dir``/``hydra.sweep.dir`` is the root of its run's results, as
+    results_dir is otherwise."""
     try:
         check_name(config.name if name is None else name)
-        check_results_dir(Path(config.results_dir))
-        check_inside(Path(output_dir), Path(config.results_dir), key)
+        if explicit(config, key):
+            check_results_dir(Path(output_dir), key)
+        else:
+            check_results_dir(Path(config.results_dir))
+            check_inside(Path(output_dir), Path(config.results_dir), key)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        sys.exit(record.EXIT_CODES[record.FAILED])
+        exit_bad_input(err)
+
+
+def check_sweep_subdirs(config: Any, jobs: list[list[str]]) -> None:
+    """Each job's directory (hydra.sweep.subdir, resolved as Hydra resolves it for that job)
+    lies inside the sweep directory, and no file stands in its place (Hydra would stop the sweep
+    when it reached that cell): one line and exit 2 before Hydra makes any."""
+    from omegaconf import OmegaConf
+
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    node = OmegaConf.create(OmegaConf.to_container(config, resolve=False))
+    spec = node.hydra.job.config.override_dirname
+    for job in jobs:
+        node.hydra.job.override_dirname = override_dirname(job, spec)
+        subdir = str(node.hydra.sweep.subdir)
+        try:
+            if PurePath(subdir).is_absolute() or ".." in PurePath(subdir).parts:
+                raise ConfigError(
+                    "hydra.sweep.subdir",
+                    subdir,
+                    "must be a relative path without '..' inside hydra.sweep.dir",
+                )
+            check_inside(sweep_dir / subdir, sweep_dir, "hydra.sweep.subdir", "hydra.sweep.dir")
+            if (sweep_dir / subdir).exists() and not (sweep_dir / subdir).is_dir():
+                raise ConfigError(
+                    "hydra.sweep.dir",
+                    sweep_dir,
+                    f"{sweep_dir / subdir} is a file where the run directory of the cell "
+                    f"{' '.join(job)} goes; move it away and rerun (finished cells are skipped)",
+                )
+        except ConfigError as err:
+            exit_bad_input(err)
+
+
+def exit_bad_input(err: ConfigError) -> None:
+    print(f"error: {err}", file=sys.stderr, flush=True)
+    sys.exit(record.EXIT_CODES[record.FAILED])

@@ -7,6 +7,7 @@ Every bad input raises :class:`ConfigError` in :func:`build`, before any trainin
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import random
 import time
@@ -20,7 +21,7 @@ import torch
 from omegaconf import DictConfig
 
 from normbench import learned, provenance, record, rundir
-from normbench.checkpoint import resume_or_start_fresh, save_checkpoint
+from normbench.checkpoint import CARRIED, PROGRESS, resume_or_start_fresh, save_checkpoint
 from normbench.checks import (
     check_data_fits,
     check_devices,
@@ -135,6 +136,7 @@ def prepare(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) 
         summary["overrides"] = overrides
     built = build_or_record_failure(cfg, run_dir, summary, finished)
     first_epoch = resume_or_start_fresh(run_dir, built.trainer, summary, cfg.force)
+    summary[record.CHECKPOINTED] = progress(summary)
     rundir.record_hydra_config(run_dir, cfg, overrides)
     summary.update(device=provenance.device_name(built.device), threads=torch.get_num_threads())
     # which batch is which: BN's statistics come from the per-device batch, SGD steps on the total
@@ -323,7 +325,7 @@ def after_epoch(m: Member, epoch: int, losses: torch.Tensor, seconds: float) -> 
             return False
         m.sinks.write(rows)
         m.sinks.flush()
-        save_checkpoint(m.run_dir, summary["identity"], m.trainer, epoch, progress(summary))
+        checkpoint(m.run_dir, m.trainer, epoch, summary)
         log.info("%s%s", m.label, epoch_line(epoch, cfg.epochs, summary, cfg.eval_every))
     return True
 
@@ -339,9 +341,17 @@ def count_epoch(summary: dict[str, Any], epoch: int, per_epoch: int, batch: int,
 
 
 def progress(summary: dict[str, Any]) -> dict[str, Any]:
-    """What a resumed run carries over from the epochs before its checkpoint."""
-    keys = ("epochs_done", "steps", "train_time_s", "train_samples_per_s", "final")
-    return {k: summary[k] for k in keys}
+    """What a resumed run carries over from the epochs before its checkpoint (a copy: the
+    summary's ``final`` changes in the next epoch)."""
+    return copy.deepcopy({k: summary[k] for k in (*PROGRESS, *CARRIED) if k in summary})
+
+
+def checkpoint(run_dir: Path, trainer: Trainer, epoch: int, summary: dict[str, Any]) -> None:
+    """Save the epoch's checkpoint, and keep its counts for the summary of an interruption
+    before the next one (record.finish)."""
+    saved = progress(summary)
+    save_checkpoint(run_dir, summary["identity"], trainer, epoch, saved)
+    summary[record.CHECKPOINTED] = saved
 
 
 # ---- helpers --------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from normbench.files import open_private
+
 Row = tuple[int, int, str, str, float]
 CSV_HEADER = ("step", "epoch", "split", "metric", "value")
 
@@ -23,7 +25,7 @@ class CSVSink:
 
     def __init__(self, path: Path) -> None:
         new = not path.exists() or path.stat().st_size == 0
-        self._file = open(path, "a", newline="")  # noqa: SIM115  (open for the whole run)
+        self._file = open_private(path, "a", newline="")  # open for the whole run
         self._writer = csv.writer(self._file)
         if new:
             self._writer.writerow(CSV_HEADER)

@@ -11,7 +11,8 @@ import torch
 from omegaconf import DictConfig
 
 from normbench import record, rundir
-from normbench.errors import ConfigError
+from normbench.errors import ConfigError, write_error
+from normbench.files import disk_error
 from normbench.fused import FUSED_KEY
 from normbench.interrupt import end_sweep
 from normbench.runner import run
@@ -44,13 +45,17 @@ def main(cfg: DictConfig) -> str:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         status = record.FAILED
-    except Exception:
+    except Exception as err:
         if not sweeping:
             raise  # a single run shows the traceback
         # In a sweep one broken cell must not abort the others (Hydra would stop the sweep
         # and skip its report): the traceback goes to the log, summary.json says failed.
-        log.exception("run failed: %s", hydra_cfg.runtime.output_dir)
-        status = record.FAILED
+        status = cannot_write(err, hydra_cfg.runtime.output_dir)
+        if status is None:
+            log.exception("run failed: %s", hydra_cfg.runtime.output_dir)
+            status = record.FAILED
+    if status == record.CANNOT_WRITE:
+        return status
     if status in (record.DIVERGED, record.INTERRUPTED) and FUSED_KEY not in cfg:  # members say their own
         log.warning("run %s: %s", status, hydra_cfg.runtime.output_dir)
     if sweeping and status == record.INTERRUPTED:
@@ -58,3 +63,16 @@ def main(cfg: DictConfig) -> str:
     if not sweeping and record.EXIT_CODES[status]:
         sys.exit(record.EXIT_CODES[status])
     return status
+
+
+def cannot_write(err: Exception, run_dir: str) -> str | None:
+    """A cell that failed because it could not write (a full disk: every cell after it fails
+    alike): one line, not a traceback, and the status that makes the sweep exit 2; None for
+    any other error."""
+    disk = disk_error(err)
+    if disk is None:
+        return None
+    line = f"run failed: {run_dir}: {write_error(disk)}"
+    log.error("%s", line)
+    record.SWEEP_FAILURES.append(line)
+    return record.CANNOT_WRITE

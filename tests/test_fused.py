@@ -734,3 +734,29 @@ def test_one_stacked_rnn_step_computes_each_members_gradients(make_cfg, override
             assert_close(stack.params[name].grad[i], p.grad, f"member {i} {name}")
         for name, b in model.named_buffers():
             assert_close(stack.buffers[name][i], b, f"member {i} {name}")
+
+
+def test_fused_with_names_the_seeds_of_every_session(make_cfg, tmp_path, monkeypatch):
+    """Seeds 0, 1, 2 stacked, interrupted in epoch 2; seed 1 then finished alone; 0 and 2
+    resume stacked: each still trained epoch 1 with seed 1."""
+    overrides = [
+        o if not o.startswith("epochs=") else "epochs=2" for o in ["model=mlp", "norm=batch", *SMALL]
+    ]
+    dirs = [tmp_path / str(s) for s in (0, 1, 2)]
+    epochs = {"n": 0}
+    train_epoch = Stack.train_epoch
+
+    def interrupted_in_epoch_2(self, *args, **kwargs):
+        epochs["n"] += 1
+        if epochs["n"] == 2:
+            raise KeyboardInterrupt
+        return train_epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(Stack, "train_epoch", interrupted_in_epoch_2)
+    assert {s["status"] for s in run_group(make_cfg(*overrides), [0, 1, 2], dirs)} == {"interrupted"}
+    monkeypatch.undo()
+    assert run(make_cfg(*overrides, "seed=1"), dirs[1])["status"] == "done"
+    done = run_group(make_cfg(*overrides), [0, 1, 2], dirs)
+    assert [s["status"] for s in done] == ["done"] * 3
+    assert done[0]["fused_with"] == done[2]["fused_with"] == [0, 1, 2]
+    assert done[1]["fused_with"] == [0, 1, 2]  # its checkpoint's: it resumed alone

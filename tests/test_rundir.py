@@ -317,19 +317,19 @@ def test_12_results_dir_a_file_or_unwritable_is_one_line_and_exit_2(cli, tmp_pat
     assert one_error_line(result).startswith(f"error: results_dir={unwritable}: cannot write there (")
 
 
-def test_12_a_sweep_that_cannot_write_its_next_cell_ends_with_one_line(cli, tmp_path):
-    """A cell directory that cannot be made (here a file in its place; a sweep directory made
-    read-only mid-sweep fails the same way, with PermissionError) stops the sweep with one
-    line, exit 2, and the finished cells kept."""
+def test_12_a_file_where_a_cells_directory_goes_is_one_line_with_the_fix_before_any_cell(cli, tmp_path):
+    """A file in place of a cell's directory: Hydra would stop the sweep when it reached that
+    cell (FileExistsError, which reads as an unwritable results tree); it is found before any
+    cell runs, and the line says which file and what to do."""
     sweep_dir = tmp_path / "default"
     sweep_dir.mkdir()
-    (sweep_dir / cell_name([*TINY, "norm=layer"])).write_text("")  # the second cell's place
+    stray = sweep_dir / cell_name([*TINY, "norm=layer"])  # the second cell's place
+    stray.write_text("")
     result = cli("-m", "norm=batch,layer", *TINY, NO_REPORT)
     assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "File exists" in last and "must be writable" in last
-    assert [s["status"] for s in summaries(tmp_path)] == ["done"]
+    line = one_error_line(result)
+    assert f"{stray} is a file where the run directory of the cell " in line and "move it away" in line
+    assert summaries(tmp_path) == [] and stray.read_text() == ""
 
 
 # ---- 9: a sweep stops on Ctrl-C and SIGTERM ------------------------------------------------------

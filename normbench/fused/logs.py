@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
 
+from normbench.files import RunLog
+
 LOG_NAME = "run.log"  # conf/hydra/job_logging/normbench.yaml
 
 # the run.log files of the members the current lines are about; empty: the job's own
@@ -46,7 +48,7 @@ class _MemberFiles(logging.Handler):
             if path == self.job_path:
                 continue
             if path not in self.files:
-                self.files[path] = logging.FileHandler(path, delay=True)
+                self.files[path] = RunLog(path, delay=True)
                 self.files[path].setFormatter(self.formatter)
             self.files[path].emit(record)
 

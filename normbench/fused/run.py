@@ -1,6 +1,7 @@
 """Runs that differ only in ``seed``, trained together: each member in its own run directory,
 with its own lock, files, checkpoint and status, exactly as :func:`normbench.runner.run` would
-leave them; only ``summary.json`` gains ``fused_with`` (the seeds trained together).
+leave them; only ``summary.json`` gains ``fused_with`` (the seeds trained together, in any of
+the sessions a resumed run took).
 
 There is one run lifecycle, the runner's (docs/design.md §2): each member is prepared and
 finished by it, and :func:`normbench.runner.train_members` drives the group's epochs. What this
@@ -187,8 +188,12 @@ def _steppers(members: list[Member], rngs: dict[Path, MemberRng]) -> Iterator[tu
         group = list(same_start)
         why = check_stackable([m.trainer for m in group]) if len(group) > 1 else "a single member"
         if not why:
-            for m in group:
-                m.summary["fused_with"] = [int(n.cfg.seed) for n in group]
+            for m in group:  # with the seeds it trained with before it resumed, if it did
+                earlier = m.summary.get("fused_with", [])
+                m.summary["fused_with"] = [
+                    *earlier,
+                    *(int(n.cfg.seed) for n in group if n.cfg.seed not in earlier),
+                ]
             yield group, StackedStepper(group, rngs)
             continue
         if len(group) > 1:
