@@ -790,7 +790,7 @@ def test_threshold_claim_passes_when_layer_gets_there_first(tmp_path: Path) -> N
     assert "norm=batch seeds: 50, 70, 60; norm=layer seeds: 20, 30, 20" in claim.evidence
     p = scipy.stats.ttest_rel([50, 70, 60], [20, 30, 20]).pvalue
     assert (
-        f"norm=batch - norm=layer: +37 [" in claim.evidence and f"p = {p:.3g}, Holm {p:.3g}" in claim.evidence
+        "norm=batch - norm=layer: +37 [" in claim.evidence and f"p = {p:.3g}, Holm {p:.3g}" in claim.evidence
     )
     assert "0.5 x the train loss at the first logged step" in claim.rule
 
