@@ -128,3 +128,15 @@ def test_the_lr_rule_does_not_correct_its_pass_side() -> None:
     ps = [float(x.split("within-margin p = ")[1].split(",")[0]) for x in claim.evidence.split("; ")[1:]]
     assert all(p < 0.05 for p in ps) and 2 * min(ps) > 0.05, ps
     assert claim.verdict == PASS and "none is corrected" in claim.rule
+
+
+def test_a_blown_up_loss_is_shown_by_its_size() -> None:
+    # depth_init's BN test loss: 24 digits ("88742413594419781435392 [-70445714...") said nothing
+    from normbench.report.sections import fmt_cell
+
+    cell = pd.Series({"n": 3, "mean": 8.87e22, "ci_low": -7.04e22, "ci_high": 2.48e23}, dtype=object)
+    assert fmt_cell(cell, 1.0) == "8.87e+22 [-7.04e+22, 2.48e+23] n=3"
+    assert (
+        fmt_cell(pd.Series({"n": 3, "mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}), 1.0)
+        == "0.50 [0.40, 0.60] n=3"
+    )

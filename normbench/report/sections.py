@@ -47,9 +47,11 @@ def fmt_cell(row: pd.Series, scale: float, signed: bool = False) -> str:
     after a cell where some run did not learn."""
     if row is None or row["n"] == 0 or pd.isna(row["mean"]):
         return "-"
-    # two decimals for errors and losses; none for throughputs, where they would be noise
-    decimals = 0 if abs(row["mean"] * scale) >= 100 else 2
-    f = ("{:+." if signed else "{:.") + f"{decimals}f}}"
+    # two decimals for errors and losses; none for throughputs, where they would be noise;
+    # powers of ten for a loss that blew up (24 digits would hide its size)
+    size = abs(row["mean"] * scale)
+    decimals = 0 if size >= 100 else 2
+    f = ("{:+." if signed else "{:.") + (f"{decimals}f}}" if size < BLOWN_UP else "3g}")
     mean = f.format(row["mean"] * scale)
     mark = f" {NOT_LEARNED_MARK}" if row.get("not_learned", 0) else ""
     if row["n"] < 2:
@@ -57,6 +59,13 @@ def fmt_cell(row: pd.Series, scale: float, signed: bool = False) -> str:
     return (
         f"{mean} [{f.format(row['ci_low'] * scale)}, {f.format(row['ci_high'] * scale)}] n={row['n']}{mark}"
     )
+
+
+BLOWN_UP = 1e6  # a loss this large is not a learning outcome: the network's outputs exploded
+BLOWN_UP_NOTE = (
+    "A cell of order {size:.0e}: some run's outputs blew up (its loss is finite but meaningless); "
+    "its mean and interval describe that blow-up, not learning (descriptive, not a test)."
+)
 
 
 def fmt_noise(row: pd.Series, scale: float) -> str:
@@ -271,6 +280,9 @@ def tables(res: Results, opts: Options) -> list[Block]:
             unit = " (%)" if is_percent(metric) else ""
             table = pivot_table(stats, NORM_KEY, BATCH_KEY, scale(metric))
             blocks.append(Block("table", table, f"{metric}{unit}{_table_note(metric, runs)}"))
+            largest = (stats["mean"].abs() * scale(metric)).max()
+            if largest >= BLOWN_UP:
+                blocks.append(Block("p", BLOWN_UP_NOTE.format(size=largest)))
             if metric == opts.metric and binomial_metric(metric):
                 noise = pivot_table(stats, NORM_KEY, BATCH_KEY, scale(metric), cell=fmt_noise)
                 caption = f"{metric}: SD over seeds / one run's binomial SE (points)"
