@@ -137,6 +137,6 @@ def test_a_blown_up_loss_is_shown_by_its_size() -> None:
     cell = pd.Series({"n": 3, "mean": 8.87e22, "ci_low": -7.04e22, "ci_high": 2.48e23}, dtype=object)
     assert fmt_cell(cell, 1.0) == "8.87e+22 [-7.04e+22, 2.48e+23] n=3"
     assert (
-        fmt_cell(pd.Series({"n": 3, "mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}), 1.0)
+        fmt_cell(pd.Series({"n": 3, "mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}, dtype=object), 1.0)
         == "0.50 [0.40, 0.60] n=3"
     )
