@@ -321,7 +321,7 @@ def test_no_share_of_a_degradation_bn_did_not_show():
     bn2, bn32, g2 = np.array([8.6, 8.8, 9.0]), np.array([9.0, 9.2, 9.4]), np.array([11.8, 12.0, 12.3])
     flat = GhostReading("ghost2", 32, 2, Difference(g2, bn2, paired=True), Difference(g2, bn32, paired=True))
     assert math.isnan(flat.share)
-    assert _share(flat) == "n/a (BN at batch=2 is not worse than at batch=32 here)"
+    assert _share(flat) == "n/a (BN's mean at batch=2 is not above its mean at batch=32: descriptive)"
     bn2 = np.array([20.0, 20.2, 20.4])
     real = GhostReading("ghost2", 32, 2, Difference(g2, bn2, paired=True), Difference(g2, bn32, paired=True))
     assert _share(real) == "26%"  # (12.03 - 9.2) / (20.2 - 9.2)

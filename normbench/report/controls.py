@@ -130,5 +130,5 @@ def _diff(d: Difference | None, k: float, unit: str) -> str:
 
 def _share(r: controls.GhostReading) -> str:
     if r.degradation <= 0:
-        return f"n/a (BN at batch={r.ghost} is not worse than at batch={r.batch} here)"
+        return f"n/a (BN's mean at batch={r.ghost} is not above its mean at batch={r.batch}: descriptive)"
     return "n/a" if pd.isna(r.share) else f"{r.share:.0%}"
