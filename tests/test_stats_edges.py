@@ -140,3 +140,24 @@ def test_a_blown_up_loss_is_shown_by_its_size() -> None:
         fmt_cell(pd.Series({"n": 3, "mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}, dtype=object), 1.0)
         == "0.50 [0.40, 0.60] n=3"
     )
+
+
+def test_each_claim_says_whether_the_published_effect_is_excluded() -> None:
+    # small_batch's shape: BN about 9.2% at both batch sizes, 5 seeds. The paper's BN rises
+    # x1.47 from 32 to 2 images per GPU: +4.3 points here, outside the interval though the
+    # claim itself is INCONCLUSIVE
+    spread = np.array([-2.0, -1.0, 0.0, 1.0, 2.0]) / math.sqrt(2.5)
+    rows = [("batch", 32, s, 0.0918) for s in range(5)]
+    rows += [("batch", 2, s, 0.0918 + (-0.2 + 2.2 * x) / 100) for s, x in enumerate(spread)]
+    claim = claims.degrades(_runs(rows), "test/error", "batch", ClaimOptions())
+    assert claim.verdict == INCONCLUSIVE
+    assert claim.published == (
+        "+4.32 points (GN paper x1.47 from batch 32 to 2, at this task's 9.18%): excluded by the 90% CI"
+    )
+    wide = [("batch", 2, s, 0.0918 + (3.0 + 4 * x) / 100) for s, x in enumerate(spread)]
+    inside = claims.degrades(_runs(rows[:5] + wide), "test/error", "batch", ClaimOptions())
+    assert inside.published.endswith(": inside the 90% CI")
+    rnn = claims.degrades(
+        _runs([(n, b * 4, s, e) for n, b, s, e in rows]), "test/error", "batch", ClaimOptions()
+    )
+    assert rnn.published.startswith("none published")  # the paper has no batch 8 vs 128

@@ -204,8 +204,9 @@ def what_was_run(res: Results, results_dir: Path) -> list[Block]:
 def _method_note() -> str:
     return (
         f"Each cell: mean over seeds, [{CONFIDENCE:.0%} {INTERVAL_METHOD} confidence interval of the "
-        f"mean (scipy.stats.t, n - 1 degrees of freedom)], n = number of finished seeds. Only runs "
-        f"with status done are counted. Error = 1 - accuracy, in %. {NOT_LEARNED_MARK}: some run of "
+        f"mean (scipy.stats.t, n - 1 degrees of freedom; an error's clipped to [0, 100]%)], n = number "
+        f"of finished seeds. Only runs with status done and a finite value are counted (the failure "
+        f"rates below count the others). Error = 1 - accuracy, in %. {NOT_LEARNED_MARK}: some run of "
         f"the cell did not learn (summary.json `learned: false`; listed below the table)."
     )
 
