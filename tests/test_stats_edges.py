@@ -161,3 +161,24 @@ def test_each_claim_says_whether_the_published_effect_is_excluded() -> None:
         _runs([(n, b * 4, s, e) for n, b, s, e in rows]), "test/error", "batch", ClaimOptions()
     )
     assert rnn.published.startswith("none published")  # the paper has no batch 8 vs 128
+
+
+def test_the_gap_the_paper_reports_is_tested_beside_the_order() -> None:
+    # norm_compare's shape: group8 about 8 points above BN at batch 32 (the paper: +0.5). The
+    # order passes; the gap is resolved beyond the margin, and the published +0.5 is excluded
+    spread = np.array([-2.0, -1.0, 0.0, 1.0, 2.0]) / math.sqrt(2.5)
+    rows = [("batch", 32, s, 0.0918 + x / 100) for s, x in enumerate(spread)]
+    rows += [
+        ("group8", 32, s, 0.0918 + (8.2 + x + 2.0 * y) / 100)
+        for s, (x, y) in enumerate(zip(spread, spread[::-1]))
+    ]
+    runs = _runs(rows).assign(
+        **{"norm.name": lambda f: f["norm"].str.replace("8", ""), "model.name": "resnet"}
+    )
+    claim = claims.near_baseline(runs, "test/error", "group8", "batch", ClaimOptions())
+    assert claim.verdict == FAIL and claim.effect.startswith("norm=group8 - norm=batch at batch=32: +8.20 [")
+    assert (
+        claim.published.startswith("+0.19 points (GN paper Table 1: 24.1 vs 23.6")
+        and "excluded" in claim.published
+    )
+    assert claims.ordering(runs, "test/error", ClaimOptions()).verdict == PASS
