@@ -579,7 +579,8 @@ def _pairs_verdict(pairs: Sequence[Pair]) -> str:
 
 def _pair_text(p: Pair, scale: float, unit: str) -> str:
     return (
-        f"{_effect(f'norm={p.second} - norm={p.first}', p.d, scale, unit)}, {p.d.method} ({p.d.n_text}), "
+        f"{_effect(f'norm={p.second} - norm={p.first}', p.d, scale, unit, 1 - p.alpha)}, {p.d.method} "
+        f"({p.d.n_text}), "
         f"p = {_p(p.p)}, Holm {_p(p.p_holm)}: {p.outcome}"
     )
 
@@ -646,8 +647,9 @@ def ordering(
         target = f"a difference of {opts.margin_pp:g} {unit} per pair (alpha / {len(found)} pairs, two-sided)"
         evidence += "; " + _pairs_power(found, margin, scale, unit, target, opts)
     weakest = _weakest(found)
+    level = 1 - opts.alpha  # the interval of a two-sided test at alpha
     published = "; ".join(
-        f"norm={p.second} - norm={p.first}: {published_gap(at, p.first, p.second, p.d, metric, CONFIDENCE)}"
+        f"norm={p.second} - norm={p.first}: {published_gap(at, p.first, p.second, p.d, metric, level)}"
         for p in found
     )
     return Claim(
@@ -655,7 +657,9 @@ def ordering(
         verdict,
         evidence,
         rule,
-        effect=_effect(f"norm={weakest.second} - norm={weakest.first}", weakest.d, scale, unit),
+        effect=_effect(
+            f"norm={weakest.second} - norm={weakest.first}", weakest.d, scale, unit, 1 - opts.alpha
+        ),
         n=weakest.d.n_text,
         published=published,
         lean=min(p.d.diff for p in found),
@@ -808,7 +812,9 @@ def first_to_threshold(
         verdict,
         evidence,
         rule,
-        effect=_effect(f"norm={weakest.second} - norm={weakest.first}", weakest.d, 1.0, "steps"),
+        effect=_effect(
+            f"norm={weakest.second} - norm={weakest.first}", weakest.d, 1.0, "steps", 1 - opts.alpha
+        ),
         n=weakest.d.n_text,
         published=NO_PUBLISHED,
         lean=min(p.d.diff for p in found),
