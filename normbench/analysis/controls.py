@@ -111,10 +111,18 @@ class GhostReading:
             return f"not read: BN did not finish at batch={missing}"
         worse = self._resolved(self.vs_large, +1)  # worse than BN at the same optimisation batch
         better = self._resolved(self.vs_small, -1)  # better than BN with as few samples
+        # One resolved difference and one not: the unresolved one is not shown to be zero (absence
+        # of evidence), so neither explanation is concluded; the reading says what was resolved.
         if worse and not better:
-            return f"as bad as BN at batch={self.ghost}: the noisy statistics explain the degradation"
+            return (
+                f"worse than BN at batch={self.batch} (resolved); its difference from BN at "
+                f"batch={self.ghost} is not resolved, which does not make them equal: not concluded"
+            )
         if better and not worse:
-            return f"near BN at batch={self.batch}: the small optimisation batch explains the degradation"
+            return (
+                f"better than BN at batch={self.ghost} (resolved); its difference from BN at "
+                f"batch={self.batch} is not resolved, which does not make them equal: not concluded"
+            )
         if worse and better:
             return (
                 f"between the two (both resolved): the statistics explain {self.share:.0%} of the "

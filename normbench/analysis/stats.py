@@ -1,12 +1,16 @@
 """Statistics over seeds: Student-t intervals, paired and Welch t-tests, Holm, power.
 
 Seeds are the unit of evidence (docs/design.md §6): every number a report shows is a mean over the
-seeds of one cell of the grid with its Student-t 95% interval (``scipy.stats.t``). A percentile
-bootstrap over 2-5 seeds is just the range of the seeds (it covered the true mean 48% of the
-time with 2 seeds) and is not used. A difference between two cells is a paired t-test
-(``ttest_rel``) when both ran the same seeds (same initial weights and data order, so the
-shared seed-to-seed variation cancels), Welch's t-test (``ttest_ind(equal_var=False)``)
-otherwise. Power: scipy's noncentral t (``scipy.stats.nct``).
+seeds of one cell of the grid with its Student-t 95% interval (``scipy.stats.t``), an error's
+interval clipped to [0, 100]%. A percentile bootstrap over 2-5 seeds is just the range of the
+seeds (it covered the true mean 48% of the time with 2 seeds) and is not used. A difference
+between two cells is a paired t-test (``ttest_rel``) on the seeds both ran (same initial
+weights and data order, so the shared seed-to-seed variation cancels; the seeds only one side
+ran are left out and named), Welch's t-test (``ttest_ind(equal_var=False)``) where fewer than
+two seeds are shared. A difference with no spread over seeds is not tested (p and interval
+undefined): identical differences happen on a logging grid or in steps of 1/n_test, and a
+t-test would call them exact. A non-finite value (inf) is a failed run, not a measurement.
+Power: scipy's noncentral t (``scipy.stats.nct``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from normbench.record import DIVERGED, DONE, FAILED
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -60,6 +66,11 @@ def natural_key(value: object) -> list[tuple[int, object]]:
     group(num_groups=16), batch "8" before "32" (a batch column kept as text because a failed
     run's value was not a number, ``-m batch=8,32,l6``)."""
     return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", str(value))]
+
+
+def is_proportion(metric: str) -> bool:
+    """An error or accuracy: a share of images, so its mean and interval lie in [0, 1]."""
+    return metric.rsplit("/", 1)[-1] in ("error", "accuracy")
 
 
 def is_percent(metric: str) -> bool:
@@ -108,7 +119,7 @@ def _point(x: np.ndarray) -> float | np.ndarray:
 def describe(values: Sequence[float] | np.ndarray, seeds: Sequence[int] = ()) -> dict[str, object]:
     """n, mean, std (ddof=1, NaN for one value), t-interval bounds and the seeds behind them."""
     data = np.asarray(values, dtype=float)
-    data = data[~np.isnan(data)]
+    data = data[np.isfinite(data)]  # inf: a failed run (counted in the failure rate), not a value
     low, high = t_interval(data) if len(data) else (np.nan, np.nan)
     return {
         "n": int(len(data)),
@@ -177,16 +188,18 @@ def aggregate(runs: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFram
     one value per seed (runs of one seed averaged), plus ``binom_se`` (the mean over runs of
     each run's binomial standard error, for test
     errors and accuracies of runs with a known test size, else NaN) and ``not_learned`` (how
-    many of the runs did not learn, see load).
+    many of the runs did not learn, see load). An error's or accuracy's interval is clipped
+    to [0, 1]: the t interval of a few seeds near 0% would reach below it.
 
-    Pass only finished runs (``Results.done``); NaN metric values are ignored.
+    Pass only finished runs (``Results.done``); NaN and infinite metric values are ignored
+    (an infinite one is a failed run: :func:`failure_rates`).
     """
     columns = [*by, *STAT_COLUMNS, "binom_se", "not_learned"]
     if metric not in runs.columns or runs.empty:
         return pd.DataFrame(columns=columns)
     rows = []
     for cell, group in groups(runs, by):
-        good = group[pd.to_numeric(group[metric], errors="coerce").notna()]
+        good = group[np.isfinite(pd.to_numeric(group[metric], errors="coerce").to_numpy(float))]
         values = pd.to_numeric(good[metric], errors="coerce")
         seeds: list = []
         if SEED_KEY in good:
@@ -200,10 +213,14 @@ def aggregate(runs: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFram
             each = pd.to_numeric(good[metric], errors="coerce").to_numpy(float)
             se = float(np.nanmean(binomial_se(each, pd.to_numeric(good[N_TEST_KEY], errors="coerce"))))
         unlearned = int((~good[LEARNED_KEY].astype(bool)).sum()) if LEARNED_KEY in good else 0
+        described = describe(values, seeds)
+        if is_proportion(metric) and described["n"] > 1:
+            described["ci_low"] = max(0.0, described["ci_low"])
+            described["ci_high"] = min(1.0, described["ci_high"])
         rows.append(
             {
                 **dict(zip(by, cell, strict=True)),
-                **describe(values, seeds),
+                **described,
                 "binom_se": se,
                 "not_learned": unlearned,
             }
@@ -214,14 +231,27 @@ def aggregate(runs: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFram
 # ---------------------------------------------------------------- two cells
 
 
+# A spread this small relative to the values is float rounding of equal differences (0.36 - 0.35
+# and 0.26 - 0.25 differ in the last bit), not a measured spread.
+NO_SPREAD = 1e-9
+NO_SPREAD_RULE = (
+    "a difference with no spread over seeds (every seed's difference the same, as steps on a "
+    "logging grid or errors in steps of 1/n_test can be) is not tested: it decides nothing"
+)
+
+
 @dataclass(frozen=True)
 class Difference:
     """mean(a) - mean(b) over seeds: paired when ``paired`` (a[i] and b[i] share a seed),
-    else two independent samples (Welch). Tests and intervals are scipy's."""
+    else two independent samples (Welch). Tests and intervals are scipy's. ``unpaired``: the
+    seeds only one side ran, left out of a paired comparison; ``failed``: runs whose value was
+    not finite (inf), left out as failed runs."""
 
     a: np.ndarray
     b: np.ndarray
     paired: bool
+    unpaired: tuple = ()
+    failed: int = 0
 
     @property
     def diff(self) -> float:
@@ -254,32 +284,39 @@ class Difference:
 
     @property
     def n_text(self) -> str:
-        return f"{len(self.a)} pairs" if self.paired else f"{len(self.a)} vs {len(self.b)} seeds"
+        """ "5 pairs", "3 vs 2 seeds", then what was left out: "4 pairs (unpaired seed 5 left
+        out)", "(1 run with an infinite value counted as failed)"."""
+        text = f"{len(self.a)} pairs" if self.paired else f"{len(self.a)} vs {len(self.b)} seeds"
+        notes = []
+        if self.unpaired:
+            many = "s" if len(self.unpaired) > 1 else ""
+            notes.append(f"unpaired seed{many} {', '.join(map(str, self.unpaired))} left out")
+        if self.failed:
+            notes.append(f"{self.failed} run(s) with a non-finite value counted as failed, left out")
+        return text + (f" ({'; '.join(notes)})" if notes else "")
 
     def _degenerate(self) -> bool:
-        """No spread at all (every difference equal): scipy's t is undefined there."""
-        return self.testable and self.sd == 0
+        """No spread at all (every difference equal, up to float rounding)."""
+        if not self.testable:
+            return False
+        size = max(1.0, float(np.max(np.abs(np.concatenate([self.a, self.b])))))
+        return bool(self.sd <= NO_SPREAD * size)
 
     def p_value(self, alternative: str = "two-sided", shift: float = 0.0) -> float:
         """p of H0 "mean(a) - mean(b) = shift" against ``alternative`` ("greater": the
-        difference is larger than ``shift``); NaN when not testable. Without any spread the
-        difference is known exactly: p is 0 where it lies on the alternative's side, else 1."""
-        if not self.testable:
+        difference is larger than ``shift``); NaN when not testable or without any spread
+        (a t-test would call a difference without spread exact: p = 0)."""
+        if not self.testable or self._degenerate():
             return np.nan
-        if self._degenerate():
-            d = self.diff - shift
-            side = {"greater": d > 0, "less": d < 0, "two-sided": d != 0}[alternative]
-            return 0.0 if side else 1.0
         if self.paired:
             return float(stats.ttest_rel(self.a - shift, self.b, alternative=alternative).pvalue)
         return float(stats.ttest_ind(self.a - shift, self.b, equal_var=False, alternative=alternative).pvalue)
 
     def interval(self, confidence: float = CONFIDENCE) -> tuple[float, float]:
-        """Two-sided interval of the difference at ``confidence``; NaN when not testable."""
-        if not self.testable:
+        """Two-sided interval of the difference at ``confidence``; NaN when not testable or
+        without any spread (a zero-width interval would claim an exact difference)."""
+        if not self.testable or self._degenerate():
             return np.nan, np.nan
-        if self._degenerate():
-            return self.diff, self.diff
         if self.paired:
             res = stats.ttest_rel(self.a, self.b)
         else:
@@ -293,15 +330,29 @@ class Difference:
         return seeds_needed(self.sd, margin, paired=self.paired, alpha=alpha, power=power, **kw)
 
 
+def _finite(values: pd.Series) -> tuple[pd.Series, int]:
+    """(the finite values, one per seed; how many runs had an infinite value: failed runs)."""
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    finite = np.isfinite(values.to_numpy(float))
+    return values[finite].groupby(level=0).mean(), int((~finite).sum())
+
+
 def difference(a: pd.Series, b: pd.Series) -> Difference:
-    """a - b with values indexed by seed: paired when both ran exactly the same seeds (two
-    or more), else Welch. NaN values (a run without the metric) are dropped first."""
-    a = pd.to_numeric(a, errors="coerce").dropna().groupby(level=0).mean()
-    b = pd.to_numeric(b, errors="coerce").dropna().groupby(level=0).mean()
-    if len(a) >= 2 and set(a.index) == set(b.index):
-        seeds = sorted(a.index)
-        return Difference(a[seeds].to_numpy(float), b[seeds].to_numpy(float), paired=True)
-    return Difference(a.to_numpy(float), b.to_numpy(float), paired=False)
+    """a - b with values indexed by seed: paired on the seeds both ran when they share two or
+    more (the others left out and named in ``unpaired``), else Welch over all. NaN values (a
+    run without the metric) are dropped; infinite ones are failed runs (``failed``)."""
+    (a, failed_a), (b, failed_b) = _finite(a), _finite(b)
+    common = sorted(set(a.index) & set(b.index), key=natural_key)
+    if len(common) >= 2:
+        left_out = sorted(set(a.index) ^ set(b.index), key=natural_key)
+        return Difference(
+            a[common].to_numpy(float),
+            b[common].to_numpy(float),
+            paired=True,
+            unpaired=tuple(left_out),
+            failed=failed_a + failed_b,
+        )
+    return Difference(a.to_numpy(float), b.to_numpy(float), paired=False, failed=failed_a + failed_b)
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
@@ -363,7 +414,8 @@ def paired_differences(
         for name, other in group[group[key] != baseline].groupby(key, sort=True):
             values = other.groupby(SEED_KEY)[metric].mean()
             both = values.index.intersection(base.index)
-            diff = (values[both] - base[both]).dropna()
+            diff = values[both] - base[both]
+            diff = diff[np.isfinite(diff.to_numpy(float))]  # inf: a failed run, not a difference
             rows.append(
                 {
                     **dict(zip(by, cell, strict=True)),
@@ -373,6 +425,48 @@ def paired_differences(
                 }
             )
     return pd.DataFrame(rows, columns=columns)
+
+
+STATUS_KEY = "status"
+ENDED = (DONE, DIVERGED, FAILED)  # interrupted or still running: not an outcome yet
+FAILURE_COLUMNS = ["runs", "failed", "rate", "ci_low", "ci_high"]
+
+
+def failed_runs(runs: pd.DataFrame, metric: str) -> pd.Series:
+    """True for each run that ended without a usable outcome: status diverged or failed, a
+    non-finite ``metric``, or a run that did not learn (at chance: a failure of training)."""
+    status = runs[STATUS_KEY] if STATUS_KEY in runs else pd.Series(DONE, index=runs.index)
+    bad = status.isin([DIVERGED, FAILED])
+    if metric in runs:
+        values = pd.to_numeric(runs[metric], errors="coerce").to_numpy(float)
+        bad |= np.isinf(values)
+    if LEARNED_KEY in runs:
+        bad |= ~runs[LEARNED_KEY].fillna(True).astype(bool)
+    return bad
+
+
+def failure_rates(runs: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFrame:
+    """Per cell of ``by``: runs that ended (done, diverged or failed), how many of them failed
+    (:func:`failed_runs`), the rate and its exact binomial (Clopper-Pearson) interval. A t
+    interval over seeds assumes one mode; a cell whose runs sometimes fail is bimodal, so its
+    failures are counted here as a rate of their own."""
+    status = runs[STATUS_KEY] if STATUS_KEY in runs else pd.Series(DONE, index=runs.index)
+    ended = runs[status.isin(ENDED)]
+    rows = []
+    for cell, group in groups(ended, by) if len(ended) else []:
+        k, n = int(failed_runs(group, metric).sum()), len(group)
+        ci = stats.binomtest(k, n).proportion_ci(CONFIDENCE, method="exact")
+        rows.append(
+            {
+                **dict(zip(by, cell, strict=True)),
+                "runs": n,
+                "failed": k,
+                "rate": k / n,
+                "ci_low": ci.low,
+                "ci_high": ci.high,
+            }
+        )
+    return pd.DataFrame(rows, columns=[*by, *FAILURE_COLUMNS])
 
 
 def curve_band(

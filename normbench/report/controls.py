@@ -62,10 +62,12 @@ def convergence_section(res: Results, fig_dir: Path) -> list[Block]:
 
 GHOST_RULE = (
     "Reading rule: ghost BN normalises over sub-batches of the ghost size while the optimiser "
-    "still steps on the full batch. If ghost BN of size g at the large batch is as bad as BN at "
-    "batch g, the noisy statistics explain BN's small-batch degradation; if it is near BN at the "
-    "large batch, the small optimisation batch does. Differences: paired by seed where the seeds "
-    "pair (Welch otherwise), two-sided t-test at alpha {alpha:g}, resolved when p < alpha."
+    "still steps on the full batch. Were ghost BN of size g at the large batch as bad as BN at "
+    "batch g, the noisy statistics would explain BN's small-batch degradation; were it as good "
+    "as BN at the large batch, the small optimisation batch would. Differences: paired on the "
+    "seeds both ran (Welch where fewer than two are shared), two-sided t-test at alpha {alpha:g}, "
+    "resolved when p < alpha. An unresolved difference is not read as no difference: the "
+    "reading concludes only where both differences are resolved (the share between them)."
 )
 
 
@@ -128,5 +130,5 @@ def _diff(d: Difference | None, k: float, unit: str) -> str:
 
 def _share(r: controls.GhostReading) -> str:
     if r.degradation <= 0:
-        return f"n/a (BN at batch={r.ghost} is not worse than at batch={r.batch} here)"
+        return f"n/a (BN's mean at batch={r.ghost} is not above its mean at batch={r.batch}: descriptive)"
     return "n/a" if pd.isna(r.share) else f"{r.share:.0%}"

@@ -91,7 +91,8 @@ def groups_table(runs: pd.DataFrame, fig_dir: Path, fig_name: str = "groups") ->
     note = (
         "The paper's error is nearly flat in the number of groups (24.1 at 32 groups, within "
         "0.6 points from 2 to 64, 25.3 at one group, i.e. layer norm). These runs are a small "
-        "synthetic task: their level is not expected to match ImageNet's; compare the shape."
+        "synthetic task: their level is not expected to match ImageNet's; the shape is for "
+        "reading, not tested (descriptive)."
     )
     fig = figures.groups_vs_paper(gn, GROUPS_KEY, figures.KNOWN_STYLES["group"])
     fig_caption = (
@@ -196,6 +197,7 @@ def published_section(done: pd.DataFrame, fig_dir: Path, swept: Sequence[str] = 
     head = (
         "Published numbers (not produced by these runs) beside these runs' own, where the grid "
         "repeats a paper's comparison at its own scale. Each cell of these runs: mean [95% "
-        "Student-t CI] n."
+        "Student-t CI] n. Descriptive: these tables test nothing; the claims above say which "
+        "published effects the runs' intervals exclude."
     )
     return [Block("h2", "Published numbers beside these runs"), Block("p", head), *blocks]

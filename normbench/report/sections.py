@@ -26,6 +26,7 @@ from normbench.analysis.stats import (
     cell_keys,
     contexts,
     difference_unit,
+    failure_rates,
     groups,
     is_percent,
     label,
@@ -46,9 +47,11 @@ def fmt_cell(row: pd.Series, scale: float, signed: bool = False) -> str:
     after a cell where some run did not learn."""
     if row is None or row["n"] == 0 or pd.isna(row["mean"]):
         return "-"
-    # two decimals for errors and losses; none for throughputs, where they would be noise
-    decimals = 0 if abs(row["mean"] * scale) >= 100 else 2
-    f = ("{:+." if signed else "{:.") + f"{decimals}f}}"
+    # two decimals for errors and losses; none for throughputs, where they would be noise;
+    # powers of ten for a loss that blew up (24 digits would hide its size)
+    size = abs(row["mean"] * scale)
+    decimals = 0 if size >= 100 else 2
+    f = ("{:+." if signed else "{:.") + (f"{decimals}f}}" if size < BLOWN_UP else "3g}")
     mean = f.format(row["mean"] * scale)
     mark = f" {NOT_LEARNED_MARK}" if row.get("not_learned", 0) else ""
     if row["n"] < 2:
@@ -56,6 +59,13 @@ def fmt_cell(row: pd.Series, scale: float, signed: bool = False) -> str:
     return (
         f"{mean} [{f.format(row['ci_low'] * scale)}, {f.format(row['ci_high'] * scale)}] n={row['n']}{mark}"
     )
+
+
+BLOWN_UP = 1e6  # a loss this large is not a learning outcome: the network's outputs exploded
+BLOWN_UP_NOTE = (
+    "A cell of order {size:.0e}: some run's outputs blew up (its loss is finite but meaningless); "
+    "its mean and interval describe that blow-up, not learning (descriptive, not a test)."
+)
 
 
 def fmt_noise(row: pd.Series, scale: float) -> str:
@@ -194,8 +204,9 @@ def what_was_run(res: Results, results_dir: Path) -> list[Block]:
 def _method_note() -> str:
     return (
         f"Each cell: mean over seeds, [{CONFIDENCE:.0%} {INTERVAL_METHOD} confidence interval of the "
-        f"mean (scipy.stats.t, n - 1 degrees of freedom)], n = number of finished seeds. Only runs "
-        f"with status done are counted. Error = 1 - accuracy, in %. {NOT_LEARNED_MARK}: some run of "
+        f"mean (scipy.stats.t, n - 1 degrees of freedom; an error's clipped to [0, 100]%)], n = number "
+        f"of finished seeds. Only runs with status done and a finite value are counted (the failure "
+        f"rates below count the others). Error = 1 - accuracy, in %. {NOT_LEARNED_MARK}: some run of "
         f"the cell did not learn (summary.json `learned: false`; listed below the table)."
     )
 
@@ -270,6 +281,9 @@ def tables(res: Results, opts: Options) -> list[Block]:
             unit = " (%)" if is_percent(metric) else ""
             table = pivot_table(stats, NORM_KEY, BATCH_KEY, scale(metric))
             blocks.append(Block("table", table, f"{metric}{unit}{_table_note(metric, runs)}"))
+            largest = (stats["mean"].abs() * scale(metric)).max()
+            if largest >= BLOWN_UP:
+                blocks.append(Block("p", BLOWN_UP_NOTE.format(size=largest)))
             if metric == opts.metric and binomial_metric(metric):
                 noise = pivot_table(stats, NORM_KEY, BATCH_KEY, scale(metric), cell=fmt_noise)
                 caption = f"{metric}: SD over seeds / one run's binomial SE (points)"
@@ -277,6 +291,41 @@ def tables(res: Results, opts: Options) -> list[Block]:
         bad = _not_learned_rows(runs)
         if bad:
             blocks += [Block("p", f"{NOT_LEARNED_MARK} Runs that did not learn:"), Block("ul", bad)]
+    return blocks + failure_section(res, opts)
+
+
+def fmt_rate(row: pd.Series, scale: float = 100.0) -> str:
+    """ "1/5 = 20% [0.5, 71.6]": failed runs / runs that ended, with the exact interval."""
+    return (
+        f"{row['failed']}/{row['runs']} = {row['rate'] * scale:.0f}% "
+        f"[{row['ci_low'] * scale:.1f}, {row['ci_high'] * scale:.1f}]"
+    )
+
+
+def failure_section(res: Results, opts: Options) -> list[Block]:
+    """Per cell, the share of runs that failed (diverged, failed, non-finite metric or did not
+    learn) with its Clopper-Pearson interval: a cell whose runs sometimes fail is bimodal, and
+    a t interval over seeds does not show that."""
+    runs = res.runs
+    if runs.empty or BATCH_KEY not in runs or NORM_KEY not in runs:
+        return []
+    note = (
+        f"Failure rate per cell: runs that diverged, failed, gave a non-finite {opts.metric} or did "
+        f"not learn / runs that ended (done, diverged or failed; interrupted runs are no outcome), "
+        f"with its {CONFIDENCE:.0%} Clopper-Pearson interval (scipy.stats.binomtest), in %. The means "
+        f"above leave the failed runs out."
+    )
+    blocks = [Block("p", note)]
+    keys = cell_keys(runs, res.swept, exclude=(SEED_KEY, NORM_KEY, BATCH_KEY))
+    for values, part in groups(runs, keys):
+        rates = failure_rates(part, opts.metric, [NORM_KEY, BATCH_KEY]).assign(
+            n=lambda f: f["runs"], mean=0.0
+        )
+        if rates.empty:
+            continue
+        table = pivot_table(rates, NORM_KEY, BATCH_KEY, 100.0, cell=fmt_rate)
+        context = label(keys, values)
+        blocks.append(Block("table", table, "runs failed / runs" + (f", {context}" if context else "")))
     return blocks
 
 
@@ -432,28 +481,35 @@ def _not_applicable_lines(claims: Sequence[claims_mod.Claim]) -> list[str]:
 
 
 def _why(c: claims_mod.Claim) -> str:
-    """ " (missing data)", " (a run did not learn)": why a claim decided nothing, when that
-    is not the seeds' spread."""
+    """ " (missing data)", " (runs that did not learn)": why a claim decided nothing, when
+    that is not the seeds' spread; a verdict that counts runs that did not learn says so."""
     if c.verdict != claims_mod.INCONCLUSIVE:
-        return ""
+        learned = c.evidence.startswith(claims_mod.NOT_LEARNED_PREFIX)
+        return " (counts runs that did not learn)" if learned else ""
     if c.evidence.startswith(claims_mod.NOT_LEARNED_PREFIX):
-        return " (a run did not learn)"
+        return " (runs that did not learn)"
     return " (missing data)" if c.evidence.startswith(claims_mod.MISSING_PREFIX) else ""
 
 
+PUBLISHED_COLUMN = "published effect (scaled to this task): excluded by the interval?"
+
+
 def claims_table(found: Sequence[claims_mod.Claim]) -> pd.DataFrame:
-    """One row per judged claim: claim, verdict, effect and interval, n."""
+    """One row per judged claim: claim, verdict, effect and interval, n, and whether the
+    interval excludes the published effect size (a claim that resolves nothing can still
+    rule out an effect as large as the paper's)."""
     rows = [
         {
             "claim": _claim_title(c),
             "verdict": f"**{c.verdict}**" + _why(c),
             "effect [interval]": c.effect or "-",
             "n": c.n or "-",
+            PUBLISHED_COLUMN: c.published or "-",
         }
         for c in found
         if c.verdict != claims_mod.NOT_APPLICABLE
     ]
-    return pd.DataFrame(rows, columns=["claim", "verdict", "effect [interval]", "n"])
+    return pd.DataFrame(rows, columns=["claim", "verdict", "effect [interval]", "n", PUBLISHED_COLUMN])
 
 
 def claims_head(res: Results, opts: Options, found: Sequence[claims_mod.Claim]) -> list[Block]:
