@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 src=${1:?usage: curate_reference.sh RESULTS_DIR [NAME]}
 name=${2:-$(basename "$src")}
 dst=results/reference/$name
-rm -rf "$dst" && mkdir -p "$dst/figures"
+mkdir -p "$dst"  # NOTES.md (the narrative) stays; the report and figures are replaced
+rm -rf "$dst/figures" "$dst/report.md" "$dst/report.html" && mkdir -p "$dst/figures"
 cp "$src/report.html" "$dst/"
 cp "$src"/figures/*.png "$dst/figures/"
 sed -E 's/ ?\(\[SVG\]\(figures\/[^)]*\.svg\)\)//g' "$src/report.md" > "$dst/report.md"

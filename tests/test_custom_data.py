@@ -25,7 +25,7 @@ import torch
 
 
 def make_data(n=40, d=5, classes=4, seed=0):
-    """The README example: a blob per class."""
+    """docs/usage.md's example: a blob per class."""
     rng = np.random.default_rng(seed)
     y = np.arange(n) % classes
     x = rng.normal(size=(n, d)) + y[:, None]
