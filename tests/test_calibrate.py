@@ -29,3 +29,31 @@ def test_photo_crops_come_from_the_installed_photographs_reproducibly():
     assert a.shape == (20, 3, 16, 16) and torch.equal(a, b)
     assert a.min() >= 0 and a.max() <= 1 and a.std() > 0.05
     assert not torch.equal(a, calibrate.photo_crops(20, 16, 4, seed=1))
+
+
+def test_every_photograph_is_read_from_disk_without_a_download(monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the calibration must not download")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    assert len(set(calibrate.PHOTOGRAPHS)) == len(calibrate.PHOTOGRAPHS) >= 6
+    for name in calibrate.PHOTOGRAPHS:
+        image = calibrate._photograph(name)
+        assert image.mode == "RGB" and min(image.size) >= 256, name
+        crops = calibrate.photo_crops(4, 16, 4, seed=0, names=(name,))
+        assert crops.shape == (4, 3, 16, 16), name
+
+
+def test_photo_crops_draw_equally_from_each_photograph_in_a_random_order(monkeypatch):
+    from PIL import Image
+
+    shades = {"black": 0, "white": 255}
+    monkeypatch.setattr(
+        calibrate, "_photograph", lambda name: Image.new("RGB", (128, 128), (shades[name],) * 3)
+    )
+    crops = calibrate.photo_crops(40, 16, 4, seed=0, names=("black", "white"))
+    white = crops.mean(dim=(1, 2, 3)) == 1
+    assert white.sum() == 20 and (crops.mean(dim=(1, 2, 3))[~white] == 0).all()
+    assert 0 < white[:20].sum() < 20  # shuffled: a batch of 2 is not always one photograph twice
