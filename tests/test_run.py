@@ -292,7 +292,7 @@ def test_the_cuda_path_with_amp_channels_last_and_compile(make_cfg, tmp_path):
     "overrides, expected",
     [
         (
-            ["norm=batch", "activations=true"],
+            ["norm=batch", "activations=true", "bn_noise=true"],
             ["TrainLoss", "Evaluation", "BatchStatsEval", "DivergenceGuard", "Activations", "BNDrift"]
             + ["Weights", "PreciseBN", "BNNoise"],
         ),
