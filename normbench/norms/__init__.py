@@ -3,6 +3,7 @@
 from normbench.norms import (  # noqa: F401  (importing registers their entries)
     builtin,  # the standard norms
     reference,  # norm.impl=reference
+    remedies,  # frn, evonorm_b0, evonorm_s0, rms
     variants,  # batch_renorm, ghost_batch
 )
 from normbench.norms.diagnostics import batch_noise, precise_bn_, running_stats_drift
