@@ -67,3 +67,9 @@ def locate(key: str, target: Any, wanted: str) -> Callable[..., Any]:
         ) from err
     finally:
         hydra_log.setLevel(level)
+
+
+def user_label(target: Any, label: Any) -> str:
+    """A user's component's name in reports: its ``label`` key when set, else the last dotted
+    name of its ``_target_`` (the class or factory name)."""
+    return label if isinstance(label, str) and label else str(target).rsplit(".", 1)[-1]

@@ -216,7 +216,7 @@ def build(cfg: DictConfig) -> Built:
 
     spec = get_model_spec(cfg.model.name)
     norm_options = make_options(resolved_config(cfg.norm))
-    check_layout(cfg.norm.name, spec.layout, cfg.model.name)
+    check_layout(cfg.norm.name, spec.layout, cfg.model.name, norm_options)
     check_batch(cfg.norm.name, norm_options, cfg.batch)  # per device: what the norms see
     batch = sgd_batch(cfg)
 
@@ -226,7 +226,12 @@ def build(cfg: DictConfig) -> Built:
     steps = spec.norm_steps(data.input_shape)
     device_batch = cfg.batch if cfg.devices > 1 else None
     norm_layer = norm_builder(
-        cfg.norm.name, spec.layout, norm_options, impl=cfg.norm.impl, steps=steps, device_batch=device_batch
+        cfg.norm.name,
+        spec.layout,
+        norm_options,
+        impl=cfg.norm.get("impl"),
+        steps=steps,
+        device_batch=device_batch,
     )
 
     def make_model(layer: NormBuilder) -> torch.nn.Module:

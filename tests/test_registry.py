@@ -14,7 +14,7 @@ from normbench.registry import Registry
     [
         (
             get_norm_spec,
-            r"^norm=nope: unknown norm; choose one of batch, batch_renorm, evonorm_b0, .*, none, rms$",
+            r"^norm=nope: unknown norm; choose one of batch, batch_renorm, custom, .*, none, rms$",
         ),
         (get_model_spec, r"^model=nope: unknown model; choose one of mlp, resnet, rnn$"),
         (

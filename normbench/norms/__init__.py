@@ -2,6 +2,7 @@
 
 from normbench.norms import (  # noqa: F401  (importing registers their entries)
     builtin,  # the standard norms
+    custom,  # norm=custom: the user's own
     reference,  # norm.impl=reference
     remedies,  # frn, evonorm_b0, evonorm_s0, rms
     variants,  # batch_renorm, ghost_batch

@@ -51,6 +51,9 @@ class NormSpec:
     check: Callable[[Mapping[str, Any], int], None] | None = None
     impls: dict[str, Callable[..., nn.Module]] = field(default_factory=dict)
     impl: str = "torch"  # the name of ``make``'s implementation, the YAML's ``impl`` value
+    # resolve(options) -> the concrete spec, for an entry that is known only from its options
+    # (norm=custom: the user's class named by norm._target_); None for the others
+    resolve: Callable[[Mapping[str, Any]], NormSpec] | None = None
 
 
 NORMS: Registry[NormSpec] = Registry("norm", "norm")
@@ -72,12 +75,15 @@ def register_norm(
     why_not: str = "",
     check: Callable[[Mapping[str, Any], int], None] | None = None,
     impl: str = "torch",
+    resolve: Callable[[Mapping[str, Any]], NormSpec] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register ``make(num_features, layout, **options)`` under ``name``; ``impl``
     is what its YAML's ``impl`` says (see :class:`NormSpec`)."""
     return NORMS.register(
         name,
-        lambda make: NormSpec(name, make, layouts, batch_statistics, why_not, check, impl=impl),
+        lambda make: NormSpec(
+            name, make, layouts, batch_statistics, why_not, check, impl=impl, resolve=resolve
+        ),
     )
 
 
@@ -91,16 +97,24 @@ def register_impl(name: str, impl: str) -> Callable[[Callable[..., nn.Module]], 
     return decorate
 
 
-def get_norm_spec(name: str) -> NormSpec:
-    return NORMS.lookup(name)
+def get_norm_spec(name: str, options: Mapping[str, Any] | None = None) -> NormSpec:
+    """The spec of norm ``name``; for one known only from its ``options`` (norm=custom), the
+    spec they resolve to."""
+    spec = NORMS.lookup(name)
+    return spec if spec.resolve is None else spec.resolve(options or {})
 
 
-def check_layout(name: str, layout: str, model: str = "") -> None:
-    """Raise ConfigError if norm ``name`` cannot normalise ``layout`` tensors."""
-    spec = get_norm_spec(name)
+def builtin_norms(keep: Callable[[NormSpec], bool]) -> list[str]:
+    """The registered norms (not the user's) that ``keep`` accepts, sorted: what a message offers."""
+    return sorted(n for n, s in NORMS.items() if s.resolve is None and keep(s))
+
+
+def check_layout(name: str, layout: str, model: str = "", options: Mapping[str, Any] | None = None) -> None:
+    """Raise ConfigError if norm ``name`` (with ``options``) cannot normalise ``layout`` tensors."""
+    spec = get_norm_spec(name, options)
     base = "vector" if layout == "recurrent" else layout
     if base not in spec.layouts:
-        works = sorted(n for n, s in NORMS.items() if base in s.layouts)
+        works = builtin_norms(lambda s: base in s.layouts)
         on = f" on model={model}" if model else ""
         raise ConfigError(
             "norm",
@@ -111,9 +125,9 @@ def check_layout(name: str, layout: str, model: str = "") -> None:
 
 def check_batch(name: str, options: Mapping[str, Any], batch: int) -> None:
     """Raise ConfigError if norm ``name`` with ``options`` cannot train at batch size ``batch``."""
-    spec = get_norm_spec(name)
+    spec = get_norm_spec(name, options)
     if spec.batch_statistics and batch < 2:
-        free = sorted(n for n, s in NORMS.items() if not s.batch_statistics)
+        free = builtin_norms(lambda s: not s.batch_statistics)
         raise ConfigError(
             "batch",
             batch,
@@ -143,8 +157,8 @@ def norm_builder(
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    check_layout(name, layout)
-    spec = get_norm_spec(name)
+    check_layout(name, layout, options=options)
+    spec = get_norm_spec(name, options)
     impl = spec.impl if impl is None else impl
     if impl != spec.impl and impl not in spec.impls:
         have = ", ".join([spec.impl, *sorted(spec.impls)])
@@ -218,7 +232,7 @@ def check_forward(
         why = " ".join(str(err).split()) or type(err).__name__
         shape = tuple(x.shape[1:])
         with torch.random.fork_rng(devices=[]):  # building the others draws their init
-            works = [n for n in sorted(NORMS) if n != norm and _forward_works(rebuild, n, x)]
+            works = [n for n in builtin_norms(lambda s: True) if n != norm and _forward_works(rebuild, n, x)]
         if not works:
             raise ConfigError(
                 "model", model_name, f"cannot train on samples of shape {shape}: {why}"
