@@ -214,7 +214,7 @@ def build(cfg: DictConfig) -> Built:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
 
-    spec = get_model_spec(cfg.model.name)
+    spec = get_model_spec(cfg.model.name, options(cfg.model))
     norm_options = make_options(resolved_config(cfg.norm))
     check_layout(cfg.norm.name, spec.layout, cfg.model.name, norm_options)
     check_batch(cfg.norm.name, norm_options, cfg.batch)  # per device: what the norms see
