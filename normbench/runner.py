@@ -40,6 +40,7 @@ from normbench.norms import (
     check_forward,
     check_layout,
     check_model_norms,
+    get_norm_spec,
     make_options,
     norm_builder,
     standardize_conv_weights,
@@ -217,6 +218,9 @@ def build(cfg: DictConfig) -> Built:
     spec = get_model_spec(cfg.model.name, options(cfg.model))
     norm_options = make_options(resolved_config(cfg.norm))
     check_layout(cfg.norm.name, spec.layout, cfg.model.name, norm_options)
+    for note in (spec.note, get_norm_spec(cfg.norm.name, norm_options).note):  # a user's model or norm
+        if note:
+            log.info(note)
     check_batch(cfg.norm.name, norm_options, cfg.batch)  # per device: what the norms see
     batch = sgd_batch(cfg)
 

@@ -11,14 +11,14 @@ builds each norm. What the harness needs it reads from attributes of the target:
 - ``modalities``: the data it reads, from "tabular", "image", "sequence"; default the one that
   matches the layout (image, tabular, sequence).
 
-The run logs one line with what it assumed. A target that cannot be imported, called with those
+Each run logs one line with what the harness assumed (:attr:`ModelSpec.note`).
+A target that cannot be imported, called with those
 arguments, or that returns no Module stops the run there, in one line.
 """
 
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,12 +29,10 @@ from normbench.models.registry import ModelSpec
 from normbench.norms.registry import LAYOUTS
 from normbench.registry import locate
 
-log = logging.getLogger("normbench")
-
 TARGET_KEY = "model._target_"
 EXAMPLE = "e.g. model._target_=mypkg.models.MyNet"
 MODALITY = {"image": "image", "vector": "tabular", "recurrent": "sequence"}
-_RESOLVED: dict[str, ModelSpec] = {}  # one resolution (and one log line) per target and options
+_RESOLVED: dict[str, ModelSpec] = {}  # one resolution (import, checks, probes) per target and options
 
 
 def resolve(options: Mapping[str, Any]) -> ModelSpec:
@@ -67,15 +65,12 @@ def _resolve(target: Any, user: dict[str, Any]) -> ModelSpec:
     declared = getattr(cls, "modalities", None)
     modalities = (declared,) if isinstance(declared, str) else tuple(declared or (MODALITY[layout],))
     build = _builder(cls, target, user, steps)
-    log.info(
-        "model=custom %s: norms see %s features (%s); reads %s data (%s)",
-        target,
-        layout,
-        "declared" if getattr(cls, "layout", None) else "assumed: declare layout to change it",
-        ", ".join(modalities),
-        "declared" if declared else "from the layout",
+    how = "declared" if getattr(cls, "layout", None) else "assumed: declare layout to change it"
+    note = (
+        f"model=custom {target}: norms see {layout} features ({how}); reads {', '.join(modalities)} "
+        f"data ({'declared' if declared else 'from the layout'})"
     )
-    return ModelSpec(build, layout, modalities, modalities[0])  # type: ignore[arg-type]
+    return ModelSpec(build, layout, modalities, modalities[0], note)  # type: ignore[arg-type]
 
 
 def _check_signature(cls: Callable[..., Any], target: str, user: Mapping[str, Any]) -> None:

@@ -39,6 +39,7 @@ class ModelSpec:
     layout: str  # what its norms normalise: "vector", "image" or "recurrent"
     modalities: tuple[str, ...]  # data it can read: "tabular", "image", "sequence"
     native: str  # the modality data=synthetic gives it
+    note: str = ""  # what the harness assumed about a user's model (model=custom), for each run's log
 
     def norm_steps(self, input_shape: tuple[int, ...]) -> int | None:
         """The time steps a recurrent model's norms keep statistics for; None for the others."""

@@ -15,14 +15,14 @@ needs to know it reads from attributes of the target, and measures what is not d
 - running statistics: ``running_mean``/``running_var`` buffers, found on the module as for any
   norm; the BN probes (drift, Precise BN, batch-statistics eval) apply to such a norm.
 
-The run logs one line with what it assumed. A target that cannot be imported or called with
+Each run logs one line with what the harness assumed (:attr:`NormSpec.note`).
+A target that cannot be imported or called with
 the options, that returns no Module, changes the shape or returns NaN stops the run there.
 """
 
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,15 +33,13 @@ from normbench.errors import ConfigError, one_line
 from normbench.norms.registry import NormSpec, has_running_statistics, register_norm
 from normbench.registry import locate, user_label
 
-log = logging.getLogger("normbench")
-
 TARGET_KEY = "norm._target_"
 OWN_KEYS = ("_target_", "label")  # norm=custom's own keys; the others go to the user's target
 EXAMPLE = "e.g. norm._target_=mypkg.norms.MyNorm"
 BASE_LAYOUTS = ("vector", "image")
 PROBE_FEATURES = 8
 PROBE_SHAPES = {"vector": (4, PROBE_FEATURES), "image": (4, PROBE_FEATURES, 5, 5)}
-_RESOLVED: dict[str, NormSpec] = {}  # one resolution (and one log line) per target and options
+_RESOLVED: dict[str, NormSpec] = {}  # one resolution (import, checks, probes) per target and options
 
 
 def resolve(options: Mapping[str, Any]) -> NormSpec:
@@ -74,17 +72,12 @@ def _resolve(target: Any, user: dict[str, Any], label: Any) -> NormSpec:
         probe = make(PROBE_FEATURES, layouts[0])
         batch_stats, how_stats = _batch_statistics(fn, target, probe, layouts[0])
     running = "yes (the BN probes apply)" if has_running_statistics(probe) else "none"
-    log.info(
-        "norm=custom %s (label %s): layouts %s (%s); batch statistics: %s (%s); running statistics: %s",
-        target,
-        user_label(target, label),
-        ", ".join(layouts),
-        how_layouts,
-        "yes" if batch_stats else "no",
-        how_stats,
-        running,
+    note = (
+        f"norm=custom {target} (label {user_label(target, label)}): layouts {', '.join(layouts)} "
+        f"({how_layouts}); batch statistics: {'yes' if batch_stats else 'no'} ({how_stats}); "
+        f"running statistics: {running}"
     )
-    return NormSpec("custom", make, layouts, batch_stats, why_not, impl="user")
+    return NormSpec("custom", make, layouts, batch_stats, why_not, impl="user", note=note)
 
 
 def _check_signature(fn: Callable[..., Any], target: str, user: Mapping[str, Any]) -> bool:

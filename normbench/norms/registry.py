@@ -54,6 +54,7 @@ class NormSpec:
     # resolve(options) -> the concrete spec, for an entry that is known only from its options
     # (norm=custom: the user's class named by norm._target_); None for the others
     resolve: Callable[[Mapping[str, Any]], NormSpec] | None = None
+    note: str = ""  # what the harness assumed about a resolved norm, for each run's log
 
 
 NORMS: Registry[NormSpec] = Registry("norm", "norm")
