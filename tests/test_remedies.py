@@ -8,10 +8,14 @@ import math
 
 import pytest
 import torch
+from conftest import TINY
 
 from normbench.errors import ConfigError
 from normbench.norms import NORMS, check_layout, norm_builder
+from normbench.norms.base import _PerDevice
 from normbench.norms.fold import is_batchnorm_like
+from normbench.norms.remedies import EvoNormB0
+from normbench.runner import build
 
 C = 4
 
@@ -152,3 +156,17 @@ def test_each_remedy_refuses_the_layouts_it_lacks_in_one_line(name: str, layout:
         check_layout(name, layout, "mlp")
     line = str(err.value)
     assert words in line and "\n" not in line and "use one of" in line
+
+
+def test_evonorm_b0_gets_the_batch_statistics_probes_and_devices_by_its_property(make_cfg) -> None:
+    def built(norm: str):
+        return build(make_cfg("model=resnet", f"norm={norm}", *TINY, "devices=2", "batch=4"))
+
+    b0 = built("evonorm_b0")
+    probes = {type(p).__name__ for p in b0.probes}
+    assert {"BatchStatsEval", "BNDrift", "PreciseBN"} <= probes
+    norms = [m for m in b0.trainer.model.modules() if isinstance(m, EvoNormB0)]
+    assert norms and all(isinstance(m, _PerDevice) and m.device_batch == 4 for m in norms)
+    frn = built("frn")
+    assert not {"BatchStatsEval", "BNDrift", "PreciseBN"} & {type(p).__name__ for p in frn.probes}
+    assert not any(isinstance(m, _PerDevice) for m in frn.trainer.model.modules())
