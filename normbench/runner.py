@@ -258,6 +258,7 @@ def build(cfg: DictConfig) -> Built:
         cfg.norm.name,
         cfg.model.name,
         lambda norm: make_model(norm_builder(norm, spec.layout, steps=steps, device_batch=device_batch)),
+        num_classes=data.num_classes,
     )
     if cfg.norm.get("weight_std"):
         standardize_conv_weights(model)  # before the optimizer sees the parameters

@@ -97,6 +97,11 @@ def no_norm_layer(input_shape, num_classes):
 
 def not_module(input_shape, num_classes, norm_layer):
     return "a model"
+
+
+class OneOutput(MyNet):
+    def __init__(self, input_shape, num_classes, norm_layer):
+        super().__init__(input_shape, 1, norm_layer)
 """
 
 # the user's own preset, so that a sweep can hold their norm beside the built-in ones
@@ -235,3 +240,12 @@ def test_a_bad_norm_target_stops_run_py_with_exit_2(cli) -> None:
     result = cli("norm=custom", f"norm._target_={PKG}.norms.Shrinks", *TINY)
     assert result.returncode == 2
     assert f"norm._target_={PKG}.norms.Shrinks: changed the shape" in result.stderr
+
+
+def test_a_model_that_returns_no_logits_is_one_line_before_training(make_cfg) -> None:
+    with pytest.raises(ConfigError) as err:
+        build(make_cfg("model=custom", f"model._target_={PKG}.models.OneOutput", *TINY))
+    assert str(err.value) == (
+        "model=custom: returns (8, 1) for a batch of 8 samples; a classifier returns logits "
+        "(N, num_classes) = (8, 10)"
+    )

@@ -218,15 +218,21 @@ def check_model_norms(model: nn.Module) -> None:
 
 
 def check_forward(
-    model: nn.Module, x: torch.Tensor, norm: str, model_name: str, rebuild: Callable[[str], nn.Module]
+    model: nn.Module,
+    x: torch.Tensor,
+    norm: str,
+    model_name: str,
+    rebuild: Callable[[str], nn.Module],
+    num_classes: int | None = None,
 ) -> None:
     """One training-mode forward of the batch ``x`` through a copy of ``model`` (its running
     statistics and the RNG untouched). Raise ConfigError when it fails: a norm that cannot
     normalise what the model makes of these samples (instance norm on 1x1 feature maps has one
     value per statistic) stops before training, naming the norms that can (``rebuild(name)``
-    builds the model with another norm, with its default options)."""
+    builds the model with another norm, with its default options). With ``num_classes``, the
+    output must be the logits (N, num_classes): a user's model (model=custom) may return others."""
     try:
-        _forward(model, x)
+        out = _forward(model, x)
     except ConfigError:
         raise
     except Exception as err:  # any failure of this forward is a misfit of config and data
@@ -244,11 +250,20 @@ def check_forward(
             f"cannot normalise what model={model_name} makes of samples of shape {shape} ({why}); "
             f"use one of {', '.join(works)}",
         ) from err
+    expected = (x.shape[0], num_classes)
+    if num_classes is not None and (not isinstance(out, torch.Tensor) or tuple(out.shape) != expected):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(
+            "model",
+            model_name,
+            f"returns {got} for a batch of {x.shape[0]} samples; a classifier returns logits "
+            f"(N, num_classes) = {expected}",
+        )
 
 
-def _forward(model: nn.Module, x: torch.Tensor) -> None:
+def _forward(model: nn.Module, x: torch.Tensor) -> Any:
     with torch.random.fork_rng(devices=[]), torch.no_grad():
-        copy.deepcopy(model).train()(x)
+        return copy.deepcopy(model).train()(x)
 
 
 def _forward_works(rebuild: Callable[[str], nn.Module], norm: str, x: torch.Tensor) -> bool:
