@@ -46,7 +46,7 @@ def resolve(options: Mapping[str, Any]) -> NormSpec:
     """The spec of the user's norm named by ``options["_target_"]``, its other options passed to it."""
     target = options.get("_target_")
     user = {k: v for k, v in options.items() if k not in OWN_KEYS}
-    key = f"{target}|{sorted(user.items(), key=lambda kv: kv[0])!r}"
+    key = repr(sorted(options.items(), key=lambda kv: kv[0]))  # the label too: it is in the note
     if key not in _RESOLVED:
         _RESOLVED[key] = _resolve(target, user, options.get("label"))
     return _RESOLVED[key]
