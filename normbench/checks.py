@@ -147,6 +147,11 @@ RULES: dict[str, Rule] = {
     "norm.d_max": Rule(float, lo=0, note="0 is plain BN"),
     "norm.warmup_steps": Rule(int, lo=0),
     "norm.ghost_size": Rule(int, lo=2),
+    "norm.learned_eps": FLAG,
+    "norm._target_": OPTIONAL_TEXT,
+    "norm.label": OPTIONAL_TEXT,
+    "model._target_": OPTIONAL_TEXT,
+    "norm.tlu": FLAG,
     # data (every dataset's own keys; the synthetic knobs are checked by the task table)
     "data.train_size": SIZE,
     "data.test_size": SIZE,

@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig
 
 from normbench import record
-from normbench.norms import get_norm_spec
+from normbench.norms import get_norm_spec, make_options
 from normbench.optim import base_lr, sgd_batch
 
 log = logging.getLogger("normbench")
@@ -112,5 +112,5 @@ def judge_run(
     summary.update(learned=verdict.learned, learned_note=verdict.note)
     if not verdict.learned:
         lr = base_lr(cfg.optim.lr, sgd_batch(cfg), cfg.optim.linear_scaling)
-        batch_stats = get_norm_spec(cfg.norm.name).batch_statistics
+        batch_stats = get_norm_spec(cfg.norm.name, make_options(cfg.norm)).batch_statistics
         log.warning(advice(verdict.note, lr, cfg.epochs, cfg.norm.name, cfg.batch, batch_stats))

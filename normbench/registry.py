@@ -9,10 +9,11 @@ every concept.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from normbench.errors import ConfigError
+from normbench.errors import ConfigError, one_line
 
 Entry = TypeVar("Entry")
 
@@ -45,3 +46,30 @@ class Registry(dict, Generic[Entry]):  # dict[str, Entry]
             return obj
 
         return decorate
+
+
+def locate(key: str, target: Any, wanted: str) -> Callable[..., Any]:
+    """The object at the dotted path ``target`` (``data._target_``, ``norm._target_``, ...): a
+    user's own component. Raises one ConfigError on ``key`` when it is unset or cannot be
+    imported; ``wanted`` says what it should name ("a function that returns ...")."""
+    if not isinstance(target, str) or not target.strip():
+        raise ConfigError(key, target, f"set it to the dotted path of {wanted}")
+    from hydra.utils import get_method  # here: importing a registry stays light
+
+    hydra_log = logging.getLogger("hydra.utils")
+    level = hydra_log.level
+    hydra_log.setLevel(logging.CRITICAL)  # get_method logs a multi-line error; we raise one line
+    try:
+        return get_method(target)
+    except Exception as err:
+        raise ConfigError(
+            key, target, f"cannot import it ({one_line(err)}); is its package on PYTHONPATH (or installed)?"
+        ) from err
+    finally:
+        hydra_log.setLevel(level)
+
+
+def user_label(target: Any, label: Any) -> str:
+    """A user's component's name in reports: its ``label`` key when set, else the last dotted
+    name of its ``_target_`` (the class or factory name)."""
+    return label if isinstance(label, str) and label else str(target).rsplit(".", 1)[-1]

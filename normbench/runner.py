@@ -40,6 +40,7 @@ from normbench.norms import (
     check_forward,
     check_layout,
     check_model_norms,
+    get_norm_spec,
     make_options,
     norm_builder,
     standardize_conv_weights,
@@ -214,9 +215,12 @@ def build(cfg: DictConfig) -> Built:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
 
-    spec = get_model_spec(cfg.model.name)
+    spec = get_model_spec(cfg.model.name, options(cfg.model))
     norm_options = make_options(resolved_config(cfg.norm))
-    check_layout(cfg.norm.name, spec.layout, cfg.model.name)
+    check_layout(cfg.norm.name, spec.layout, cfg.model.name, norm_options)
+    for note in (spec.note, get_norm_spec(cfg.norm.name, norm_options).note):  # a user's model or norm
+        if note:
+            log.info(note)
     check_batch(cfg.norm.name, norm_options, cfg.batch)  # per device: what the norms see
     batch = sgd_batch(cfg)
 
@@ -226,7 +230,12 @@ def build(cfg: DictConfig) -> Built:
     steps = spec.norm_steps(data.input_shape)
     device_batch = cfg.batch if cfg.devices > 1 else None
     norm_layer = norm_builder(
-        cfg.norm.name, spec.layout, norm_options, impl=cfg.norm.impl, steps=steps, device_batch=device_batch
+        cfg.norm.name,
+        spec.layout,
+        norm_options,
+        impl=cfg.norm.get("impl"),
+        steps=steps,
+        device_batch=device_batch,
     )
 
     def make_model(layer: NormBuilder) -> torch.nn.Module:
@@ -249,6 +258,7 @@ def build(cfg: DictConfig) -> Built:
         cfg.norm.name,
         cfg.model.name,
         lambda norm: make_model(norm_builder(norm, spec.layout, steps=steps, device_batch=device_batch)),
+        num_classes=data.num_classes,
     )
     if cfg.norm.get("weight_std"):
         standardize_conv_weights(model)  # before the optimizer sees the parameters

@@ -316,7 +316,7 @@ def test_images_too_small_for_the_norm_are_refused_before_training_with_norms_th
     assert str(exc.value) == (
         "norm=instance: cannot normalise what model=resnet makes of samples of shape (3, 1, 1) "
         "(Expected more than 1 spatial element when training, got input size torch.Size([8, 16, 1, 1])); "
-        "use one of batch, batch_renorm, ghost_batch, group, layer, none"
+        "use one of batch, batch_renorm, evonorm_b0, evonorm_s0, frn, ghost_batch, group, layer, none"
     )
     build(make_cfg(*cfg_overrides(cfg), "norm=layer"))  # what the line offers works
 

@@ -45,6 +45,8 @@ def _randomize(module: nn.Module) -> None:
 @pytest.mark.parametrize("layout", ["vector", "image"])
 @pytest.mark.parametrize("name, impl", [*((n, None) for n in BATCH_STATISTICS), ("batch", "reference")])
 def test_devices_are_separate_norm_passes_over_the_shards(name: str, impl: str | None, layout: str) -> None:
+    if layout not in NORMS[name].layouts:
+        pytest.skip(f"{name} has no {layout} layout")
     options = FITS.get(name, {})
     plain = norm_builder(name, layout, options, impl=impl)(5).double()
     _randomize(plain)

@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from normbench.checks import CHECKED_BY_TASK, CHOSEN_BY_REGISTRY, RULES
 from normbench.errors import ConfigError
+from normbench.norms import NORMS
 from normbench.runner import build
 
 CONF = REPO / "conf"
@@ -51,8 +52,11 @@ def test_every_leaf_key_has_a_check():
 
 @pytest.mark.parametrize("choice", every_leaf_key(), ids=lambda x: x or "top")
 def test_a_wrong_type_for_any_key_is_one_line_naming_it(make_cfg, choice):
-    # every norm normalises images (instance norm only those): run the norms on the ResNet
-    chosen = [choice, "model=resnet"] if choice.startswith("norm=") else [choice] if choice else []
+    # run the norms on the ResNet (instance norm, FRN, EvoNorm-B0 normalise only images), those
+    # that have no image layout (RMSNorm) on the MLP
+    vector_only = {f"norm={n}" for n, s in NORMS.items() if "image" not in s.layouts}
+    model = "model=mlp" if choice in vector_only else "model=resnet"
+    chosen = [choice, model] if choice.startswith("norm=") else [choice] if choice else []
     composed = make_cfg(*chosen, *TINY)  # once per file: composing is the slow part
     wrong = {}
     for key in every_leaf_key()[choice]:

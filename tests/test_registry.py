@@ -12,7 +12,10 @@ from normbench.registry import Registry
 @pytest.mark.parametrize(
     "lookup, message",
     [
-        (get_norm_spec, r"^norm=nope: unknown norm; choose one of batch, batch_renorm, .*, none$"),
+        (
+            get_norm_spec,
+            r"^norm=nope: unknown norm; choose one of batch, batch_renorm, custom, .*, none, rms$",
+        ),
         (get_model_spec, r"^model=nope: unknown model; choose one of mlp, resnet, rnn$"),
         (
             lambda name: build_dataset(name, model_modality="tabular"),

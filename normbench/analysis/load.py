@@ -30,6 +30,7 @@ from normbench.analysis.stats import (
 # the one list of keys that change where or how a run writes, never what it computes
 from normbench.identity import NON_RESULT_KEYS  # noqa: E402
 from normbench.record import DONE, flat, parse_summary
+from normbench.registry import user_label
 
 # Config keys the analysis always needs as columns, swept or not.
 CORE_KEYS = (
@@ -227,6 +228,9 @@ def _run_extras(
     choice = choices.get("norm") or _norm_override(overrides) or config.get(NORM_NAME_KEY)
     extras["norm_choice"] = str(choice) if choice is not None else None
     extras["norm_options"] = _changed_norm_options(extras["norm_choice"], config)
+    if config.get(NORM_NAME_KEY) == "custom":  # the user's norm goes by its own name
+        extras["norm_choice"] = user_label(config.get("norm._target_"), config.get("norm.label"))
+        extras["norm_options"] = ""
     return extras
 
 

@@ -15,7 +15,6 @@ into terabytes). Anything else stops with one line before training.
 from __future__ import annotations
 
 import inspect
-import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,6 +27,7 @@ from normbench.data.registry import register_dataset
 from normbench.data.subsets import check_seed, take_subsets
 from normbench.errors import ConfigError
 from normbench.errors import one_line as _one_line
+from normbench.registry import locate
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 MODALITY_BY_NDIM = {2: "tabular", 3: "sequence", 4: "image"}
@@ -42,28 +42,7 @@ MAX_ELEMENTS = 2**31
 
 
 def _locate(target: Any) -> Callable[..., Any]:
-    if not isinstance(target, str) or not target.strip():
-        raise ConfigError(
-            TARGET_KEY,
-            target,
-            "set it to the dotted path of a function that returns x_train, y_train, x_test, "
-            f"y_test ({EXAMPLE})",
-        )
-    from hydra.utils import get_method  # here: importing normbench.data stays light
-
-    hydra_log = logging.getLogger("hydra.utils")
-    level = hydra_log.level
-    hydra_log.setLevel(logging.CRITICAL)  # get_method logs a multi-line error; we raise one line
-    try:
-        return get_method(target)
-    except Exception as err:
-        raise ConfigError(
-            TARGET_KEY,
-            target,
-            f"cannot import it ({_one_line(err)}); is its package on PYTHONPATH (or installed)?",
-        ) from err
-    finally:
-        hydra_log.setLevel(level)
+    return locate(TARGET_KEY, target, f"a function that returns x_train, y_train, x_test, y_test ({EXAMPLE})")
 
 
 def _call(fn: Callable[..., Any], target: str, options: dict[str, Any]) -> Any:

@@ -12,7 +12,7 @@ for the machine is refused before it is built.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ class ModelSpec:
     layout: str  # what its norms normalise: "vector", "image" or "recurrent"
     modalities: tuple[str, ...]  # data it can read: "tabular", "image", "sequence"
     native: str  # the modality data=synthetic gives it
+    note: str = ""  # what the harness assumed about a user's model (model=custom), for each run's log
 
     def norm_steps(self, input_shape: tuple[int, ...]) -> int | None:
         """The time steps a recurrent model's norms keep statistics for; None for the others."""
@@ -65,7 +66,17 @@ def register_model(
     return MODELS.register(name, lambda cls: ModelSpec(cls, layout, modalities, native))
 
 
-def get_model_spec(name: str) -> ModelSpec:
+# model=custom: the user's class named by model._target_, resolved from the options. Kept out
+# of MODELS, whose entries every model-wide test and sweep builds without options.
+CUSTOM = "custom"
+
+
+def get_model_spec(name: str, options: Mapping[str, Any] | None = None) -> ModelSpec:
+    """The spec of model ``name``; for ``custom``, that of the user's model in ``options``."""
+    if name == CUSTOM:
+        from normbench.models.custom import resolve  # it imports this module
+
+        return resolve(options or {})
     return MODELS.lookup(name)
 
 
@@ -79,6 +90,6 @@ def build_model(
 ) -> nn.Module:
     """Public builder: ``build_model("resnet", input_shape=(3, 32, 32), num_classes=10,
     norm_layer=norm_builder("group", "image"), depth=20)``."""
-    return get_model_spec(name).cls(
+    return get_model_spec(name, options).cls(
         input_shape=tuple(input_shape), num_classes=num_classes, norm_layer=norm_layer, **options
     )

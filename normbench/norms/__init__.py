@@ -2,7 +2,9 @@
 
 from normbench.norms import (  # noqa: F401  (importing registers their entries)
     builtin,  # the standard norms
+    custom,  # norm=custom: the user's own
     reference,  # norm.impl=reference
+    remedies,  # frn, evonorm_b0, evonorm_s0, rms
     variants,  # batch_renorm, ghost_batch
 )
 from normbench.norms.diagnostics import batch_noise, precise_bn_, running_stats_drift

@@ -30,6 +30,8 @@ def is_batchnorm_like(module: nn.Module) -> bool:
         and hasattr(module, "weight")
         and hasattr(module, "bias")
         and getattr(module, "track_running_stats", True)
+        # a norm with BN's buffers whose eval is another function (EvoNorm-B0) says so
+        and getattr(module, "folds_as_batch_norm", True)
     )
 
 

@@ -51,6 +51,10 @@ class NormSpec:
     check: Callable[[Mapping[str, Any], int], None] | None = None
     impls: dict[str, Callable[..., nn.Module]] = field(default_factory=dict)
     impl: str = "torch"  # the name of ``make``'s implementation, the YAML's ``impl`` value
+    # resolve(options) -> the concrete spec, for an entry that is known only from its options
+    # (norm=custom: the user's class named by norm._target_); None for the others
+    resolve: Callable[[Mapping[str, Any]], NormSpec] | None = None
+    note: str = ""  # what the harness assumed about a resolved norm, for each run's log
 
 
 NORMS: Registry[NormSpec] = Registry("norm", "norm")
@@ -72,12 +76,15 @@ def register_norm(
     why_not: str = "",
     check: Callable[[Mapping[str, Any], int], None] | None = None,
     impl: str = "torch",
+    resolve: Callable[[Mapping[str, Any]], NormSpec] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register ``make(num_features, layout, **options)`` under ``name``; ``impl``
     is what its YAML's ``impl`` says (see :class:`NormSpec`)."""
     return NORMS.register(
         name,
-        lambda make: NormSpec(name, make, layouts, batch_statistics, why_not, check, impl=impl),
+        lambda make: NormSpec(
+            name, make, layouts, batch_statistics, why_not, check, impl=impl, resolve=resolve
+        ),
     )
 
 
@@ -91,16 +98,24 @@ def register_impl(name: str, impl: str) -> Callable[[Callable[..., nn.Module]], 
     return decorate
 
 
-def get_norm_spec(name: str) -> NormSpec:
-    return NORMS.lookup(name)
+def get_norm_spec(name: str, options: Mapping[str, Any] | None = None) -> NormSpec:
+    """The spec of norm ``name``; for one known only from its ``options`` (norm=custom), the
+    spec they resolve to."""
+    spec = NORMS.lookup(name)
+    return spec if spec.resolve is None else spec.resolve(options or {})
 
 
-def check_layout(name: str, layout: str, model: str = "") -> None:
-    """Raise ConfigError if norm ``name`` cannot normalise ``layout`` tensors."""
-    spec = get_norm_spec(name)
+def builtin_norms(keep: Callable[[NormSpec], bool]) -> list[str]:
+    """The registered norms (not the user's) that ``keep`` accepts, sorted: what a message offers."""
+    return sorted(n for n, s in NORMS.items() if s.resolve is None and keep(s))
+
+
+def check_layout(name: str, layout: str, model: str = "", options: Mapping[str, Any] | None = None) -> None:
+    """Raise ConfigError if norm ``name`` (with ``options``) cannot normalise ``layout`` tensors."""
+    spec = get_norm_spec(name, options)
     base = "vector" if layout == "recurrent" else layout
     if base not in spec.layouts:
-        works = sorted(n for n, s in NORMS.items() if base in s.layouts)
+        works = builtin_norms(lambda s: base in s.layouts)
         on = f" on model={model}" if model else ""
         raise ConfigError(
             "norm",
@@ -111,9 +126,9 @@ def check_layout(name: str, layout: str, model: str = "") -> None:
 
 def check_batch(name: str, options: Mapping[str, Any], batch: int) -> None:
     """Raise ConfigError if norm ``name`` with ``options`` cannot train at batch size ``batch``."""
-    spec = get_norm_spec(name)
+    spec = get_norm_spec(name, options)
     if spec.batch_statistics and batch < 2:
-        free = sorted(n for n, s in NORMS.items() if not s.batch_statistics)
+        free = builtin_norms(lambda s: not s.batch_statistics)
         raise ConfigError(
             "batch",
             batch,
@@ -143,8 +158,8 @@ def norm_builder(
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    check_layout(name, layout)
-    spec = get_norm_spec(name)
+    check_layout(name, layout, options=options)
+    spec = get_norm_spec(name, options)
     impl = spec.impl if impl is None else impl
     if impl != spec.impl and impl not in spec.impls:
         have = ", ".join([spec.impl, *sorted(spec.impls)])
@@ -203,22 +218,28 @@ def check_model_norms(model: nn.Module) -> None:
 
 
 def check_forward(
-    model: nn.Module, x: torch.Tensor, norm: str, model_name: str, rebuild: Callable[[str], nn.Module]
+    model: nn.Module,
+    x: torch.Tensor,
+    norm: str,
+    model_name: str,
+    rebuild: Callable[[str], nn.Module],
+    num_classes: int | None = None,
 ) -> None:
     """One training-mode forward of the batch ``x`` through a copy of ``model`` (its running
     statistics and the RNG untouched). Raise ConfigError when it fails: a norm that cannot
     normalise what the model makes of these samples (instance norm on 1x1 feature maps has one
     value per statistic) stops before training, naming the norms that can (``rebuild(name)``
-    builds the model with another norm, with its default options)."""
+    builds the model with another norm, with its default options). With ``num_classes``, the
+    output must be the logits (N, num_classes): a user's model (model=custom) may return others."""
     try:
-        _forward(model, x)
+        out = _forward(model, x)
     except ConfigError:
         raise
     except Exception as err:  # any failure of this forward is a misfit of config and data
         why = " ".join(str(err).split()) or type(err).__name__
         shape = tuple(x.shape[1:])
         with torch.random.fork_rng(devices=[]):  # building the others draws their init
-            works = [n for n in sorted(NORMS) if n != norm and _forward_works(rebuild, n, x)]
+            works = [n for n in builtin_norms(lambda s: True) if n != norm and _forward_works(rebuild, n, x)]
         if not works:
             raise ConfigError(
                 "model", model_name, f"cannot train on samples of shape {shape}: {why}"
@@ -229,11 +250,20 @@ def check_forward(
             f"cannot normalise what model={model_name} makes of samples of shape {shape} ({why}); "
             f"use one of {', '.join(works)}",
         ) from err
+    expected = (x.shape[0], num_classes)
+    if num_classes is not None and (not isinstance(out, torch.Tensor) or tuple(out.shape) != expected):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(
+            "model",
+            model_name,
+            f"returns {got} for a batch of {x.shape[0]} samples; a classifier returns logits "
+            f"(N, num_classes) = {expected}",
+        )
 
 
-def _forward(model: nn.Module, x: torch.Tensor) -> None:
+def _forward(model: nn.Module, x: torch.Tensor) -> Any:
     with torch.random.fork_rng(devices=[]), torch.no_grad():
-        copy.deepcopy(model).train()(x)
+        return copy.deepcopy(model).train()(x)
 
 
 def _forward_works(rebuild: Callable[[str], nn.Module], norm: str, x: torch.Tensor) -> bool:
