@@ -182,3 +182,22 @@ def test_the_gap_the_paper_reports_is_tested_beside_the_order() -> None:
         and "excluded" in claim.published
     )
     assert claims.ordering(runs, "test/error", ClaimOptions()).verdict == PASS
+
+
+def test_a_claim_whose_runs_all_did_not_learn_is_inconclusive_not_a_crash():
+    """The lr rule's check reads its cell's first row: dropping every run that did not learn
+    left it nothing (an IndexError that cost a shrunken lr_sensitivity sweep its report)."""
+    import pandas as pd
+
+    from normbench.analysis.claims import INCONCLUSIVE, PASS, Claim, counting_unlearned
+
+    runs = pd.DataFrame(
+        {"learned": [False, False], "norm": "batch", "batch": 8, "seed": [0, 1], "x": [1.0, 2.0]}
+    )
+
+    def check(cell: pd.DataFrame) -> Claim:
+        cell["x"].iloc[0]  # as linear_rule reads its norm and batch
+        return Claim("c", PASS, f"{len(cell)} runs", "rule")
+
+    claim = counting_unlearned(check, runs)
+    assert claim.verdict == INCONCLUSIVE and "every run: no verdict" in claim.evidence

@@ -207,9 +207,17 @@ def counting_unlearned(check: Callable[[pd.DataFrame], Claim], runs: pd.DataFram
     learned = _learned(runs)
     if learned.all() or claim.verdict == NOT_APPLICABLE:
         return claim
-    used = [i for i in runs.index[~learned] if check(runs.drop(index=i)).evidence != claim.evidence]
+    used = [
+        i
+        for i in runs.index[~learned]
+        if len(runs) == 1 or check(runs.drop(index=i)).evidence != claim.evidence
+    ]
     if not used:
         return claim
+    if learned.sum() == 0:  # no run learned: nothing to read the claim from (a claim may need a run)
+        evidence = f"{NOT_LEARNED_PREFIX} {_not_learned(runs)} (every run: no verdict)"
+        evidence += f"; as measured: {claim.evidence}"
+        return replace(claim, verdict=INCONCLUSIVE, evidence=evidence)
     clean = check(runs.drop(index=used))
     verdict, how = _unlearned_verdict(clean, claim)
     evidence = (
