@@ -5,4 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -n "${NORMBENCH_TEST_WORKERS:-auto}" "$@"
+# --dist loadgroup: the tests marked slurm share one local cluster, so they run on one worker
+exec .venv/bin/python -m pytest -n "${NORMBENCH_TEST_WORKERS:-auto}" --dist loadgroup "$@"

@@ -37,6 +37,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         starts_python = "sys.executable" in source or re.search(r"(?<![\w.])start\(", source) is not None
         if "cli" in getattr(item, "fixturenames", ()) or starts_python:
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("slurm"):  # one cluster of this machine's CPUs: one test at a time
+            item.add_marker(pytest.mark.xdist_group("slurm"))
 
 
 def env() -> dict[str, str]:

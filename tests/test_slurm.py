@@ -164,10 +164,12 @@ def test_a_run_past_its_time_limit_is_requeued_and_resumes(cluster, cli, make_cf
     through the launcher's checkpoint(), and the requeued job, started ~10 s later
     (cred_expire=8), resumes the run from its last epoch checkpoint: the next check finds it
     short of 25 s, the one after ~50 s in, enough to finish."""
-    # sized to this machine: ~60 s of training, longer than the first job can last (55 s at
-    # most, its start-up included), with a margin for the machine's speed changing
+    # sized to this machine: ~120 s of training at the probe's speed, longer than the first job
+    # can last (55 s at most, its start-up included) even if the probe ran at half the job's
+    # speed (under pytest-xdist another test may share the cores while it runs, then not while
+    # the job does); a job that trains longer is requeued more often (max_num_timeout=10)
     probe = run(make_cfg(*SLOW, "epochs=2", "threads=1"), tmp_path / "probe")
-    epochs = math.ceil(60 * probe["train_samples_per_s"] / 2048)
+    epochs = math.ceil(120 * probe["train_samples_per_s"] / 2048)
     timed = [
         *ON_CLUSTER,
         "hydra.launcher.timeout_min=1",
