@@ -213,10 +213,23 @@ def _metric_vs_batch(ax: Axes, runs: pd.DataFrame, metric: str, styles: dict[str
         _errorbar(ax, rows.sort_values(BATCH_KEY), BATCH_KEY, styles[norm], f"{norm} ({n})", scale(metric))
         _seeds(ax, mine, BATCH_KEY, metric, styles[norm], scale(metric), log=True)
     _log2_axis(ax, table[BATCH_KEY].astype(float))
-    # batch is per device; the SGD batch is batch x devices (load's sgd_batch column)
-    ax.set(xlabel="per-device batch (the norms' batch)", ylabel=metric_label(metric))
+    ax.set(xlabel=batch_axis_label(runs), ylabel=metric_label(metric))
     ax.grid(alpha=0.3)
     return not table.empty
+
+
+PER_DEVICE = "per-device batch (the norms' batch)"
+
+
+def batch_axis_label(runs: pd.DataFrame) -> str:
+    """The batch axis names the batch the norms see and, where the runs simulate several
+    devices, the one SGD steps on (docs/design.md §6): batch x devices (load's sgd_batch)."""
+    devices = pd.to_numeric(runs["devices"], errors="coerce").dropna() if "devices" in runs else []
+    if not len(devices) or devices.max() <= 1:
+        return PER_DEVICE
+    if devices.nunique() == 1:
+        return f"{PER_DEVICE}; SGD batch = batch x {int(devices.iloc[0])} devices"
+    return f"{PER_DEVICE}; SGD batch = batch x devices"
 
 
 def _paper_line(ax: Axes, points: Mapping[int, float], style: Style, label: str) -> None:
@@ -262,7 +275,7 @@ def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/erro
     ref.grid(alpha=0.3)
     ref.legend(fontsize="small")
     fig.suptitle(
-        f"Small-batch degradation: {metric_label(metric)} vs batch size, mean and 95% t-CI, dots: seeds"
+        f"Small-batch degradation: {metric_label(metric)} vs per-device batch, mean and 95% t-CI, dots: seeds"
     )
     fig.tight_layout()
     return fig

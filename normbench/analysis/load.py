@@ -39,6 +39,8 @@ CORE_KEYS = (
     "devices",  # simulated devices: the SGD batch is batch x devices (column sgd_batch)
     "seed",
     "model.name",
+    "model.depth",  # depth and width: a calibration.json of another model measured other layers
+    "model.width",
     "data.name",
     "epochs",
     "norm.ghost_size",

@@ -8,8 +8,10 @@ from normbench.analysis import claims as claims_mod
 from normbench.analysis.load import Results, load
 from normbench.analysis.stats import NORM_KEY, norm_names, variants
 from normbench.errors import ConfigError
+from normbench.report.calibration import calibration_section
 from normbench.report.controls import convergence_section, ghost_section
 from normbench.report.document import Block, Document
+from normbench.report.noise import noise_section
 from normbench.report.options import Options
 from normbench.report.published import published_section
 from normbench.report.render import to_html, to_latex, to_markdown
@@ -20,29 +22,36 @@ from normbench.report.sections import (
     differences,
     make_figures,
     provenance,
+    small_batch_figure,
     tables,
     what_was_run,
 )
 
 
 def document(res: Results, opts: Options, results_dir: Path, fig_dir: Path) -> Document:
-    """The report as blocks: the claims first, then what was run, tables, the controls
-    (convergence, ghost BN) where the runs have them, published numbers beside ours, figures,
-    the claims' details and the provenance. Writes the figure files into ``fig_dir``."""
+    """The report as blocks: the claims first, with the small-batch curve after their table
+    where the runs sweep the batch, then what was run, tables, the controls (convergence,
+    ghost BN) where the runs have them, published numbers beside ours, the batch-statistics
+    noise per layer and the calibration where the results have them, figures, the claims'
+    details and the provenance. Writes the figure files into ``fig_dir``."""
     names = res.runs["name"].dropna().unique().tolist() if "name" in res.runs else []
     title = f"normbench report: {', '.join(map(str, names)) or results_dir.resolve().name}"
     if opts.metric != Options().metric:  # a metric asked for by name; the default may be absent
         check_metric(res, opts.metric)  # (runs that measure no test error still get a report)
     check_choices(res, opts)
     found = claims_mod.evaluate(res, opts.metric, opts.claims)
-    blocks = [Block("h1", title), *claims_head(res, opts, found), *what_was_run(res, results_dir)]
+    top = small_batch_figure(res, opts, fig_dir)
+    blocks = [Block("h1", title), *claims_head(res, opts, found, top), *what_was_run(res, results_dir)]
     if len(res.done):
         blocks += [*tables(res, opts), *differences(res, opts)]
         blocks += [*convergence_section(res, fig_dir), *ghost_section(res, opts)]
         blocks += published_section(res.done, fig_dir, res.swept)
-        blocks += make_figures(res, opts, fig_dir)
+        blocks += noise_section(res)
     else:
         blocks.append(Block("p", "**No finished runs: no statistics, figures or claims.**"))
+    blocks += calibration_section(results_dir, res.runs)
+    if len(res.done):
+        blocks += make_figures(res, opts, fig_dir, small_batch_shown=bool(top))
     blocks += activations_section(res, fig_dir)
     blocks += [*claims_detail(found), *provenance(res)]
     return Document(title, blocks)

@@ -374,9 +374,39 @@ def _pick_grid_axes(res: Results, opts: Options) -> tuple[str | None, str | None
     return x, opts.grid_facet or (rest[0] if rest else None)
 
 
-def make_figures(res: Results, opts: Options, fig_dir: Path) -> list[Block]:
+def _styles(res: Results) -> dict[str, figures.Style]:
     labels = res.runs[NORM_KEY].dropna() if NORM_KEY in res.runs else []
-    styles = figures.norm_styles(labels, norm_names(res.runs))
+    return figures.norm_styles(labels, norm_names(res.runs))
+
+
+def _small_batch_caption(metric: str) -> str:
+    return (
+        f"Figure 2. Small-batch degradation: {metric} against the per-device batch (the batch the "
+        f"norms' statistics see; the SGD batch is batch x devices), mean and 95% Student-t CI, "
+        f"each seed's value as a dot beside it, with the GroupNorm paper's published ImageNet "
+        f"numbers in the last panel ({reference.GN_PAPER}; not produced by these runs)."
+    )
+
+
+SMALL_BATCH_ON_TOP = "Figure 2 (small_batch): shown under Claims, after the claims table."
+
+
+def small_batch_figure(res: Results, opts: Options, fig_dir: Path) -> list[Block]:
+    """The small-batch curve for the report's first screen, where the runs sweep the
+    per-device batch (the study the report is read for); nothing otherwise, and the figure
+    then stays among the others (:func:`make_figures`)."""
+    if BATCH_KEY not in res.swept or not len(res.done):
+        return []
+    fig = figures.small_batch(res, _styles(res), opts.metric)
+    if fig is None:
+        return []
+    return [Block("figure", figures.save(fig, fig_dir, "small_batch"), _small_batch_caption(opts.metric))]
+
+
+def make_figures(res: Results, opts: Options, fig_dir: Path, small_batch_shown: bool = False) -> list[Block]:
+    """The figures section; ``small_batch_shown``: the small-batch figure is already under
+    Claims (:func:`small_batch_figure`), so it is pointed to, not drawn a second time."""
+    styles = _styles(res)
     x, facet = _pick_grid_axes(res, opts)
     # (stem, figure or None, caption, what it needs: said when it is not drawn)
     made = [
@@ -390,11 +420,8 @@ def make_figures(res: Results, opts: Options, fig_dir: Path) -> list[Block]:
         ),
         (
             "small_batch",
-            figures.small_batch(res, styles, opts.metric),
-            f"Figure 2. Small-batch degradation: {opts.metric} against batch size, mean and 95% "
-            f"Student-t CI, each seed's value as a dot beside it, "
-            f"with the GroupNorm paper's published ImageNet numbers in the last panel "
-            f"({reference.GN_PAPER}; not produced by these runs).",
+            None if small_batch_shown else figures.small_batch(res, styles, opts.metric),
+            _small_batch_caption(opts.metric),
             f"finished runs with {opts.metric} at two or more batch sizes",
         ),
         (
@@ -415,7 +442,9 @@ def make_figures(res: Results, opts: Options, fig_dir: Path) -> list[Block]:
     ]
     blocks = [Block("h2", "Figures")]
     for stem, fig, caption, needs in made:
-        if fig is None:
+        if stem == "small_batch" and small_batch_shown:
+            blocks.append(Block("p", SMALL_BATCH_ON_TOP))
+        elif fig is None:
             figure = caption.split(".")[0]
             blocks.append(Block("p", f"{figure} ({stem}): not drawn, it needs {needs}."))
         else:
@@ -512,8 +541,12 @@ def claims_table(found: Sequence[claims_mod.Claim]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["claim", "verdict", "effect [interval]", "n", PUBLISHED_COLUMN])
 
 
-def claims_head(res: Results, opts: Options, found: Sequence[claims_mod.Claim]) -> list[Block]:
-    """The report's head: the verdicts in one short table, their rules, what does not apply."""
+def claims_head(
+    res: Results, opts: Options, found: Sequence[claims_mod.Claim], figure: Sequence[Block] = ()
+) -> list[Block]:
+    """The report's head: the verdicts in one short table, then ``figure`` (the small-batch
+    curve: the verdicts and the data they judge on one screen), their rules, what does not
+    apply."""
     judged = [c for c in found if c.verdict != claims_mod.NOT_APPLICABLE]
     blocks = [Block("h2", "Claims")]
     if judged:
@@ -521,11 +554,12 @@ def claims_head(res: Results, opts: Options, found: Sequence[claims_mod.Claim]) 
             Block(
                 "table", claims_table(judged), "Claims checked against these runs (details: Claims in detail)"
             ),
+            *figure,
             Block("p", "Rules:"),
             Block("ul", list(dict.fromkeys(f"{c.name}: {c.rule}" for c in judged))),
         ]
     else:
-        blocks.append(Block("p", "No claim applies to this grid."))
+        blocks += [Block("p", "No claim applies to this grid."), *figure]
     elsewhere = _not_applicable_lines([c for c in found if c.verdict == claims_mod.NOT_APPLICABLE])
     if elsewhere:
         blocks += [Block("p", "Not applicable here:"), Block("ul", elsewhere)]
