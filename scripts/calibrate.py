@@ -2,15 +2,22 @@
 
     .venv/bin/python scripts/calibrate.py                       # photographs vs glyphs (~65 s CPU)
     .venv/bin/python scripts/calibrate.py --glyphs "" colour=0.5,contrast=0.3  # settings to compare
+    .venv/bin/python scripts/calibrate.py --no-spread --json results/small_batch/calibration.json \
+        --glyphs "colour=0.2,brightness=0.7,contrast=0.7"   # also for the report (section Calibration)
 
 1. The between-image share of pixel variance: per channel, the variance of the images' mean
    over the total pixel variance, averaged over the channels. High: images differ in overall
    colour and brightness, which BN's batch statistics see and a per-sample norm divides out.
-2. Per BN layer of the untrained model (small_batch's ResNet, seed 0, norm=batch), how far the
-   statistics of a batch of ``--batch`` images sit from the population's: the mean shift in
-   population SDs and the |log variance ratio|, averaged over channels and batches
+2. Per BN layer of the untrained model (small_batch's ResNet: ``--depth``, ``--width``; seed 0,
+   norm=batch), how far the statistics of a batch of ``--batch`` images sit from the
+   population's: the mean shift in population SDs and the |log variance ratio|, averaged over
+   channels and batches
    (normbench.norms.batch_noise; the population is precise BN over all the images, computed in
    batches of the same size, as training at that batch computes it).
+
+``--json PATH`` also writes these numbers (the photographs' and each ``--glyphs`` setting's) for
+the report, which shows them where the results folder holds them as ``calibration.json``
+(normbench/report/calibration.py holds the format).
 
 Photographs: random ``--crop`` x ``--crop`` crops of the six colour photographs of natural scenes
 that installed packages ship, read from disk (no download): matplotlib's grace_hopper.jpg and
@@ -94,6 +101,7 @@ sys.path.insert(0, str(REPO))
 from normbench.data.glyphs import make_glyphs  # noqa: E402
 from normbench.models import build_model  # noqa: E402
 from normbench.norms import batch_noise, norm_builder  # noqa: E402
+from normbench.report import calibration  # noqa: E402
 
 # The colour photographs of natural scenes that installed packages ship (no download): a
 # portrait, a person with objects, an animal, food on a table, a rocket outdoors, a street
@@ -162,15 +170,18 @@ def standardised(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
-def layer_noise(x: torch.Tensor, batch: int, seed: int) -> dict[str, tuple[float, float]]:
-    """Per BN layer of the untrained model: (mean shift, |log variance ratio|) at ``batch``."""
+def layer_noise(
+    x: torch.Tensor, batch: int, seed: int, depth: int = MODEL["depth"], width: int = MODEL["width"]
+) -> dict[str, tuple[float, float]]:
+    """Per BN layer of the untrained model (``MODEL``, at ``depth`` and ``width``): (mean
+    shift, |log variance ratio|) at ``batch``."""
     torch.manual_seed(seed)
     model = build_model(
         "resnet",
         input_shape=tuple(x.shape[1:]),
         num_classes=10,
         norm_layer=norm_builder("batch", "image"),
-        **MODEL,
+        **{**MODEL, "depth": depth, "width": width},
     )
     usable = x.shape[0] // batch * batch
     noise = batch_noise(model, list(standardised(x[:usable]).split(batch)))
@@ -181,6 +192,11 @@ def layer_noise(x: torch.Tensor, batch: int, seed: int) -> dict[str, tuple[float
 def glyph_images(n: int, seed: int, **nuisance: float) -> torch.Tensor:
     data = make_glyphs(model_modality="image", train_size=n, test_size=10, seed=seed, **nuisance)
     return data.x_train
+
+
+def parse_settings(spec: str) -> dict[str, float]:
+    """ "colour=0.2,contrast=0.7" -> {"colour": 0.2, "contrast": 0.7}; "" -> {} (the defaults)."""
+    return {k: float(v) for k, v in (kv.split("=") for kv in spec.split(",") if kv)}
 
 
 def layer_means(noise: dict[str, tuple[float, float]]) -> tuple[float, float]:
@@ -195,7 +211,8 @@ def print_spread(args: argparse.Namespace) -> None:
     rows = []
     for name in PHOTOGRAPHS:
         x = photo_crops(args.images // 2, args.crop, args.downscale, args.seed, (name,))
-        rows.append((between_image_share(x), *layer_means(layer_noise(x, args.batch, args.seed))))
+        noise = layer_noise(x, args.batch, args.seed, args.depth, args.width)
+        rows.append((between_image_share(x), *layer_means(noise)))
         print(f"{name:<22} {rows[-1][0]:7.3f} {rows[-1][1]:11.3f} {rows[-1][2]:10.3f}")
     low, high = np.min(rows, axis=0), np.max(rows, axis=0)
     print(f"{'range':<22} {low[0]:.2f}-{high[0]:.2f} {low[1]:.3f}-{high[1]:.3f} {low[2]:.3f}-{high[2]:.3f}\n")
@@ -215,7 +232,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="crop positions, glyph draw and model init")
     parser.add_argument("--no-spread", action="store_true", help="skip the per-photograph table (~1 min)")
+    parser.add_argument("--depth", type=int, default=MODEL["depth"], help="the ResNet's depth (the study's)")
+    parser.add_argument("--width", type=int, default=MODEL["width"], help="the ResNet's width (the study's)")
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write the numbers measured, for the report"
+    )
     args = parser.parse_args(argv)
+    args.glyphs = list(dict.fromkeys(args.glyphs))  # a setting given twice is one set, one label
     torch.set_num_threads(1)
 
     if not args.no_spread:
@@ -223,15 +246,42 @@ def main(argv: list[str] | None = None) -> None:
     photos = photo_crops(args.images, args.crop, args.downscale, args.seed)
     sets = {f"photographs (1/{args.downscale})": photos}
     for spec in args.glyphs:
-        nuisance = {k: float(v) for k, v in (kv.split("=") for kv in spec.split(",") if kv)}
         label = {"": "defaults", PROPOSED: "PROPOSED"}.get(spec, spec)
-        sets[f"glyphs {label}"] = glyph_images(args.images, args.seed, **nuisance)
+        sets[f"glyphs {label}"] = glyph_images(args.images, args.seed, **parse_settings(spec))
     shares = {name: between_image_share(x) for name, x in sets.items()}
-    noise = {name: layer_noise(x, args.batch, args.seed) for name, x in sets.items()}
-    reference = next(iter(sets))
+    noise = {name: layer_noise(x, args.batch, args.seed, args.depth, args.width) for name, x in sets.items()}
+    print_tables(args, shares, noise)
+    if args.json:
+        calibration.write(measured(args, shares, noise), args.json)
+        print(f"\nwrote {args.json}")
+
+
+def measured(
+    args: argparse.Namespace, shares: dict[str, float], noise: dict[str, dict[str, tuple[float, float]]]
+) -> calibration.Calibration:
+    """The tables' numbers for calibration.json: the photographs, then each ``--glyphs`` setting
+    in order (``shares`` and ``noise`` are keyed by the sets' labels, in that order)."""
+    names, layers = list(shares), list(next(iter(noise.values())))
+
+    def one(name: str) -> calibration.Measured:
+        cells = [noise[name][layer] for layer in layers]
+        return calibration.Measured(shares[name], *(tuple(c[i] for c in cells) for i in (0, 1)))
+
+    setup = {k: getattr(args, k) for k in calibration.SETUP_KEYS}
+    glyphs = tuple(
+        (parse_settings(spec), one(name)) for spec, name in zip(args.glyphs, names[1:], strict=True)
+    )
+    return calibration.Calibration(setup, tuple(layers), one(names[0]), glyphs)
+
+
+def print_tables(
+    args: argparse.Namespace, shares: dict[str, float], noise: dict[str, dict[str, tuple[float, float]]]
+) -> None:
+    """The share table and the per-layer noise table; the first set is the reference."""
+    reference = next(iter(shares))
 
     print(f"Between-image share of pixel variance ({args.images} images, {args.crop}x{args.crop})")
-    width = max(len(n) for n in sets) + 2
+    width = max(len(n) for n in shares) + 2
     print(f"{'set':<{width}} {'share':>7} {'vs photo':>9}")
     for name, share in shares.items():
         print(f"{name:<{width}} {share:7.3f} {share / shares[reference] - 1:+9.0%}")
@@ -239,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nBatch-statistics noise per BN layer, untrained model, batch {args.batch}")
     print("(mean shift in population SDs / |log variance ratio|; ratio to the photographs' in brackets)")
     layers = list(noise[reference])
-    names = list(sets)
+    names = list(shares)
     print(f"{'layer':<24}" + "".join(f" {n[:26]:>26}" for n in names))
     for layer in [*layers, "mean over layers"]:
         cells = []
