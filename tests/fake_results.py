@@ -249,3 +249,16 @@ def add_train_eval(run_dir: Path, losses: Iterable[float], steps_per_epoch: int 
         summary["final"]["train_eval/loss"] = losses[-1]
         path.write_text(json.dumps(summary))
     return run_dir
+
+
+def add_bn_noise(run_dir: Path, noise: dict[str, tuple[float, float]], step: int = 10**6) -> Path:
+    """Append per-layer batch-statistics noise (split ``bn_noise``, metrics ``{layer}/mean``
+    and ``{layer}/var``) after the last epoch, as the runner does with ``bn_noise=true``."""
+    rows = [
+        f"{step},0,bn_noise,{layer}/{stat},{v!r}"
+        for layer, pair in noise.items()
+        for stat, v in zip(("mean", "var"), pair)
+    ]
+    with (run_dir / "metrics.csv").open("a") as f:
+        f.write("\n".join(rows) + "\n")
+    return run_dir

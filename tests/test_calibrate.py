@@ -57,3 +57,32 @@ def test_photo_crops_draw_equally_from_each_photograph_in_a_random_order(monkeyp
     white = crops.mean(dim=(1, 2, 3)) == 1
     assert white.sum() == 20 and (crops.mean(dim=(1, 2, 3))[~white] == 0).all()
     assert 0 < white[:20].sum() < 20  # shuffled: a batch of 2 is not always one photograph twice
+
+
+def test_json_holds_the_measured_numbers_and_the_report_reads_them(tmp_path, monkeypatch):
+    pytest.importorskip("skimage")
+    from normbench.analysis import load
+    from normbench.report.calibration import calibration_section, read
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the test process's threads stay
+    path = tmp_path / "calibration.json"
+    argv = ["--no-spread", "--images", "8", "--depth", "8", "--glyphs", "colour=0.2,contrast=0.7"]
+    calibrate.main([*argv, "--json", str(path)])
+    cal = read(path)
+    assert cal.setup == {
+        "images": 8,
+        "batch": 2,
+        "crop": 16,
+        "downscale": 4,
+        "seed": 0,
+        "depth": 8,
+        "width": 16,
+    }
+    assert len(cal.layers) == 9 and cal.layers[0] == "stem.1"  # ResNet-8: 1 + 3 x 2 + 2 shortcuts
+    ((settings, task),) = cal.glyphs
+    assert settings == {"colour": 0.2, "contrast": 0.7}
+    photos = calibrate.photo_crops(8, 16, 4, seed=0)
+    assert cal.photographs.share == pytest.approx(calibrate.between_image_share(photos))
+    assert len(task.mean_shift) == len(task.log_var) == 9 and min(task.log_var) > 0
+    md = "\n".join(str(b.content) for b in calibration_section(tmp_path, load(tmp_path).runs))
+    assert "ResNet-8" in md and "ignored" not in md
