@@ -83,7 +83,7 @@ def test_the_small_batch_figure_sits_right_after_the_claims_table(fig1: Path) ->
 def test_the_batch_axis_names_the_per_device_and_the_sgd_batch(fig1: Path) -> None:
     res = load(fig1)
     fig = figures.small_batch(res, figures.norm_styles(res.runs["norm"]))
-    assert fig.axes[0].get_xlabel() == ("per-device batch (the norms' batch); SGD batch = batch x 8 devices")
+    assert fig.axes[0].get_xlabel() == ("per-device batch (the norms' batch)\nSGD batch = batch x 8 devices")
     one_device = res.runs.assign(devices=1)
     assert figures.batch_axis_label(one_device) == "per-device batch (the norms' batch)"
     assert figures.batch_axis_label(res.runs.drop(columns="devices")) == figures.PER_DEVICE

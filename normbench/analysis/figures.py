@@ -228,8 +228,8 @@ def batch_axis_label(runs: pd.DataFrame) -> str:
     if not len(devices) or devices.max() <= 1:
         return PER_DEVICE
     if devices.nunique() == 1:
-        return f"{PER_DEVICE}; SGD batch = batch x {int(devices.iloc[0])} devices"
-    return f"{PER_DEVICE}; SGD batch = batch x devices"
+        return f"{PER_DEVICE}\nSGD batch = batch x {int(devices.iloc[0])} devices"
+    return f"{PER_DEVICE}\nSGD batch = batch x devices"
 
 
 def _paper_line(ax: Axes, points: Mapping[int, float], style: Style, label: str) -> None:
