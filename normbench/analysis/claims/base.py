@@ -282,6 +282,14 @@ def every_one(
     return INCONCLUSIVE, evidence + "; " + plan_all(diffs, target, u, opts, equivalence)
 
 
+def difference_claim(
+    name: str, verdict: str, rule: str, d: Difference, effect: str, tests: str, published: str, lean: float
+) -> Claim:
+    """The claim one difference decides: its effect, method, seeds and tests as evidence."""
+    evidence = f"{effect}, {d.method} ({d.n_text}), {tests}"
+    return Claim(name, verdict, evidence, rule, effect=effect, n=d.n_text, published=published, lean=lean)
+
+
 # ---------------------------------------------------------------- runs that did not learn
 
 
@@ -349,6 +357,11 @@ def _unlearned_verdict(clean: Claim, measured: Claim) -> tuple[str, str]:
     if supports:
         return clean.verdict, f"they lean toward {clean.verdict}: counted on its side"
     return INCONCLUSIVE, f"they go against {clean.verdict}: not resolved with them"
+
+
+def label_pairs(runs: pd.DataFrame, first: str, second: str) -> list[tuple[str, str]]:
+    """Every (label of ``first``, label of ``second``) that ``runs`` hold."""
+    return [(a, b) for a in variants(runs, first) for b in variants(runs, second)]
 
 
 def judge_each(runs: pd.DataFrame, check: Callable[..., Claim], cases: Sequence[tuple]) -> list[Claim]:

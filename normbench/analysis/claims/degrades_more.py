@@ -11,15 +11,17 @@ from normbench.analysis.claims.base import (
     Claim,
     ClaimSpec,
     by_batch,
+    difference_claim,
     effect_text,
     judge_each,
+    label_pairs,
     one_sided,
     units,
 )
 from normbench.analysis.claims.domains import BATCH_SIZES
 from normbench.analysis.claims.options import BN, GN, ClaimOptions
 from normbench.analysis.claims.published import published_did
-from normbench.analysis.stats import BATCH_KEY, NO_SPREAD_RULE, NORM_KEY, difference, seed_values, variants
+from normbench.analysis.stats import BATCH_KEY, NO_SPREAD_RULE, NORM_KEY, difference, seed_values
 
 DEGRADES_MORE = "norm={bn} degrades more than norm={gn} at small batch"
 
@@ -56,23 +58,14 @@ def degrades_more(runs: pd.DataFrame, metric: str, bn: str, gn: str, opts: Claim
     )
     target = f"an assumed true difference-in-differences of {opts.margin_pp:g} {u.unit} (the margin)"
     verdict, tests = one_sided(d, u, opts, ("greater", 0.0), ("less", u.margin), target)
-    return Claim(
-        name,
-        verdict,
-        f"{effect}, {d.method} ({d.n_text}), {tests}",
-        rule,
-        effect=effect,
-        n=d.n_text,
-        published=published_did(runs, bn, gn, small, large, d, metric, u.level),
-        lean=d.diff,
-    )
+    published = published_did(runs, bn, gn, small, large, d, metric, u.level)
+    return difference_claim(name, verdict, rule, d, effect, tests, published, d.diff)
 
 
 def judge(cell: Cell) -> list[Claim]:
     """One claim per pair of the two norms' labels in the grid."""
-    grid, opts = cell.res.runs, cell.opts
-    pairs = [(bn, gn) for bn in variants(grid, opts.bn) for gn in variants(grid, opts.gn)]
-    return judge_each(cell.runs, lambda r, bn, gn: degrades_more(r, cell.metric, bn, gn, opts), pairs)
+    pairs = label_pairs(cell.res.runs, cell.opts.bn, cell.opts.gn)
+    return judge_each(cell.runs, lambda r, bn, gn: degrades_more(r, cell.metric, bn, gn, cell.opts), pairs)
 
 
 CLAIM = ClaimSpec(

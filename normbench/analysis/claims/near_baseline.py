@@ -11,8 +11,10 @@ from normbench.analysis.claims.base import (
     Cell,
     Claim,
     ClaimSpec,
+    difference_claim,
     effect_text,
     judge_each,
+    label_pairs,
     largest_batch,
     one_sided,
     units,
@@ -20,7 +22,7 @@ from normbench.analysis.claims.base import (
 from normbench.analysis.claims.domains import CONVOLUTIONAL, PUBLISHED_ORDER
 from normbench.analysis.claims.options import BN, GN, ClaimOptions
 from normbench.analysis.claims.published import published_gap
-from normbench.analysis.stats import BATCH_KEY, NO_SPREAD_RULE, NORM_KEY, difference, seed_values, variants
+from normbench.analysis.stats import BATCH_KEY, NO_SPREAD_RULE, NORM_KEY, difference, seed_values
 
 NEAR_BASELINE = "norm={gn} is within the margin of norm={bn} at the largest batch"
 WITHIN = ("within-margin p", "beyond-margin p")
@@ -49,23 +51,14 @@ def near_baseline(runs: pd.DataFrame, metric: str, gn: str, bn: str, opts: Claim
     effect = effect_text(f"norm={gn} - norm={bn} at batch={largest}", d, u.scale, u.unit, u.level)
     target = f"non-inferiority within {opts.margin_pp:g} {u.unit} at an assumed true gap of 0"
     verdict, tests = one_sided(d, u, opts, ("less", u.margin), ("greater", u.margin), target, WITHIN)
-    return Claim(
-        name,
-        verdict,
-        f"{effect}, {d.method} ({d.n_text}), {tests}",
-        rule,
-        effect=effect,
-        n=d.n_text,
-        published=published_gap(at, bn, gn, d, metric, u.level),
-        lean=-d.diff,
-    )
+    published = published_gap(at, bn, gn, d, metric, u.level)
+    return difference_claim(name, verdict, rule, d, effect, tests, published, -d.diff)
 
 
 def judge(cell: Cell) -> list[Claim]:
     """One claim per pair of the two norms' labels that ran in this cell."""
-    runs, opts = cell.runs, cell.opts
-    pairs = [(gn, bn) for bn in variants(runs, opts.bn) for gn in variants(runs, opts.gn)]
-    return judge_each(cell.runs, lambda r, gn, bn: near_baseline(r, cell.metric, gn, bn, opts), pairs)
+    pairs = label_pairs(cell.runs, cell.opts.bn, cell.opts.gn)
+    return judge_each(cell.runs, lambda r, bn, gn: near_baseline(r, cell.metric, gn, bn, cell.opts), pairs)
 
 
 CLAIM = ClaimSpec(
