@@ -73,7 +73,7 @@ def check_choices(res: Results, opts: Options) -> None:
     done, claim_defaults = res.done, claims_mod.ClaimOptions()
     if not len(done) or NORM_KEY not in done:
         return
-    for key in ("bn", "gn", "threshold_norm"):
+    for key in (o.name for o in claims_mod.declared().values() if o.norm):
         value = getattr(opts.claims, key)
         if value != getattr(claim_defaults, key) and not variants(done, value):
             have = sorted({*done[NORM_KEY].dropna().astype(str), *norm_names(done).values()})

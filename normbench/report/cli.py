@@ -57,7 +57,7 @@ def build_or_say_why(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; exit code 2 (one line on stderr) when RESULTS_DIR is not a directory."""
-    defaults, claim_defaults = Options(), claims_mod.ClaimOptions()
+    defaults = Options()
     parser = argparse.ArgumentParser(
         prog="python -m normbench.report", description="Build the report of a run or a sweep."
     )
@@ -69,21 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=defaults.baseline,
         help="norm the differences are taken against: a label as the report shows it (group8) or a norm name",
     )
-    parser.add_argument("--bn", default=claim_defaults.bn, help="norm checked for degrading at small batch")
-    parser.add_argument(
-        "--group-norm", dest="gn", default=claim_defaults.gn, help="norm checked for batch independence"
-    )
-    parser.add_argument(
-        "--margin",
-        "--gn-tolerance",
-        dest="margin_pp",
-        type=float,
-        default=claim_defaults.margin_pp,
-        help="points of error: the equivalence margin of 'flat' and the smallest degradation that counts",
-    )
-    parser.add_argument(
-        "--alpha", type=float, default=claim_defaults.alpha, help="significance level of the claims"
-    )
     parser.add_argument(
         "--smooth", type=int, default=0, help="moving average over N log points (loss curves)"
     )
@@ -91,35 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--grid-metric", default=defaults.grid_metric, help="final metric of figure 4")
     parser.add_argument("--grid-x", default=None, help="swept key on the x axis of figure 4")
     parser.add_argument("--grid-facet", default=None, help="swept key with one panel per value in figure 4")
-    parser.add_argument(
-        "--threshold-claim",
-        choices=["auto", "on", "off"],
-        default="auto",
-        help="loss-threshold claim: auto = only for recurrent models (model.name rnn)",
-    )
-    parser.add_argument(
-        "--threshold-norm",
-        default=claim_defaults.threshold_norm,
-        help="norm the loss-threshold claim expects to get there first",
-    )
-    parser.add_argument(
-        "--loss-threshold",
-        type=float,
-        default=None,
-        help="fixed training-loss threshold (default: --loss-fraction x first logged loss)",
-    )
-    parser.add_argument(
-        "--loss-fraction",
-        type=float,
-        default=claim_defaults.loss_fraction,
-        help="threshold as a fraction of the training loss at the first logged step",
-    )
-    parser.add_argument(
-        "--loss-windows",
-        type=int,
-        default=claim_defaults.loss_windows,
-        help="loss-threshold claim: each run's loss is its mean over this many log windows",
-    )
+    add_claim_options(parser)
     args = parser.parse_args(argv)
     if not args.results_dir.is_dir():
         print(
@@ -129,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # every other argument is named after its Options or ClaimOptions field
     fields = {k: v for k, v in vars(args).items() if k not in ("results_dir", "out")}
-    fields["threshold_claim"] = {"auto": None, "on": True, "off": False}[args.threshold_claim]
+    fields.update(claim_values(args))
     flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
     try:
         opts = Options.from_flat(**fields)
@@ -160,6 +117,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(f"report: {path}")
     return 0
+
+
+def add_claim_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per option the claims table declares (those with flags), named by its field."""
+    for option in claims_mod.declared().values():
+        if not option.cli_flags:
+            continue
+        if option.choices is not None:
+            words = list(option.choices)
+            default = next(w for w, v in option.choices.items() if v == option.default)
+            parser.add_argument(
+                *option.cli_flags, dest=option.name, choices=words, default=default, help=option.help
+            )
+        else:
+            parser.add_argument(
+                *option.cli_flags,
+                dest=option.name,
+                type=option.type,
+                default=option.default,
+                help=option.help,
+            )
+
+
+def claim_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The values the command line's words stand for (--threshold-claim auto: None)."""
+    return {
+        o.name: o.choices[getattr(args, o.name)]
+        for o in claims_mod.declared().values()
+        if o.choices is not None and o.cli_flags
+    }
 
 
 def _bad_option(err: ConfigError, flags: dict[str, str]) -> int:
