@@ -95,13 +95,66 @@ MAX_DEPTH = 32
 
 def parse_summary(text: str) -> Any:
     """summary.json's text as JSON; ValueError when it is not JSON or nests deeper than
-    :data:`MAX_DEPTH` (counted without recursion, before the parser could recurse)."""
+    :data:`MAX_DEPTH` (counted without recursion, before the parser could recurse). A
+    :data:`NORM_RECORD` block that :func:`valid_norm_record` refuses is dropped: a damaged
+    label costs the run its recorded label (readers fall back as for an older tree), not its
+    numbers."""
     brackets = re.sub(r'"(?:[^"\\]|\\.)*"', "", text)  # strings may hold any bracket
     steps = (1 if ch in "[{" else -1 for ch in brackets if ch in "[]{}")
     deepest = max(itertools.accumulate(steps), default=0)
     if deepest > MAX_DEPTH:
         raise ValueError(f"nested {deepest} levels deep (at most {MAX_DEPTH})")
-    return json.loads(text)
+    summary = json.loads(text)
+    if isinstance(summary, dict) and NORM_RECORD in summary:
+        summary[NORM_RECORD] = valid_norm_record(summary[NORM_RECORD])
+        if summary[NORM_RECORD] is None:
+            del summary[NORM_RECORD]
+    return summary
+
+
+# summary.json's record of the run's norm, written by the runner (runner.norm_record) so that the
+# analysis names and groups runs from the results tree alone: {"label": "group8" (the conf/norm
+# file the user chose), "name": "group" (the registry's), "preset": the options that choice
+# composes to, "properties": the registry's declared properties ({"batch_statistics": false, ...})}
+NORM_RECORD = "norm"
+MAX_TEXT = 200  # a label, name, key or text value: longer is a hand edit, not the runner's
+MAX_ENTRIES = 64  # preset options or properties
+
+
+def _short_text(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_TEXT
+
+
+def _plain_value(value: Any) -> bool:
+    """A YAML option's value as the runner records it: a scalar, or a short list of scalars."""
+    if isinstance(value, list):
+        return len(value) <= MAX_ENTRIES and all(_plain_value(v) and not isinstance(v, list) for v in value)
+    if isinstance(value, str):
+        return len(value) <= MAX_TEXT
+    return value is None or isinstance(value, (bool, int, float))
+
+
+def _plain_mapping(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and len(value) <= MAX_ENTRIES
+        and all(_short_text(k) and _plain_value(v) for k, v in value.items())
+    )
+
+
+def valid_norm_record(block: Any) -> dict[str, Any] | None:
+    """The :data:`NORM_RECORD` block when every field has its type and a bounded size (the
+    file may be hand-edited or hostile), else None. Strings stay plain strings: the report
+    escapes them where they reach Markdown, HTML or LaTeX."""
+    if not isinstance(block, dict) or not all(_short_text(block.get(k)) for k in ("label", "name")):
+        return None
+    preset = block.get("preset")
+    if preset is not None and not _plain_mapping(preset):
+        return None
+    properties = block.get("properties", {})
+    if not _plain_mapping(properties):
+        return None
+    return {"label": block["label"], "name": block["name"], "preset": preset, "properties": properties}
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:

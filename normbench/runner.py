@@ -35,6 +35,7 @@ from normbench.identity import config_identity, resolved_config
 from normbench.interrupt import interrupt_on_sigterm
 from normbench.models import build_model, get_model_spec
 from normbench.norms import (
+    NORMS,
     NormBuilder,
     check_batch,
     check_forward,
@@ -43,11 +44,14 @@ from normbench.norms import (
     get_norm_spec,
     make_options,
     norm_builder,
+    norm_properties,
     standardize_conv_weights,
 )
 from normbench.optim import base_lr, build_lr_schedule, build_optimizer, l1_penalty, sgd_batch
+from normbench.presets import norm_defaults
 from normbench.probes import Diverged, Point, Probe, measure, select_probes
 from normbench.progress import epoch_line, progress_bar
+from normbench.registry import user_label
 from normbench.sinks import Sinks, open_sinks
 from normbench.train import Trainer
 
@@ -142,7 +146,24 @@ def prepare(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) 
     summary.update(device=provenance.device_name(built.device), threads=torch.get_num_threads())
     # which batch is which: BN's statistics come from the per-device batch, SGD steps on the total
     summary.update(per_device_batch=cfg.batch, sgd_batch=built.trainer.batch)
+    summary[record.NORM_RECORD] = norm_record(cfg, summary["choices"])
     return Member(cfg, run_dir, summary, built, first_epoch, open_sinks(run_dir))
+
+
+def norm_record(cfg: DictConfig, choices: dict[str, str | None]) -> dict[str, Any]:
+    """The run's norm as the analysis names and groups it (record.NORM_RECORD), written here
+    where the config tree and the registry are at hand, so that a results tree reports the same
+    without them: the label is the ``conf/norm`` file the user chose (``group8``), and the preset
+    is what that file composes to, which the analysis compares the run's options with. A user's
+    norm (one the registry resolves from its options) goes by its own name and has no preset."""
+    options = make_options(resolved_config(cfg.norm))
+    name = str(cfg.norm.name)
+    label = choices.get("norm") or name
+    preset = dict(norm_defaults(label) or ()) or None
+    if NORMS.lookup(name).resolve is not None:
+        label, preset = user_label(cfg.norm.get("_target_"), cfg.norm.get("label")), {}
+    properties = norm_properties(get_norm_spec(name, options))
+    return {"label": label, "name": name, "preset": preset, "properties": properties}
 
 
 def train_members(members: list[Member], step: Stepper) -> None:

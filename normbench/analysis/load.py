@@ -7,7 +7,6 @@ summary, a corrupt summary or a half-written CSV line is listed with a status, n
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections.abc import Iterator
@@ -29,7 +28,8 @@ from normbench.analysis.stats import (
 
 # the one list of keys that change where or how a run writes, never what it computes
 from normbench.identity import NON_RESULT_KEYS  # noqa: E402
-from normbench.record import DONE, flat, parse_summary
+from normbench.presets import norm_defaults
+from normbench.record import DONE, NORM_RECORD, flat, parse_summary
 from normbench.registry import user_label
 
 # Config keys the analysis always needs as columns, swept or not.
@@ -58,9 +58,10 @@ CORRUPT = "corrupt summary"
 DAMAGED = "damaged summary"
 DUPLICATE = "duplicate"
 GUARDED_LOSSES = ("train/loss", "test/loss")  # a non-finite one ends a run as diverged
-# The norm presets (conf/norm/*.yaml) a run's norm options are compared with to name its variant.
-NORM_CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "norm"
-GAP_SOURCE_KEY = "generalization_gap_from"  # which train loss a run's generalization gap used
+GAP_SOURCE_KEY = "generalization_gap_from"
+# Columns of the norm's properties as its run recorded them ("norm_property.batch_statistics"):
+# not "norm." keys, which are the norm's options
+NORM_PROPERTY_PREFIX = "norm_property."  # which train loss a run's generalization gap used
 
 
 @dataclass(frozen=True)
@@ -227,13 +228,44 @@ def _run_extras(
         N_TEST_KEY: config.get("data.test_size"),
         **{f"choices.{k}": v for k, v in choices.items()},
     }
-    choice = choices.get("norm") or _norm_override(overrides) or config.get(NORM_NAME_KEY)
-    extras["norm_choice"] = str(choice) if choice is not None else None
-    extras["norm_options"] = _changed_norm_options(extras["norm_choice"], config)
-    if config.get(NORM_NAME_KEY) == "custom":  # the user's norm goes by its own name
-        extras["norm_choice"] = user_label(config.get("norm._target_"), config.get("norm.label"))
-        extras["norm_options"] = ""
+    recorded = summary.get(NORM_RECORD)  # parse_summary kept it only if valid
+    extras.update(
+        _recorded_norm(recorded, config) if recorded else _looked_up_norm(choices, config, overrides)
+    )
     return extras
+
+
+def _recorded_norm(recorded: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """``norm_choice``, ``norm_options`` and the norm's properties (``norm_property.<key>``)
+    from the run's own record: the results tree alone names the variant."""
+    preset = recorded["preset"]
+    properties = {
+        f"{NORM_PROPERTY_PREFIX}{k}": tuple(v) if isinstance(v, list) else v
+        for k, v in recorded["properties"].items()
+    }
+    return {
+        "norm_choice": recorded["label"],
+        "norm_options": _changed_norm_options(None if preset is None else tuple(preset.items()), config),
+        **properties,
+    }
+
+
+def _looked_up_norm(
+    choices: dict[str, Any], config: dict[str, Any], overrides: tuple[str, ...]
+) -> dict[str, Any]:
+    """``norm_choice`` and ``norm_options`` of a run from before the record: the choice from
+    the Hydra choices or overrides, its preset from this checkout's ``conf/norm``."""
+    if config.get(NORM_NAME_KEY) == "custom":  # the user's norm goes by its own name
+        return {
+            "norm_choice": user_label(config.get("norm._target_"), config.get("norm.label")),
+            "norm_options": "",
+        }
+    choice = choices.get("norm") or _norm_override(overrides) or config.get(NORM_NAME_KEY)
+    label = str(choice) if choice is not None else None
+    return {
+        "norm_choice": label,
+        "norm_options": _changed_norm_options(norm_defaults(label) if label else None, config),
+    }
 
 
 def _norm_override(overrides: tuple[str, ...]) -> str | None:
@@ -245,28 +277,9 @@ def _norm_override(overrides: tuple[str, ...]) -> str | None:
     return None
 
 
-@functools.cache
-def norm_defaults(choice: str) -> tuple[tuple[str, Any], ...] | None:
-    """The options ``norm=<choice>`` composes to: its YAML over the presets its defaults list
-    names (``group8`` = ``group`` with num_groups 8); None without such a file."""
-    try:
-        tree = yaml.safe_load((NORM_CONF_DIR / f"{choice}.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    if not isinstance(tree, dict):
-        return None
-    merged: dict[str, Any] = {}
-    for item in tree.pop("defaults", None) or []:
-        if isinstance(item, str) and item != "_self_" and item != choice:
-            merged.update(dict(norm_defaults(item) or ()))
-    merged.update(tree)
-    return tuple(merged.items())
-
-
-def _changed_norm_options(choice: str | None, config: dict[str, Any]) -> str | None:
+def _changed_norm_options(defaults: tuple[tuple[str, Any], ...] | None, config: dict[str, Any]) -> str | None:
     """ "num_groups=8" for the norm options of ``config`` whose value differs from the
-    choice's preset ("" when none does); None when the preset is unknown."""
-    defaults = norm_defaults(choice) if choice else None
+    choice's preset ``defaults`` ("" when none does); None when the preset is unknown."""
     if defaults is None:
         return None
     changed = [

@@ -23,6 +23,7 @@ from normbench.norms.registry import (
     get_norm_spec,
     make_options,
     norm_builder,
+    norm_properties,
     register_impl,
     register_norm,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "get_norm_spec",
     "make_options",
     "norm_builder",
+    "norm_properties",
     "precise_bn_",
     "register_impl",
     "register_norm",

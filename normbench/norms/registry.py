@@ -105,6 +105,12 @@ def get_norm_spec(name: str, options: Mapping[str, Any] | None = None) -> NormSp
     return spec if spec.resolve is None else spec.resolve(options or {})
 
 
+def norm_properties(spec: NormSpec) -> dict[str, Any]:
+    """What the registry declares about a norm, as plain values: recorded with each run so that
+    the analysis decides by property (which norms have batch statistics), never by name."""
+    return {"batch_statistics": spec.batch_statistics, "layouts": list(spec.layouts)}
+
+
 def builtin_norms(keep: Callable[[NormSpec], bool]) -> list[str]:
     """The registered norms (not the user's) that ``keep`` accepts, sorted: what a message offers."""
     return sorted(n for n, s in NORMS.items() if s.resolve is None and keep(s))
