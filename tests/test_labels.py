@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import shutil
 
+import pandas as pd
 import pytest
 from conftest import TINY
 
 from normbench import presets
 from normbench.analysis import load
+from normbench.analysis.controls import ghost_runs
 from normbench.record import NORM_RECORD, parse_summary
 
 LABEL_COLUMNS = ["run_id", "norm", "norm_choice", "norm_options"]
@@ -95,3 +97,14 @@ def test_a_damaged_norm_record_is_dropped_not_fatal(damage):
 def test_a_valid_norm_record_is_kept_as_plain_strings():
     block = {**GOOD, "label": "<b>$\\x$</b>"}
     assert parse_summary(json.dumps({NORM_RECORD: block}))[NORM_RECORD] == block
+
+
+def test_the_ghost_control_finds_ghost_norms_by_their_option_not_their_name():
+    done = pd.DataFrame(
+        {
+            "norm": ["batch", "mine", "ghost2"],
+            "norm.name": ["batch", "custom", "ghost_batch"],
+            "norm.ghost_size": [None, 4, 2],
+        }
+    )
+    assert ghost_runs(done)["norm"].tolist() == ["mine", "ghost2"]

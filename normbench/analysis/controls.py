@@ -19,7 +19,6 @@ from normbench.analysis.stats import (
     Difference,
     aggregate,
     difference,
-    norm_names,
     seed_values,
     variants,
 )
@@ -27,7 +26,6 @@ from normbench.analysis.stats import (
 TRAIN_EVAL = "train_eval"  # the split normbench.probes.train_eval writes
 LATE = 0.75  # the late change: the last epoch against the epoch at this fraction of training
 LATE_KEY = "train_eval/late_change"
-GHOST_NORM = "ghost_batch"
 GHOST_SIZE_KEY = "norm.ghost_size"
 
 
@@ -132,13 +130,13 @@ class GhostReading:
 
 
 def ghost_runs(done: pd.DataFrame) -> pd.DataFrame:
-    """The finished ghost-BN runs with a known ghost size."""
-    names = norm_names(done)
-    ghosts = [label for label, name in names.items() if name == GHOST_NORM]
-    if not ghosts or GHOST_SIZE_KEY not in done:
+    """The finished runs whose norm takes its statistics over ghost batches: those with a
+    ghost size among their norm options. The option is the property, read from each run's own
+    config, so a results tree needs no list of norm names (a user's norm with a ghost size
+    counts too)."""
+    if GHOST_SIZE_KEY not in done:
         return done[:0]
-    rows = done[done[NORM_KEY].isin(ghosts)]
-    return rows[pd.to_numeric(rows[GHOST_SIZE_KEY], errors="coerce").notna()]
+    return done[pd.to_numeric(done[GHOST_SIZE_KEY], errors="coerce").notna() & done[NORM_KEY].notna()]
 
 
 def ghost_control(
