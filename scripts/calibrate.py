@@ -98,7 +98,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from normbench.data.glyphs import make_glyphs  # noqa: E402
+from normbench.data.glyphs import KNOBS, make_glyphs  # noqa: E402
 from normbench.models import build_model  # noqa: E402
 from normbench.norms import batch_noise, norm_builder  # noqa: E402
 from normbench.report import calibration  # noqa: E402
@@ -195,8 +195,24 @@ def glyph_images(n: int, seed: int, **nuisance: float) -> torch.Tensor:
 
 
 def parse_settings(spec: str) -> dict[str, float]:
-    """ "colour=0.2,contrast=0.7" -> {"colour": 0.2, "contrast": 0.7}; "" -> {} (the defaults)."""
+    """ "colour=0.2,contrast=0.7" -> {"colour": 0.2, "contrast": 0.7}; "" -> {} (the defaults);
+    "photolike": the image keys of conf/data/photolike.yaml, so a study's task is measured from
+    its own file, never from a copy of its numbers."""
+    if spec and "=" not in spec:
+        return data_config_settings(spec)
     return {k: float(v) for k, v in (kv.split("=") for kv in spec.split(",") if kv)}
+
+
+def data_config_settings(name: str) -> dict[str, float]:
+    """The image-drawing keys (:data:`normbench.data.glyphs.KNOBS`, shift aside: it moves pixels,
+    not their statistics) of a glyphs config in conf/data, composed as a run composes it."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        data = compose(config_name="config", overrides=[f"data={name}"]).data
+    if data.name != "glyphs":
+        raise SystemExit(f"--glyphs {name}: conf/data/{name}.yaml is data.name={data.name}, not glyphs")
+    return {k: data[k] for k in KNOBS if k in data and k != "shift"}
 
 
 def layer_means(noise: dict[str, tuple[float, float]]) -> tuple[float, float]:

@@ -86,3 +86,15 @@ def test_json_holds_the_measured_numbers_and_the_report_reads_them(tmp_path, mon
     assert len(task.mean_shift) == len(task.log_var) == 9 and min(task.log_var) > 0
     md = "\n".join(str(b.content) for b in calibration_section(tmp_path, load(tmp_path).runs))
     assert "ResNet-8" in md and "ignored" not in md
+
+
+def test_a_data_config_name_is_measured_from_its_own_file():
+    # scripts/main.sh calibrates the study's task by name, so the numbers live in one file
+    settings = calibrate.parse_settings("photolike")
+    text = (REPO / "conf" / "data" / "photolike.yaml").read_text()
+    for key in ("texture", "colour", "brightness", "contrast"):
+        assert f"{key}: {settings[key]}" in text
+    assert "shift" not in settings  # it moves pixels, not their statistics
+    assert calibrate.parse_settings("colour=0.5") == {"colour": 0.5}
+    with pytest.raises(SystemExit, match="not glyphs"):
+        calibrate.parse_settings("cifar10")
