@@ -207,9 +207,16 @@ def data_config_settings(name: str) -> dict[str, float]:
     """The image-drawing keys (:data:`normbench.data.glyphs.KNOBS`, shift aside: it moves pixels,
     not their statistics) of a glyphs config in conf/data, composed as a run composes it."""
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        data = compose(config_name="config", overrides=[f"data={name}"]).data
+        try:
+            data = compose(config_name="config", overrides=[f"data={name}"]).data
+        except HydraException:  # a name that is no config file: one line, not a traceback
+            known = sorted(p.stem for p in (REPO / "conf" / "data").glob("*.yaml"))
+            raise SystemExit(
+                f"--glyphs {name}: no conf/data/{name}.yaml; one of {', '.join(known)} or key=value,..."
+            ) from None
     if data.name != "glyphs":
         raise SystemExit(f"--glyphs {name}: conf/data/{name}.yaml is data.name={data.name}, not glyphs")
     return {k: data[k] for k in KNOBS if k in data and k != "shift"}
@@ -255,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     args.glyphs = list(dict.fromkeys(args.glyphs))  # a setting given twice is one set, one label
+    settings = {spec: parse_settings(spec) for spec in args.glyphs}  # bad ones stop before the work
     torch.set_num_threads(1)
 
     if not args.no_spread:
@@ -263,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     sets = {f"photographs (1/{args.downscale})": photos}
     for spec in args.glyphs:
         label = {"": "defaults", PROPOSED: "PROPOSED"}.get(spec, spec)
-        sets[f"glyphs {label}"] = glyph_images(args.images, args.seed, **parse_settings(spec))
+        sets[f"glyphs {label}"] = glyph_images(args.images, args.seed, **settings[spec])
     shares = {name: between_image_share(x) for name, x in sets.items()}
     noise = {name: layer_noise(x, args.batch, args.seed, args.depth, args.width) for name, x in sets.items()}
     print_tables(args, shares, noise)

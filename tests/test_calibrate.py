@@ -98,3 +98,5 @@ def test_a_data_config_name_is_measured_from_its_own_file():
     assert calibrate.parse_settings("colour=0.5") == {"colour": 0.5}
     with pytest.raises(SystemExit, match="not glyphs"):
         calibrate.parse_settings("cifar10")
+    with pytest.raises(SystemExit, match="no conf/data/photolikee.yaml; one of .*photolike"):
+        calibrate.parse_settings("photolikee")
