@@ -386,7 +386,7 @@ def test_slurm_preset_submits_the_preset_grid_as_one_array_job(make_cfg, monkeyp
     launcher.setup(hydra_context=None, task_function=lambda _: None, config=cfg)
     jobs = status.expand_grid(cfg.hydra.sweeper.params, [])
     assert launcher.submit(jobs, initial_job_idx=0) == []  # launch() would first ask sinfo
-    assert [d.args[0] for d in captured["submissions"]] == jobs and len(jobs) == 2 * 3 * 5
+    assert [d.args[0] for d in captured["submissions"]] == jobs and len(jobs) == 2 * 5 * 5
 
     executor = captured["executor"]
     executor.parameters["map_count"] = len(jobs)  # as submitit does for the array
@@ -399,7 +399,7 @@ def test_slurm_preset_submits_the_preset_grid_as_one_array_job(make_cfg, monkeyp
         "--mem=32GB",
         "--time=120",
         "--signal=USR2@120",
-        "--array=0-29%30",  # min(64, 30) at once
+        "--array=0-49%50",  # min(64, 50) at once
         f"--output={tmp_path}/small_batch_cifar/.submitit/",
     ):
         assert f"#SBATCH {line}" in script, line
