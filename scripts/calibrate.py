@@ -276,15 +276,19 @@ def main(argv: list[str] | None = None) -> None:
     noise = {name: layer_noise(x, args.batch, args.seed, args.depth, args.width) for name, x in sets.items()}
     print_tables(args, shares, noise)
     if args.json:
-        calibration.write(measured(args, shares, noise), args.json)
+        calibration.write(measured(args, settings, shares, noise), args.json)
         print(f"\nwrote {args.json}")
 
 
 def measured(
-    args: argparse.Namespace, shares: dict[str, float], noise: dict[str, dict[str, tuple[float, float]]]
+    args: argparse.Namespace,
+    settings: dict[str, dict[str, float]],
+    shares: dict[str, float],
+    noise: dict[str, dict[str, tuple[float, float]]],
 ) -> calibration.Calibration:
     """The tables' numbers for calibration.json: the photographs, then each ``--glyphs`` setting
-    in order (``shares`` and ``noise`` are keyed by the sets' labels, in that order)."""
+    in order (``settings`` by spec as parsed once in main; ``shares`` and ``noise`` keyed by the
+    sets' labels, in that order)."""
     names, layers = list(shares), list(next(iter(noise.values())))
 
     def one(name: str) -> calibration.Measured:
@@ -292,9 +296,7 @@ def measured(
         return calibration.Measured(shares[name], *(tuple(c[i] for c in cells) for i in (0, 1)))
 
     setup = {k: getattr(args, k) for k in calibration.SETUP_KEYS}
-    glyphs = tuple(
-        (parse_settings(spec), one(name)) for spec, name in zip(args.glyphs, names[1:], strict=True)
-    )
+    glyphs = tuple((settings[spec], one(name)) for spec, name in zip(args.glyphs, names[1:], strict=True))
     return calibration.Calibration(setup, tuple(layers), one(names[0]), glyphs)
 
 
