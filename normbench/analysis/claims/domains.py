@@ -10,6 +10,11 @@ from normbench.analysis.stats import BATCH_KEY, norm_names
 
 BATCH_SIZE_CLAIMS = "the batch-size claims (BN degrades, GN flat)"
 ORDER_CLAIM = "the ordering of norms"
+REMEDY_CLAIMS = "the remedies' claims (each norm against BN, each norm flat)"
+# The norms the GN paper's Table 1 compares, none, and ghost BN (the small-batch study's control:
+# BN over sub-batches, the mechanism of `devices`): a grid of only these is a study of the
+# paper's order or of BN and GN (their claims are their own modules), not of the remedies.
+PAPER_NORMS = frozenset(reference.GN_PAPER_ERROR_AT_32) | {"none", "ghost_batch"}
 
 # The published order is ResNet-50 on ImageNet: convolutional image models only.
 CONVOLUTIONAL = Domain(
@@ -34,7 +39,17 @@ def _few_ordered_norms(res: Results) -> str:
     return ""
 
 
+def _no_remedy(res: Results) -> str:
+    """ "" where the grid runs a norm beyond the paper's four and the controls (a remedy, or the
+    user's own)."""
+    if set(norm_names(res.runs).values()) - PAPER_NORMS:
+        return ""
+    return f"the grid runs no norm beyond {', '.join(sorted(PAPER_NORMS))}"
+
+
 # judged on every run of the grid whatever its status: runs that failed are still part of the
 # design, and their claims say INCONCLUSIVE (missing data)
 BATCH_SIZES = Scope(BATCH_SIZE_CLAIMS, _one_batch_size)
 PUBLISHED_ORDER = Scope(ORDER_CLAIM, _few_ordered_norms)
+# not listed: every grid of only the paper's norms (all reference trees) would say so
+REMEDIES = Scope(REMEDY_CLAIMS, _no_remedy, listed=False)
