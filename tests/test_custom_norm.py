@@ -249,3 +249,16 @@ def test_a_model_that_returns_no_logits_is_one_line_before_training(make_cfg) ->
         "model=custom: returns (8, 1) for a batch of 8 samples; a classifier returns logits "
         "(N, num_classes) = (8, 10)"
     )
+
+
+def test_a_users_preset_composes_into_the_remedies_grid_by_the_documented_command(make_cfg, user_pkg) -> None:
+    # experiments/remedies.yaml: the preset's norms plus the user's, one sweep of norm=
+    from normbench.checks import check_keys
+    from normbench.identity import resolved_config
+
+    searchpath = f"hydra.searchpath=[file://{user_pkg / 'conf'}]"
+    for batch in (2, 32):
+        cfg = make_cfg("experiment=remedies", searchpath, "norm=mynorm", f"batch={batch}")
+        assert (cfg.name, cfg.norm.name, cfg.norm._target_) == ("remedies", "custom", f"{PKG}.norms.MyNorm")
+        check_keys(resolved_config(cfg))
+        assert cfg.devices == 8 and cfg.data.name == "glyphs"  # the preset's design, not the defaults

@@ -41,6 +41,14 @@ CIFAR_ACCURACY_VS_BATCH: dict[str, dict[int, float]] = {
 }
 
 
+# Nothing for FRN, EvoNorm or weight standardisation: SOURCES.md ("Small-batch remedies") gives
+# their definitions and, for EvoNorm, one result in words only ("Their Figure 1: ResNet-50 on
+# ImageNet over 8 workers, EvoNorm-S0 holds its accuracy as the total batch falls from 1024 to
+# 32 while BN-ReLU falls"), no number; the report says so (normbench/report/published.py).
+# The GN paper's batch renorm number is BR_ERROR_AT_4 above ("the GN paper reports BR at batch
+# 4: 26.3 (BN 27.3, GN 24.2)").
+
+
 def paper_order_at_32() -> list[str]:
     """Norm names from lowest to highest published error at 32 images per GPU."""
     return sorted(GN_PAPER_ERROR_AT_32, key=GN_PAPER_ERROR_AT_32.__getitem__)

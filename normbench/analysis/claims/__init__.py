@@ -14,6 +14,10 @@ its numbers and its test (docs/design.md §6):
   published, reversed, or not at all (two-sided t-tests, Holm-corrected over the pairs).
 - "GN within the margin of BN" at the largest batch (:mod:`.near_baseline`): the gap the paper
   reports (0.5 points), a non-inferiority test, beside the order.
+- "X is non-inferior to BN at the largest batch" (:mod:`.remedy_near_baseline`) and "X is
+  batch-size independent" (:mod:`.remedy_flat`) for every other norm X of the grid, where the
+  report is told to make them (``remedy_claims``: the remedies preset sets it): the two tests
+  above per norm, the first Holm-corrected over the norms.
 - "first to the loss threshold" (:mod:`.threshold`): each seed's crossing step, then the same
   pairwise tests.
 - "the linear-rule lr is within the margin of the best" (:mod:`.linear_rule`, grids sweeping
@@ -60,6 +64,7 @@ from normbench.analysis.claims.linear_rule import LINEAR_RULE, linear_rule, line
 from normbench.analysis.claims.near_baseline import NEAR_BASELINE, near_baseline
 from normbench.analysis.claims.options import MARGIN_PP, ClaimOptions, Option, declared
 from normbench.analysis.claims.ordering import ORDERING, ordering
+from normbench.analysis.claims.remedy_near_baseline import NON_INFERIOR, remedy_near_baseline
 from normbench.analysis.claims.table import evaluate, out_of_scope
 from normbench.analysis.claims.threshold import (
     LOSS_FRACTION,
@@ -83,6 +88,7 @@ __all__ = [
     "MARGIN_PP",
     "MISSING_PREFIX",
     "NEAR_BASELINE",
+    "NON_INFERIOR",
     "NOT_APPLICABLE",
     "NOT_LEARNED_PREFIX",
     "ORDERING",
@@ -110,6 +116,7 @@ __all__ = [
     "near_baseline",
     "ordering",
     "out_of_scope",
+    "remedy_near_baseline",
     "rule_lr",
     "trailing_mean",
 ]

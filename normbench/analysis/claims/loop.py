@@ -20,7 +20,9 @@ def judge_claims(res: Results, metric: str, opts: ClaimOptions, specs: Sequence[
     APPLICABLE line."""
     found: list[Claim] = []
     for pooled, group in itertools.groupby(specs, key=lambda s: s.pools):
-        made = [s for s in group if s.scope is None or not s.scope.why_not(res)]
+        made = [
+            s for s in group if not _switched_off(s, opts) and (s.scope is None or not s.scope.why_not(res))
+        ]
         undesigned = {id(s): s.design(res, opts) if s.design else "" for s in made}
         found += [
             Claim(s.title(opts), NOT_APPLICABLE, undesigned[id(s)], "") for s in made if undesigned[id(s)]
@@ -30,6 +32,15 @@ def judge_claims(res: Results, metric: str, opts: ClaimOptions, specs: Sequence[
             cell = Cell(res, runs, metric, opts)
             found += [_in(context, c) for c in _judge_cell(cell, judged)]
     return found
+
+
+def _switched_off(spec: ClaimSpec, opts: ClaimOptions) -> bool:
+    """An entry switched off is said nowhere: not even that its grid could not answer it."""
+    return spec.switch is not None and getattr(opts, spec.switch) is False
+
+
+def _in_scope(spec: ClaimSpec, res: Results) -> bool:
+    return spec.scope is None or not spec.scope.why_not(res)
 
 
 def _in(context: str, claim: Claim) -> Claim:

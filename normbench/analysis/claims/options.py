@@ -71,6 +71,19 @@ POWER_OPTION = Option(
 )
 BN = Option("bn", "batch", "norm checked for degrading at small batch", norm=True)
 GN = Option("gn", "group", "norm checked for batch independence", flags=("--group-norm",), norm=True)
+# Each norm against BN and each norm flat: a study of remedies asks it of every norm it runs, a
+# study of the published order (norm_compare) or of BN and GN (small_batch) asks its own claims,
+# which these would only repeat. Which study a grid is cannot be read from the norms' names or
+# properties (a user's norm is a remedy as much as FRN), so the preset says so.
+REMEDY_CLAIMS = Option(
+    "remedy_claims",
+    False,
+    "each norm non-inferior to BN at the largest batch, and flat: on for a study of remedies "
+    "(experiment=remedies sets it)",
+    choices={"on": True, "off": False},
+    valid=lambda value: value is True or value is False,  # a YAML "maybe" is truthy
+    works="true or false (on or off on the command line)",
+)
 COMMON = (MARGIN, ALPHA_OPTION, POWER_OPTION)
 
 

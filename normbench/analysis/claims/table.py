@@ -15,6 +15,8 @@ from normbench.analysis.claims.loop import judge_claims
 from normbench.analysis.claims.near_baseline import CLAIM as NEAR_BASELINE
 from normbench.analysis.claims.options import ClaimOptions
 from normbench.analysis.claims.ordering import CLAIM as ORDERING
+from normbench.analysis.claims.remedy_flat import CLAIM as REMEDY_FLAT
+from normbench.analysis.claims.remedy_near_baseline import CLAIM as REMEDY_NEAR_BASELINE
 from normbench.analysis.claims.threshold import CLAIM as THRESHOLD
 from normbench.analysis.load import Results
 
@@ -24,6 +26,8 @@ CLAIMS: tuple[ClaimSpec, ...] = (
     DEGRADES_MORE,
     ORDERING,
     NEAR_BASELINE,
+    REMEDY_NEAR_BASELINE,  # switched on by remedy_claims (experiment=remedies)
+    REMEDY_FLAT,
     THRESHOLD,
     LINEAR_RULE,
 )
