@@ -239,3 +239,17 @@ def test_a_calibration_of_another_model_says_so(fig1: Path, tmp_path: Path) -> N
 
 def test_no_calibration_file_no_section(fig1: Path, tmp_path: Path) -> None:
     assert calibration_section(tmp_path, load(fig1).runs) == []
+
+
+def test_one_run_far_above_the_rest_puts_the_error_axis_on_a_symmetric_log(tmp_path: Path) -> None:
+    # small_batch's reference: cells under 1% error beside one LN seed at chance (87.5%), which
+    # flattened every curve on a linear axis
+    def error(norm: str, batch: int, seed: int) -> float:
+        return 87.5 if (norm, batch, seed) == ("layer", 32, 1) else 0.2 + 0.1 * seed
+
+    wide = load(write_sweep(tmp_path / "wide", norms=("batch", "layer"), batches=(2, 32), error=error))
+    ax = figures.small_batch(wide, figures.norm_styles(wide.runs["norm"])).axes[0]
+    assert ax.get_yscale() == "symlog" and ax.get_ylim()[0] == 0.0
+    assert ax.get_ylabel().endswith("linear to 0.1, log above")
+    near = load(write_sweep(tmp_path / "near", norms=("batch", "layer"), batches=(2, 32)))
+    assert figures.small_batch(near, figures.norm_styles(near.runs["norm"])).axes[0].get_yscale() == "linear"

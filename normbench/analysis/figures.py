@@ -259,6 +259,7 @@ def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/erro
     fig, axes = _panels(len(cells) + 1)
     for ax, (values, cell) in zip(axes[:-1], cells, strict=True):
         _metric_vs_batch(ax, cell, metric, styles)
+        _spread_wide_range(ax, cell, metric)
         ax.set_title(f"these runs: {_title(keys, values)}")
         ax.legend(fontsize="small")
     ref = axes[-1]
@@ -279,6 +280,25 @@ def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/erro
     )
     fig.tight_layout()
     return fig
+
+
+# A run far above the rest (one seed at chance beside cells under 1% error) flattens every curve
+# on a linear axis; past this ratio of the largest value to the smallest cell mean, the axis is
+# linear up to the smallest mean's decade and logarithmic above it, so both stay readable.
+WIDE_RANGE = 10.0
+
+
+def _spread_wide_range(ax: Axes, runs: pd.DataFrame, metric: str) -> None:
+    """A symmetric-log y axis where the values span more than WIDE_RANGE (see there)."""
+    ys = pd.to_numeric(runs[metric], errors="coerce").to_numpy(float) * scale(metric)
+    means = aggregate(runs, metric, [NORM_KEY, BATCH_KEY])["mean"].to_numpy(float) * scale(metric)
+    ys, means = ys[np.isfinite(ys)], means[np.isfinite(means) & (means > 0)]
+    if not len(ys) or not len(means) or ys.max() <= WIDE_RANGE * means.min():
+        return
+    linear_up_to = 10.0 ** math.floor(math.log10(means.min()))
+    ax.set_yscale("symlog", linthresh=linear_up_to, linscale=0.5)
+    ax.set_ylim(bottom=min(0.0, ys.min()))
+    ax.set_ylabel(f"{ax.get_ylabel()}\nlinear to {linear_up_to:g}, log above")
 
 
 def groups_vs_paper(runs: pd.DataFrame, key: str, style: Style, metric: str = "test/error") -> Figure:
