@@ -96,8 +96,8 @@ MAX_DEPTH = 32
 def parse_summary(text: str) -> Any:
     """summary.json's text as JSON; ValueError when it is not JSON or nests deeper than
     :data:`MAX_DEPTH` (counted without recursion, before the parser could recurse). A
-    :data:`NORM_RECORD` block that :func:`valid_norm_record` refuses is dropped: a damaged
-    label costs the run its recorded label (readers fall back as for an older tree), not its
+    :data:`NORM_RECORD` or :data:`METRICS_RECORD` block that its check refuses is dropped: a
+    damaged record costs the run that record (readers fall back as for an older tree), not its
     numbers."""
     brackets = re.sub(r'"(?:[^"\\]|\\.)*"', "", text)  # strings may hold any bracket
     steps = (1 if ch in "[{" else -1 for ch in brackets if ch in "[]{}")
@@ -105,10 +105,13 @@ def parse_summary(text: str) -> Any:
     if deepest > MAX_DEPTH:
         raise ValueError(f"nested {deepest} levels deep (at most {MAX_DEPTH})")
     summary = json.loads(text)
-    if isinstance(summary, dict) and NORM_RECORD in summary:
-        summary[NORM_RECORD] = valid_norm_record(summary[NORM_RECORD])
-        if summary[NORM_RECORD] is None:
-            del summary[NORM_RECORD]
+    if isinstance(summary, dict):
+        for key, valid in ((NORM_RECORD, valid_norm_record), (METRICS_RECORD, valid_metrics_record)):
+            checked = valid(summary[key]) if key in summary else None
+            if checked is not None:
+                summary[key] = checked
+            else:
+                summary.pop(key, None)
     return summary
 
 
@@ -155,6 +158,28 @@ def valid_norm_record(block: Any) -> dict[str, Any] | None:
     if not _plain_mapping(properties):
         return None
     return {"label": block["label"], "name": block["name"], "preset": preset, "properties": properties}
+
+
+# summary.json's record of what the run measured, written by the runner from its probes'
+# declarations (probes.Metric): {"test/accuracy": {"unit": "fraction", "higher_is_better": true,
+# "note": "...", "table": true}, ...}; the report tables what the runs declared
+METRICS_RECORD = "metrics"
+METRIC_FIELDS = {"unit": str, "higher_is_better": bool, "note": str, "table": bool}
+
+
+def valid_metrics_record(block: Any) -> dict[str, dict[str, Any]] | None:
+    """The :data:`METRICS_RECORD` block when every entry has its fields, typed and bounded
+    (hostile or hand-edited files as for the norm record), else None."""
+    if not isinstance(block, dict) or len(block) > MAX_ENTRIES:
+        return None
+    for name, entry in block.items():
+        if not _short_text(name) or not isinstance(entry, dict) or set(entry) != set(METRIC_FIELDS):
+            return None
+        for key, kind in METRIC_FIELDS.items():
+            value = entry[key]
+            if not isinstance(value, kind) or (kind is str and len(value) > MAX_TEXT):
+                return None
+    return block
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:

@@ -49,13 +49,18 @@ from normbench.norms import (
 )
 from normbench.optim import base_lr, build_lr_schedule, build_optimizer, l1_penalty, sgd_batch
 from normbench.presets import norm_defaults
-from normbench.probes import Diverged, Point, Probe, measure, select_probes
+from normbench.probes import Diverged, Metric, Point, Probe, measure, probe_metrics, select_probes
 from normbench.progress import epoch_line, progress_bar
 from normbench.registry import user_label
 from normbench.sinks import Sinks, open_sinks
 from normbench.train import Trainer
 
 log = logging.getLogger("normbench")
+
+# the runner's own measurement beside the probes' (summary.json's train_samples_per_s)
+THROUGHPUT = Metric(
+    "train_samples_per_s", "samples/s", True, "training samples per second of training time", table=True
+)
 
 
 @dataclass
@@ -147,6 +152,7 @@ def prepare(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) 
     # which batch is which: BN's statistics come from the per-device batch, SGD steps on the total
     summary.update(per_device_batch=cfg.batch, sgd_batch=built.trainer.batch)
     summary[record.NORM_RECORD] = norm_record(cfg, summary["choices"])
+    summary[record.METRICS_RECORD] = {m.name: m.record() for m in (*probe_metrics(built.probes), THROUGHPUT)}
     return Member(cfg, run_dir, summary, built, first_epoch, open_sinks(run_dir))
 
 

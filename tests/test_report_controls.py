@@ -174,7 +174,7 @@ def test_a_mixed_gap_says_how_many_runs_used_which_loss():
             "generalization_gap_from": ["train_eval/loss", "train/loss", "train/loss"],
         }
     )
-    note = _table_note("generalization_gap", runs)
+    note = _table_note("generalization_gap", runs, {})
     assert note.endswith("else train/loss (2 runs train/loss, 1 runs train_eval/loss)"), note
 
 

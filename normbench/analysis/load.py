@@ -29,7 +29,7 @@ from normbench.analysis.stats import (
 # the one list of keys that change where or how a run writes, never what it computes
 from normbench.identity import NON_RESULT_KEYS  # noqa: E402
 from normbench.presets import norm_defaults
-from normbench.record import DONE, NORM_RECORD, flat, parse_summary
+from normbench.record import DONE, METRICS_RECORD, NORM_RECORD, flat, parse_summary
 from normbench.registry import user_label
 
 # Config keys the analysis always needs as columns, swept or not.
@@ -79,6 +79,9 @@ class Results:
     runs: pd.DataFrame
     curves: pd.DataFrame
     swept: list[str] = field(default_factory=list)
+    # what the runs declared they measured (summary.json ``metrics``, first declaration of each
+    # name): {name: {"unit", "higher_is_better", "note", "table"}}; empty for trees from before
+    declared: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         return iter((self.runs, self.curves))
@@ -204,6 +207,7 @@ def _run_row(run_dir: Path, run_id: str, sweep: str) -> dict[str, Any]:
     if damage:
         row.update(status=DAMAGED, error=f"{damage} (status was done)")
     row["_config"] = flatten(config if config is not None else _fallback_config(run_dir))
+    row["_declared"] = summary.get(METRICS_RECORD) or {}  # parse_summary kept it only if valid
     row["_final"].pop(LEARNED_KEY, None)  # a flag, not a metric, wherever the summary put it
     row.update(_run_extras(summary, row["_config"], row["overrides"]))
     return row
@@ -503,7 +507,11 @@ def load(results_dir: str | Path) -> Results:
         return Results(
             pd.DataFrame(columns=["run_id", "path", "status"]), pd.DataFrame(columns=CURVE_COLUMNS), []
         )
+    declared: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        for name, entry in row.pop("_declared").items():
+            declared.setdefault(name, entry)
     runs, swept = _runs_frame(rows)
     runs = mark_duplicates(runs, swept)
     curve_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
-    return Results(runs, curve_frame, swept)
+    return Results(runs, curve_frame, swept, declared)

@@ -1,7 +1,8 @@
 """The measurements a run takes, one module each; :func:`select_probes` picks them once.
 
-A new measurement: a module here with a ``Probe`` subclass and ``make(cfg, model, lr_at)``
-(None when its config key or the model's norms leave it off), listed in ``PROBES``. Order
+A new measurement: a module here with a ``Probe`` subclass that declares its ``metrics``
+(:class:`Metric`: what the report tables) and ``make(cfg, model, lr_at)`` (None when its config
+key or the model's norms leave it off), listed in ``PROBES``. Order
 matters only in that rows are written in it and :mod:`.divergence` stops an epoch where it sits.
 """
 
@@ -24,7 +25,7 @@ from normbench.probes import (
     train_loss,
     weights,
 )
-from normbench.probes.base import Diverged, Point, Probe
+from normbench.probes.base import Diverged, Metric, Point, Probe
 from normbench.sinks import Row
 
 PROBES = (
@@ -40,13 +41,21 @@ PROBES = (
     bn_noise,
 )
 
-__all__ = ["PROBES", "Diverged", "Point", "Probe", "measure", "select_probes"]
+__all__ = ["PROBES", "Diverged", "Metric", "Point", "Probe", "measure", "probe_metrics", "select_probes"]
 
 
 def select_probes(cfg: DictConfig, model: nn.Module, lr_at: Callable[[int], float]) -> list[Probe]:
     """The probes this config and model call for, in ``PROBES`` order."""
     chosen = (module.make(cfg, model, lr_at) for module in PROBES)
     return [probe for probe in chosen if probe is not None]
+
+
+def probe_metrics(probes: list[Probe]) -> list[Metric]:
+    """What ``probes`` declare they measure, in their order (each name once)."""
+    found: dict[str, Metric] = {}
+    for probe in probes:
+        found.update({m.name: m for m in probe.metrics if m.name not in found})
+    return list(found.values())
 
 
 def measure(probes: list[Probe], hook: str, at: Point) -> list[Row]:

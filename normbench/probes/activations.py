@@ -10,12 +10,21 @@ from collections.abc import Callable
 from omegaconf import DictConfig
 from torch import nn
 
-from normbench.probes.base import Point, Probe
+from normbench.probes.base import Metric, Point, Probe
 from normbench.sinks import Row
 from normbench.train import activation_stds
 
 
 class Activations(Probe):
+    metrics = (
+        Metric(
+            "activations/first_nonfinite_layer",
+            "layer",
+            False,
+            "the first layer whose activations are not finite",
+        ),
+    )
+
     def __init__(self, batch: int) -> None:
         self.batch = batch
 

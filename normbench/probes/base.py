@@ -12,6 +12,36 @@ from normbench.sinks import Row
 from normbench.train import Trainer
 
 
+@dataclass(frozen=True)
+class Metric:
+    """What a probe measures, declared beside it: each run records its probes' declarations
+    (summary.json ``metrics``), and the report tables what the runs declared, so a new
+    measurement reaches the report from its own module."""
+
+    name: str  # summary.json's ``final`` key, "<split>/<metric>"; an accuracy is tabled as its error
+    unit: str  # "fraction" (shown in %), "nats", "samples/s", ...
+    higher_is_better: bool
+    note: str  # one line: what it is, after the table's caption
+    table: bool = False  # a table per norm and batch size in the report
+
+    def record(self) -> dict[str, object]:
+        return {
+            "unit": self.unit,
+            "higher_is_better": self.higher_is_better,
+            "note": self.note,
+            "table": self.table,
+        }
+
+
+def scores(split: str, what: str, table: bool) -> tuple[Metric, Metric]:
+    """The loss and accuracy a scoring probe writes for ``split`` (evaluation.score_rows);
+    ``table``: the accuracy is tabled (as its error), the loss only where it is the test's."""
+    return (
+        Metric(f"{split}/loss", "nats", False, f"cross-entropy, {what}", table=table and split == "test"),
+        Metric(f"{split}/accuracy", "fraction", True, f"accuracy, {what}", table=table),
+    )
+
+
 @dataclass
 class Point:
     """Where the run stands when a probe looks."""
@@ -24,7 +54,10 @@ class Point:
 
 
 class Probe:
-    """A measurement; each hook returns its rows (none by default)."""
+    """A measurement; each hook returns its rows (none by default), and ``metrics`` declares
+    the ``final`` values they leave."""
+
+    metrics: tuple[Metric, ...] = ()
 
     def at_start(self, at: Point) -> list[Row]:
         """Before the first training step (not on a resumed run)."""

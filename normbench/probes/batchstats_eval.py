@@ -10,13 +10,15 @@ from omegaconf import DictConfig
 from torch import nn
 
 from normbench.norms import batch_statistics_modules
-from normbench.probes.base import Point, Probe
+from normbench.probes.base import Point, Probe, scores
 from normbench.probes.evaluation import due, score_rows, trained_finitely
 from normbench.sinks import Row
 from normbench.train import evaluate_batch_statistics
 
 
 class BatchStatsEval(Probe):
+    metrics = scores("test_batchstats", "the test set normalised with batch statistics", table=True)
+
     def __init__(self, batch: int, every: int, epochs: int) -> None:
         self.batch, self.every, self.epochs = batch, every, epochs
 

@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from normbench.probes.base import Point, Probe
+from normbench.probes.base import Point, Probe, scores
 from normbench.sinks import Row
 from normbench.train import evaluate
 
@@ -39,6 +39,8 @@ def due(epoch: int, every: int, epochs: int) -> bool:
 
 
 class Evaluation(Probe):
+    metrics = scores("test", "the test set in eval mode", table=True)
+
     def __init__(self, every: int, epochs: int) -> None:
         self.every, self.epochs = every, epochs
 

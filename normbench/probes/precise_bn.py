@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from normbench.norms import batch_statistics_modules, precise_bn_
-from normbench.probes.base import Point, Probe, first_batches
+from normbench.probes.base import Point, Probe, first_batches, scores
 from normbench.probes.evaluation import score_rows
 from normbench.sinks import Row
 from normbench.train import evaluate
@@ -20,6 +20,8 @@ log = logging.getLogger("normbench")
 
 
 class PreciseBN(Probe):
+    metrics = scores("test_precise", "the test set with Precise BN's population statistics", table=True)
+
     def __init__(self, samples: int, batch: int) -> None:
         self.samples, self.batch = samples, batch
 

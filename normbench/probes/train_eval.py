@@ -22,7 +22,7 @@ from torch import nn
 
 from normbench.data import Dataset
 from normbench.data.subsets import stratified_subset
-from normbench.probes.base import Point, Probe
+from normbench.probes.base import Point, Probe, scores
 from normbench.probes.evaluation import score_rows, trained_finitely
 from normbench.sinks import Row
 from normbench.train import evaluate
@@ -43,6 +43,8 @@ def train_subset(data: Dataset, size: int) -> Dataset:
 
 
 class TrainEval(Probe):
+    metrics = scores(SPLIT, "a fixed training subset scored in eval mode", table=True)
+
     def __init__(self, size: int) -> None:
         self.size = size
         self.subset: Dataset | None = None  # chosen at the first look: the data is on its device then

@@ -8,11 +8,15 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from normbench.probes.base import Point, Probe
+from normbench.probes.base import Metric, Point, Probe
 from normbench.sinks import Row
 
 
 class TrainLoss(Probe):
+    metrics = (
+        Metric("train/loss", "nats", False, "mean training loss of the last epoch's steps", table=True),
+    )
+
     def __init__(self, every: int, lr_at: Callable[[int], float]) -> None:
         self.every, self.lr_at = every, lr_at
 

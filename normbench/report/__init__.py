@@ -13,10 +13,8 @@ from normbench.report.build import build_report, document
 from normbench.report.cli import ReportCallback, main
 from normbench.report.document import Block, Document
 from normbench.report.options import Options
-from normbench.report.sections import TABLE_NOTES
 
 __all__ = [
-    "TABLE_NOTES",  # the notes under the result tables (tests check the stated cuts)
     "Block",
     "Document",
     "Options",

@@ -233,21 +233,44 @@ def _not_learned_rows(runs: pd.DataFrame) -> list[str]:
     return out
 
 
+# the analysis' own derived metric (load.add_derived), noted here; every measured one is noted
+# by the probe that declares it (summary.json ``metrics``)
 TABLE_NOTES = {
     "generalization_gap": ": test/loss minus train/loss (overfitting when large)",
     "generalization_gap/train_eval": (
         ": test/loss minus train_eval/loss, the train loss scored in eval mode on a fixed training "
         "subset as the test loss is (overfitting when large)"
     ),
-    "weights/near_zero": ": share of weight-matrix entries with |w| < 1e-3 (sparsity: L1)",
 }
+GAP = "generalization_gap"
+# The tables of a results tree written before runs declared their metrics, and the one note it
+# had (probes/weights.py declares it now).
+UNDECLARED_TABLES = ("train/loss", "test/loss", GAP, "weights/near_zero", "train_samples_per_s")
+UNDECLARED_NOTES = {"weights/near_zero": ": share of weight-matrix entries with |w| < 1e-3 (sparsity: L1)"}
 
 
-def _table_note(metric: str, runs: pd.DataFrame) -> str:
+def table_metrics(res: Results, main: str) -> tuple[list[str], dict[str, str]]:
+    """The report's tables in order, and each measured one's note: ``main``, every error (the
+    accuracies declared for a table, as errors), the losses, their gap, then the rest the
+    runs declared for a table. A tree without declarations tables every error it has and the
+    fixed list of before."""
+    columns = [c for c in res.runs.columns if isinstance(c, str)]
+    if not res.declared:
+        errors = sorted(c for c in columns if c.endswith("/error"))
+        return list(dict.fromkeys([main, *errors, *UNDECLARED_TABLES])), UNDECLARED_NOTES
+    tabled = {name: entry for name, entry in res.declared.items() if entry["table"]}
+    errors = sorted(n[: -len("accuracy")] + "error" for n in tabled if n.endswith("/accuracy"))
+    losses = [n for n in tabled if n.endswith("/loss")]
+    rest = [n for n in tabled if n not in losses and not n.endswith("/accuracy")]
+    notes = {n: f": {e['note']}" for n, e in tabled.items() if n in rest}
+    return list(dict.fromkeys([main, *errors, *losses, GAP, *rest])), notes
+
+
+def _table_note(metric: str, runs: pd.DataFrame, notes: dict[str, str]) -> str:
     """The note after a table's caption; the generalization gap says which train loss it used
     (load.add_derived: the eval-mode train_eval/loss where the runs measured it)."""
-    if metric != "generalization_gap" or GAP_SOURCE_KEY not in runs:
-        return TABLE_NOTES.get(metric, "")
+    if metric != GAP or GAP_SOURCE_KEY not in runs:
+        return TABLE_NOTES.get(metric, notes.get(metric, ""))
     used = runs.loc[runs[metric].notna(), GAP_SOURCE_KEY].value_counts()
     if set(used.index) == {"train_eval/loss"}:
         return TABLE_NOTES["generalization_gap/train_eval"]
@@ -260,27 +283,18 @@ def _table_note(metric: str, runs: pd.DataFrame) -> str:
 def tables(res: Results, opts: Options) -> list[Block]:
     blocks = [Block("h2", "Results per norm and batch size"), Block("p", _method_note())]
     # every split's error the runs logged (test, test_batchstats, test_precise, ...), then
-    # the optimisation side (losses and their gap: overfitting) and speed
-    errors = sorted(c for c in res.runs.columns if isinstance(c, str) and c.endswith("/error"))
-    metrics = [
-        opts.metric,
-        *errors,
-        "train/loss",
-        "test/loss",
-        "generalization_gap",
-        "weights/near_zero",
-        "train_samples_per_s",
-    ]
+    # the optimisation side (losses and their gap: overfitting) and what else the probes table
+    metrics, notes = table_metrics(res, opts.metric)
     for context, runs in _contexts(res):
         if context:
             blocks.append(Block("h3", context))
-        for metric in dict.fromkeys(metrics):
+        for metric in metrics:
             if metric not in runs or runs[metric].notna().sum() == 0 or BATCH_KEY not in runs:
                 continue
             stats = aggregate(runs, metric, [NORM_KEY, BATCH_KEY])
             unit = " (%)" if is_percent(metric) else ""
             table = pivot_table(stats, NORM_KEY, BATCH_KEY, scale(metric))
-            blocks.append(Block("table", table, f"{metric}{unit}{_table_note(metric, runs)}"))
+            blocks.append(Block("table", table, f"{metric}{unit}{_table_note(metric, runs, notes)}"))
             largest = (stats["mean"].abs() * scale(metric)).max()
             if largest >= BLOWN_UP:
                 blocks.append(Block("p", BLOWN_UP_NOTE.format(size=largest)))
