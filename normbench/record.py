@@ -118,7 +118,8 @@ def parse_summary(text: str) -> Any:
 # summary.json's record of the run's norm, written by the runner (runner.norm_record) so that the
 # analysis names and groups runs from the results tree alone: {"label": "group8" (the conf/norm
 # file the user chose), "name": "group" (the registry's), "preset": the options that choice
-# composes to, "properties": the registry's declared properties ({"batch_statistics": false, ...})}
+# composes to, "properties": the registry's declared properties ({"batch_statistics": false, ...}),
+# "style": how figures draw it ({"color": "#0072B2", "dashes": [], "marker": "o"}, or null)}
 NORM_RECORD = "norm"
 MAX_TEXT = 200  # a label, name, key or text value: longer is a hand edit, not the runner's
 MAX_ENTRIES = 64  # preset options or properties
@@ -157,7 +158,30 @@ def valid_norm_record(block: Any) -> dict[str, Any] | None:
     properties = block.get("properties", {})
     if not _plain_mapping(properties):
         return None
-    return {"label": block["label"], "name": block["name"], "preset": preset, "properties": properties}
+    kept = {"label": block["label"], "name": block["name"], "preset": preset, "properties": properties}
+    if "style" in block:  # absent in trees from before; a damaged one costs its colours, not the label
+        kept["style"] = block["style"] if valid_style(block["style"]) else None
+    return kept
+
+
+MARKERS = frozenset(["o", "s", "^", "v", "<", ">", "D", "d", "x", "+", "*", "P", "X", "h", "H", "p", "."])
+
+
+def valid_style(style: Any) -> bool:
+    """A recorded figure style matplotlib takes as it is: a "#rrggbb" colour, at most 8 finite
+    positive dash lengths, a marker of :data:`MARKERS`."""
+    if not isinstance(style, dict) or set(style) != {"color", "dashes", "marker"}:
+        return False
+    color, dashes, marker = style["color"], style["dashes"], style["marker"]
+    return (
+        isinstance(color, str)
+        and re.fullmatch(r"#[0-9a-fA-F]{6}", color) is not None
+        and isinstance(dashes, list)
+        and len(dashes) <= 8
+        and all(isinstance(d, (int, float)) and not isinstance(d, bool) and 0 < d < 100 for d in dashes)
+        and isinstance(marker, str)
+        and marker in MARKERS
+    )
 
 
 # summary.json's record of what the run measured, written by the runner from its probes'

@@ -45,6 +45,7 @@ from normbench.norms import (
     make_options,
     norm_builder,
     norm_properties,
+    norm_style,
     standardize_conv_weights,
 )
 from normbench.optim import base_lr, build_lr_schedule, build_optimizer, l1_penalty, sgd_batch
@@ -168,8 +169,14 @@ def norm_record(cfg: DictConfig, choices: dict[str, str | None]) -> dict[str, An
     preset = dict(norm_defaults(label) or ()) or None
     if NORMS.lookup(name).resolve is not None:
         label, preset = user_label(cfg.norm.get("_target_"), cfg.norm.get("label")), {}
-    properties = norm_properties(get_norm_spec(name, options))
-    return {"label": label, "name": name, "preset": preset, "properties": properties}
+    spec = get_norm_spec(name, options)
+    return {
+        "label": label,
+        "name": name,
+        "preset": preset,
+        "properties": norm_properties(spec),
+        "style": norm_style(spec),
+    }
 
 
 def train_members(members: list[Member], step: Stepper) -> None:

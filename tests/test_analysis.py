@@ -495,8 +495,11 @@ def test_a_run_at_chance_counts_on_the_side_it_supports() -> None:
 
 
 def test_styles_known_and_unknown_names_are_distinct() -> None:
-    styles = figures.norm_styles(["batch", "group", "my_norm", "batch_renorm"])
-    assert styles["batch"] == figures.KNOWN_STYLES["batch"]
+    from normbench.norms import NORMS
+
+    own = {n: figures.Style.recorded(NORMS[n].style) for n in ("batch", "group")}
+    styles = figures.norm_styles(["batch", "group", "my_norm", "batch_renorm"], own=own)
+    assert styles["batch"] == own["batch"] == figures.Style("#0072B2", "-", "o")
     assert len({(s.color, str(s.linestyle), s.marker) for s in styles.values()}) == 4
     assert styles["my_norm"] == figures.norm_styles(["my_norm", "batch_renorm"])["my_norm"]
 
@@ -578,8 +581,9 @@ def test_norm_options_that_vary_make_variants_not_cells(tmp_path: Path) -> None:
     assert set(res.runs["norm"]) == {"batch", "group(num_groups=2)", "group(num_groups=8)"}
     diffs = paired_differences(res.done, "test/error", ["batch"], baseline="batch")
     assert len(diffs) == 4 and (diffs["n"] == 2).all()
-    styles = figures.norm_styles(res.runs["norm"])
-    assert styles["group(num_groups=2)"].color == figures.KNOWN_STYLES["group"].color
+    own = figures.recorded_styles(res.runs, "norm")  # a tree from before: the registry's styles
+    styles = figures.norm_styles(res.runs["norm"], stats.norm_names(res.runs), own)
+    assert styles["group(num_groups=2)"].color == own["group(num_groups=2)"].color == "#D55E00"
     assert styles["group(num_groups=2)"] != styles["group(num_groups=8)"]
 
 

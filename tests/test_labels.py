@@ -108,3 +108,38 @@ def test_the_ghost_control_finds_ghost_norms_by_their_option_not_their_name():
         }
     )
     assert ghost_runs(done)["norm"].tolist() == ["mine", "ghost2"]
+
+
+def test_a_run_records_its_norms_figure_style_and_a_damaged_one_is_dropped_alone(make_cfg, tmp_path) -> None:
+    from normbench import record
+    from normbench.analysis import figures
+    from normbench.runner import run
+
+    summary = run(
+        make_cfg(
+            "model=mlp",
+            "norm=group",
+            "data.train_size=32",
+            "data.test_size=16",
+            "epochs=1",
+            "batch=8",
+            "progress=false",
+            "threads=1",
+        ),
+        tmp_path / "run",
+    )
+    style = summary[record.NORM_RECORD]["style"]
+    assert style == {"color": "#D55E00", "dashes": [6.4, 1.6, 1.0, 1.6], "marker": "D"}
+    assert figures.Style.recorded(("#D55E00", (6.4, 1.6, 1.0, 1.6), "D")).linestyle == (
+        0,
+        (6.4, 1.6, 1.0, 1.6),
+    )
+    for bad in (
+        {"color": "red", "dashes": [], "marker": "o"},
+        {"color": "#000000", "dashes": [1e9], "marker": "o"},
+        {"color": "#000000", "dashes": [], "marker": ["o"]},
+        "#000000",
+    ):
+        block = {**summary[record.NORM_RECORD], "style": bad}
+        kept = record.valid_norm_record(block)
+        assert kept is not None and kept["style"] is None and kept["label"] == "group"

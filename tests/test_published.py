@@ -68,7 +68,7 @@ def test_group_sweep_report_shows_table_3_beside_its_own_error(group_sweep: Resu
 
 def test_group_figure_draws_ours_and_the_papers_curve_apart(group_sweep: Results) -> None:
     runs = group_sweep.done.astype({"norm.num_groups": int})
-    fig = figures.groups_vs_paper(runs, "norm.num_groups", figures.KNOWN_STYLES["group"])
+    fig = figures.groups_vs_paper(runs, "norm.num_groups", figures.NEUTRAL)
     ours, paper = fig.axes
     assert paper.get_title().startswith("PUBLISHED (not these runs)")
     (curve,) = paper.get_lines()

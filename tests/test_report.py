@@ -462,8 +462,9 @@ def test_group8_is_named_as_chosen_in_every_table_figure_and_claim(group8_sweep:
     assert "norm=group8 - norm=batch: " in md  # the ordering's pairs
     assert "- norm: batch, group8, layer" in md
     res = load(group8_sweep)
-    styles = figures.norm_styles(res.runs["norm"], {"group8": "group", "batch": "batch", "layer": "layer"})
-    assert styles["group8"].color == figures.KNOWN_STYLES["group"].color
+    bases = {"group8": "group", "batch": "batch", "layer": "layer"}
+    styles = figures.norm_styles(res.runs["norm"], bases, figures.recorded_styles(res.runs, "norm"))
+    assert styles["group8"].color == figures.recorded_styles(res.runs, "norm.name")["group"].color
     for fig in (
         figures.small_batch(res, styles),
         figures.loss_curves(res, styles),

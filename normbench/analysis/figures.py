@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from normbench.analysis import reference
 from normbench.analysis.activations import Profile, init_profiles
-from normbench.analysis.load import Results
+from normbench.analysis.load import NORM_STYLE_KEY, Results
 from normbench.analysis.stats import (
     BATCH_KEY,
     NORM_KEY,
@@ -45,36 +45,47 @@ class Style:
     linestyle: str | tuple
     marker: str
 
+    @classmethod
+    def recorded(cls, style: tuple[str, tuple[float, ...], str]) -> Style:
+        """The style a run recorded for its norm (load.NORM_STYLE_KEY): colour, dashes, marker."""
+        color, dashes, marker = style
+        return cls(color, (0, tuple(dashes)) if dashes else "-", marker)
 
-# Styles for the norms we know; any other name gets the next fallback style (sorted by name,
-# so the assignment is stable for a given set of runs).
-KNOWN_STYLES = {
-    "batch": Style("#0072B2", "-", "o"),
-    "layer": Style("#E69F00", "--", "s"),
-    "instance": Style("#009E73", ":", "^"),
-    "group": Style("#D55E00", "-.", "D"),
-    "none": Style("#000000", (0, (1, 1)), "x"),
-}
+
+# A norm's own style is the one its registry entry declares and its runs record; a norm without
+# one gets the next fallback style (sorted by name, so the assignment is stable for a set of runs).
+NEUTRAL = Style("#666666", "-", "o")
 FALLBACK_COLORS = ["#CC79A7", "#56B4E9", "#999999", "#F0E442", "#882255", "#44AA99"]
 FALLBACK_LINES: list[str | tuple] = [(0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2, 1, 2))]
 FALLBACK_MARKERS = ["v", "P", "*", "h", "<", ">", "p"]
 
 
-def norm_styles(names: Iterable[str], bases: Mapping[str, str] | None = None) -> dict[str, Style]:
-    """One style per norm label; known names fixed, variants of a known norm ("group8",
-    "group(num_groups=8)": ``bases`` maps a label to its norm, see ``stats.norm_names``) in its
-    colour with their own line and marker, others from the fallback cycles."""
+def norm_styles(
+    names: Iterable[str], bases: Mapping[str, str] | None = None, own: Mapping[str, Style] | None = None
+) -> dict[str, Style]:
+    """One style per norm label. ``own`` maps a label to the style its norm's runs recorded:
+    the norm itself ("group") gets it whole, a variant of it ("group8", "group(num_groups=8)":
+    ``bases`` maps a label to its norm, see ``stats.norm_names``) its colour with a line and
+    marker of its own; others come from the fallback cycles."""
     names = sorted({str(n) for n in names if isinstance(n, str)})
-    bases = bases or {}
+    bases, own = bases or {}, own or {}
     colors, lines, markers = (itertools.cycle(c) for c in (FALLBACK_COLORS, FALLBACK_LINES, FALLBACK_MARKERS))
     styles = {}
     for name in names:
-        base = KNOWN_STYLES.get(bases.get(name, name.split("(")[0]))
-        if name in KNOWN_STYLES:
-            styles[name] = KNOWN_STYLES[name]
+        base = own.get(name)
+        if base is not None and bases.get(name, name) == name:
+            styles[name] = base
         else:
             styles[name] = Style(base.color if base else next(colors), next(lines), next(markers))
     return styles
+
+
+def recorded_styles(runs: pd.DataFrame, key: str) -> dict[str, Style]:
+    """{value of ``key`` (a norm label, or norm.name): the style its runs recorded}."""
+    if key not in runs or NORM_STYLE_KEY not in runs:
+        return {}
+    found = runs[[key, NORM_STYLE_KEY]].dropna().drop_duplicates(subset=[key])
+    return {str(k): Style.recorded(style) for k, style in zip(found[key], found[NORM_STYLE_KEY], strict=True)}
 
 
 def metric_label(metric: str) -> str:
@@ -247,7 +258,12 @@ def _paper_line(ax: Axes, points: Mapping[int, float], style: Style, label: str)
     )
 
 
-def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/error") -> Figure | None:
+def small_batch(
+    res: Results,
+    styles: dict[str, Style],
+    metric: str = "test/error",
+    paper_styles: Mapping[str, Style] | None = None,
+) -> Figure | None:
     """Figure 2: final test error against batch size per norm (95% CI bars), one panel per
     cell of the other swept keys, and a last panel with the GroupNorm paper's published
     ImageNet numbers for comparison; None unless runs finished at 2+ batch sizes."""
@@ -262,11 +278,9 @@ def small_batch(res: Results, styles: dict[str, Style], metric: str = "test/erro
         _spread_wide_range(ax, cell, metric)
         ax.set_title(f"these runs: {_title(keys, values)}")
         ax.legend(fontsize="small")
-    ref = axes[-1]
+    ref, paper_styles = axes[-1], paper_styles or {}
     for norm, points in reference.GN_PAPER_ERROR_VS_BATCH.items():
-        _paper_line(
-            ref, points, styles.get(norm) or KNOWN_STYLES.get(norm) or Style("#666666", "-", "o"), norm
-        )
+        _paper_line(ref, points, styles.get(norm) or paper_styles.get(norm) or NEUTRAL, norm)
     _log2_axis(ref, list(reference.GN_PAPER_ERROR_VS_BATCH["batch"]))
     ref.set(
         title="PUBLISHED (not these runs):\nWu & He 2018, ResNet-50 ImageNet",

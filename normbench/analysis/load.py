@@ -58,10 +58,12 @@ CORRUPT = "corrupt summary"
 DAMAGED = "damaged summary"
 DUPLICATE = "duplicate"
 GUARDED_LOSSES = ("train/loss", "test/loss")  # a non-finite one ends a run as diverged
-GAP_SOURCE_KEY = "generalization_gap_from"
+GAP_SOURCE_KEY = "generalization_gap_from"  # which train loss a run's generalization gap used
 # Columns of the norm's properties as its run recorded them ("norm_property.batch_statistics"):
 # not "norm." keys, which are the norm's options
-NORM_PROPERTY_PREFIX = "norm_property."  # which train loss a run's generalization gap used
+NORM_PROPERTY_PREFIX = "norm_property."
+# the figure style of the run's norm: (colour, dash pattern, marker), recorded by the run
+NORM_STYLE_KEY = "norm_style"
 
 
 @dataclass(frozen=True)
@@ -250,8 +252,25 @@ def _recorded_norm(recorded: dict[str, Any], config: dict[str, Any]) -> dict[str
     return {
         "norm_choice": recorded["label"],
         "norm_options": _changed_norm_options(None if preset is None else tuple(preset.items()), config),
+        # a tree from before styles were recorded: the registry's, as for a tree from before the record
+        NORM_STYLE_KEY: _style_tuple(recorded["style"])
+        if "style" in recorded
+        else _registered_style(recorded["name"]),
         **properties,
     }
+
+
+def _style_tuple(style: dict[str, Any] | None) -> tuple[str, tuple[float, ...], str] | None:
+    """A recorded style (record.valid_style checked it) as a hashable cell value."""
+    return None if style is None else (style["color"], tuple(style["dashes"]), style["marker"])
+
+
+def _registered_style(name: Any) -> tuple[str, tuple[float, ...], str] | None:
+    """The style this checkout's registry gives norm ``name``, for runs from before styles were
+    recorded (the import costs torch's start-up, so only those pay it)."""
+    from normbench.norms import NORMS
+
+    return NORMS[name].style if isinstance(name, str) and name in NORMS else None
 
 
 def _looked_up_norm(
@@ -263,12 +282,14 @@ def _looked_up_norm(
         return {
             "norm_choice": user_label(config.get("norm._target_"), config.get("norm.label")),
             "norm_options": "",
+            NORM_STYLE_KEY: None,
         }
     choice = choices.get("norm") or _norm_override(overrides) or config.get(NORM_NAME_KEY)
     label = str(choice) if choice is not None else None
     return {
         "norm_choice": label,
         "norm_options": _changed_norm_options(norm_defaults(label) if label else None, config),
+        NORM_STYLE_KEY: _registered_style(config.get(NORM_NAME_KEY)),
     }
 
 

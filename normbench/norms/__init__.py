@@ -24,6 +24,7 @@ from normbench.norms.registry import (
     make_options,
     norm_builder,
     norm_properties,
+    norm_style,
     register_impl,
     register_norm,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "make_options",
     "norm_builder",
     "norm_properties",
+    "norm_style",
     "precise_bn_",
     "register_impl",
     "register_norm",

@@ -55,6 +55,9 @@ class NormSpec:
     # (norm=custom: the user's class named by norm._target_); None for the others
     resolve: Callable[[Mapping[str, Any]], NormSpec] | None = None
     note: str = ""  # what the harness assumed about a resolved norm, for each run's log
+    # how figures draw it: (colour "#rrggbb", dash pattern (on, off, ...; () solid), marker);
+    # None: the report gives it the next free style. Recorded with each run (runner.norm_record)
+    style: tuple[str, tuple[float, ...], str] | None = None
 
 
 NORMS: Registry[NormSpec] = Registry("norm", "norm")
@@ -77,13 +80,14 @@ def register_norm(
     check: Callable[[Mapping[str, Any], int], None] | None = None,
     impl: str = "torch",
     resolve: Callable[[Mapping[str, Any]], NormSpec] | None = None,
+    style: tuple[str, tuple[float, ...], str] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register ``make(num_features, layout, **options)`` under ``name``; ``impl``
     is what its YAML's ``impl`` says (see :class:`NormSpec`)."""
     return NORMS.register(
         name,
         lambda make: NormSpec(
-            name, make, layouts, batch_statistics, why_not, check, impl=impl, resolve=resolve
+            name, make, layouts, batch_statistics, why_not, check, impl=impl, resolve=resolve, style=style
         ),
     )
 
@@ -109,6 +113,14 @@ def norm_properties(spec: NormSpec) -> dict[str, Any]:
     """What the registry declares about a norm, as plain values: recorded with each run so that
     the analysis decides by property (which norms have batch statistics), never by name."""
     return {"batch_statistics": spec.batch_statistics, "layouts": list(spec.layouts)}
+
+
+def norm_style(spec: NormSpec) -> dict[str, Any] | None:
+    """The registry's figure style of a norm as summary.json records it (record.NORM_RECORD)."""
+    if spec.style is None:
+        return None
+    color, dashes, marker = spec.style
+    return {"color": color, "dashes": list(dashes), "marker": marker}
 
 
 def builtin_norms(keep: Callable[[NormSpec], bool]) -> list[str]:

@@ -94,7 +94,8 @@ def groups_table(runs: pd.DataFrame, fig_dir: Path, fig_name: str = "groups") ->
         "synthetic task: their level is not expected to match ImageNet's; the shape is for "
         "reading, not tested (descriptive)."
     )
-    fig = figures.groups_vs_paper(gn, GROUPS_KEY, figures.KNOWN_STYLES["group"])
+    style = figures.recorded_styles(gn, NORM_NAME_KEY).get("group", figures.NEUTRAL)
+    fig = figures.groups_vs_paper(gn, GROUPS_KEY, style)
     fig_caption = (
         "Figure 6. Group norm's test error against the number of groups: these runs (mean, 95% "
         f"Student-t CI, each seed as a dot) beside the paper's Table 3 ({reference.GN_PAPER}; "

@@ -19,6 +19,7 @@ from normbench.analysis.stats import (
     CONFIDENCE,
     INTERVAL_METHOD,
     NORM_KEY,
+    NORM_NAME_KEY,
     NORM_OPTION_PREFIX,
     SEED_KEY,
     aggregate,
@@ -390,7 +391,12 @@ def _pick_grid_axes(res: Results, opts: Options) -> tuple[str | None, str | None
 
 def _styles(res: Results) -> dict[str, figures.Style]:
     labels = res.runs[NORM_KEY].dropna() if NORM_KEY in res.runs else []
-    return figures.norm_styles(labels, norm_names(res.runs))
+    return figures.norm_styles(labels, norm_names(res.runs), figures.recorded_styles(res.runs, NORM_KEY))
+
+
+def _paper_styles(res: Results) -> dict[str, figures.Style]:
+    """The published curves keep the style of the norm they are (by registry name) where it ran."""
+    return figures.recorded_styles(res.runs, NORM_NAME_KEY)
 
 
 def _small_batch_caption(metric: str) -> str:
@@ -411,7 +417,7 @@ def small_batch_figure(res: Results, opts: Options, fig_dir: Path) -> list[Block
     then stays among the others (:func:`make_figures`)."""
     if BATCH_KEY not in res.swept or not len(res.done):
         return []
-    fig = figures.small_batch(res, _styles(res), opts.metric)
+    fig = figures.small_batch(res, _styles(res), opts.metric, _paper_styles(res))
     if fig is None:
         return []
     return [Block("figure", figures.save(fig, fig_dir, "small_batch"), _small_batch_caption(opts.metric))]
@@ -434,7 +440,7 @@ def make_figures(res: Results, opts: Options, fig_dir: Path, small_batch_shown: 
         ),
         (
             "small_batch",
-            None if small_batch_shown else figures.small_batch(res, styles, opts.metric),
+            None if small_batch_shown else figures.small_batch(res, styles, opts.metric, _paper_styles(res)),
             _small_batch_caption(opts.metric),
             f"finished runs with {opts.metric} at two or more batch sizes",
         ),
