@@ -26,7 +26,7 @@ from normbench import record
 GRACE_S = 60.0
 
 # installed: this process runs the sweep's cells itself (Hydra's basic launcher)
-_state = {"installed": False, "stopping": False}
+_state = {"installed": False, "stopping": False, "watching": False}
 
 
 def install() -> None:
@@ -68,6 +68,28 @@ def end_sweep() -> None:
     if multiprocessing.current_process().name != "MainProcess":
         logging.shutdown()  # flush run.log
         os._exit(record.EXIT_CODES[record.INTERRUPTED])
+
+
+# how often a pool worker looks whether the sweep's process is still its parent
+PARENT_POLL_S = 1.0
+
+
+def end_with_the_sweep() -> None:
+    """In a pool worker (joblib's loky): when the sweep's process dies without passing a signal
+    on (``kill -9``, the OOM killer), the worker would go on training its cell, holding the run
+    directory's lock; instead it sends itself SIGTERM, and the cell ends ``interrupted``, to be
+    resumed by the next run of the sweep. Once per worker; nothing outside a pool worker."""
+    if multiprocessing.parent_process() is None or _state.get("watching"):
+        return
+    _state["watching"] = True
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="normbench-parent-watch", daemon=True).start()
 
 
 @contextlib.contextmanager

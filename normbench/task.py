@@ -14,7 +14,7 @@ from normbench import record, rundir
 from normbench.errors import ConfigError, write_error
 from normbench.files import disk_error
 from normbench.fused import FUSED_KEY
-from normbench.interrupt import end_sweep
+from normbench.interrupt import end_sweep, end_with_the_sweep
 from normbench.runner import run
 from normbench.threads import threads_per_job
 
@@ -32,6 +32,7 @@ def main(cfg: DictConfig) -> str:
 
     hydra_cfg = HydraConfig.get()
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    end_with_the_sweep()  # a pool worker whose sweep process was killed stops its cell
     if cfg.threads is None and sweeping:
         torch.set_num_threads(threads_per_job(hydra_cfg.launcher))
     try:

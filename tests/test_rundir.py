@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -386,6 +387,24 @@ def test_9_a_parallel_sweep_stops_at_its_current_cells(tmp_path, how):
     assert list(sweep_cells(sweep_dir).values()) == ["interrupted", "interrupted"], log.read_text()[-3000:]
     # not necessarily the last line: loky's resource tracker may warn after the sweep exits
     assert "interrupted: stopped" in log.read_text()
+
+
+def test_9_a_parallel_sweep_killed_outright_leaves_no_worker_training(tmp_path):
+    # kill -9 (or the OOM killer) of the sweep's process passes no signal on: its workers
+    # noticed nothing and trained on, holding their cells' locks; now each records its cell
+    # interrupted and exits, and the next run of the sweep resumes them
+    log = tmp_path / "sweep.log"
+    long = [o for o in SLOW if not o.startswith(("threads=", "epochs="))] + ["epochs=100"]  # never ends here
+    args = ["norm=batch,layer", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *long, NO_REPORT]
+    proc = start(tmp_path, *args, log=log, multirun=True, own_group=True)
+    sweep_dir = tmp_path / "default"
+    wait_for(lambda: epochs_started(sweep_dir) >= 2, proc, "two cells' first epochs", timeout=300)
+    proc.kill()
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while set(sweep_cells(sweep_dir).values()) != {"interrupted"} and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(sweep_cells(sweep_dir).values()) == ["interrupted", "interrupted"], log.read_text()[-3000:]
 
 
 # ---- exit codes ---------------------------------------------------------------------------------
