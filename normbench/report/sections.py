@@ -255,12 +255,11 @@ def table_metrics(res: Results, main: str) -> tuple[list[str], dict[str, str]]:
     accuracies declared for a table, as errors), the losses, their gap, then the rest the
     runs declared for a table. A tree without declarations tables every error it has and the
     fixed list of before."""
-    columns = [c for c in res.runs.columns if isinstance(c, str)]
     if not res.declared:
-        errors = sorted(c for c in columns if c.endswith("/error"))
+        errors = sorted(c for c in res.runs.columns if isinstance(c, str) and c.endswith("/error"))
         return list(dict.fromkeys([main, *errors, *UNDECLARED_TABLES])), UNDECLARED_NOTES
     tabled = {name: entry for name, entry in res.declared.items() if entry["table"]}
-    errors = sorted(n[: -len("accuracy")] + "error" for n in tabled if n.endswith("/accuracy"))
+    errors = sorted(claims_mod.lower_is_better(n) for n in tabled if n.endswith("/accuracy"))
     losses = [n for n in tabled if n.endswith("/loss")]
     rest = [n for n in tabled if n not in losses and not n.endswith("/accuracy")]
     notes = {n: f": {e['note']}" for n, e in tabled.items() if n in rest}
