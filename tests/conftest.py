@@ -116,3 +116,13 @@ def nudge_one_ulp(module: torch.nn.Module, direction: float) -> torch.nn.Module:
         for p in module.parameters():
             p.copy_(torch.nextafter(p, torch.full_like(p, direction)))
     return module
+
+
+def with_papers(runs):
+    """Runs made as a DataFrame (not loaded from a tree) with the column a loaded run has for
+    the papers' name of its norm (``norm.name`` "batch" -> "BN"), as the registry declares it."""
+    from normbench.analysis.stats import NORM_NAME_KEY, NORM_PAPER_KEY
+    from normbench.norms import NORMS
+
+    names = runs[NORM_NAME_KEY] if NORM_NAME_KEY in runs else runs["norm"]
+    return runs.assign(**{NORM_PAPER_KEY: names.map(lambda n: NORMS[n].paper if n in NORMS else "")})

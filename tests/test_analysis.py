@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
+from conftest import with_papers
 from fake_results import BASE_ERROR_PCT, _rng, add_activations, set_curve, write_run, write_sweep
 
 from normbench.analysis import (
@@ -355,7 +356,7 @@ def test_degradation_three_verdicts() -> None:
 
 def _order_runs(errors: dict[str, list[float]], batch: int = 32) -> pd.DataFrame:
     rows = [(norm, batch, s, e / 100) for norm, values in errors.items() for s, e in enumerate(values)]
-    return _runs(rows).assign(**{"norm.name": lambda f: f["norm"], "model.name": "resnet"})
+    return with_papers(_runs(rows).assign(**{"norm.name": lambda f: f["norm"], "model.name": "resnet"}))
 
 
 def test_ordering_three_outcomes() -> None:

@@ -14,6 +14,7 @@ from conftest import TINY
 from normbench import presets
 from normbench.analysis import load
 from normbench.analysis.controls import ghost_runs
+from normbench.analysis.stats import NORM_PAPER_KEY
 from normbench.record import NORM_RECORD, parse_summary
 
 LABEL_COLUMNS = ["run_id", "norm", "norm_choice", "norm_options"]
@@ -45,6 +46,7 @@ def test_a_copied_tree_without_conf_reports_the_same_labels(cli, tmp_path, reque
     assert _labels(copied).equals(here)
     runs = load(copied).runs
     assert set(runs["norm_property.batch_statistics"]) == {True, False}
+    assert set(runs[NORM_PAPER_KEY]) == {"GN", "GhostBN"}
 
 
 def test_a_run_records_its_norm(cli, tmp_path):
@@ -55,6 +57,17 @@ def test_a_run_records_its_norm(cli, tmp_path):
     assert block["label"] == "group8" and block["name"] == "group"
     assert block["preset"]["num_groups"] == 8
     assert block["properties"]["batch_statistics"] is False
+    assert block["properties"]["paper"] == "GN"  # what published numbers go by
+
+
+def test_a_record_from_before_papers_were_recorded_gets_the_registrys(cli, tmp_path):
+    run = cli("model=mlp", "norm=group8", *TINY)
+    assert run.returncode == 0, run.stderr[-2000:]
+    (path,) = tmp_path.rglob("summary.json")
+    summary = json.loads(path.read_text())
+    del summary[NORM_RECORD]["properties"]["paper"]
+    path.write_text(json.dumps(summary))
+    assert load(tmp_path).runs[NORM_PAPER_KEY].tolist() == ["GN"]
 
 
 def test_an_older_tree_still_reads_its_labels_from_conf(cli, tmp_path):

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import with_papers
 
 from normbench.analysis import claims
 from normbench.analysis.claims import FAIL, INCONCLUSIVE, PASS, ClaimOptions
@@ -16,7 +17,7 @@ from normbench.analysis.stats import aggregate, difference, failure_rates
 
 def _runs(rows: list[tuple[str, int, int, float]], **extra: object) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["norm", "batch", "seed", "test/error"])
-    return frame.assign(**{"norm.name": frame["norm"], **extra})
+    return with_papers(frame.assign(**{"norm.name": frame["norm"], **extra}))
 
 
 def test_a_difference_without_spread_decides_nothing() -> None:
@@ -172,8 +173,8 @@ def test_the_gap_the_paper_reports_is_tested_beside_the_order() -> None:
         ("group8", 32, s, 0.0918 + (8.2 + x + 2.0 * y) / 100)
         for s, (x, y) in enumerate(zip(spread, spread[::-1]))
     ]
-    runs = _runs(rows).assign(
-        **{"norm.name": lambda f: f["norm"].str.replace("8", ""), "model.name": "resnet"}
+    runs = with_papers(
+        _runs(rows).assign(**{"norm.name": lambda f: f["norm"].str.replace("8", ""), "model.name": "resnet"})
     )
     claim = claims.near_baseline(runs, "test/error", "group8", "batch", ClaimOptions())
     assert claim.verdict == FAIL and claim.effect.startswith("norm=group8 - norm=batch at batch=32: +8.20 [")

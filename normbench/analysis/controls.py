@@ -140,7 +140,7 @@ def ghost_runs(done: pd.DataFrame) -> pd.DataFrame:
 
 
 def ghost_control(
-    done: pd.DataFrame, metric: str, bn: str = "batch", alpha: float = ALPHA
+    done: pd.DataFrame, metric: str, bn: str, alpha: float = ALPHA
 ) -> tuple[pd.DataFrame, list[GhostReading]]:
     """(statistics, readings): ``metric`` per cell for ghost BN and for BN (``bn``'s first
     label) at the ghost sizes and the ghost runs' batch sizes (:func:`aggregate` rows plus a

@@ -266,7 +266,8 @@ def small_batch(
 ) -> Figure | None:
     """Figure 2: final test error against batch size per norm (95% CI bars), one panel per
     cell of the other swept keys, and a last panel with the GroupNorm paper's published
-    ImageNet numbers for comparison; None unless runs finished at 2+ batch sizes."""
+    ImageNet numbers for comparison, each in ``paper_styles``'s style for its name ("BN");
+    None unless runs finished at 2+ batch sizes."""
     done = res.done
     if done.empty or metric not in done or BATCH_KEY not in done or done[BATCH_KEY].nunique() < 2:
         return None  # one batch size is a point, not a curve against the published one
@@ -279,9 +280,9 @@ def small_batch(
         ax.set_title(f"these runs: {_title(keys, values)}")
         ax.legend(fontsize="small")
     ref, paper_styles = axes[-1], paper_styles or {}
-    for norm, points in reference.GN_PAPER_ERROR_VS_BATCH.items():
-        _paper_line(ref, points, styles.get(norm) or paper_styles.get(norm) or NEUTRAL, norm)
-    _log2_axis(ref, list(reference.GN_PAPER_ERROR_VS_BATCH["batch"]))
+    for paper, points in reference.GN_PAPER_ERROR_VS_BATCH.items():
+        _paper_line(ref, points, paper_styles.get(paper) or NEUTRAL, paper)
+    _log2_axis(ref, sorted({x for points in reference.GN_PAPER_ERROR_VS_BATCH.values() for x in points}))
     ref.set(
         title="PUBLISHED (not these runs):\nWu & He 2018, ResNet-50 ImageNet",
         xlabel="images per worker",

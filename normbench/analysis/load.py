@@ -23,6 +23,8 @@ from normbench.analysis.stats import (
     NORM_KEY,
     NORM_NAME_KEY,
     NORM_OPTION_PREFIX,
+    NORM_PAPER_KEY,
+    NORM_PROPERTY_PREFIX,
     SEED_KEY,
 )
 
@@ -59,9 +61,6 @@ DAMAGED = "damaged summary"
 DUPLICATE = "duplicate"
 GUARDED_LOSSES = ("train/loss", "test/loss")  # a non-finite one ends a run as diverged
 GAP_SOURCE_KEY = "generalization_gap_from"  # which train loss a run's generalization gap used
-# Columns of the norm's properties as its run recorded them ("norm_property.batch_statistics"):
-# not "norm." keys, which are the norm's options
-NORM_PROPERTY_PREFIX = "norm_property."
 # the figure style of the run's norm: (colour, dash pattern, marker), recorded by the run
 NORM_STYLE_KEY = "norm_style"
 
@@ -249,13 +248,14 @@ def _recorded_norm(recorded: dict[str, Any], config: dict[str, Any]) -> dict[str
         f"{NORM_PROPERTY_PREFIX}{k}": tuple(v) if isinstance(v, list) else v
         for k, v in recorded["properties"].items()
     }
+    # a tree from before styles and papers were recorded: the registry's, as for one from before the record
+    older = "style" not in recorded or "paper" not in recorded["properties"]
+    registered = _registered(recorded["name"]) if older else {}
     return {
         "norm_choice": recorded["label"],
         "norm_options": _changed_norm_options(None if preset is None else tuple(preset.items()), config),
-        # a tree from before styles were recorded: the registry's, as for a tree from before the record
-        NORM_STYLE_KEY: _style_tuple(recorded["style"])
-        if "style" in recorded
-        else _registered_style(recorded["name"]),
+        NORM_STYLE_KEY: _style_tuple(recorded["style"]) if "style" in recorded else registered.get("style"),
+        NORM_PAPER_KEY: registered.get("paper", ""),
         **properties,
     }
 
@@ -265,12 +265,14 @@ def _style_tuple(style: dict[str, Any] | None) -> tuple[str, tuple[float, ...], 
     return None if style is None else (style["color"], tuple(style["dashes"]), style["marker"])
 
 
-def _registered_style(name: Any) -> tuple[str, tuple[float, ...], str] | None:
-    """The style this checkout's registry gives norm ``name``, for runs from before styles were
-    recorded (the import costs torch's start-up, so only those pay it)."""
+def _registered(name: Any) -> dict[str, Any]:
+    """What this checkout's registry declares of norm ``name`` and newer runs record themselves
+    (its ``style``, its ``paper`` name), for runs from before; {} for a norm it lacks. The
+    import costs torch's start-up, so only those runs pay it."""
     from normbench.norms import NORMS
 
-    return NORMS[name].style if isinstance(name, str) and name in NORMS else None
+    spec = NORMS[name] if isinstance(name, str) and name in NORMS else None
+    return {} if spec is None else {"style": spec.style, "paper": spec.paper}
 
 
 def _looked_up_norm(
@@ -283,13 +285,16 @@ def _looked_up_norm(
             "norm_choice": user_label(config.get("norm._target_"), config.get("norm.label")),
             "norm_options": "",
             NORM_STYLE_KEY: None,
+            NORM_PAPER_KEY: "",
         }
+    registered = _registered(config.get(NORM_NAME_KEY))
     choice = choices.get("norm") or _norm_override(overrides) or config.get(NORM_NAME_KEY)
     label = str(choice) if choice is not None else None
     return {
         "norm_choice": label,
         "norm_options": _changed_norm_options(norm_defaults(label) if label else None, config),
-        NORM_STYLE_KEY: _registered_style(config.get(NORM_NAME_KEY)),
+        NORM_STYLE_KEY: registered.get("style"),
+        NORM_PAPER_KEY: registered.get("paper", ""),
     }
 
 

@@ -37,6 +37,12 @@ NORM_NAME_KEY = "norm.name"
 NORM_OPTION_PREFIX = "norm."
 SEED_KEY = "seed"
 BATCH_KEY = "batch"
+# The norm's properties as its run recorded them ("norm_property.batch_statistics"): not
+# "norm." keys, which are the norm's options. Among them the papers' name of the norm ("BN",
+# "GN"; "" for none), what published numbers and the claims' default norms go by, so that no
+# analysis code names a norm (norms.NormSpec.paper).
+NORM_PROPERTY_PREFIX = "norm_property."
+NORM_PAPER_KEY = NORM_PROPERTY_PREFIX + "paper"
 LEARNED_KEY = "learned"
 N_TEST_KEY = "n_test"
 STAT_COLUMNS = ["n", "mean", "std", "ci_low", "ci_high", "seeds"]
@@ -49,6 +55,23 @@ def norm_names(runs: pd.DataFrame) -> dict[str, str]:
     names = runs[NORM_NAME_KEY] if NORM_NAME_KEY in runs else runs[NORM_KEY]
     pairs = zip(runs[NORM_KEY], names.where(names.notna(), runs[NORM_KEY]), strict=True)
     return {str(label): str(name) for label, name in pairs if isinstance(label, str)}
+
+
+def paper_names(runs: pd.DataFrame) -> dict[str, str]:
+    """{label: the papers' name of its norm}: "group8" -> "GN"; labels of a norm no paper
+    names are left out."""
+    if NORM_KEY not in runs or NORM_PAPER_KEY not in runs or runs.empty:
+        return {}
+    pairs = zip(runs[NORM_KEY], runs[NORM_PAPER_KEY], strict=True)
+    return {label: p for label, p in pairs if isinstance(label, str) and p and isinstance(p, str)}
+
+
+def norm_called(runs: pd.DataFrame, paper: str) -> str | None:
+    """The norm (``norm.name``) the runs record as the one the papers call ``paper``: "BN" ->
+    "batch"; None where no run has it."""
+    names = norm_names(runs)
+    found = sorted({names[label] for label, p in paper_names(runs).items() if p == paper})
+    return found[0] if found else None
 
 
 def variants(runs: pd.DataFrame, name: str) -> list[str]:
@@ -397,7 +420,7 @@ def paired_differences(
     runs: pd.DataFrame,
     metric: str,
     by: Sequence[str],
-    baseline: str = "batch",
+    baseline: str,
     key: str = NORM_KEY,
 ) -> pd.DataFrame:
     """``metric`` of each norm minus the baseline norm's, paired by seed within each cell of

@@ -25,6 +25,7 @@ from normbench.norms.registry import (
     norm_builder,
     norm_properties,
     norm_style,
+    paper_norm,
     register_impl,
     register_norm,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "norm_builder",
     "norm_properties",
     "norm_style",
+    "paper_norm",
     "precise_bn_",
     "register_impl",
     "register_norm",

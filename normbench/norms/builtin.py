@@ -109,13 +109,14 @@ def standard_makers(lib: Any) -> dict[str, Callable[..., nn.Module]]:
 _TORCH = standard_makers(nn)
 # Figure styles (colour-blind-safe colours; matplotlib's dashed, dotted and dash-dot patterns)
 register_norm("none", style=("#000000", (1.0, 1.0), "x"))(_TORCH["none"])
-register_norm("batch", batch_statistics=True, style=("#0072B2", (), "o"))(_TORCH["batch"])
-register_norm("layer", style=("#E69F00", (3.7, 1.6), "s"))(_TORCH["layer"])
+register_norm("batch", batch_statistics=True, style=("#0072B2", (), "o"), paper="BN")(_TORCH["batch"])
+register_norm("layer", style=("#E69F00", (3.7, 1.6), "s"), paper="LN")(_TORCH["layer"])
 register_norm(
     "instance",
     layouts=("image",),
     why_not="instance norm normalises each channel of each sample over its spatial positions, "
     "and vector features have none (one value per channel and sample)",
     style=("#009E73", (1.0, 1.65), "^"),
+    paper="IN",
 )(_TORCH["instance"])
-register_norm("group", style=("#D55E00", (6.4, 1.6, 1.0, 1.6), "D"))(_TORCH["group"])
+register_norm("group", style=("#D55E00", (6.4, 1.6, 1.0, 1.6), "D"), paper="GN")(_TORCH["group"])

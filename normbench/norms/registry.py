@@ -58,6 +58,9 @@ class NormSpec:
     # how figures draw it: (colour "#rrggbb", dash pattern (on, off, ...; () solid), marker);
     # None: the report gives it the next free style. Recorded with each run (runner.norm_record)
     style: tuple[str, tuple[float, ...], str] | None = None
+    # the papers' name for this norm ("BN", "GN"): what published numbers and the claims'
+    # default norms are keyed by, so that no analysis code names a norm; "" for none
+    paper: str = ""
 
 
 NORMS: Registry[NormSpec] = Registry("norm", "norm")
@@ -81,13 +84,23 @@ def register_norm(
     impl: str = "torch",
     resolve: Callable[[Mapping[str, Any]], NormSpec] | None = None,
     style: tuple[str, tuple[float, ...], str] | None = None,
+    paper: str = "",
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register ``make(num_features, layout, **options)`` under ``name``; ``impl``
     is what its YAML's ``impl`` says (see :class:`NormSpec`)."""
     return NORMS.register(
         name,
         lambda make: NormSpec(
-            name, make, layouts, batch_statistics, why_not, check, impl=impl, resolve=resolve, style=style
+            name,
+            make,
+            layouts,
+            batch_statistics,
+            why_not,
+            check,
+            impl=impl,
+            resolve=resolve,
+            style=style,
+            paper=paper,
         ),
     )
 
@@ -112,7 +125,7 @@ def get_norm_spec(name: str, options: Mapping[str, Any] | None = None) -> NormSp
 def norm_properties(spec: NormSpec) -> dict[str, Any]:
     """What the registry declares about a norm, as plain values: recorded with each run so that
     the analysis decides by property (which norms have batch statistics), never by name."""
-    return {"batch_statistics": spec.batch_statistics, "layouts": list(spec.layouts)}
+    return {"batch_statistics": spec.batch_statistics, "layouts": list(spec.layouts), "paper": spec.paper}
 
 
 def norm_style(spec: NormSpec) -> dict[str, Any] | None:
@@ -121,6 +134,11 @@ def norm_style(spec: NormSpec) -> dict[str, Any] | None:
         return None
     color, dashes, marker = spec.style
     return {"color": color, "dashes": list(dashes), "marker": marker}
+
+
+def paper_norm(paper: str) -> str | None:
+    """The registered norm the papers call ``paper`` ("BN" -> "batch"), None if none is."""
+    return next((n for n, s in NORMS.items() if s.paper == paper and s.resolve is None), None)
 
 
 def builtin_norms(keep: Callable[[NormSpec], bool]) -> list[str]:

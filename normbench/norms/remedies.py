@@ -118,6 +118,7 @@ class EvoNormS0(nn.Module):
     impl="normbench",
     why_not="FRN normalises each channel by its mean square over the spatial positions, and "
     "vector features have one value there (FRN would be a sign function)",
+    paper="FRN",
 )
 def make_frn(
     num_features: int, layout: str, eps: float = 1e-6, learned_eps: bool = False, tlu: bool = True
@@ -132,12 +133,13 @@ def make_frn(
     impl="normbench",
     why_not="EvoNorm-B0 divides by a per-sample variance over the spatial positions, and vector "
     "features have one value there",
+    paper="EvoNorm-B0",
 )
 def make_evonorm_b0(num_features: int, layout: str, eps: float = 1e-5, momentum: float = 0.1) -> nn.Module:
     return EvoNormB0(num_features, eps, momentum)
 
 
-@register_norm("evonorm_s0", impl="normbench")
+@register_norm("evonorm_s0", impl="normbench", paper="EvoNorm-S0")
 def make_evonorm_s0(
     num_features: int,
     layout: str,
@@ -156,6 +158,7 @@ def make_evonorm_s0(
     layouts=("vector",),
     why_not="RMSNorm normalises a feature vector (a Linear layer's or a recurrent step's); for "
     "images without the mean use frn",
+    paper="RMSNorm",
 )
 def make_rms(num_features: int, layout: str, eps: float = 1e-5, affine: bool = True) -> nn.Module:
     return nn.RMSNorm(num_features, eps=eps, elementwise_affine=affine)

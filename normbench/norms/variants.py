@@ -162,7 +162,7 @@ class GhostBatchNorm(_BatchStatsNorm):
         return f"{super().extra_repr()}, ghost_size={self.ghost_size}"
 
 
-@register_norm("batch_renorm", batch_statistics=True, impl="normbench")
+@register_norm("batch_renorm", batch_statistics=True, impl="normbench", paper="BRN")
 def make_batch_renorm(
     num_features: int,
     layout: str,
@@ -203,7 +203,9 @@ def check_ghost_size(options: Mapping[str, Any], batch: int) -> None:
         )
 
 
-@register_norm("ghost_batch", batch_statistics=True, check=check_ghost_size, impl="normbench")
+@register_norm(
+    "ghost_batch", batch_statistics=True, check=check_ghost_size, impl="normbench", paper="GhostBN"
+)
 def make_ghost_batch(
     num_features: int,
     layout: str,

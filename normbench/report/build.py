@@ -39,6 +39,7 @@ def document(res: Results, opts: Options, results_dir: Path, fig_dir: Path) -> D
     if opts.metric != Options().metric:  # a metric asked for by name; the default may be absent
         check_metric(res, opts.metric)  # (runs that measure no test error still get a report)
     check_choices(res, opts)
+    opts = opts.resolved(res.runs)
     found = claims_mod.evaluate(res, opts.metric, opts.claims)
     top = small_batch_figure(res, opts, fig_dir)
     blocks = [Block("h1", title), *claims_head(res, opts, found, top), *what_was_run(res, results_dir)]

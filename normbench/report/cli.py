@@ -67,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--baseline",
         default=defaults.baseline,
-        help="norm the differences are taken against: a label as the report shows it (group8) or a norm name",
+        help="norm the differences are taken against: a label as the report shows it (group8) or a norm "
+        "name (default: the norm --bn checks)",
     )
     parser.add_argument(
         "--smooth", type=int, default=0, help="moving average over N log points (loss curves)"
@@ -136,7 +137,7 @@ def add_claim_options(parser: argparse.ArgumentParser) -> None:
                 dest=option.name,
                 type=option.type,
                 default=option.default,
-                help=option.help,
+                help=option.help + (f" (default: the runs' {option.paper})" if option.paper else ""),
             )
 
 

@@ -74,7 +74,7 @@ GHOST_RULE = (
 def ghost_section(res: Results, opts: Options) -> list[Block]:
     """Ghost BN at the optimisation batch beside BN at the ghost sizes and at that batch, within
     each setting of the other swept keys (ghost BN on a ResNet against BN on an MLP says nothing)."""
-    metric = lower_is_better(opts.metric)
+    metric, opts = lower_is_better(opts.metric), opts.resolved(res.runs)
     blocks = []
     for context, runs in contexts(res.done, res.swept):
         stats, readings = controls.ghost_control(runs, metric, opts.claims.bn, opts.claims.alpha)

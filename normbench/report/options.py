@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from normbench.analysis import claims as claims_mod
 from normbench.errors import ConfigError
 
@@ -13,7 +15,8 @@ from normbench.errors import ConfigError
 @dataclass(frozen=True)
 class Options:
     metric: str = "test/error"
-    baseline: str = "batch"  # a norm label (group8) or a norm name (every label of that norm)
+    # a norm label (group8) or a norm name (every label of that norm); None: the claims' bn
+    baseline: str | None = None
     smooth: int = 0
     log_loss: bool = False
     # figure 4, the generic grid: a final metric against a swept key (None: batch size if
@@ -28,6 +31,12 @@ class Options:
             raise ConfigError(
                 "smooth", self.smooth, "is negative; use 0 (no smoothing) or a number of log points >= 2"
             )
+
+    def resolved(self, runs: pd.DataFrame) -> Options:
+        """These options with their norm defaults made the runs' norms (the claims' BN, GN and
+        LN: ClaimOptions.resolved; the baseline: the claims' BN)."""
+        claims = self.claims.resolved(runs)
+        return dataclasses.replace(self, claims=claims, baseline=self.baseline or claims.bn)
 
     @classmethod
     def from_flat(cls, **options: Any) -> Options:

@@ -16,6 +16,7 @@ from normbench.analysis.stats import (
     BATCH_KEY,
     NORM_KEY,
     NORM_NAME_KEY,
+    NORM_PAPER_KEY,
     aggregate,
     contexts,
     natural_key,
@@ -58,27 +59,33 @@ def beside(
 
 
 def _by_label(runs: pd.DataFrame, numbers: Mapping[str, Mapping[int, float]]) -> dict[Key, float]:
-    """Published numbers keyed by norm name -> keyed by each label of that norm in the runs
-    (``group8`` gets GN's number); a norm no run has gets no row."""
-    labels = runs.groupby(NORM_KEY)[NORM_NAME_KEY].first().to_dict() if len(runs) else {}
+    """Published numbers keyed by the papers' name of a norm -> keyed by each label of that
+    norm in the runs (``group8`` gets GN's number); a norm no run has gets no row."""
+    labels = runs.groupby(NORM_KEY)[NORM_PAPER_KEY].first().to_dict() if len(runs) else {}
     return {
         (label, batch): value
-        for label, name in labels.items()
-        for batch, value in numbers.get(name, {}).items()
+        for label, paper in labels.items()
+        for batch, value in numbers.get(paper, {}).items()
     }
 
 
-def _norms(runs: pd.DataFrame, metric: str) -> set[str]:
-    """The norms of the runs that measured ``metric`` (none: no table, not a failed report)."""
-    if NORM_NAME_KEY not in runs or metric not in runs:
+def _papers(runs: pd.DataFrame, metric: str) -> set[str]:
+    """The papers' names of the norms of the runs that measured ``metric`` (none: no table,
+    not a failed report)."""
+    if NORM_PAPER_KEY not in runs or metric not in runs:
         return set()
-    return set(runs.loc[runs[metric].notna(), NORM_NAME_KEY].dropna())
+    return set(runs.loc[runs[metric].notna(), NORM_PAPER_KEY].dropna())
+
+
+def _of(runs: pd.DataFrame, papers: Mapping[str, object] | Sequence[str]) -> pd.DataFrame:
+    """The runs of the norms the papers call one of ``papers``."""
+    return runs[runs[NORM_PAPER_KEY].isin(list(papers))] if NORM_PAPER_KEY in runs else runs.iloc[:0]
 
 
 def groups_table(runs: pd.DataFrame, fig_dir: Path, fig_name: str = "groups") -> list[Block]:
     """GN paper Table 3: top-1 error against the number of groups, as a table and a figure;
     where the runs sweep ``norm.num_groups`` of group norm."""
-    gn = runs[runs[NORM_NAME_KEY] == "group"] if "group" in _norms(runs, "test/error") else runs.iloc[:0]
+    gn = _of(runs, ["GN"]) if "GN" in _papers(runs, "test/error") else runs.iloc[:0]
     if GROUPS_KEY not in gn or gn[GROUPS_KEY].nunique() < 2:
         return []
     gn = gn.dropna(subset=[GROUPS_KEY]).astype({GROUPS_KEY: int})
@@ -94,7 +101,7 @@ def groups_table(runs: pd.DataFrame, fig_dir: Path, fig_name: str = "groups") ->
         "synthetic task: their level is not expected to match ImageNet's; the shape is for "
         "reading, not tested (descriptive)."
     )
-    style = figures.recorded_styles(gn, NORM_NAME_KEY).get("group", figures.NEUTRAL)
+    style = next(iter(figures.recorded_styles(gn, NORM_NAME_KEY).values()), figures.NEUTRAL)
     fig = figures.groups_vs_paper(gn, GROUPS_KEY, style)
     fig_caption = (
         "Figure 6. Group norm's test error against the number of groups: these runs (mean, 95% "
@@ -111,10 +118,8 @@ def groups_table(runs: pd.DataFrame, fig_dir: Path, fig_name: str = "groups") ->
 def norms_table(runs: pd.DataFrame) -> list[Block]:
     """GN paper Table 1: BN, GN, LN and IN at 32 images per GPU; where the runs compare at
     least three of them at that batch (a norm comparison, not a batch sweep of BN and GN)."""
-    at_32 = runs[
-        (runs[BATCH_KEY] == GN_PAPER_BATCH) & runs[NORM_NAME_KEY].isin(reference.GN_PAPER_ERROR_AT_32)
-    ]
-    if len(_norms(at_32, "test/error")) < 3:
+    at_32 = _of(runs[runs[BATCH_KEY] == GN_PAPER_BATCH], reference.GN_PAPER_ERROR_AT_32)
+    if len(_papers(at_32, "test/error")) < 3:
         return []
     caption = f"The norms at batch {GN_PAPER_BATCH} beside the paper's Table 1 ({reference.GN_PAPER})"
     note = (
@@ -129,9 +134,9 @@ def norms_table(runs: pd.DataFrame) -> list[Block]:
 def renorm_table(runs: pd.DataFrame) -> list[Block]:
     """Batch Renormalization at 4 images per GPU, with BN and GN at that batch, as the GN
     paper reports it; where batch_renorm ran. Rows: the norms the paper has."""
-    if "batch_renorm" not in _norms(runs, "test/error"):
+    if "BRN" not in _papers(runs, "test/error"):
         return []
-    compared = runs[runs[NORM_NAME_KEY].isin(reference.BR_ERROR_AT_4)]
+    compared = _of(runs, reference.BR_ERROR_AT_4)
     caption = f"Batch renormalization beside BN and GN: {reference.BR_PAPER}, {BR_PAPER_BATCH} images per GPU"
     note = (
         "In the paper, Batch Renormalization recovers part of BN's loss at 4 images per GPU "
@@ -154,11 +159,9 @@ def _imagenet_norms(
 def cifar_table(runs: pd.DataFrame) -> list[Block]:
     """The public CIFAR-10 reproduction's BN and GN test accuracy per batch size; where the
     runs are on CIFAR-10. Rows: BN's and GN's labels."""
-    if "data.name" not in runs or not _norms(runs[runs["data.name"] == "cifar10"], "test/accuracy"):
+    if "data.name" not in runs or not _papers(runs[runs["data.name"] == "cifar10"], "test/accuracy"):
         return []
-    cifar = runs[
-        (runs["data.name"] == "cifar10") & runs[NORM_NAME_KEY].isin(reference.CIFAR_ACCURACY_VS_BATCH)
-    ]
+    cifar = _of(runs[runs["data.name"] == "cifar10"], reference.CIFAR_ACCURACY_VS_BATCH)
     paper = _by_label(cifar, reference.CIFAR_ACCURACY_VS_BATCH)
     table = beside(cifar, NORM_KEY, "test/accuracy", paper, "CIFAR-10 reproduction, test accuracy (%)")
     caption = f"CIFAR-10 test accuracy beside the {reference.CIFAR_REPRO}"
@@ -169,15 +172,15 @@ def cifar_table(runs: pd.DataFrame) -> list[Block]:
     return [Block("p", note), Block("table", table, caption)]
 
 
-# The remedies whose papers' batch results SOURCES.md does not state as numbers (FRN's not at
-# all, EvoNorm's in words only).
-UNPUBLISHED_HERE = ("frn", "evonorm_s0", "evonorm_b0")
-
-
 def remedies_note(runs: pd.DataFrame) -> list[Block]:
     """Where FRN or EvoNorm ran: why no published number stands beside them (SOURCES.md has
     none), and what it says of EvoNorm's result, as text."""
-    present = [n for n in UNPUBLISHED_HERE if n in _norms(runs, "test/error")]
+    measured = runs[runs["test/error"].notna()] if "test/error" in runs else runs.iloc[:0]
+    present = [
+        name
+        for paper in reference.UNPUBLISHED
+        for name in sorted(set(_of(measured, [paper])[NORM_NAME_KEY].dropna().astype(str)))
+    ]
     if not present:
         return []
     note = (

@@ -19,8 +19,8 @@ from normbench.analysis.stats import (
     CONFIDENCE,
     INTERVAL_METHOD,
     NORM_KEY,
-    NORM_NAME_KEY,
     NORM_OPTION_PREFIX,
+    NORM_PAPER_KEY,
     SEED_KEY,
     aggregate,
     binomial_metric,
@@ -344,7 +344,7 @@ def failure_section(res: Results, opts: Options) -> list[Block]:
 
 
 def differences(res: Results, opts: Options) -> list[Block]:
-    done = res.done
+    done, opts = res.done, opts.resolved(res.runs)
     labels = variants(done, opts.baseline) if NORM_KEY in done else []
     base = labels[0] if labels else opts.baseline
     blocks = [Block("h2", f"Differences against norm={base}, paired by seed")]
@@ -394,8 +394,8 @@ def _styles(res: Results) -> dict[str, figures.Style]:
 
 
 def _paper_styles(res: Results) -> dict[str, figures.Style]:
-    """The published curves keep the style of the norm they are (by registry name) where it ran."""
-    return figures.recorded_styles(res.runs, NORM_NAME_KEY)
+    """The published curves ("BN", "GN") keep the style of the norm they are where it ran."""
+    return figures.recorded_styles(res.runs, NORM_PAPER_KEY)
 
 
 def _small_batch_caption(metric: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from normbench.analysis import reference
 from normbench.analysis.claims.base import Domain, Scope
 from normbench.analysis.load import Results
-from normbench.analysis.stats import BATCH_KEY, norm_names
+from normbench.analysis.stats import BATCH_KEY, paper_names
 
 BATCH_SIZE_CLAIMS = "the batch-size claims (BN degrades, GN flat)"
 ORDER_CLAIM = "the ordering of norms"
@@ -28,8 +28,8 @@ def _one_batch_size(res: Results) -> str:
 
 
 def _few_ordered_norms(res: Results) -> str:
-    norms, order = set(norm_names(res.runs).values()), reference.paper_order_at_32()
-    if len(res.runs) and sum(n in norms for n in order) < 2:
+    papers, order = set(paper_names(res.runs).values()), reference.paper_order_at_32()
+    if len(res.runs) and sum(n in papers for n in order) < 2:
         return f"the grid runs fewer than 2 of the published order's norms ({', '.join(order)})"
     return ""
 

@@ -8,7 +8,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from normbench.analysis.stats import ALPHA, POWER
+import pandas as pd
+
+from normbench.analysis.stats import ALPHA, POWER, norm_called
 from normbench.errors import ConfigError
 
 MARGIN_PP = 1.5  # points of error: what "flat" tolerates and the smallest degradation that counts
@@ -27,6 +29,9 @@ class Option:
     valid: Callable[[Any], bool] = lambda value: True
     works: str = ""  # what ``valid`` accepts, for the error line
     norm: bool = False  # names a norm, which the runs must have when not the default
+    # a norm option whose default (None) is the runs' norm the papers call this ("BN"): see
+    # ClaimOptions.resolved; the analysis names no norm of ours
+    paper: str = ""
 
     @property
     def cli_flags(self) -> tuple[str, ...]:
@@ -69,8 +74,8 @@ POWER_OPTION = Option(
     valid=lambda p: 0 < p < 1,
     works="a probability in (0, 1), e.g. 0.8",
 )
-BN = Option("bn", "batch", "norm checked for degrading at small batch", norm=True)
-GN = Option("gn", "group", "norm checked for batch independence", flags=("--group-norm",), norm=True)
+BN = Option("bn", None, "norm checked for degrading at small batch", norm=True, paper="BN")
+GN = Option("gn", None, "norm checked for batch independence", flags=("--group-norm",), norm=True, paper="GN")
 # Each norm against BN and each norm flat: a study of remedies asks it of every norm it runs, a
 # study of the published order (norm_compare) or of BN and GN (small_batch) asks its own claims,
 # which these would only repeat. Which study a grid is cannot be read from the norms' names or
@@ -122,6 +127,16 @@ class ClaimOptions:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"ClaimOptions is immutable: cannot set {name}")
 
+    def resolved(self, runs: pd.DataFrame) -> ClaimOptions:
+        """These options with each norm option left at its default (None) set to the norm the
+        runs record as the one the papers call its ``paper`` ("BN" -> "batch"); where no run
+        has it, to the registry's (a claim about BN on a grid without BN still names it)."""
+        values = self.asdict()
+        for name, o in declared().items():
+            if o.paper and values[name] is None:
+                values[name] = norm_called(runs, o.paper) or _registered(o.paper)
+        return ClaimOptions(**values)
+
     def asdict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in declared()}
 
@@ -133,3 +148,11 @@ class ClaimOptions:
 
     def __repr__(self) -> str:
         return "ClaimOptions(" + ", ".join(f"{k}={v!r}" for k, v in self.asdict().items()) + ")"
+
+
+def _registered(paper: str) -> str:
+    """The registered norm the papers call ``paper``, for a grid that ran none (the import costs
+    torch's start-up, so only those reports pay it); ``paper`` itself if none is."""
+    from normbench.norms import paper_norm
+
+    return paper_norm(paper) or paper

@@ -23,18 +23,19 @@ from normbench.analysis.claims.domains import CONVOLUTIONAL, PUBLISHED_ORDER
 from normbench.analysis.claims.options import ClaimOptions
 from normbench.analysis.claims.pairs import pair_text, pairs_claim, pairs_power, pairs_verdict, resolve_pairs
 from normbench.analysis.claims.published import published_gap
-from normbench.analysis.stats import BATCH_KEY, NO_SPREAD_RULE, NORM_KEY, norm_names, seed_values
+from normbench.analysis.stats import BATCH_KEY, NO_SPREAD_RULE, NORM_KEY, norm_names, paper_names, seed_values
 
 ORDERING = "ordering of norms at the largest batch"
 
 
 def _ranked(at: pd.DataFrame, expected: list[str]) -> list[list[str]]:
-    """The labels that ran, grouped by their norm's place in ``expected``, in its order."""
-    names = norm_names(at)
+    """The labels that ran, grouped by their norm's place in ``expected`` (the papers' names of
+    the norms), in its order."""
+    papers = paper_names(at)
     ranks: dict[int, list[str]] = {}
-    for label in sorted(names):
-        if names[label] in expected:
-            ranks.setdefault(expected.index(names[label]), []).append(label)
+    for label in sorted(papers):
+        if papers[label] in expected:
+            ranks.setdefault(expected.index(papers[label]), []).append(label)
     return [ranks[r] for r in sorted(ranks)]
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from normbench.analysis import reference
 from normbench.analysis.claims.base import num
-from normbench.analysis.stats import BATCH_KEY, NORM_KEY, Difference, is_proportion, norm_names, seed_values
+from normbench.analysis.stats import BATCH_KEY, NORM_KEY, Difference, is_proportion, paper_names, seed_values
 
 NO_PUBLISHED = "none published"
 
@@ -39,7 +39,7 @@ def published_degradation(
 ) -> str:
     """The GN paper's relative change of ``label``'s norm from batch ``large`` to ``small``
     (Figure 1), applied to this task's error at ``large``, against the interval of ``d``."""
-    table = reference.GN_PAPER_ERROR_VS_BATCH.get(norm_names(runs).get(label, label))
+    table = reference.GN_PAPER_ERROR_VS_BATCH.get(paper_names(runs).get(label, ""))
     rise = _relative(table, small, large) if table and is_proportion(metric) else None
     if rise is None:
         return f"{NO_PUBLISHED} for this norm, metric and pair of batch sizes"
@@ -52,9 +52,9 @@ def published_gap(
 ) -> str:
     """The GN paper's Table 1 gap between two norms at 32 images per GPU, as a relative change
     of ``first``'s error, applied to this task's error of ``first`` (``d`` = second - first)."""
-    names = norm_names(runs)
+    papers = paper_names(runs)
     table = reference.GN_PAPER_ERROR_AT_32
-    one, two = names.get(first, first), names.get(second, second)
+    one, two = papers.get(first, ""), papers.get(second, "")
     if not is_proportion(metric) or one not in table or two not in table:
         return f"{NO_PUBLISHED} for this pair and metric"
     rise = table[two] / table[one] - 1
@@ -75,8 +75,8 @@ def published_did(
 ) -> str:
     """The GN paper's BN and GN relative changes between the two batch sizes, each applied to
     this task's error of that norm at the larger batch, their difference against ``d``."""
-    names = norm_names(runs)
-    tables = [reference.GN_PAPER_ERROR_VS_BATCH.get(names.get(x, x)) for x in (bn, gn)]
+    papers = paper_names(runs)
+    tables = [reference.GN_PAPER_ERROR_VS_BATCH.get(papers.get(x, "")) for x in (bn, gn)]
     rises = [_relative(t, small, large) if t and is_proportion(metric) else None for t in tables]
     if None in rises:
         return f"{NO_PUBLISHED} for these norms, metric and pair of batch sizes"

@@ -37,7 +37,8 @@ def evaluate(res: Results, metric: str = "test/error", options: ClaimOptions | N
     """Every claim of the table, once per cell of the swept keys other than norm, batch size
     and seed (and the keys a claim pools). Claims outside their domain (or about a norm the
     grid never ran) come back as NOT APPLICABLE, the reason as evidence."""
-    return judge_claims(res, lower_is_better(metric), options or ClaimOptions(), CLAIMS)
+    opts = (options or ClaimOptions()).resolved(res.runs)
+    return judge_claims(res, lower_is_better(metric), opts, CLAIMS)
 
 
 def out_of_scope(res: Results) -> dict[str, str]:

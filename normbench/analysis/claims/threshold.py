@@ -207,7 +207,11 @@ CLAIM = ClaimSpec(
             choices={"auto": None, "on": True, "off": False},
         ),
         Option(
-            "threshold_norm", "layer", "norm the loss-threshold claim expects to get there first", norm=True
+            "threshold_norm",
+            None,
+            "norm the loss-threshold claim expects to get there first",
+            norm=True,
+            paper="LN",
         ),
         Option(
             "loss_threshold",
