@@ -14,7 +14,7 @@ import pandas as pd
 from normbench.analysis.load import Results
 from normbench.analysis.stats import (
     ALPHA,
-    BATCH_KEY,
+    BATCH_SIZE_KEY,
     NORM_KEY,
     Difference,
     aggregate,
@@ -151,20 +151,20 @@ def ghost_control(
         return pd.DataFrame(), []
     base = done[done[NORM_KEY] == labels[0]] if labels else done[:0]
     sizes = pd.to_numeric(ghosts[GHOST_SIZE_KEY]).astype(int)
-    wanted = set(sizes) | set(pd.to_numeric(ghosts[BATCH_KEY]).astype(int))
-    base = base[pd.to_numeric(base[BATCH_KEY], errors="coerce").isin(wanted)]
+    wanted = set(sizes) | set(pd.to_numeric(ghosts[BATCH_SIZE_KEY]).astype(int))
+    base = base[pd.to_numeric(base[BATCH_SIZE_KEY], errors="coerce").isin(wanted)]
     stats = pd.concat(
         [
-            aggregate(base, metric, [NORM_KEY, BATCH_KEY]).assign(ghost_size=0),
-            aggregate(ghosts.assign(ghost_size=sizes), metric, [NORM_KEY, BATCH_KEY, "ghost_size"]),
+            aggregate(base, metric, [NORM_KEY, BATCH_SIZE_KEY]).assign(ghost_size=0),
+            aggregate(ghosts.assign(ghost_size=sizes), metric, [NORM_KEY, BATCH_SIZE_KEY, "ghost_size"]),
         ],
         ignore_index=True,
     )
     readings = []
     for (label, batch, ghost), rows in ghosts.assign(ghost_size=sizes).groupby(
-        [NORM_KEY, BATCH_KEY, "ghost_size"], sort=True
+        [NORM_KEY, BATCH_SIZE_KEY, "ghost_size"], sort=True
     ):
-        at = {b: seed_values(base[base[BATCH_KEY] == b], metric) for b in (ghost, batch)}
+        at = {b: seed_values(base[base[BATCH_SIZE_KEY] == b], metric) for b in (ghost, batch)}
         mine = seed_values(rows, metric)
         vs = [difference(mine, at[b]) if len(at[b].dropna()) else None for b in (ghost, batch)]
         readings.append(GhostReading(str(label), int(batch), int(ghost), vs[0], vs[1], alpha))

@@ -24,7 +24,7 @@ from normbench.analysis import reference
 from normbench.analysis.activations import Profile, init_profiles
 from normbench.analysis.load import NORM_STYLE_KEY, Results
 from normbench.analysis.stats import (
-    BATCH_KEY,
+    BATCH_SIZE_KEY,
     NORM_KEY,
     SEED_KEY,
     aggregate,
@@ -208,22 +208,24 @@ DODGE = 0.09
 
 
 def _metric_vs_batch(ax: Axes, runs: pd.DataFrame, metric: str, styles: dict[str, Style]) -> bool:
-    table = aggregate(runs, metric, [NORM_KEY, BATCH_KEY]).dropna(subset=["mean"])
+    table = aggregate(runs, metric, [NORM_KEY, BATCH_SIZE_KEY]).dropna(subset=["mean"])
     # a batch size kept as text (a damaged summary's "abc") has no place on the axis
-    table = table.assign(**{BATCH_KEY: pd.to_numeric(table[BATCH_KEY], errors="coerce")}).dropna(
-        subset=[BATCH_KEY]
+    table = table.assign(**{BATCH_SIZE_KEY: pd.to_numeric(table[BATCH_SIZE_KEY], errors="coerce")}).dropna(
+        subset=[BATCH_SIZE_KEY]
     )
     norms = sorted(table[NORM_KEY].unique())
     for i, (norm, cells) in enumerate(table.groupby(NORM_KEY, sort=True)):
         low, high = cells["n"].min(), cells["n"].max()
         n = f"n={low}" if low == high else f"n={low}-{high}"
         shift = 2 ** (DODGE * (i - (len(norms) - 1) / 2))
-        rows = cells.assign(**{BATCH_KEY: cells[BATCH_KEY].astype(float) * shift})
+        rows = cells.assign(**{BATCH_SIZE_KEY: cells[BATCH_SIZE_KEY].astype(float) * shift})
         mine = runs[runs[NORM_KEY] == norm]
-        mine = mine.assign(**{BATCH_KEY: pd.to_numeric(mine[BATCH_KEY], errors="coerce") * shift})
-        _errorbar(ax, rows.sort_values(BATCH_KEY), BATCH_KEY, styles[norm], f"{norm} ({n})", scale(metric))
-        _seeds(ax, mine, BATCH_KEY, metric, styles[norm], scale(metric), log=True)
-    _log2_axis(ax, table[BATCH_KEY].astype(float))
+        mine = mine.assign(**{BATCH_SIZE_KEY: pd.to_numeric(mine[BATCH_SIZE_KEY], errors="coerce") * shift})
+        _errorbar(
+            ax, rows.sort_values(BATCH_SIZE_KEY), BATCH_SIZE_KEY, styles[norm], f"{norm} ({n})", scale(metric)
+        )
+        _seeds(ax, mine, BATCH_SIZE_KEY, metric, styles[norm], scale(metric), log=True)
+    _log2_axis(ax, table[BATCH_SIZE_KEY].astype(float))
     ax.set(xlabel=batch_axis_label(runs), ylabel=metric_label(metric))
     ax.grid(alpha=0.3)
     return not table.empty
@@ -269,9 +271,9 @@ def small_batch(
     ImageNet numbers for comparison, each in ``paper_styles``'s style for its name ("BN");
     None unless runs finished at 2+ batch sizes."""
     done = res.done
-    if done.empty or metric not in done or BATCH_KEY not in done or done[BATCH_KEY].nunique() < 2:
+    if done.empty or metric not in done or BATCH_SIZE_KEY not in done or done[BATCH_SIZE_KEY].nunique() < 2:
         return None  # one batch size is a point, not a curve against the published one
-    keys = cell_keys(done, res.swept, exclude=(SEED_KEY, NORM_KEY, BATCH_KEY))
+    keys = cell_keys(done, res.swept, exclude=(SEED_KEY, NORM_KEY, BATCH_SIZE_KEY))
     cells = groups(done, keys)[: MAX_PANELS - 1]
     fig, axes = _panels(len(cells) + 1)
     for ax, (values, cell) in zip(axes[:-1], cells, strict=True):
@@ -306,7 +308,7 @@ WIDE_RANGE = 10.0
 def _spread_wide_range(ax: Axes, runs: pd.DataFrame, metric: str) -> None:
     """A symmetric-log y axis where the values span more than WIDE_RANGE (see there)."""
     ys = pd.to_numeric(runs[metric], errors="coerce").to_numpy(float) * scale(metric)
-    means = aggregate(runs, metric, [NORM_KEY, BATCH_KEY])["mean"].to_numpy(float) * scale(metric)
+    means = aggregate(runs, metric, [NORM_KEY, BATCH_SIZE_KEY])["mean"].to_numpy(float) * scale(metric)
     ys, means = ys[np.isfinite(ys)], means[np.isfinite(means) & (means > 0)]
     if not len(ys) or not len(means) or ys.max() <= WIDE_RANGE * means.min():
         return
@@ -354,7 +356,7 @@ def batchstats_gap(res: Results, styles: dict[str, Style]) -> Figure | None:
     done = res.done
     if "batchstats_gap" not in done or done["batchstats_gap"].notna().sum() == 0:
         return None
-    keys = cell_keys(done, res.swept, exclude=(SEED_KEY, NORM_KEY, BATCH_KEY))
+    keys = cell_keys(done, res.swept, exclude=(SEED_KEY, NORM_KEY, BATCH_SIZE_KEY))
     cells = groups(done[done["batchstats_gap"].notna()], keys)[:MAX_PANELS]
     fig, axes = _panels(len(cells))
     for ax, (values, cell) in zip(axes, cells, strict=True):
@@ -400,13 +402,13 @@ def grid(
         positions = part if numeric else part.assign(**{x: part[x].astype(str).map(cats.index)})
         raw = runs[runs[facet] == values[0]] if facet else runs
         raw = raw if numeric else raw.assign(**{x: raw[x].astype(str).map(cats.index)})
-        log = numeric and x == BATCH_KEY
+        log = numeric and x == BATCH_SIZE_KEY
         for name, rows in positions.groupby(hue, sort=True) if hue else [(metric, positions)]:
             legend = f"{hue}={name}" if hue and hue != NORM_KEY else str(name)
             _errorbar(ax, rows.sort_values(x), x, line_styles[str(name)], legend, scale(metric))
             mine = raw[raw[hue] == name] if hue else raw
             _seeds(ax, mine, x, metric, line_styles[str(name)], scale(metric), log)
-        if numeric and x == BATCH_KEY:
+        if numeric and x == BATCH_SIZE_KEY:
             _log2_axis(ax, table[x].astype(float))
         ax.set(title=_title([facet] if facet else [], values), xlabel=x, ylabel=metric_label(metric))
         ax.grid(alpha=0.3)
@@ -516,13 +518,13 @@ def convergence(res: Results, curves: pd.DataFrame, max_panels: int = MAX_PANELS
     if curves.empty or NORM_KEY not in done:
         return None
     runs = done[done["run_id"].isin(curves["run_id"])]
-    keys = cell_keys(runs, res.swept, exclude=(SEED_KEY, BATCH_KEY))
+    keys = cell_keys(runs, res.swept, exclude=(SEED_KEY, BATCH_SIZE_KEY))
     panels = groups(runs, keys)[:max_panels]
-    batches = sorted(pd.to_numeric(runs[BATCH_KEY], errors="coerce").dropna().unique())
+    batches = sorted(pd.to_numeric(runs[BATCH_SIZE_KEY], errors="coerce").dropna().unique())
     styles = dict(zip(batches, cell_styles(len(batches)), strict=True))
     fig, axes = _panels(len(panels))
     for ax, (values, panel) in zip(axes, panels, strict=True):
-        for batch, cell in panel.groupby(BATCH_KEY, sort=True):
+        for batch, cell in panel.groupby(BATCH_SIZE_KEY, sort=True):
             sel = curves[curves["run_id"].isin(cell["run_id"])]
             wide = sel.pivot_table(index="epoch", columns="run_id", values="value", aggfunc="last").dropna()
             if wide.empty:

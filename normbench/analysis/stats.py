@@ -36,7 +36,9 @@ NORM_KEY = "norm"
 NORM_NAME_KEY = "norm.name"
 NORM_OPTION_PREFIX = "norm."
 SEED_KEY = "seed"
-BATCH_KEY = "batch"
+# the per-device batch size, named as on the command line (batch=8); never BatchNorm, which
+# the analysis knows only by its recorded properties
+BATCH_SIZE_KEY = "batch"
 # The norm's properties as its run recorded them ("norm_property.batch_statistics"): not
 # "norm." keys, which are the norm's options. Among them the papers' name of the norm ("BN",
 # "GN"; "" for none), what published numbers and the claims' default norms go by, so that no
@@ -190,7 +192,7 @@ def label(keys: Sequence[str], values: Sequence[object]) -> str:
 def contexts(done: pd.DataFrame, swept: Sequence[str]) -> list[tuple[str, pd.DataFrame]]:
     """The runs split by the swept keys other than norm, batch size and seed: the settings
     (model, dataset, ...) within which norms and batch sizes are compared."""
-    keys = cell_keys(done, swept, exclude=(SEED_KEY, NORM_KEY, BATCH_KEY)) if len(done) else []
+    keys = cell_keys(done, swept, exclude=(SEED_KEY, NORM_KEY, BATCH_SIZE_KEY)) if len(done) else []
     return [(label(keys, values), rows) for values, rows in groups(done, keys)]
 
 
@@ -200,7 +202,7 @@ def cell_keys(runs: pd.DataFrame, swept: Sequence[str], exclude: Sequence[str] =
     ``norm.*`` keys are part of the norm label (``NORM_KEY``), not cells of their own."""
     keys = [
         k
-        for k in (NORM_KEY, BATCH_KEY, *swept)
+        for k in (NORM_KEY, BATCH_SIZE_KEY, *swept)
         if k in runs.columns and k not in exclude and not k.startswith(NORM_OPTION_PREFIX)
     ]
     return list(dict.fromkeys(keys))

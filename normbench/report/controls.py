@@ -11,7 +11,7 @@ from normbench.analysis import controls, figures
 from normbench.analysis.claims import lower_is_better
 from normbench.analysis.load import Results
 from normbench.analysis.stats import (
-    BATCH_KEY,
+    BATCH_SIZE_KEY,
     CONFIDENCE,
     NORM_KEY,
     Difference,
@@ -52,11 +52,11 @@ def convergence_section(res: Results, fig_dir: Path) -> list[Block]:
         ),
     ]
     for context, part in contexts(runs, res.swept):
-        stats = aggregate(part, controls.LATE_KEY, [NORM_KEY, BATCH_KEY])
+        stats = aggregate(part, controls.LATE_KEY, [NORM_KEY, BATCH_SIZE_KEY])
         if not stats["n"].sum():
             continue
         caption = "train_eval/loss, last epoch minus 3/4 of the epochs" + (f", {context}" if context else "")
-        blocks.append(Block("table", pivot_table(stats, NORM_KEY, BATCH_KEY, 1.0, signed=True), caption))
+        blocks.append(Block("table", pivot_table(stats, NORM_KEY, BATCH_SIZE_KEY, 1.0, signed=True), caption))
     return blocks
 
 
@@ -96,7 +96,7 @@ def _ghost_blocks(
     table = pd.DataFrame(
         {
             "norm": stats[NORM_KEY],
-            "batch": stats[BATCH_KEY],
+            "batch": stats[BATCH_SIZE_KEY],
             "ghost size": [str(g) if g else "-" for g in stats["ghost_size"]],
             f"{metric}{' (%)' if k == 100 else ''}": [fmt_cell(r, k) for _, r in stats.iterrows()],
         }

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from normbench.analysis.load import Results
-from normbench.analysis.stats import BATCH_KEY, NORM_KEY, SEED_KEY, contexts, natural_key
+from normbench.analysis.stats import BATCH_SIZE_KEY, NORM_KEY, SEED_KEY, contexts, natural_key
 from normbench.report.document import Block
 
 # normbench.probes.bn_noise.SPLIT: the analysis reads the results tree, never the runner's code
@@ -54,19 +54,19 @@ def noise_rows(res: Results) -> pd.DataFrame:
 def layer_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Layer x ``batch=<b>`` of "mean shift / |log var|", mean over seeds, and a last row
     averaged over the layers; (table, layers left out past :data:`MAX_LAYERS`)."""
-    cells = rows.groupby([BATCH_KEY, "layer"], sort=False)[list(STATS)].mean().reset_index()
-    batches = sorted(cells[BATCH_KEY].unique(), key=natural_key)
+    cells = rows.groupby([BATCH_SIZE_KEY, "layer"], sort=False)[list(STATS)].mean().reset_index()
+    batches = sorted(cells[BATCH_SIZE_KEY].unique(), key=natural_key)
     layers = list(pd.unique(cells["layer"]))
     table = pd.DataFrame({"layer": [*layers[:MAX_LAYERS], MEAN_OVER_LAYERS]})
     for batch in batches:
-        mine = cells[cells[BATCH_KEY] == batch].set_index("layer").reindex(layers)
+        mine = cells[cells[BATCH_SIZE_KEY] == batch].set_index("layer").reindex(layers)
         pairs = [fmt_pair(m, v) for m, v in zip(mine["mean"], mine["var"])][:MAX_LAYERS]
-        table[f"{BATCH_KEY}={batch}"] = [*pairs, fmt_pair(mine["mean"].mean(), mine["var"].mean())]
+        table[f"{BATCH_SIZE_KEY}={batch}"] = [*pairs, fmt_pair(mine["mean"].mean(), mine["var"].mean())]
     return table, max(len(layers) - MAX_LAYERS, 0)
 
 
 def _seeds(rows: pd.DataFrame) -> str:
-    counts = rows.groupby(BATCH_KEY)[SEED_KEY].nunique() if SEED_KEY in rows else pd.Series([1])
+    counts = rows.groupby(BATCH_SIZE_KEY)[SEED_KEY].nunique() if SEED_KEY in rows else pd.Series([1])
     low, high = counts.min(), counts.max()
     return f"n={low} seed(s)" if low == high else f"n={low}-{high} seeds per batch"
 
@@ -75,12 +75,12 @@ def noise_section(res: Results) -> list[Block]:
     """Per context of the other swept keys and per norm that logged ``bn_noise``: the
     per-layer table; nothing where no finished run has such rows."""
     rows = noise_rows(res)
-    if rows.empty or BATCH_KEY not in res.done or NORM_KEY not in res.done:
+    if rows.empty or BATCH_SIZE_KEY not in res.done or NORM_KEY not in res.done:
         return []
     blocks = [Block("h2", "Batch-statistics noise per layer"), Block("p", CAPTION)]
     for context, runs in contexts(res.done, res.swept):
-        keys = [k for k in ("run_id", NORM_KEY, BATCH_KEY, SEED_KEY) if k in runs]
-        mine = rows.merge(runs[keys], on="run_id").dropna(subset=[NORM_KEY, BATCH_KEY])
+        keys = [k for k in ("run_id", NORM_KEY, BATCH_SIZE_KEY, SEED_KEY) if k in runs]
+        mine = rows.merge(runs[keys], on="run_id").dropna(subset=[NORM_KEY, BATCH_SIZE_KEY])
         for norm, part in mine.groupby(NORM_KEY, sort=True):
             table, left_out = layer_table(part)
             where = f", {context}" if context else ""

@@ -13,7 +13,7 @@ import pandas as pd
 
 from normbench.analysis import figures, reference
 from normbench.analysis.stats import (
-    BATCH_KEY,
+    BATCH_SIZE_KEY,
     NORM_KEY,
     NORM_NAME_KEY,
     NORM_PAPER_KEY,
@@ -40,16 +40,16 @@ def beside(
 ) -> pd.DataFrame:
     """One row per (``key``, batch) that the runs or the paper have: these runs' ``metric``
     (mean [CI] n) beside the published number, "-" where one side has none."""
-    stats = aggregate(runs, metric, [key, BATCH_KEY])
+    stats = aggregate(runs, metric, [key, BATCH_SIZE_KEY])
     stats = stats[stats["n"] > 0]
-    ours = {(r[key], r[BATCH_KEY]): fmt_cell(r, scale(metric)) for _, r in stats.iterrows()}
+    ours = {(r[key], r[BATCH_SIZE_KEY]): fmt_cell(r, scale(metric)) for _, r in stats.iterrows()}
     cells = sorted({*ours, *published}, key=lambda k: (natural_key(k[0]), natural_key(k[1])))
     unit = " (%)" if scale(metric) == 100 else ""
     return pd.DataFrame(
         [
             {
                 key: k[0],
-                BATCH_KEY: k[1],
+                BATCH_SIZE_KEY: k[1],
                 f"these runs: {metric}{unit}": ours.get(k, "-"),
                 f"published: {source}": f"{published[k]:.1f}" if k in published else "-",
             }
@@ -118,7 +118,7 @@ def groups_table(runs: pd.DataFrame, fig_dir: Path, fig_name: str = "groups") ->
 def norms_table(runs: pd.DataFrame) -> list[Block]:
     """GN paper Table 1: BN, GN, LN and IN at 32 images per GPU; where the runs compare at
     least three of them at that batch (a norm comparison, not a batch sweep of BN and GN)."""
-    at_32 = _of(runs[runs[BATCH_KEY] == GN_PAPER_BATCH], reference.GN_PAPER_ERROR_AT_32)
+    at_32 = _of(runs[runs[BATCH_SIZE_KEY] == GN_PAPER_BATCH], reference.GN_PAPER_ERROR_AT_32)
     if len(_papers(at_32, "test/error")) < 3:
         return []
     caption = f"The norms at batch {GN_PAPER_BATCH} beside the paper's Table 1 ({reference.GN_PAPER})"

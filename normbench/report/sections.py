@@ -15,7 +15,7 @@ from normbench.analysis import claims as claims_mod
 from normbench.analysis import figures, reference
 from normbench.analysis.load import DONE, GAP_SOURCE_KEY, Results
 from normbench.analysis.stats import (
-    BATCH_KEY,
+    BATCH_SIZE_KEY,
     CONFIDENCE,
     INTERVAL_METHOD,
     NORM_KEY,
@@ -120,7 +120,7 @@ def _grid_values(res: Results) -> list[str]:
     runs = res.runs
     swept = [*_grid_keys(res.swept), *([SEED_KEY] if SEED_KEY in res.swept else [])]
     lines = []
-    for key in dict.fromkeys([*swept, NORM_KEY, BATCH_KEY, "model.name", "data.name", "epochs"]):
+    for key in dict.fromkeys([*swept, NORM_KEY, BATCH_SIZE_KEY, "model.name", "data.name", "epochs"]):
         if key in runs:
             values = _sorted(runs[key].dropna().unique())
             lines.append(f"{key}: {', '.join(map(str, values))}" + ("" if key in swept else " (fixed)"))
@@ -229,7 +229,7 @@ def _not_learned_rows(runs: pd.DataFrame) -> list[str]:
     out = []
     for _, r in bad.iterrows():
         note = r.get("learned_note")
-        where = ", ".join(f"{k}={r[k]}" for k in (NORM_KEY, BATCH_KEY, SEED_KEY) if k in r)
+        where = ", ".join(f"{k}={r[k]}" for k in (NORM_KEY, BATCH_SIZE_KEY, SEED_KEY) if k in r)
         out.append(f"{where}" + (f": {note}" if isinstance(note, str) and note else ""))
     return out
 
@@ -289,17 +289,17 @@ def tables(res: Results, opts: Options) -> list[Block]:
         if context:
             blocks.append(Block("h3", context))
         for metric in metrics:
-            if metric not in runs or runs[metric].notna().sum() == 0 or BATCH_KEY not in runs:
+            if metric not in runs or runs[metric].notna().sum() == 0 or BATCH_SIZE_KEY not in runs:
                 continue
-            stats = aggregate(runs, metric, [NORM_KEY, BATCH_KEY])
+            stats = aggregate(runs, metric, [NORM_KEY, BATCH_SIZE_KEY])
             unit = " (%)" if is_percent(metric) else ""
-            table = pivot_table(stats, NORM_KEY, BATCH_KEY, scale(metric))
+            table = pivot_table(stats, NORM_KEY, BATCH_SIZE_KEY, scale(metric))
             blocks.append(Block("table", table, f"{metric}{unit}{_table_note(metric, runs, notes)}"))
             largest = (stats["mean"].abs() * scale(metric)).max()
             if largest >= BLOWN_UP:
                 blocks.append(Block("p", BLOWN_UP_NOTE.format(size=largest)))
             if metric == opts.metric and binomial_metric(metric):
-                noise = pivot_table(stats, NORM_KEY, BATCH_KEY, scale(metric), cell=fmt_noise)
+                noise = pivot_table(stats, NORM_KEY, BATCH_SIZE_KEY, scale(metric), cell=fmt_noise)
                 caption = f"{metric}: SD over seeds / one run's binomial SE (points)"
                 blocks += [Block("p", _noise_note()), Block("table", noise, caption)]
         bad = _not_learned_rows(runs)
@@ -321,7 +321,7 @@ def failure_section(res: Results, opts: Options) -> list[Block]:
     learn) with its Clopper-Pearson interval: a cell whose runs sometimes fail is bimodal, and
     a t interval over seeds does not show that."""
     runs = res.runs
-    if runs.empty or BATCH_KEY not in runs or NORM_KEY not in runs:
+    if runs.empty or BATCH_SIZE_KEY not in runs or NORM_KEY not in runs:
         return []
     note = (
         f"Failure rate per cell: runs that diverged, failed, gave a non-finite {opts.metric} or did "
@@ -330,14 +330,14 @@ def failure_section(res: Results, opts: Options) -> list[Block]:
         f"above leave the failed runs out."
     )
     blocks = [Block("p", note)]
-    keys = cell_keys(runs, res.swept, exclude=(SEED_KEY, NORM_KEY, BATCH_KEY))
+    keys = cell_keys(runs, res.swept, exclude=(SEED_KEY, NORM_KEY, BATCH_SIZE_KEY))
     for values, part in groups(runs, keys):
-        rates = failure_rates(part, opts.metric, [NORM_KEY, BATCH_KEY]).assign(
+        rates = failure_rates(part, opts.metric, [NORM_KEY, BATCH_SIZE_KEY]).assign(
             n=lambda f: f["runs"], mean=0.0
         )
         if rates.empty:
             continue
-        table = pivot_table(rates, NORM_KEY, BATCH_KEY, 100.0, cell=fmt_rate)
+        table = pivot_table(rates, NORM_KEY, BATCH_SIZE_KEY, 100.0, cell=fmt_rate)
         context = label(keys, values)
         blocks.append(Block("table", table, "runs failed / runs" + (f", {context}" if context else "")))
     return blocks
@@ -369,12 +369,12 @@ def differences(res: Results, opts: Options) -> list[Block]:
         )
     )
     for context, runs in _contexts(res):
-        diffs = paired_differences(runs, opts.metric, [BATCH_KEY], base)
+        diffs = paired_differences(runs, opts.metric, [BATCH_SIZE_KEY], base)
         if diffs.empty:
             continue
         unit = difference_unit(opts.metric)
         title = f"{opts.metric} minus norm={base} ({unit})" + (f", {context}" if context else "")
-        table = pivot_table(diffs, NORM_KEY, BATCH_KEY, scale(opts.metric), signed=True)
+        table = pivot_table(diffs, NORM_KEY, BATCH_SIZE_KEY, scale(opts.metric), signed=True)
         blocks.append(Block("table", table, title))
     return blocks
 
@@ -382,8 +382,8 @@ def differences(res: Results, opts: Options) -> list[Block]:
 def _pick_grid_axes(res: Results, opts: Options) -> tuple[str | None, str | None]:
     """x: batch if swept, else the first swept key besides norm and seed; facet: the next,
     never a norm key (norm.name, norm.num_groups): the norm labels are the hue already."""
-    others = [k for k in res.swept if k not in (NORM_KEY, SEED_KEY, BATCH_KEY)]
-    x = opts.grid_x or (BATCH_KEY if BATCH_KEY in res.swept else (others[0] if others else None))
+    others = [k for k in res.swept if k not in (NORM_KEY, SEED_KEY, BATCH_SIZE_KEY)]
+    x = opts.grid_x or (BATCH_SIZE_KEY if BATCH_SIZE_KEY in res.swept else (others[0] if others else None))
     rest = [k for k in others if k != x and not k.startswith(NORM_OPTION_PREFIX)]
     return x, opts.grid_facet or (rest[0] if rest else None)
 
@@ -414,7 +414,7 @@ def small_batch_figure(res: Results, opts: Options, fig_dir: Path) -> list[Block
     """The small-batch curve for the report's first screen, where the runs sweep the
     per-device batch (the study the report is read for); nothing otherwise, and the figure
     then stays among the others (:func:`make_figures`)."""
-    if BATCH_KEY not in res.swept or not len(res.done):
+    if BATCH_SIZE_KEY not in res.swept or not len(res.done):
         return []
     fig = figures.small_batch(res, _styles(res), opts.metric, _paper_styles(res))
     if fig is None:

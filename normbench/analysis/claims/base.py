@@ -13,7 +13,7 @@ import pandas as pd
 
 from normbench.analysis.load import Results
 from normbench.analysis.stats import (
-    BATCH_KEY,
+    BATCH_SIZE_KEY,
     CONFIDENCE,
     LEARNED_KEY,
     NORM_KEY,
@@ -185,12 +185,12 @@ def by_batch(runs: pd.DataFrame, label: str, metric: str) -> dict[object, pd.Dat
     if metric not in runs:  # no run measured it (every run diverged): missing data, said so
         return {}
     rows = runs[(runs[NORM_KEY] == label) & pd.to_numeric(runs[metric], errors="coerce").notna()]
-    return {b: g for b, g in sorted(rows.groupby(BATCH_KEY), key=lambda kv: natural_key(kv[0]))}
+    return {b: g for b, g in sorted(rows.groupby(BATCH_SIZE_KEY), key=lambda kv: natural_key(kv[0]))}
 
 
 def largest_batch(runs: pd.DataFrame) -> object | None:
     """The largest batch size run, "32" above "8" as text too; None where none is recorded."""
-    batches = runs[BATCH_KEY].dropna().unique() if BATCH_KEY in runs else []
+    batches = runs[BATCH_SIZE_KEY].dropna().unique() if BATCH_SIZE_KEY in runs else []
     return max(batches, key=natural_key) if len(batches) else None
 
 
@@ -302,7 +302,7 @@ def _not_learned(rows: pd.DataFrame) -> str:
     for _, r in bad.iterrows():
         why = r.get("learned_note")
         notes.append(
-            f"norm={r[NORM_KEY]} batch={r.get(BATCH_KEY)} seed={r.get(SEED_KEY)}"
+            f"norm={r[NORM_KEY]} batch={r.get(BATCH_SIZE_KEY)} seed={r.get(SEED_KEY)}"
             + (f" ({why})" if isinstance(why, str) and why else "")
         )
     return "; ".join(notes)

@@ -21,7 +21,7 @@ from normbench.analysis.claims.base import (
 from normbench.analysis.claims.domains import BATCH_SIZES
 from normbench.analysis.claims.options import BN, GN, ClaimOptions
 from normbench.analysis.claims.published import published_did
-from normbench.analysis.stats import BATCH_KEY, NO_SPREAD_RULE, NORM_KEY, difference, seed_values
+from normbench.analysis.stats import BATCH_SIZE_KEY, NO_SPREAD_RULE, NORM_KEY, difference, seed_values
 
 DEGRADES_MORE = "norm={bn} degrades more than norm={gn} at small batch"
 
@@ -29,7 +29,7 @@ DEGRADES_MORE = "norm={bn} degrades more than norm={gn} at small batch"
 def _change(runs: pd.DataFrame, label: str, metric: str, small: object, large: object) -> pd.Series:
     """Per seed, ``label``'s metric at batch ``small`` minus at ``large`` (seeds run at both)."""
     rows = runs[runs[NORM_KEY] == label]
-    at = {b: seed_values(rows[rows[BATCH_KEY] == b], metric) for b in (small, large)}
+    at = {b: seed_values(rows[rows[BATCH_SIZE_KEY] == b], metric) for b in (small, large)}
     a, b = (pd.to_numeric(v, errors="coerce").groupby(level=0).mean() for v in at.values())
     return (a - b).dropna()
 

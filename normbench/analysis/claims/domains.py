@@ -6,7 +6,7 @@ from __future__ import annotations
 from normbench.analysis import reference
 from normbench.analysis.claims.base import Domain, Scope
 from normbench.analysis.load import Results
-from normbench.analysis.stats import BATCH_KEY, paper_names
+from normbench.analysis.stats import BATCH_SIZE_KEY, paper_names
 
 BATCH_SIZE_CLAIMS = "the batch-size claims (BN degrades, GN flat)"
 ORDER_CLAIM = "the ordering of norms"
@@ -23,7 +23,7 @@ RECURRENT = Domain("recurrent models", ("recurrent",), every=False)
 
 def _one_batch_size(res: Results) -> str:
     runs = res.runs
-    batches = sorted(runs[BATCH_KEY].dropna().unique()) if BATCH_KEY in runs else []
+    batches = sorted(runs[BATCH_SIZE_KEY].dropna().unique()) if BATCH_SIZE_KEY in runs else []
     return f"the grid runs one batch size ({batches[0]})" if len(batches) == 1 else ""
 
 

@@ -28,7 +28,7 @@ from normbench.analysis.claims.options import ClaimOptions
 from normbench.analysis.claims.published import NO_PUBLISHED
 from normbench.analysis.load import Results
 from normbench.analysis.stats import (
-    BATCH_KEY,
+    BATCH_SIZE_KEY,
     NO_SPREAD_RULE,
     NORM_KEY,
     difference,
@@ -67,7 +67,7 @@ def linear_rule(cell: pd.DataFrame, metric: str, lr: float, opts: ClaimOptions) 
     """Non-inferiority: the error at the linear rule's lr minus at each other lr is below the
     margin (one-sided t-tests; Holm only on the FAIL side: see :func:`base.every_one`)."""
     u, rule = units(metric, opts), _rule(metric, opts)
-    name = LINEAR_RULE.format(norm=cell[NORM_KEY].iloc[0], batch=cell[BATCH_KEY].iloc[0])
+    name = LINEAR_RULE.format(norm=cell[NORM_KEY].iloc[0], batch=cell[BATCH_SIZE_KEY].iloc[0])
     by_lr = {float(v): seed_values(g, metric) for v, g in cell.groupby(LR_KEY)}
     others = [v for v in sorted(by_lr) if v != lr]
     if lr not in by_lr or not others:
@@ -122,7 +122,7 @@ def judge(cell: Cell) -> list[Claim]:
     check = lambda r: linear_rule(r, cell.metric, lr, cell.opts)  # noqa: E731
     return [
         claim
-        for _, runs in groups(cell.runs, [NORM_KEY, BATCH_KEY])
+        for _, runs in groups(cell.runs, [NORM_KEY, BATCH_SIZE_KEY])
         for claim in judge_each(runs, check, [()])
     ]
 

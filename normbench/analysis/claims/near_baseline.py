@@ -22,7 +22,7 @@ from normbench.analysis.claims.base import (
 from normbench.analysis.claims.domains import CONVOLUTIONAL, PUBLISHED_ORDER
 from normbench.analysis.claims.options import BN, GN, ClaimOptions
 from normbench.analysis.claims.published import published_gap
-from normbench.analysis.stats import BATCH_KEY, NO_SPREAD_RULE, NORM_KEY, difference, seed_values
+from normbench.analysis.stats import BATCH_SIZE_KEY, NO_SPREAD_RULE, NORM_KEY, difference, seed_values
 
 NEAR_BASELINE = "norm={gn} is within the margin of norm={bn} at the largest batch"
 WITHIN = ("within-margin p", "beyond-margin p")
@@ -41,7 +41,7 @@ def near_baseline(runs: pd.DataFrame, metric: str, gn: str, bn: str, opts: Claim
         f"INCONCLUSIVE; {NO_SPREAD_RULE}. Domain: {CONVOLUTIONAL.text}"
     )
     largest = largest_batch(runs) if metric in runs else None
-    at = runs[runs[BATCH_KEY] == largest] if largest is not None else runs[:0]
+    at = runs[runs[BATCH_SIZE_KEY] == largest] if largest is not None else runs[:0]
     a, b = (seed_values(at[at[NORM_KEY] == x], metric) for x in (gn, bn))
     d = difference(a, b)
     if not d.testable:

@@ -23,7 +23,14 @@ from normbench.analysis.claims.domains import CONVOLUTIONAL, PUBLISHED_ORDER
 from normbench.analysis.claims.options import ClaimOptions
 from normbench.analysis.claims.pairs import pair_text, pairs_claim, pairs_power, pairs_verdict, resolve_pairs
 from normbench.analysis.claims.published import published_gap
-from normbench.analysis.stats import BATCH_KEY, NO_SPREAD_RULE, NORM_KEY, norm_names, paper_names, seed_values
+from normbench.analysis.stats import (
+    BATCH_SIZE_KEY,
+    NO_SPREAD_RULE,
+    NORM_KEY,
+    norm_names,
+    paper_names,
+    seed_values,
+)
 
 ORDERING = "ordering of norms at the largest batch"
 
@@ -57,7 +64,7 @@ def ordering(
     largest = largest_batch(runs)
     if largest is None or metric not in runs:
         return Claim(ORDERING, INCONCLUSIVE, f"{MISSING_PREFIX} no finished runs with {metric}", rule)
-    at = runs[(runs[BATCH_KEY] == largest) & pd.to_numeric(runs[metric], errors="coerce").notna()]
+    at = runs[(runs[BATCH_SIZE_KEY] == largest) & pd.to_numeric(runs[metric], errors="coerce").notna()]
     order = _ranked(at, expected)
     if len(order) < 2:
         why = f"{MISSING_PREFIX} batch={largest}: fewer than 2 of the published norms finished"

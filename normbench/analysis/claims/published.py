@@ -8,7 +8,14 @@ import pandas as pd
 
 from normbench.analysis import reference
 from normbench.analysis.claims.base import num
-from normbench.analysis.stats import BATCH_KEY, NORM_KEY, Difference, is_proportion, paper_names, seed_values
+from normbench.analysis.stats import (
+    BATCH_SIZE_KEY,
+    NORM_KEY,
+    Difference,
+    is_proportion,
+    paper_names,
+    seed_values,
+)
 
 NO_PUBLISHED = "none published"
 
@@ -81,7 +88,7 @@ def published_did(
     if None in rises:
         return f"{NO_PUBLISHED} for these norms, metric and pair of batch sizes"
     base = [
-        float(seed_values(runs[(runs[NORM_KEY] == x) & (runs[BATCH_KEY] == large)], metric).mean())
+        float(seed_values(runs[(runs[NORM_KEY] == x) & (runs[BATCH_SIZE_KEY] == large)], metric).mean())
         for x in (bn, gn)
     ]
     expected = base[0] * rises[0] - base[1] * rises[1]

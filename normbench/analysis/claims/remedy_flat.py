@@ -10,7 +10,7 @@ from normbench.analysis.claims.flat import FLAT, flat
 from normbench.analysis.claims.options import BN, GN, REMEDY_CLAIMS, ClaimOptions
 from normbench.analysis.claims.remedy_near_baseline import compared
 from normbench.analysis.load import Results
-from normbench.analysis.stats import BATCH_KEY, variants
+from normbench.analysis.stats import BATCH_SIZE_KEY, variants
 
 
 def judged(res: Results, opts: ClaimOptions) -> list[str]:
@@ -26,7 +26,7 @@ def judge(cell: Cell) -> list[Claim]:
 
 def _design(res: Results, opts: ClaimOptions) -> str:
     """Why the grid cannot answer it ("" where it can)."""
-    batches = res.runs[BATCH_KEY].dropna().unique() if BATCH_KEY in res.runs else []
+    batches = res.runs[BATCH_SIZE_KEY].dropna().unique() if BATCH_SIZE_KEY in res.runs else []
     if len(batches) < 2:
         return "the grid runs one batch size"
     return "" if judged(res, opts) else f"the grid runs no norm beside norm={opts.bn} and norm={opts.gn}"

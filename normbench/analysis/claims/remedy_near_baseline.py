@@ -29,7 +29,7 @@ from normbench.analysis.claims.options import BN, REMEDY_CLAIMS, ClaimOptions
 from normbench.analysis.claims.published import published_gap
 from normbench.analysis.load import Results
 from normbench.analysis.stats import (
-    BATCH_KEY,
+    BATCH_SIZE_KEY,
     NO_SPREAD_RULE,
     NORM_KEY,
     Difference,
@@ -73,7 +73,7 @@ def remedy_near_baseline(
     name = NON_INFERIOR.format(norm=label, bn=bn)
     rule = _rule(metric, bn, family, opts)
     largest = largest_batch(runs) if metric in runs else None
-    at = runs[runs[BATCH_KEY] == largest] if largest is not None else runs[:0]
+    at = runs[runs[BATCH_SIZE_KEY] == largest] if largest is not None else runs[:0]
     base = seed_values(at[at[NORM_KEY] == bn], metric)
     found: dict[str, Difference] = {
         x: difference(seed_values(at[at[NORM_KEY] == x], metric), base) for x in family

@@ -29,7 +29,7 @@ from normbench.analysis.claims.pairs import (
     weakest,
 )
 from normbench.analysis.claims.published import NO_PUBLISHED
-from normbench.analysis.stats import BATCH_KEY, NO_SPREAD_RULE, NORM_KEY, SEED_KEY, groups, variants
+from normbench.analysis.stats import BATCH_SIZE_KEY, NO_SPREAD_RULE, NORM_KEY, SEED_KEY, groups, variants
 
 THRESHOLD = "norm={norm} reaches the {split} {metric} threshold first"
 # Loss threshold: this fraction of the training loss at the first logged step. A ratio of the
@@ -188,7 +188,7 @@ def first_to_threshold(
 def judge(cell: Cell) -> list[Claim]:
     """One claim per batch size in the cell: a race is run at one batch size."""
     claims = []
-    for values, runs in groups(cell.runs, [BATCH_KEY] if BATCH_KEY in cell.runs else []):
+    for values, runs in groups(cell.runs, [BATCH_SIZE_KEY] if BATCH_SIZE_KEY in cell.runs else []):
         (claim,) = judge_each(runs, lambda r: first_to_threshold(r, cell.res.curves, cell.opts), [()])
         claims.append(replace(claim, context=f"batch={values[0]}" if values else ""))
     return claims
