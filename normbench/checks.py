@@ -1,7 +1,8 @@
 """Checks of the config before anything is built: every key's type and range, the run-level
 keys, and data against model.
 
-:data:`RULES` is the one table of what values each key takes (dotted key -> :class:`Rule`); a
+:data:`RULES` is the table of what values the run's keys take (dotted key -> :class:`Rule`;
+the probes declare their own keys' rules, :func:`all_rules`); a
 key only some choices have (``norm.ghost_size``) is checked where it is present. Keys that name
 a registered choice are checked by the registry that owns the names (:data:`CHOSEN_BY_REGISTRY`),
 the synthetic tasks' knobs by their own table (``normbench.data.synthetic.KNOBS``), since
@@ -13,9 +14,7 @@ the keys it does take, read from its signature.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,87 +26,12 @@ from normbench.memory import check_fits
 from normbench.models import MODELS, ModelSpec
 from normbench.norms import NORMS, RUNNER_KEYS
 from normbench.optim import OPTIMIZERS, SCHEDULES
+from normbench.probes import probe_rules
 from normbench.record import flat
+from normbench.rules import FLAG, FRACTION, INT, OPTIONAL_TEXT, SIZE, TEXT, Rule
 from normbench.train import EVAL_CHUNK
 
-
-@dataclass(frozen=True)
-class Rule:
-    """The values a key takes: ``kind`` int, float (finite), bool, str (text; numbers count as
-    their text) or list (of finite numbers, ``size`` of them when set); numbers and list items
-    lie between ``lo`` and ``hi`` (excluded when ``open_lo``/``open_hi``); ``null`` allows None."""
-
-    kind: type
-    lo: float | None = None
-    hi: float | None = None
-    open_lo: bool = False
-    open_hi: bool = False
-    null: bool = False
-    size: int | None = None
-    note: str = ""  # what the key means, after what works
-
-    def works(self) -> str:
-        what = {
-            int: "an integer",
-            float: "a finite number",
-            bool: "true or false",
-            str: "text",
-            list: f"a list of {self.size or 'finite'} numbers",
-        }[self.kind]
-        text = f"{what}{self._range()}{' or null' if self.null else ''}"
-        return f"{text} ({self.note})" if self.note else text
-
-    def _range(self) -> str:
-        if self.lo is not None and self.hi is not None:
-            left, right = "(["[not self.open_lo], ")]"[not self.open_hi]
-            return f" in {left}{_show(self.lo)}, {_show(self.hi)}{right}"
-        if self.lo is not None:
-            return f" {'>' if self.open_lo else '>='} {_show(self.lo)}"
-        if self.hi is not None:
-            return f" {'<' if self.open_hi else '<='} {_show(self.hi)}"
-        return ""
-
-    def problem(self, value: Any) -> str | None:
-        """What is wrong with ``value``, or None when it works."""
-        if value is None:
-            return None if self.null else "is null"
-        if self.kind is bool:
-            return None if isinstance(value, bool) else "is not true or false"
-        if self.kind is str:
-            return None if _is_number(value) or isinstance(value, str) else "is not text"
-        if self.kind is list:
-            if not isinstance(value, (list, tuple)) or (self.size is not None and len(value) != self.size):
-                return f"is not a list of {self.size or 'finite'} numbers"
-            bad = [v for v in value if self._number_problem(float, v)]
-            return f"holds {bad[0]}, which {self._number_problem(float, bad[0])}" if bad else None
-        return self._number_problem(self.kind, value)
-
-    def _number_problem(self, kind: type, value: Any) -> str | None:
-        if kind is int and not (isinstance(value, int) and not isinstance(value, bool)):
-            return "is not an integer"
-        if not _is_number(value):
-            return "is not a number"
-        if not math.isfinite(value):
-            return "is not finite"
-        if self.lo is not None and (value <= self.lo if self.open_lo else value < self.lo):
-            return f"is {'not above' if self.open_lo else 'below'} {_show(self.lo)}"
-        if self.hi is not None and (value >= self.hi if self.open_hi else value > self.hi):
-            return f"is {'not below' if self.open_hi else 'above'} {_show(self.hi)}"
-        return None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _show(x: float) -> str:
-    return "2**63" if x == 2**63 else "2**32" if x == 2**32 else f"{x:g}"
-
-
-INT, FLAG, TEXT, OPTIONAL_TEXT = Rule(int, lo=1), Rule(bool), Rule(str), Rule(str, null=True)
-SIZE = Rule(int, lo=1, null=True, note="null: all, or the task's default")
-FRACTION = Rule(float, lo=0, hi=1)
-
+# The run's own keys; a probe's keys are declared beside the probe (see all_rules)
 RULES: dict[str, Rule] = {
     # top level (conf/config.yaml)
     "name": TEXT,
@@ -118,14 +42,10 @@ RULES: dict[str, Rule] = {
     "epochs": INT,
     "seed": Rule(int, lo=0, hi=2**63, open_hi=True),
     "log_every": INT,
-    "eval_every": Rule(int, lo=1, note="test evaluation every N epochs and at the last"),
-    "train_eval_size": Rule(int, lo=0, note="0: off; at most the training set's size"),
     "threads": Rule(int, lo=1, null=True, note="null: all cores"),
     "amp": FLAG,
     "channels_last": FLAG,
     "compile": FLAG,
-    "activations": FLAG,
-    "bn_noise": FLAG,
     "force": FLAG,
     # model
     "model.depth": INT,
@@ -223,8 +143,14 @@ KNOWN: dict[str, tuple[Mapping[str, Any], Callable[[Any], set[str] | None], tupl
 }
 
 
-# the top-level keys: conf/config.yaml's scalars and the config groups
-TOP_LEVEL = {k for k in (*RULES, *CHOSEN_BY_REGISTRY) if "." not in k} | set(KNOWN)
+def all_rules() -> dict[str, Rule]:
+    """Every key's rule: the run's own (:data:`RULES`) and those the probes declare."""
+    return {**RULES, **probe_rules()}
+
+
+def top_level_keys() -> set[str]:
+    """The top-level keys: conf/config.yaml's scalars (the probes' among them) and the groups."""
+    return {k for k in (*all_rules(), *CHOSEN_BY_REGISTRY) if "." not in k} | set(KNOWN)
 
 
 def check_keys(config: Mapping[str, Any]) -> None:
@@ -245,14 +171,15 @@ def check_keys(config: Mapping[str, Any]) -> None:
                     value,
                     f"is not a key of {group}={node['name']}; its keys are {', '.join(sorted(known))}",
                 )
-    unknown = sorted(set(config) - TOP_LEVEL)
+    top_level, rules = top_level_keys(), all_rules()
+    unknown = sorted(set(config) - top_level)
     if unknown:  # +seeds=3 or +epoch=9 would otherwise run silently with the defaults
         key = unknown[0]
         raise ConfigError(
-            key, config[key], f"is not a key of the config; its keys are {', '.join(sorted(TOP_LEVEL))}"
+            key, config[key], f"is not a key of the config; its keys are {', '.join(sorted(top_level))}"
         )
     for key, value in flat(dict(config)).items():
-        rule = RULES.get(key)
+        rule = rules.get(key)
         problem = rule.problem(value) if rule else None
         if problem:
             raise ConfigError(key, value, f"{problem}; use {rule.works()}")

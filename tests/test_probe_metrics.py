@@ -15,12 +15,17 @@ from fake_results import write_sweep
 
 from normbench import probes, record
 from normbench.analysis import load
+from normbench.checks import check_keys
+from normbench.errors import ConfigError
 from normbench.report import Options, build_report
 from normbench.report.sections import UNDECLARED_TABLES, table_metrics
 from normbench.runner import run
 
 TOY_PROBE = """
 from normbench.probes.base import Metric, Probe
+from normbench.rules import Rule
+
+CONFIG = {"toy_wobble_rate": Rule(float, lo=0, note="how fast the toy wobbles")}
 
 
 class Toy(Probe):
@@ -82,6 +87,17 @@ def test_a_toy_probe_from_its_own_module_gets_its_table_and_note(make_cfg, tmp_p
     assert notes["toy/wobble"] == ": how much the toy wobbles"
     md = (Path(build_report(sweep, options=Options())).parent / "report.md").read_text()
     assert "toy/wobble: how much the toy wobbles" in md
+
+
+def test_a_toy_probes_config_key_is_checked_from_its_own_module(toy_probe) -> None:
+    # its key is a key of the config, checked by the rule beside the probe, like the run's own
+    check_keys({"toy_wobble_rate": 0.5})
+    with pytest.raises(
+        ConfigError, match=r"toy_wobble_rate=-1: is below 0; use a finite number >= 0 \(how fast"
+    ):
+        check_keys({"toy_wobble_rate": -1})
+    with pytest.raises(ConfigError, match="toy_wobble_rat=1: is not a key of the config; .*toy_wobble_rate"):
+        check_keys({"toy_wobble_rat": 1})
 
 
 def test_a_tree_without_declarations_gets_the_tables_of_before(tmp_path: Path) -> None:

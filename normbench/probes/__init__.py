@@ -1,8 +1,10 @@
 """The measurements a run takes, one module each; :func:`select_probes` picks them once.
 
 A new measurement: a module here with a ``Probe`` subclass that declares its ``metrics``
-(:class:`Metric`: what the report tables) and ``make(cfg, model, lr_at)`` (None when its config
-key or the model's norms leave it off), listed in ``PROBES``. Order
+(:class:`Metric`: what the report tables), ``make(cfg, model, lr_at)`` (None when its config
+key or the model's norms leave it off) and ``CONFIG``, the rules of the config keys it reads
+({key: :class:`normbench.rules.Rule`}, checked before a run with the others), listed in
+``PROBES``; its key's default goes in conf/config.yaml. Order
 matters only in that rows are written in it and :mod:`.divergence` stops an epoch where it sits.
 """
 
@@ -26,6 +28,7 @@ from normbench.probes import (
     weights,
 )
 from normbench.probes.base import Diverged, Metric, Point, Probe
+from normbench.rules import Rule
 from normbench.sinks import Row
 
 PROBES = (
@@ -41,13 +44,28 @@ PROBES = (
     bn_noise,
 )
 
-__all__ = ["PROBES", "Diverged", "Metric", "Point", "Probe", "measure", "probe_metrics", "select_probes"]
+__all__ = [
+    "PROBES",
+    "Diverged",
+    "Metric",
+    "Point",
+    "Probe",
+    "measure",
+    "probe_metrics",
+    "probe_rules",
+    "select_probes",
+]
 
 
 def select_probes(cfg: DictConfig, model: nn.Module, lr_at: Callable[[int], float]) -> list[Probe]:
     """The probes this config and model call for, in ``PROBES`` order."""
     chosen = (module.make(cfg, model, lr_at) for module in PROBES)
     return [probe for probe in chosen if probe is not None]
+
+
+def probe_rules() -> dict[str, Rule]:
+    """The config keys the probes read, with the values each takes (each module's ``CONFIG``)."""
+    return {key: rule for module in PROBES for key, rule in getattr(module, "CONFIG", {}).items()}
 
 
 def probe_metrics(probes: list[Probe]) -> list[Metric]:

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from normbench.probes.base import Metric, Point, Probe
+from normbench.rules import FLAG
 from normbench.sinks import Row
 from normbench.train import activation_stds
 
@@ -40,6 +41,10 @@ class Activations(Probe):
         bad = [i for i, s in enumerate(stds, 1) if not math.isfinite(s)]
         at.final["activations/first_nonfinite_layer"] = bad[0] if bad else float("nan")
         return [(at.step, at.epoch, "activations", f"std/{i}", s) for i, s in enumerate(stds, 1)]
+
+
+# the config key this probe reads, with the values it takes (checks.all_rules)
+CONFIG = {"activations": FLAG}
 
 
 def make(cfg: DictConfig, model: nn.Module, lr_at: Callable[[int], float]) -> Probe | None:

@@ -17,8 +17,11 @@ from torch import nn
 
 from normbench.norms import batch_noise, batch_statistics_modules
 from normbench.probes.base import Point, Probe, first_batches
+from normbench.rules import FLAG
 from normbench.sinks import Row
 
+# the config key this probe reads, with the values it takes (checks.all_rules)
+CONFIG = {"bn_noise": FLAG}
 SPLIT = "bn_noise"
 SAMPLES = 512  # 256 batches at batch 2, 16 at 32: a few seconds of forward passes
 

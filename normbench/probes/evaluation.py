@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from normbench.probes.base import Point, Probe, scores
+from normbench.rules import Rule
 from normbench.sinks import Row
 from normbench.train import evaluate
 
@@ -48,6 +49,10 @@ class Evaluation(Probe):
         if not trained_finitely(at) or not due(at.epoch, self.every, self.epochs):
             return []
         return score_rows(at, "test", *evaluate(at.trainer.model, at.trainer.data))
+
+
+# the config key this probe reads, with the values it takes (checks.all_rules)
+CONFIG = {"eval_every": Rule(int, lo=1, note="test evaluation every N epochs and at the last")}
 
 
 def make(cfg: DictConfig, model: nn.Module, lr_at: Callable[[int], float]) -> Probe:

@@ -24,9 +24,12 @@ from normbench.data import Dataset
 from normbench.data.subsets import stratified_subset
 from normbench.probes.base import Point, Probe, scores
 from normbench.probes.evaluation import score_rows, trained_finitely
+from normbench.rules import Rule
 from normbench.sinks import Row
 from normbench.train import evaluate
 
+# the config key this probe reads, with the values it takes (checks.all_rules)
+CONFIG = {"train_eval_size": Rule(int, lo=0, note="0: off; at most the training set's size")}
 SPLIT = "train_eval"
 SUBSET_SEED, SUBSET_STREAM = 0, 2  # streams 0 and 1 are data.train_size's and data.test_size's
 
