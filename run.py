@@ -17,10 +17,10 @@ import hydra
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
-from normbench import interrupt, record
 from normbench.errors import one_line, write_error
 from normbench.files import disk_error
-from normbench.identity import register_resolvers
+from normbench.run import interrupt, record
+from normbench.run.identity import register_resolvers
 
 register_resolvers()  # before Hydra composes: conf/config.yaml uses them
 # The interpreter's last collection at exit walks every object torch, torch._dynamo and Hydra

@@ -1,9 +1,9 @@
 """normbench's submitit and joblib launchers, registered with Hydra (which takes launchers only from the
 hydra_plugins namespace; run.py's directory puts this one on the path). The code is in
-normbench/launchers.py.
+normbench/sweep/launchers.py.
 """
 
-from normbench import launchers
+from normbench.sweep import launchers
 
 
 class SlurmLauncher(launchers.SlurmLauncher):

@@ -10,13 +10,13 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from normbench import record, rundir
 from normbench.errors import ConfigError, write_error
 from normbench.files import disk_error
-from normbench.fused import FUSED_KEY
-from normbench.interrupt import end_sweep, end_with_the_sweep
-from normbench.runner import run
-from normbench.threads import threads_per_job
+from normbench.run import record, rundir
+from normbench.run.fused import FUSED_KEY
+from normbench.run.interrupt import end_sweep, end_with_the_sweep
+from normbench.run.runner import run
+from normbench.run.threads import threads_per_job
 
 log = logging.getLogger("normbench")
 
@@ -38,7 +38,7 @@ def main(cfg: DictConfig) -> str:
     try:
         rundir.check_name(cfg.name)  # also when a sweep varies it (the callback saw one value)
         if FUSED_KEY in cfg:  # the seeds of one cell, trained together (hydra/sweeper=fused)
-            from normbench.fused.job import run_job
+            from normbench.sweep.fused_job import run_job
 
             status = run_job(cfg, hydra_cfg)
         else:

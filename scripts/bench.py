@@ -9,7 +9,7 @@ the same run mean much).
                                               another, vs `python run.py -m ... hydra/launcher=parallel`
   python scripts/bench.py startup [--quick]    a tiny run, `run.py --help` and a bad input vs
                                               `python -c 'import torch'`, whole processes
-  python scripts/bench.py fused [--quick]      5 seeds trained fused (normbench.fused) vs the same
+  python scripts/bench.py fused [--quick]      5 seeds trained fused (normbench.run.fused) vs the same
                                               5 runs one after another, samples/s per seed
 """
 
@@ -35,10 +35,10 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from normbench.errors import ConfigError
-from normbench.identity import register_resolvers
-from normbench.runner import build
-from normbench.status import cell_name, cell_status, expand_grid
-from normbench.threads import available_cores
+from normbench.run.identity import register_resolvers
+from normbench.run.runner import build
+from normbench.run.threads import available_cores
+from normbench.sweep.status import cell_name, cell_status, expand_grid
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -209,7 +209,7 @@ def sweep(args: argparse.Namespace) -> None:
     python = [sys.executable, str(REPO / "run.py")]
     print(f"grid: {' '.join(overrides)} ({len(jobs)} runs, {available_cores()} cores)", flush=True)
     with tempfile.TemporaryDirectory(prefix="nb-bench-sweep-") as tmp:
-        timed([sys.executable, "-c", "import normbench.runner"])  # warm the file cache for both
+        timed([sys.executable, "-c", "import normbench.run.runner"])  # warm the file cache for both
         one_by_one = sum(timed([*python, f"results_dir={tmp}/serial", *job]) for job in jobs)
         print(f"one python run.py per run, one after another: {one_by_one:8.1f} s", flush=True)
         # the same work as one by one: no report at the end (python -m normbench.report)
@@ -299,7 +299,7 @@ def fused_cell(
 ) -> tuple[float, float, float, str]:
     """(unfused, fused) samples/s per seed for one cell (wall time), the speed-up in CPU time,
     and the device."""
-    from normbench.fused.stack import MemberRng, Stack
+    from normbench.run.fused.stack import MemberRng, Stack
 
     alone = [b.trainer for b in fused_trainers(model, batch, steps, threads)]
     built = fused_trainers(model, batch, steps, threads)
@@ -330,7 +330,7 @@ def fused_cell(
 def fused(args: argparse.Namespace) -> None:
     """Fused S=5 vs the same 5 runs one after another (same threads), per model x batch; the
     last line is the worst speed-up at batch 2 (the target: >= 2.0 on the CPU)."""
-    from normbench.fused import plan
+    from normbench.run.fused import plan
 
     steps, repeats = (10, 1) if args.quick else (40, 3)
     print(f"{'model':8} {'batch':>5} {'alone/s':>9} {'fused/s':>9} {'speed-up':>8} {'cpu x':>6}  plan")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The Stack's stacked forward (normbench.fused.layout: channels or members layout)
+"""The Stack's stacked forward (normbench.run.fused.layout: channels or members layout)
 against its vmap forward and against the same 5 runs one after another, per model x norm x batch.
 
   python scripts/bench_layout.py [--steps 20] [--repeats 5] [--cells resnet:batch:2 ...]
@@ -23,8 +23,8 @@ from torch.func import vmap
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import FUSED_SEEDS, make_cfg, runner_epoch, time_per_step
 
-from normbench.fused.stack import MemberRng, Stack, _member_forward
-from normbench.runner import build
+from normbench.run.fused.stack import MemberRng, Stack, _member_forward
+from normbench.run.runner import build
 
 CELLS = ["resnet:batch:2", "resnet:batch:8", "resnet:group8:2", "mlp:batch:2", "mlp:batch:8", "mlp:layer:2"]
 CELLS += ["rnn:batch:2", "rnn:layer:2"]

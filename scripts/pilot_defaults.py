@@ -8,7 +8,7 @@ model x every norm it accepts x batch sizes, print test accuracy per cell.
 The whole grid (no arguments) takes well over an hour on one busy core, mostly the ResNet and
 the LSTM at batch 2; the numbers in conf/optim/*.yaml come from the parts shown above.
 
-Each cell is one run through the real runner (``normbench.runner.run``) with the composed
+Each cell is one run through the real runner (``normbench.run.runner.run``) with the composed
 config plus the candidate's overrides, single-threaded, on a pilot seed (``--seed``; the
 committed defaults are judged on fresh seeds by tests/test_defaults.py). ``current`` is the
 committed defaults with no override. At batch <= 4 the ResNet and the RNN train on 1,000
@@ -32,8 +32,8 @@ from hydra import compose, initialize_config_dir
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from normbench.identity import register_resolvers  # noqa: E402
-from normbench.runner import run  # noqa: E402
+from normbench.run.identity import register_resolvers  # noqa: E402
+from normbench.run.runner import run  # noqa: E402
 
 NORMS = {
     "mlp": ["none", "batch", "layer", "group"],

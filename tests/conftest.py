@@ -14,7 +14,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from normbench.identity import register_resolvers
+from normbench.run.identity import register_resolvers
 
 REPO = Path(__file__).resolve().parents[1]
 # small enough to train in well under a second per run on a CPU

@@ -559,7 +559,7 @@ def test_swept_keys_leave_out_what_follows_from_them(tmp_path: Path) -> None:
 def test_analysis_never_imports_the_runner() -> None:
     code = (
         "import sys, normbench.analysis, normbench.report; "
-        "sys.exit('normbench.runner' in sys.modules or 'normbench.train' in sys.modules)"
+        "sys.exit('normbench.run.runner' in sys.modules or 'normbench.run.train' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 

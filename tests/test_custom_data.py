@@ -300,7 +300,7 @@ def test_a_huge_broadcast_view_is_refused_before_it_is_copied():
 
 
 def test_images_too_small_for_the_norm_are_refused_before_training_with_norms_that_fit(make_cfg):
-    from normbench.runner import build
+    from normbench.run.runner import build
 
     cfg = make_cfg(
         "data=custom",

@@ -12,7 +12,7 @@ from conftest import TINY
 from normbench.errors import ConfigError
 from normbench.norms import check_batch, get_norm_spec, norm_builder
 from normbench.norms.base import _PerDevice
-from normbench.runner import build
+from normbench.run.runner import build
 
 PKG = "nb_user_norms"  # the user's package, written to a temporary folder on sys.path
 
@@ -253,8 +253,8 @@ def test_a_model_that_returns_no_logits_is_one_line_before_training(make_cfg) ->
 
 def test_a_users_preset_composes_into_the_remedies_grid_by_the_documented_command(make_cfg, user_pkg) -> None:
     # experiments/remedies.yaml: the preset's norms plus the user's, one sweep of norm=
-    from normbench.checks import check_keys
-    from normbench.identity import resolved_config
+    from normbench.config.checks import check_keys
+    from normbench.run.identity import resolved_config
 
     searchpath = f"hydra.searchpath=[file://{user_pkg / 'conf'}]"
     for batch in (2, 32):

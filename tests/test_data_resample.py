@@ -8,7 +8,7 @@ from conftest import TINY, summaries
 
 from normbench.data import build_dataset
 from normbench.errors import ConfigError
-from normbench.runner import build
+from normbench.run.runner import build
 
 SMALL = {"train_size": 16, "test_size": 8}
 
@@ -58,6 +58,6 @@ def test_summary_records_the_choices_and_bad_resample_stops_before_training(cli,
 
 
 def test_no_choices_outside_hydra() -> None:
-    from normbench import record
+    from normbench.run import record
 
     assert record.hydra_choices() == {}

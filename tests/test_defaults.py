@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from normbench.learned import chance_accuracy
-from normbench.runner import build, run
+from normbench.run.learned import chance_accuracy
+from normbench.run.runner import build, run
 
 NORMS = {
     "mlp": ["none", "batch", "layer", "group"],

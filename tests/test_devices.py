@@ -11,12 +11,12 @@ from torch import nn
 
 from normbench.analysis.load import load
 from normbench.errors import ConfigError
-from normbench.fused.plan import why_not
-from normbench.identity import config_identity, resolved_config
 from normbench.norms import NORMS, norm_builder
 from normbench.norms.base import per_device, per_shard
 from normbench.probes import Point
-from normbench.runner import build, run
+from normbench.run.fused.plan import why_not
+from normbench.run.identity import config_identity, resolved_config
+from normbench.run.runner import build, run
 
 SHAPES = {"vector": (12, 5), "image": (12, 5, 3, 3)}
 TOL = 1e-10

@@ -7,8 +7,8 @@ from conftest import REPO, summaries
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from normbench.checks import check_keys
-from normbench.identity import resolved_config
+from normbench.config.checks import check_keys
+from normbench.run.identity import resolved_config
 
 PRESETS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
 

@@ -1,4 +1,4 @@
-"""Fused seeds (normbench.fused): each member trains, measures and writes exactly what its
+"""Fused seeds (normbench.run.fused): each member trains, measures and writes exactly what its
 unfused run does, to float reassociation."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from conftest import summaries
 from omegaconf import OmegaConf
 from torch import nn
 
-from normbench import record
-from normbench.fused import plan
-from normbench.fused.run import run_group
-from normbench.fused.stack import MemberRng, Stack, check_stackable
-from normbench.fused.sweeper import fuse_jobs
-from normbench.runner import build, run
+from normbench.run import record
+from normbench.run.fused import plan
+from normbench.run.fused.stack import MemberRng, Stack, check_stackable
+from normbench.run.fused.stepper import run_group
+from normbench.run.runner import build, run
+from normbench.sweep.fused_sweeper import fuse_jobs
 
 # 80 samples at batch 8: one epoch is the 10 steps the issue asks about
 SMALL = ["data.train_size=80", "data.test_size=32", "batch=8", "epochs=1", "progress=false", "threads=1"]
@@ -144,7 +144,7 @@ def test_the_stacked_forward_is_taken_where_every_module_has_one(make_cfg, overr
 
 @pytest.mark.parametrize(("model", "layer"), [("resnet", "stages.0.0"), ("rnn", "layers.0")])
 def test_a_model_class_is_stacked_by_its_own_entry_in_the_layout_table_not_inherited(make_cfg, model, layer):
-    from normbench.fused.layout import why_not_stacked
+    from normbench.run.fused.layout import why_not_stacked
 
     model = build(make_cfg(f"model={model}", "norm=batch", *SMALL)).trainer.model
     assert why_not_stacked(model) is None
@@ -199,7 +199,7 @@ def _members_and_input(
 def test_each_stacked_forward_computes_its_members_forwards(make, shape, layout):
     from torch.func import stack_module_state
 
-    from normbench.fused.layout import stacked_forward
+    from normbench.run.fused.layout import stacked_forward
 
     members, x = _members_and_input(make, shape)
     params, buffers = stack_module_state(members)
@@ -235,7 +235,7 @@ def test_a_weight_used_at_every_step_gets_the_sum_of_its_members_gradients_each_
     passes before one backward keep their own uses, and a pass without grad records none."""
     from torch.func import stack_module_state
 
-    from normbench.fused.layout import OWN_LAYOUTS, stacked_forward
+    from normbench.run.fused.layout import OWN_LAYOUTS, stacked_forward
 
     monkeypatch.setitem(OWN_LAYOUTS, _Recurrent, "members")
     members, x = _members_and_input(_Recurrent, (2, 4))
@@ -293,7 +293,7 @@ def assert_same_rows(fused: Path, alone: Path) -> None:
 
 @pytest.mark.slow
 def test_a_fused_group_writes_what_the_unfused_runs_write(make_cfg, tmp_path):
-    # batch 4: above it a CPU trains ResNets faster unfused (normbench.fused.plan)
+    # batch 4: above it a CPU trains ResNets faster unfused (normbench.run.fused.plan)
     overrides = ["model=resnet", "norm=batch", "norm.precise_bn_samples=16", "activations=true", *SMALL4]
     cfg = make_cfg(*overrides)
     fused = run_group(cfg, [0, 1, 2], [tmp_path / "fused" / str(s) for s in (0, 1, 2)])
@@ -309,7 +309,7 @@ def test_a_fused_group_writes_what_the_unfused_runs_write(make_cfg, tmp_path):
 
 
 def test_a_diverging_member_ends_diverged_and_leaves_the_others_alone(make_cfg, tmp_path, monkeypatch):
-    import normbench.runner
+    import normbench.run.runner
 
     def build_with_a_nan(cfg):
         built = build(cfg)
@@ -320,7 +320,7 @@ def test_a_diverging_member_ends_diverged_and_leaves_the_others_alone(make_cfg, 
 
     cfg = make_cfg("model=resnet", "norm=batch", *SMALL4)
     without = run_group(cfg, [0, 2], [tmp_path / "without" / str(s) for s in (0, 2)])
-    monkeypatch.setattr(normbench.runner, "build", build_with_a_nan)  # as each member builds
+    monkeypatch.setattr(normbench.run.runner, "build", build_with_a_nan)  # as each member builds
     with_it = run_group(cfg, [0, 1, 2], [tmp_path / "with" / str(s) for s in (0, 1, 2)])
     assert [s["status"] for s in with_it] == ["done", "diverged", "done"]
     assert with_it[1]["epochs_done"] == 1  # stopped after the epoch that went NaN
@@ -341,7 +341,7 @@ def test_an_interrupted_group_resumes_every_member_without_duplicated_rows(make_
     def interrupted_in_epoch_2(self, *args, **kwargs):
         epochs["n"] += 1
         if epochs["n"] == 2:
-            raise KeyboardInterrupt  # what SIGTERM raises (normbench.interrupt)
+            raise KeyboardInterrupt  # what SIGTERM raises (normbench.run.interrupt)
         return train_epoch(self, *args, **kwargs)
 
     monkeypatch.setattr(Stack, "train_epoch", interrupted_in_epoch_2)
@@ -360,7 +360,7 @@ def test_an_interrupted_group_resumes_every_member_without_duplicated_rows(make_
 
 
 def test_ctrl_c_in_members_run_one_after_another_starts_no_further_member(make_cfg, tmp_path, monkeypatch):
-    from normbench.train import Trainer
+    from normbench.run.train import Trainer
 
     def interrupted(self, *args, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C in the first member's first epoch
@@ -430,7 +430,7 @@ def test_ctrl_c_beside_a_member_that_cannot_start_still_stops_the_sweep(
     make_cfg, tmp_path, monkeypatch, impl
 ):
     # the job must report interrupted (the sweep stops), not the other member's refusal (failed)
-    from normbench.train import Trainer
+    from normbench.run.train import Trainer
 
     run(make_cfg("model=mlp", "norm=layer", *SMALL, "seed=1"), tmp_path / "1")  # another config's run
 
@@ -478,8 +478,8 @@ def test_reference_norms_either_stack_or_say_why(make_cfg):
 
 
 def test_the_fused_key_stays_out_of_directory_names():
-    from normbench.fused import FUSED_KEY
-    from normbench.identity import JOB_KEYS
+    from normbench.run.fused import FUSED_KEY
+    from normbench.run.identity import JOB_KEYS
 
     assert FUSED_KEY in JOB_KEYS
 
@@ -512,7 +512,7 @@ def test_seeds_that_are_not_hydra_integers_stay_unfused(text):
 def test_a_members_overrides_keep_the_seed_overrides_prefix():
     # ++seed=0,1: Hydra names the unfused runs' directories ++seed=0,... and ++seed=1,...; the
     # fused members must land in the same ones, or a rerun in the other mode trains them again
-    from normbench.fused.job import member_overrides
+    from normbench.sweep.fused_job import member_overrides
 
     task = ["++seed=0", "norm=batch", "+fused_seeds=[0,1]"]
     assert member_overrides(task, 1) == ["++seed=1", "norm=batch"]

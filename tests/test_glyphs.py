@@ -13,7 +13,7 @@ from conftest import REPO, TINY
 from normbench.data import build_dataset
 from normbench.data.glyphs import CLASSES, FONTS, KNOBS, make_glyphs, templates
 from normbench.errors import ConfigError
-from normbench.runner import build, run
+from normbench.run.runner import build, run
 
 YAML = REPO / "conf" / "data" / "glyphs.yaml"
 

@@ -26,9 +26,9 @@ import torch
 from conftest import nudge_one_ulp
 from hydra import compose, initialize_config_dir
 
-import normbench.runner
-from normbench.identity import register_resolvers
-from normbench.runner import run
+import normbench.run.runner
+from normbench.run.identity import register_resolvers
+from normbench.run.runner import run
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -76,11 +76,13 @@ def run_case(name: str, out: Path, nudge: float = 0.0) -> tuple[Rows, dict]:
     register_resolvers()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[*TINY, *CASES[name]])
-    build_model = normbench.runner.build_model
+    build_model = normbench.run.runner.build_model
     with pytest.MonkeyPatch.context() as patch:
         if nudge:
             patch.setattr(
-                normbench.runner, "build_model", lambda *a, **k: nudge_one_ulp(build_model(*a, **k), nudge)
+                normbench.run.runner,
+                "build_model",
+                lambda *a, **k: nudge_one_ulp(build_model(*a, **k), nudge),
             )
         summary = run(cfg, out)
     assert summary["status"] == "done", summary["error"]

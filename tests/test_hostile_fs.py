@@ -19,10 +19,11 @@ from conftest import TINY, run_python, start, summaries
 from test_rundir import AFTER_EPOCH_2, SHORT, copy_run, killed, one_error_line, only_dir
 from test_sweeps import NO_REPORT, SLOW, finished_epochs, wait_for
 
-from normbench import rundir, runner, status
 from normbench.errors import ConfigError
 from normbench.files import WRITTEN, open_private
-from normbench.status import cell_name
+from normbench.run import rundir, runner
+from normbench.sweep import status
+from normbench.sweep.status import cell_name
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +287,8 @@ def test_status_of_a_huge_grid_is_one_line_not_minutes(tmp_path, capsys):
 # where no tmpfs can be mounted
 FULL_DISK = """
 import errno, os, runpy, sys
-from normbench import checkpoint, files, record, rundir, sinks
+from normbench.run import checkpoint, record, rundir, sinks
+from normbench import files
 def full(path, mode, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 for module in (checkpoint, files, record, rundir, sinks):
@@ -364,7 +366,7 @@ def test_the_fused_key_without_a_sweep_is_refused_before_any_directory(cli, tmp_
 def test_ctrl_c_while_a_checkpoint_is_written_is_an_interrupt_not_a_failure(make_cfg, tmp_path, monkeypatch):
     """torch.save wraps what a file object's write raised in a RuntimeError: SIGTERM during
     the checkpoint's write must still end the run interrupted."""
-    from normbench import checkpoint
+    from normbench.run import checkpoint
 
     class Interrupted(io.BytesIO):
         def write(self, data):
@@ -378,7 +380,7 @@ def test_ctrl_c_while_a_checkpoint_is_written_is_an_interrupt_not_a_failure(make
 
 
 def test_interrupted_fused_members_record_the_epochs_of_their_checkpoints(make_cfg, tmp_path, monkeypatch):
-    from normbench.fused.run import run_group
+    from normbench.run.fused.stepper import run_group
 
     real = runner.save_checkpoint
 

@@ -6,10 +6,10 @@ import pytest
 from conftest import REPO, TINY
 from omegaconf import OmegaConf
 
-from normbench.checks import CHECKED_BY_TASK, CHOSEN_BY_REGISTRY, all_rules
+from normbench.config.checks import CHECKED_BY_TASK, CHOSEN_BY_REGISTRY, all_rules
 from normbench.errors import ConfigError
 from normbench.norms import NORMS
-from normbench.runner import build
+from normbench.run.runner import build
 
 CONF = REPO / "conf"
 GROUPS = ("model", "norm", "data", "optim", "sched", "reg")
@@ -48,7 +48,7 @@ def test_every_leaf_key_has_a_check():
     keys = {k for ks in every_leaf_key().values() for k in ks}
     unchecked = keys - set(all_rules()) - set(CHOSEN_BY_REGISTRY) - set(CHECKED_BY_TASK)
     assert not unchecked, (
-        f"add these keys to normbench.checks.RULES or their probe's CONFIG: {sorted(unchecked)}"
+        f"add these keys to normbench.config.checks.RULES or their probe's CONFIG: {sorted(unchecked)}"
     )
 
 

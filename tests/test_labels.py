@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from conftest import TINY
 
-from normbench import presets
 from normbench.analysis import load
 from normbench.analysis.controls import ghost_runs
 from normbench.analysis.stats import NORM_PAPER_KEY
-from normbench.record import NORM_RECORD, parse_summary
+from normbench.config import presets
+from normbench.run.record import NORM_RECORD, parse_summary
 
 LABEL_COLUMNS = ["run_id", "norm", "norm_choice", "norm_options"]
 
@@ -124,9 +124,9 @@ def test_the_ghost_control_finds_ghost_norms_by_their_option_not_their_name():
 
 
 def test_a_run_records_its_norms_figure_style_and_a_damaged_one_is_dropped_alone(make_cfg, tmp_path) -> None:
-    from normbench import record
     from normbench.analysis import figures
-    from normbench.runner import run
+    from normbench.run import record
+    from normbench.run.runner import run
 
     summary = run(
         make_cfg(

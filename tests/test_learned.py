@@ -1,4 +1,4 @@
-"""The did-not-learn judgement (normbench.learned), alone and at the end of a real run."""
+"""The did-not-learn judgement (normbench.run.learned), alone and at the end of a real run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import summaries
 
-from normbench.learned import Verdict, advice, chance_accuracy, first_train_loss, judge, margin
+from normbench.run.learned import Verdict, advice, chance_accuracy, first_train_loss, judge, margin
 
 
 def test_chance_is_the_majority_class_share():

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from conftest import TINY
 
-from normbench import memory
 from normbench.errors import ConfigError
 from normbench.models import build_model, get_model_spec
 from normbench.norms import norm_builder
-from normbench.runner import build
+from normbench.run import memory
+from normbench.run.runner import build
 
 GIB = 2**30
 

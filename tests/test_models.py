@@ -373,7 +373,7 @@ def test_group_of_one_vector_feature_is_refused_naming_the_layer():
 def test_activation_stds_reproduce_article_2_signal_propagation():
     """100-layer, 256-wide bias-free MLP at batch 16 (source article 2): default init
     vanishes, N(0, 1) explodes to NaN, Kaiming stays near 0.6, BN is stable whatever the init."""
-    from normbench.train import activation_stds
+    from normbench.run.train import activation_stds
 
     def stds(init, norm):
         torch.manual_seed(0)
@@ -417,7 +417,7 @@ def test_an_rnn_with_a_per_sample_norm_learns_a_univariate_task(make_cfg, tmp_pa
     # the sign and reached 37% (norm=none: 90%)
     from conftest import TINY
 
-    from normbench.runner import run
+    from normbench.run.runner import run
 
     cfg = make_cfg(
         "data=custom",

@@ -16,8 +16,8 @@ from normbench.analysis import claims, load
 from normbench.analysis.claims import PASS
 from normbench.analysis.stats import NORM_PAPER_KEY
 from normbench.norms import NORMS, paper_norm
-from normbench.record import NORM_RECORD
 from normbench.report import Options, build_report
+from normbench.run.record import NORM_RECORD
 
 PACKAGE = Path(__file__).resolve().parents[1] / "normbench"
 # String literals in analysis/ and report/ that equal a registered norm's name but mean

@@ -31,7 +31,7 @@ def cells() -> dict[str, list[str]]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from normbench.identity import register_resolvers
+    from normbench.run.identity import register_resolvers
 
     register_resolvers()
     out: dict[str, list[str]] = {}
@@ -51,7 +51,7 @@ def cells() -> dict[str, list[str]]:
 def resolve(overrides: list[str]) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
-    from normbench.identity import register_resolvers, resolved_config
+    from normbench.run.identity import register_resolvers, resolved_config
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
@@ -108,7 +108,7 @@ FAST = fast_cells(EXPECTED)
 
 @pytest.mark.parametrize("cell", sorted(FAST))
 def test_a_preset_cell_resolves_as_before(cell):
-    from normbench.checks import check_keys
+    from normbench.config.checks import check_keys
 
     resolved = resolve(cell.split())
     assert missing_or_changed(EXPECTED[cell], resolved) == []

@@ -13,17 +13,18 @@ import pytest
 from conftest import TINY
 from fake_results import write_sweep
 
-from normbench import probes, record
+from normbench import probes
 from normbench.analysis import load
-from normbench.checks import check_keys
+from normbench.config.checks import check_keys
 from normbench.errors import ConfigError
 from normbench.report import Options, build_report
 from normbench.report.sections import UNDECLARED_TABLES, table_metrics
-from normbench.runner import run
+from normbench.run import record
+from normbench.run.runner import run
 
 TOY_PROBE = """
 from normbench.probes.base import Metric, Probe
-from normbench.rules import Rule
+from normbench.config.rules import Rule
 
 CONFIG = {"toy_wobble_rate": Rule(float, lo=0, note="how fast the toy wobbles")}
 

@@ -1,4 +1,4 @@
-"""normbench.provenance.git_state on a throwaway git checkout laid out like this repo."""
+"""normbench.run.provenance.git_state on a throwaway git checkout laid out like this repo."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from normbench import provenance
+from normbench.run import provenance
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -23,8 +23,8 @@ def git(repo: Path, *args: str) -> None:
 
 @pytest.fixture
 def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "normbench").mkdir()
-    (tmp_path / "normbench" / "train.py").write_text("x = 1\n")
+    (tmp_path / "normbench" / "run").mkdir(parents=True)
+    (tmp_path / "normbench" / "run" / "train.py").write_text("x = 1\n")
     (tmp_path / "results" / "reference").mkdir(parents=True)
     (tmp_path / "results" / "reference" / "report.md").write_text("old\n")
     git(tmp_path, "init", "-q")
@@ -44,7 +44,7 @@ def test_refreshed_reference_report_is_not_dirty(checkout: Path) -> None:
     assert provenance.git_state()["git_dirty"] is False
 
 
-@pytest.mark.parametrize("path", ["normbench/train.py", "run.py", "normbench/new_module.py"])
+@pytest.mark.parametrize("path", ["normbench/run/train.py", "run.py", "normbench/new_module.py"])
 def test_changed_or_new_code_is_dirty(checkout: Path, path: str) -> None:
     (checkout / path).write_text("x = 2\n")
     assert provenance.git_state()["git_dirty"] is True

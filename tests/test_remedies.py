@@ -15,7 +15,7 @@ from normbench.norms import NORMS, check_layout, norm_builder
 from normbench.norms.base import _PerDevice
 from normbench.norms.fold import is_batchnorm_like
 from normbench.norms.remedies import EvoNormB0
-from normbench.runner import build
+from normbench.run.runner import build
 
 C = 4
 

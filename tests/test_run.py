@@ -13,14 +13,14 @@ import torch
 from conftest import TINY, summaries
 
 from normbench.errors import ConfigError
-from normbench.identity import config_identity
 from normbench.models import MODELS
 from normbench.norms import NORMS, norm_builder
 from normbench.probes import Point
 from normbench.probes.train_loss import train_rows
 from normbench.probes.weights import NEAR_ZERO, Weights
-from normbench.runner import build, run
-from normbench.train import evaluate_batch_statistics
+from normbench.run.identity import config_identity
+from normbench.run.runner import build, run
+from normbench.run.train import evaluate_batch_statistics
 
 BUILTIN_NORMS = ["none", "batch", "layer", "instance", "group"]
 

@@ -22,8 +22,8 @@ import torch
 from conftest import TINY, run_python, start, summaries
 from test_sweeps import NO_REPORT, SLOW, finished_epochs, metric_keys, wait_for
 
-from normbench.runner import run
-from normbench.status import cell_name
+from normbench.run.runner import run
+from normbench.sweep.status import cell_name
 
 # the slow tier: every test here drives real `python run.py` processes (kills, locks, signals)
 pytestmark = pytest.mark.slow

@@ -22,9 +22,9 @@ import pytest
 from conftest import REPO, start, summaries
 from test_sweeps import finished_epochs, metric_keys, wait_for
 
-from normbench import launchers
 from normbench.errors import ConfigError
-from normbench.runner import run
+from normbench.run.runner import run
+from normbench.sweep import launchers
 
 # the slow tier: every test here starts sweeps on a cluster or as processes
 pytestmark = pytest.mark.slow

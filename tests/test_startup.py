@@ -16,8 +16,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from normbench.callbacks import SweepReport
-from normbench.identity import register_resolvers
+from normbench.run.identity import register_resolvers
+from normbench.sweep.callbacks import SweepReport
 
 HEAVY = ("normbench.report", "normbench.analysis", "scipy", "matplotlib", "pandas")
 

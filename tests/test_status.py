@@ -1,4 +1,4 @@
-"""python -m normbench.status on damaged sweeps: listed, never a traceback."""
+"""python -m normbench.sweep.status on damaged sweeps: listed, never a traceback."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import REPO
 
-from normbench import status
+from normbench.sweep import status
 
 MULTIRUN = """
 hydra:
@@ -65,7 +65,7 @@ def test_a_damaged_multirun_yaml_is_one_line_then_the_runs_found(sweep, capsys, 
 def test_on_the_command_line_no_traceback(sweep):
     (sweep / "multirun.yaml").write_text("hydra: 3\n")
     done = subprocess.run(
-        [sys.executable, "-m", "normbench.status", str(sweep)],
+        [sys.executable, "-m", "normbench.sweep.status", str(sweep)],
         cwd=REPO,
         capture_output=True,
         text=True,

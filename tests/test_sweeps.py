@@ -21,11 +21,11 @@ import pytest
 import torch
 from conftest import REPO, TINY, env, start, summaries
 
-from normbench import status
-from normbench import threads as job_threads
-from normbench.identity import NON_RESULT_KEYS, config_identity, resolved_config
-from normbench.runner import run
-from normbench.threads import threads_per_job
+from normbench.run import threads as job_threads
+from normbench.run.identity import NON_RESULT_KEYS, config_identity, resolved_config
+from normbench.run.runner import run
+from normbench.run.threads import threads_per_job
+from normbench.sweep import status
 
 # no report at the end of a sweep (7 s each); the submitit_local sweep checks the report
 NO_REPORT = "~hydra.callbacks.report"
@@ -138,7 +138,7 @@ def test_killed_run_resumes_and_ends_with_the_metrics_of_an_uninterrupted_run(cl
 
 
 def test_resume_cuts_metrics_back_to_the_checkpoint_dropping_a_half_written_last_line(tmp_path):
-    from normbench.checkpoint import check_written, cut_to
+    from normbench.run.checkpoint import check_written, cut_to
 
     path = tmp_path / "metrics.csv"
     full = "step,epoch,split,metric,value\n4,1,train,loss,1.5\n4,1,test,loss,1.25\n"
@@ -244,7 +244,7 @@ def test_rerun_of_a_sweep_trains_only_what_is_missing_and_status_tells_which(cli
     (cell(sweep_dir, "layer") / "summary.json").unlink()
     (cell(sweep_dir, "layer") / "checkpoint.pt").write_bytes(b"\x80half a checkpo")
     listed = subprocess.run(
-        [sys.executable, "-m", "normbench.status", str(sweep_dir)],
+        [sys.executable, "-m", "normbench.sweep.status", str(sweep_dir)],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -12,9 +12,9 @@ import torch
 
 from normbench.errors import ConfigError
 from normbench.probes.train_eval import train_subset
-from normbench.progress import epoch_line
-from normbench.runner import build, run
-from normbench.train import evaluate
+from normbench.run.progress import epoch_line
+from normbench.run.runner import build, run
+from normbench.run.train import evaluate
 
 TINY = ["data.train_size=48", "data.test_size=16", "batch=8", "progress=false", "threads=1"]
 
@@ -44,7 +44,7 @@ def test_train_eval_scores_the_subset_at_step_0_and_every_epoch(make_cfg, tmp_pa
 
 def test_train_eval_at_step_0_is_evaluate_on_the_training_images(make_cfg, tmp_path):
     """The whole training set (size = train size): the step-0 row is what
-    normbench.train.evaluate gives the freshly built model on those images, in eval mode."""
+    normbench.run.train.evaluate gives the freshly built model on those images, in eval mode."""
     cfg = make_cfg(*TINY, "epochs=1", "norm=batch", "model=mlp", "train_eval_size=48")
     built = build(cfg)
     data = built.trainer.data

@@ -18,7 +18,7 @@ import pandas as pd
 
 from normbench.analysis.load import Results
 from normbench.analysis.stats import NORM_KEY, SEED_KEY, cell_keys, groups
-from normbench.record import DONE, FINISHED
+from normbench.run.record import DONE, FINISHED
 
 SPLIT = "activations"
 STD_PREFIX = "std/"

@@ -27,12 +27,12 @@ from normbench.analysis.stats import (
     NORM_PROPERTY_PREFIX,
     SEED_KEY,
 )
+from normbench.config.presets import norm_defaults
+from normbench.registry import user_label
 
 # the one list of keys that change where or how a run writes, never what it computes
-from normbench.identity import NON_RESULT_KEYS  # noqa: E402
-from normbench.presets import norm_defaults
-from normbench.record import DONE, METRICS_RECORD, NORM_RECORD, flat, parse_summary
-from normbench.registry import user_label
+from normbench.run.identity import NON_RESULT_KEYS  # noqa: E402
+from normbench.run.record import DONE, METRICS_RECORD, NORM_RECORD, flat, parse_summary
 
 # Config keys the analysis always needs as columns, swept or not.
 CORE_KEYS = (

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from normbench.record import DIVERGED, DONE, FAILED
+from normbench.run.record import DIVERGED, DONE, FAILED
 
 CONFIDENCE = 0.95
 ALPHA = 0.05

@@ -29,7 +29,7 @@ import torch
 from normbench.data.base import Dataset
 from normbench.data.registry import register_dataset
 from normbench.errors import ConfigError
-from normbench.memory import check_fits
+from normbench.run.memory import check_fits
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x_train, y_train, x_test, y_test
 

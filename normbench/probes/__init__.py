@@ -3,7 +3,7 @@
 A new measurement: a module here with a ``Probe`` subclass that declares its ``metrics``
 (:class:`Metric`: what the report tables), ``make(cfg, model, lr_at)`` (None when its config
 key or the model's norms leave it off) and ``CONFIG``, the rules of the config keys it reads
-({key: :class:`normbench.rules.Rule`}, checked before a run with the others), listed in
+({key: :class:`normbench.config.rules.Rule`}, checked before a run with the others), listed in
 ``PROBES``; its key's default goes in conf/config.yaml. Order
 matters only in that rows are written in it and :mod:`.divergence` stops an epoch where it sits.
 """
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from omegaconf import DictConfig
 from torch import nn
 
+from normbench.config.rules import Rule
 from normbench.probes import (
     activations,
     batchstats_eval,
@@ -28,8 +29,7 @@ from normbench.probes import (
     weights,
 )
 from normbench.probes.base import Diverged, Metric, Point, Probe
-from normbench.rules import Rule
-from normbench.sinks import Row
+from normbench.run.sinks import Row
 
 PROBES = (
     train_loss,

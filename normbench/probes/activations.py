@@ -10,10 +10,10 @@ from collections.abc import Callable
 from omegaconf import DictConfig
 from torch import nn
 
+from normbench.config.rules import FLAG
 from normbench.probes.base import Metric, Point, Probe
-from normbench.rules import FLAG
-from normbench.sinks import Row
-from normbench.train import activation_stds
+from normbench.run.sinks import Row
+from normbench.run.train import activation_stds
 
 
 class Activations(Probe):

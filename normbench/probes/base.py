@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from normbench.data import Dataset
-from normbench.sinks import Row
-from normbench.train import Trainer
+from normbench.run.sinks import Row
+from normbench.run.train import Trainer
 
 
 @dataclass(frozen=True)

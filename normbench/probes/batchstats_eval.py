@@ -12,8 +12,8 @@ from torch import nn
 from normbench.norms import batch_statistics_modules
 from normbench.probes.base import Point, Probe, scores
 from normbench.probes.evaluation import due, score_rows, trained_finitely
-from normbench.sinks import Row
-from normbench.train import evaluate_batch_statistics
+from normbench.run.sinks import Row
+from normbench.run.train import evaluate_batch_statistics
 
 
 class BatchStatsEval(Probe):

@@ -11,7 +11,7 @@ from torch import nn
 
 from normbench.norms import batch_statistics_modules, running_stats_drift
 from normbench.probes.base import Point, Probe, first_batches
-from normbench.sinks import Row
+from normbench.run.sinks import Row
 
 
 class BNDrift(Probe):

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from omegaconf import DictConfig
 from torch import nn
 
+from normbench.config.rules import FLAG
 from normbench.norms import batch_noise, batch_statistics_modules
 from normbench.probes.base import Point, Probe, first_batches
-from normbench.rules import FLAG
-from normbench.sinks import Row
+from normbench.run.sinks import Row
 
 # the config key this probe reads, with the values it takes (checks.all_rules)
 CONFIG = {"bn_noise": FLAG}

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from normbench.probes.base import Diverged, Point, Probe
-from normbench.sinks import Row
+from normbench.run.sinks import Row
 
 
 class DivergenceGuard(Probe):

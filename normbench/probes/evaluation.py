@@ -14,10 +14,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from normbench.config.rules import Rule
 from normbench.probes.base import Point, Probe, scores
-from normbench.rules import Rule
-from normbench.sinks import Row
-from normbench.train import evaluate
+from normbench.run.sinks import Row
+from normbench.run.train import evaluate
 
 
 def score_rows(at: Point, split: str, loss: float, accuracy: float) -> list[Row]:

@@ -13,8 +13,8 @@ from torch import nn
 from normbench.norms import batch_statistics_modules, precise_bn_
 from normbench.probes.base import Point, Probe, first_batches, scores
 from normbench.probes.evaluation import score_rows
-from normbench.sinks import Row
-from normbench.train import evaluate
+from normbench.run.sinks import Row
+from normbench.run.train import evaluate
 
 log = logging.getLogger("normbench")
 

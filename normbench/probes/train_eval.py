@@ -20,13 +20,13 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from normbench.config.rules import Rule
 from normbench.data import Dataset
 from normbench.data.subsets import stratified_subset
 from normbench.probes.base import Point, Probe, scores
 from normbench.probes.evaluation import score_rows, trained_finitely
-from normbench.rules import Rule
-from normbench.sinks import Row
-from normbench.train import evaluate
+from normbench.run.sinks import Row
+from normbench.run.train import evaluate
 
 # the config key this probe reads, with the values it takes (checks.all_rules)
 CONFIG = {"train_eval_size": Rule(int, lo=0, note="0: off; at most the training set's size")}
@@ -36,7 +36,7 @@ SUBSET_SEED, SUBSET_STREAM = 0, 2  # streams 0 and 1 are data.train_size's and d
 
 def train_subset(data: Dataset, size: int) -> Dataset:
     """``data`` with its test split replaced by ``size`` fixed training samples (all of them
-    when ``size`` is the training set's size), for :func:`normbench.train.evaluate`."""
+    when ``size`` is the training set's size), for :func:`normbench.run.train.evaluate`."""
     n = data.y_train.shape[0]
     if size >= n:
         return replace(data, x_test=data.x_train, y_test=data.y_train)

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from normbench.probes.base import Metric, Point, Probe
-from normbench.sinks import Row
+from normbench.run.sinks import Row
 
 
 class TrainLoss(Probe):

@@ -11,7 +11,7 @@ from torch import nn
 
 from normbench.optim import weight_matrices
 from normbench.probes.base import Metric, Point, Probe
-from normbench.sinks import Row
+from normbench.run.sinks import Row
 
 # |w| below this counts as pruned: L1 with (sub)gradient steps makes weights hover around 0
 # rather than hit it exactly, so an exact-zero count would read 0 under any L1 strength.

@@ -17,9 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from normbench.record import parse_summary
 from normbench.report.document import Block
 from normbench.report.noise import MEAN_OVER_LAYERS, fmt_pair
+from normbench.run.record import parse_summary
 
 FILE = "calibration.json"
 FORMAT = "normbench calibration 1"

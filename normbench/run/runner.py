@@ -20,9 +20,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from normbench import learned, provenance, record, rundir
-from normbench.checkpoint import CARRIED, PROGRESS, resume_or_start_fresh, save_checkpoint
-from normbench.checks import (
+from normbench.config.checks import (
     check_data_fits,
     check_devices,
     check_keys,
@@ -30,9 +28,8 @@ from normbench.checks import (
     check_run_keys,
     resolve_device,
 )
+from normbench.config.presets import norm_defaults
 from normbench.data import build_dataset
-from normbench.identity import config_identity, resolved_config
-from normbench.interrupt import interrupt_on_sigterm
 from normbench.models import build_model, get_model_spec
 from normbench.norms import (
     NORMS,
@@ -49,12 +46,15 @@ from normbench.norms import (
     standardize_conv_weights,
 )
 from normbench.optim import base_lr, build_lr_schedule, build_optimizer, l1_penalty, sgd_batch
-from normbench.presets import norm_defaults
 from normbench.probes import Diverged, Metric, Point, Probe, measure, probe_metrics, select_probes
-from normbench.progress import epoch_line, progress_bar
 from normbench.registry import user_label
-from normbench.sinks import Sinks, open_sinks
-from normbench.train import Trainer
+from normbench.run import learned, provenance, record, rundir
+from normbench.run.checkpoint import CARRIED, PROGRESS, resume_or_start_fresh, save_checkpoint
+from normbench.run.identity import config_identity, resolved_config
+from normbench.run.interrupt import interrupt_on_sigterm
+from normbench.run.progress import epoch_line, progress_bar
+from normbench.run.sinks import Sinks, open_sinks
+from normbench.run.train import Trainer
 
 log = logging.getLogger("normbench")
 
@@ -121,7 +121,7 @@ class Member:
 
 # a stepper trains the given members one epoch and returns each one's per-step losses (on the
 # host: the epoch's one sync); train_members drives it. One member: step_each; a fused group:
-# normbench.fused.run's stacked stepper.
+# normbench.run.fused.stepper's stacked stepper.
 Stepper = Callable[[list[Member], Callable[[], None]], list[torch.Tensor]]
 
 

@@ -40,9 +40,9 @@ from omegaconf import OmegaConf
 from submitit.core.utils import UncompletedJobError
 from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
-from normbench import interrupt, record
 from normbench.errors import ConfigError, one_line
-from normbench.interrupt import interrupt_on_sigterm
+from normbench.run import interrupt, record
+from normbench.run.interrupt import interrupt_on_sigterm
 
 log = logging.getLogger(__name__)
 

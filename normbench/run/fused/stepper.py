@@ -1,10 +1,10 @@
 """Runs that differ only in ``seed``, trained together: each member in its own run directory,
-with its own lock, files, checkpoint and status, exactly as :func:`normbench.runner.run` would
+with its own lock, files, checkpoint and status, exactly as :func:`normbench.run.runner.run` would
 leave them; only ``summary.json`` gains ``fused_with`` (the seeds trained together, in any of
 the sessions a resumed run took).
 
 There is one run lifecycle, the runner's (docs/design.md §2): each member is prepared and
-finished by it, and :func:`normbench.runner.train_members` drives the group's epochs. What this
+finished by it, and :func:`normbench.run.runner.train_members` drives the group's epochs. What this
 module adds is a stepper: one step of the stacked model (:mod:`.stack`) for all members, written
 back into each member's plain model before the runner measures, writes and checkpoints it. Each
 member's own work happens in its scope: its run.log and its share of the global RNGs. Where the
@@ -24,12 +24,12 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, open_dict
 
-from normbench import record, rundir
 from normbench.errors import ConfigError
-from normbench.fused import FUSED_KEY, plan
-from normbench.fused.logs import member_log, routed
-from normbench.fused.stack import MemberRng, Stack, check_stackable, same_data
-from normbench.runner import (
+from normbench.run import record, rundir
+from normbench.run.fused import FUSED_KEY, plan
+from normbench.run.fused.logs import member_log, routed
+from normbench.run.fused.stack import MemberRng, Stack, check_stackable, same_data
+from normbench.run.runner import (
     Member,
     Stepper,
     end_unfinished,

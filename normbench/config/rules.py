@@ -1,4 +1,4 @@
-"""What values a config key takes: a :class:`Rule` per key. ``normbench.checks`` holds the
+"""What values a config key takes: a :class:`Rule` per key. ``normbench.config.checks`` holds the
 table of the run's own keys; a probe declares the rules of the keys it reads beside itself
 (``CONFIG`` in its module), so that a new measurement is one module plus its config key."""
 

@@ -1,10 +1,10 @@
 """S members trained as one: their parameters, buffers and optimizer state stacked along a new
-leading dimension, one step for all of them: stacked without vmap (normbench.fused.layout:
+leading dimension, one step for all of them: stacked without vmap (normbench.run.fused.layout:
 members side by side along the channels, grouped convolutions, for ResNet and MLP; members
 as a second batch dimension for the RNN) where every module of the model has such a forward
 (the standard norms), else ``vmap(functional_call)``.
 
-Each member keeps its own :class:`~normbench.train.Trainer` (plain model, data, generator for
+Each member keeps its own :class:`~normbench.run.train.Trainer` (plain model, data, generator for
 batch order, optimizer, scheduler), built exactly as its unfused run builds it. The stack is
 made from those trainers and written back into them (:meth:`Stack.unstack`) before anything
 looks at a member: the probes and the checkpoints then see plain per-member modules and run
@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from normbench.fused.layout import stack_layout, stacked_forward, why_not_stacked
 from normbench.optim import weight_matrices
-from normbench.train import Trainer
+from normbench.run.fused.layout import stack_layout, stacked_forward, why_not_stacked
+from normbench.run.train import Trainer
 
 
 @dataclass

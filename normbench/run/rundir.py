@@ -9,7 +9,7 @@
   and Hydra's record of the run (``.hydra/``) is written only once the directory is the run's.
 - Inside ``results_dir`` (links followed): ``name`` is a relative path without ``..``, each
   cell's ``hydra.sweep.subdir`` stays in the sweep directory, and ``results_dir`` is a writable
-  directory; checked by a Hydra callback (normbench.callbacks.OutputCheck) before Hydra creates
+  directory; checked by a Hydra callback (normbench.sweep.callbacks.OutputCheck) before Hydra creates
   any directory. A ``hydra.run.dir`` or ``hydra.sweep.dir`` given on the command line is the
   user's choice of where results go: it takes results_dir's place for that run or sweep.
 """
@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import Any
 
-from normbench import record
 from normbench.errors import ConfigError
 from normbench.files import check_no_links, open_private
+from normbench.run import record
 
 LOCK = ".lock"
 
@@ -110,7 +110,7 @@ def record_hydra_config(run_dir: Path, cfg: Any, overrides: list[str] | None = N
     the directory is this run's. Hydra itself would write it before the run starts, over the
     record of a finished run of another config; conf/config.yaml turns that off
     (``hydra.output_subdir: null``). Outside Hydra (tests calling runner.run) there is none.
-    ``overrides``: the run's own, where the Hydra job ran several (normbench.fused)."""
+    ``overrides``: the run's own, where the Hydra job ran several (normbench.run.fused)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 

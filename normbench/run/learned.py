@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from normbench import record
 from normbench.norms import get_norm_spec, make_options
 from normbench.optim import base_lr, sgd_batch
+from normbench.run import record
 
 log = logging.getLogger("normbench")
 

@@ -1,6 +1,6 @@
 """Whether a cell's seeds are trained fused: what the config alone decides (the sweeper asks
 before grouping jobs, the fused job again on its own device). What vmap itself rejects is
-found by trying a step (normbench.fused.stack.check_stackable).
+found by trying a step (normbench.run.fused.stack.check_stackable).
 
 The speed rule: a vmapped convolution becomes a grouped one, which a CPU runs slower than S
 plain ones at larger batches, while at small batches the fixed per-step cost (Python,
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from normbench.checks import resolve_device
+from normbench.config.checks import resolve_device
 from normbench.errors import ConfigError
 
 # device type -> model -> largest batch trained fused. Measured with
@@ -51,6 +51,6 @@ def why_not(cfg: DictConfig, seeds: int) -> str | None:
     if limit is not None and cfg.batch > limit:
         return (
             f"model={cfg.model.name} batch={cfg.batch}: fused is slower than one run after "
-            f"another on a {device} above batch {limit} (normbench.fused.plan.MAX_BATCH)"
+            f"another on a {device} above batch {limit} (normbench.run.fused.plan.MAX_BATCH)"
         )
     return None

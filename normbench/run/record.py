@@ -1,6 +1,6 @@
 """A run's record: summary.json (new, written atomically, read), its statuses and exit codes.
 
-The runner writes it, the analysis and ``normbench.status`` read it; everything that spells a
+The runner writes it, the analysis and ``normbench.sweep.status`` read it; everything that spells a
 status imports it from here. No torch import, so the analysis stays light.
 """
 
@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from normbench.errors import ConfigError
 from normbench.files import open_private
-from normbench.identity import resolved_config
+from normbench.run.identity import resolved_config
 
 DONE = "done"
 DIVERGED = "diverged"  # a training or test loss stopped being finite

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 # The norm presets (conf/norm/*.yaml) a run's norm options are compared with to name its variant.
-NORM_CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "norm"
+NORM_CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "norm"
 
 
 @functools.cache

@@ -1,5 +1,5 @@
 """The Hydra job of a fused cell: each member's overrides and run directory exactly as its own
-job would have them, then normbench.fused.run. Called by normbench.task."""
+job would have them, then normbench.run.fused.stepper. Called by normbench.task."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from normbench import record
 from normbench.errors import ConfigError
-from normbench.fused import FUSED_KEY
-from normbench.fused.run import member_config, run_group
-from normbench.fused.sweeper import SEED, override_key, seed_of
-from normbench.rundir import override_dirname
+from normbench.run import record
+from normbench.run.fused import FUSED_KEY
+from normbench.run.fused.stepper import member_config, run_group
+from normbench.run.rundir import override_dirname
+from normbench.sweep.fused_sweeper import SEED, override_key, seed_of
 
 log = logging.getLogger("normbench")
 

@@ -33,7 +33,7 @@ NEUTRAL_DEFAULTS = {
     "data.shift": 0,
 }
 # Keys a sweeper adds to a job that are no run's own: also out of directory names. A fused job
-# (normbench.fused.FUSED_KEY) lists its members' seeds; its directory is its first member's.
+# (normbench.run.fused.FUSED_KEY) lists its members' seeds; its directory is its first member's.
 JOB_KEYS = ("fused_seeds",)
 
 

@@ -1,6 +1,6 @@
 """Which cells of a sweep are done, without training anything.
 
-    python -m normbench.status results/<name>
+    python -m normbench.sweep.status results/<name>
 
 Reads the sweep's ``multirun.yaml``, expands its grid exactly as Hydra's basic sweeper does,
 and looks up each cell's directory (named by its overrides) for a summary.json.
@@ -21,8 +21,8 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from normbench.identity import NON_RESULT_KEYS
-from normbench.record import read_summary
+from normbench.run.identity import NON_RESULT_KEYS
+from normbench.run.record import read_summary
 
 # a cell's state when its summary.json gives none: started but no summary (killed, or running
 # now), or never started

@@ -1,7 +1,7 @@
 """The switch: ``hydra/sweeper=fused`` (conf/hydra/sweeper/fused.yaml), Hydra's basic sweeper
 whose jobs that differ only in ``seed`` become one job, ``seed=<first> +fused_seeds=[...]``,
-that trains them together (normbench.fused.job). Jobs the plan says not to fuse
-(normbench.fused.plan: compile, channels_last, batches where fused is slower) stay separate,
+that trains them together (normbench.sweep.fused_job). Jobs the plan says not to fuse
+(normbench.run.fused.plan: compile, channels_last, batches where fused is slower) stay separate,
 with one log line per cell. Everything else (params, presets' grids, launchers, the sweep
 report) is the basic sweeper's. Imported at Hydra's start-up: no torch here.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-from normbench.fused import FUSED_KEY
+from normbench.run.fused import FUSED_KEY
 
 log = logging.getLogger("normbench")
 
@@ -25,7 +25,7 @@ class FusedSweeper(BasicSweeper):
         return fuse_jobs(super().get_job_batch(), self._why_not)
 
     def _why_not(self, job: Sequence[str], seeds: int) -> str | None:
-        from normbench.fused import plan  # imports torch: only once a sweep runs
+        from normbench.run.fused import plan  # imports torch: only once a sweep runs
 
         assert self.hydra_context is not None and self.config is not None
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))

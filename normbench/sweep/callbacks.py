@@ -29,8 +29,8 @@ class OutputCheck(Callback):
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
         from normbench.errors import ConfigError
-        from normbench.fused import FUSED_KEY
-        from normbench.rundir import check_output, exit_bad_input
+        from normbench.run.fused import FUSED_KEY
+        from normbench.run.rundir import check_output, exit_bad_input
 
         if FUSED_KEY in config:  # the fused sweeper's key: a single run would leave an empty directory
             exit_bad_input(
@@ -44,8 +44,8 @@ class OutputCheck(Callback):
         check_output(config, "hydra.run.dir", config.hydra.run.dir)
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        from normbench.rundir import check_output, check_sweep_subdirs
-        from normbench.status import expand_grid
+        from normbench.run.rundir import check_output, check_sweep_subdirs
+        from normbench.sweep.status import expand_grid
 
         check_output(config, "hydra.sweep.dir", config.hydra.sweep.dir)
         jobs = expand_grid(config.hydra.sweeper.get("params"), list(config.hydra.overrides.task))

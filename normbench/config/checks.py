@@ -20,16 +20,16 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from normbench.config.rules import FLAG, FRACTION, INT, OPTIONAL_TEXT, SIZE, TEXT, Rule
 from normbench.data import DATASETS, Dataset
 from normbench.errors import ConfigError
-from normbench.memory import check_fits
 from normbench.models import MODELS, ModelSpec
 from normbench.norms import NORMS, RUNNER_KEYS
 from normbench.optim import OPTIMIZERS, SCHEDULES
 from normbench.probes import probe_rules
-from normbench.record import flat
-from normbench.rules import FLAG, FRACTION, INT, OPTIONAL_TEXT, SIZE, TEXT, Rule
-from normbench.train import EVAL_CHUNK
+from normbench.run.memory import check_fits
+from normbench.run.record import flat
+from normbench.run.train import EVAL_CHUNK
 
 # The run's own keys; a probe's keys are declared beside the probe (see all_rules)
 RULES: dict[str, Rule] = {

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from normbench import record
+from normbench.run import record
 
 # how long the sweep's process waits for its workers to record their cells
 GRACE_S = 60.0

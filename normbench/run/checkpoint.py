@@ -27,8 +27,8 @@ import torch
 
 from normbench.errors import one_line
 from normbench.files import open_private
-from normbench.sinks import CSV_HEADER
-from normbench.train import Trainer
+from normbench.run.sinks import CSV_HEADER
+from normbench.run.train import Trainer
 
 FILENAME = "checkpoint.pt"
 METRICS = "metrics.csv"
@@ -39,7 +39,7 @@ KEYS = ("identity", "epoch", "progress", "model", "optimizer", "scheduler", "rng
 PROGRESS = ("epochs_done", "steps", "train_time_s", "train_samples_per_s", "final")
 RNG = ("batch_order", "torch", "cuda", "numpy", "python")
 # what a run carries over too where it has it: the seeds a fused member trained with in the
-# sessions before (normbench.fused)
+# sessions before (normbench.run.fused)
 CARRIED = ("fused_with",)
 
 log = logging.getLogger("normbench")
@@ -62,7 +62,7 @@ def save_checkpoint(
             torch.save(state, f)
     except RuntimeError as err:
         # torch.save wraps what a write of the file object raised in a RuntimeError: Ctrl-C or
-        # SIGTERM (normbench.interrupt) must still end the run as interrupted, a full disk as
+        # SIGTERM (normbench.run.interrupt) must still end the run as interrupted, a full disk as
         # a failed write
         if isinstance(err.__context__, (KeyboardInterrupt, OSError)):
             raise err.__context__ from None
