@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
+import copy
+import functools
 import inspect
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 
 from normbench.run.identity import register_resolvers
 
@@ -26,6 +32,12 @@ TINY = ["data.train_size=32", "data.test_size=16", "epochs=1", "batch=8", "progr
 torch.set_num_threads(1)
 
 
+@functools.cache  # once per test function, not per parametrised case
+def starts_python(function) -> bool:
+    source = inspect.getsource(function)
+    return "sys.executable" in source or re.search(r"(?<![\w.])start\(", source) is not None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The slow tier, marked here rather than test by test: every test that starts a Python
     process (through the ``cli`` fixture or :func:`start`, or ``sys.executable`` in its own
@@ -33,9 +45,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     runs everything."""
     for item in items:
         function = getattr(item, "function", None)
-        source = inspect.getsource(function) if function is not None else ""
-        starts_python = "sys.executable" in source or re.search(r"(?<![\w.])start\(", source) is not None
-        if "cli" in getattr(item, "fixturenames", ()) or starts_python:
+        if "cli" in getattr(item, "fixturenames", ()) or (function is not None and starts_python(function)):
             item.add_marker(pytest.mark.slow)
         if item.get_closest_marker("slurm"):  # one cluster of this machine's CPUs: one test at a time
             item.add_marker(pytest.mark.xdist_group("slurm"))
@@ -48,29 +58,70 @@ def env() -> dict[str, str]:
     return {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
 
 
+# Composed configs by their overrides, for this test process: Hydra's compose costs 0.15-0.3 s
+# (OmegaConf merging every group), hundreds of tests compose the same few, and a copy costs 7 ms.
+_COMPOSED: dict[tuple[str, ...], DictConfig] = {}
+
+
 @pytest.fixture
 def make_cfg():
-    """make_cfg(*overrides) -> the composed config, as run.py would get it."""
+    """make_cfg(*overrides) -> the composed config, as run.py would get it (a fresh copy each
+    call: a test may change it)."""
     register_resolvers()
 
     def make(*overrides: str):
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
+        if overrides not in _COMPOSED:
+            with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+                _COMPOSED[overrides] = compose(config_name="config", overrides=list(overrides))
+        return copy.deepcopy(_COMPOSED[overrides])
 
     return make
 
 
 def run_python(*argv: str, results: Path) -> subprocess.CompletedProcess:
-    """``python *argv results_dir=<results>`` in the repo, to its end; its output captured."""
-    return subprocess.run(
-        [sys.executable, *argv, f"results_dir={results}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=env(),
-        timeout=600,
-        check=False,
-    )
+    """``python *argv results_dir=<results>`` in the repo, to its end; its output captured.
+    It runs as a child of this test process's fork server (tests/forkserver.py: the same
+    process, exit code and output, without ~3 s of imports); NORMBENCH_TEST_FORK=0 starts a
+    fresh interpreter instead."""
+    args = [*argv, f"results_dir={results}"]
+    server = forkserver()
+    if server is None:
+        how = {"cwd": REPO, "capture_output": True, "text": True, "env": env(), "timeout": 600}
+        return subprocess.run([sys.executable, *args], check=False, **how)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(600)
+            conn.connect(server)
+            request = json.dumps({"argv": args, "cwd": str(REPO), "env": env()}).encode()
+            socket.send_fds(conn, [request], [out.fileno(), err.fileno()])
+            returncode = int(conn.recv(64))
+        out.seek(0)
+        err.seek(0)
+        text = [f.read().decode(errors="replace").replace("\r\n", "\n") for f in (out, err)]
+    return subprocess.CompletedProcess([sys.executable, *args], returncode, *text)
+
+
+_FORKSERVER: list[str] = []  # the socket of this test process's fork server, once started
+
+
+def forkserver() -> str | None:
+    """The socket of this process's fork server, started on first use; None where switched off."""
+    if os.environ.get("NORMBENCH_TEST_FORK", "1") == "0":
+        return None
+    if not _FORKSERVER:
+        path = os.path.join(tempfile.mkdtemp(prefix="normbench-fork-"), "socket")
+        server = subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "forkserver.py"), path],
+            cwd=REPO,
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # its children write to the caller's files, not here
+            text=True,
+        )
+        assert server.stdout.readline().strip() == "ready", "the fork server did not start"
+        atexit.register(server.kill)  # and it ends itself within a second of this process
+        _FORKSERVER.append(path)
+    return _FORKSERVER[0]
 
 
 @pytest.fixture

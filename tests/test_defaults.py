@@ -41,6 +41,7 @@ def sizes(model: str, batch: int) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.science
 @pytest.mark.parametrize(("model", "norm", "batch"), CELLS)
 def test_the_defaults_learn(make_cfg, tmp_path, model, norm, batch):
     cfg = make_cfg(

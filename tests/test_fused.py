@@ -591,9 +591,26 @@ def test_the_cuda_path_matches_unfused_runs(make_cfg, tmp_path):
     assert record.read_summary(tmp_path / "fused" / "0")["device"] != "cpu"
 
 
+# ~1 s per epoch: a kill lands in epoch 2 or 3, after every member's first checkpoint
+KILLED_GRID = ["model=mlp", "norm=batch", "seed=0,1", "data.train_size=4000", "data.test_size=32"]
+KILLED_GRID += ["batch=8", "epochs=4", "progress=false", "threads=1"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_fused_sweep(tmp_path_factory) -> Path:
+    """KILLED_GRID's fused sweep, run to its end once for both signals."""
+    from conftest import run_python
+
+    whole = tmp_path_factory.mktemp("whole")
+    result = run_python("run.py", "-m", "hydra/sweeper=fused", *KILLED_GRID, results=whole)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return whole
+
+
+@pytest.mark.xdist_group("fused_killed")  # one worker: the uninterrupted sweep is run once
 @pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
 def test_a_fused_sweep_killed_mid_epoch_resumes_every_member_without_duplicated_rows(
-    cli, tmp_path, signal_name
+    cli, tmp_path, signal_name, uninterrupted_fused_sweep
 ):
     import os
     import signal
@@ -603,9 +620,7 @@ def test_a_fused_sweep_killed_mid_epoch_resumes_every_member_without_duplicated_
 
     from conftest import REPO
 
-    # ~1 s per epoch: the kill lands in epoch 2 or 3, after every member's first checkpoint
-    grid = ["model=mlp", "norm=batch", "seed=0,1", "data.train_size=4000", "data.test_size=32"]
-    grid += ["batch=8", "epochs=4", "progress=false", "threads=1"]
+    grid = KILLED_GRID
     args = [sys.executable, "run.py", "-m", "hydra/sweeper=fused", *grid]
     env = {**os.environ, "CI": "1"}
     killed = tmp_path / "killed"
@@ -632,15 +647,14 @@ def test_a_fused_sweep_killed_mid_epoch_resumes_every_member_without_duplicated_
     rerun = cli("-m", "hydra/sweeper=fused", *grid, results=killed)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert (rerun.stdout + rerun.stderr).count("resuming after epoch") == 2
-    whole = cli("-m", "hydra/sweeper=fused", *grid, results=tmp_path / "whole")
-    assert whole.returncode == 0, whole.stderr[-2000:]
+    whole = uninterrupted_fused_sweep
     runs = run_dirs(killed)
-    assert len(runs) == 2 and runs == run_dirs(tmp_path / "whole")
+    assert len(runs) == 2 and runs == run_dirs(whole)
     for run_dir in runs:
         assert record.read_summary(killed / run_dir)["status"] == "done"
         rows = [tuple(r[:4]) for r in read_rows(killed / run_dir)]
         assert len(rows) == len(set(rows))  # no duplicated rows
-        assert_same_rows(killed / run_dir, tmp_path / "whole" / run_dir)
+        assert_same_rows(killed / run_dir, whole / run_dir)
 
 
 def test_eval_every_and_train_eval_in_a_fused_group_write_the_unfused_rows(make_cfg, tmp_path):

@@ -145,6 +145,7 @@ FLOOR = 0.30
 
 
 @pytest.mark.slow
+@pytest.mark.science
 @pytest.mark.parametrize("norm", ["batch", "group8", "layer", "instance"])
 def test_every_norm_learns_a_short_run(make_cfg, tmp_path, norm):
     summary = run(make_cfg("data=glyphs", f"norm={norm}", *EASY), tmp_path)

@@ -37,7 +37,7 @@ SHORT = ["data.train_size=256", "data.test_size=32", "batch=8", "epochs=4", "pro
 # python run.py ARGS, with one function of the run patched to die (os._exit, as a SIGKILL would)
 KILLED_IN = """
 import os, runpy, sys
-import normbench.{module} as module
+import normbench.run.{module} as module
 real = module.{fn}
 def patched(*args, **kwargs):
     if {before}:
