@@ -24,6 +24,8 @@ from normbench.run.identity import register_resolvers
 
 REPO = Path(__file__).resolve().parents[1]
 # small enough to train in well under a second per run on a CPU
+# a sweep without its sweep-end report, for tests that read only the runs (a report costs seconds)
+NO_REPORT = "~hydra.callbacks.report"
 TINY = ["data.train_size=32", "data.test_size=16", "epochs=1", "batch=8", "progress=false", "threads=1"]
 
 # Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine OpenMP
@@ -49,6 +51,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
         if item.get_closest_marker("slurm"):  # one cluster of this machine's CPUs: one test at a time
             item.add_marker(pytest.mark.xdist_group("slurm"))
+    # the cluster's tests first: one worker takes their minutes while the others share the rest,
+    # instead of one worker running them alone at the end
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is None)
 
 
 def env() -> dict[str, str]:

@@ -505,6 +505,7 @@ def test_styles_known_and_unknown_names_are_distinct() -> None:
     assert styles["my_norm"] == figures.norm_styles(["my_norm", "batch_renorm"])["my_norm"]
 
 
+@pytest.mark.slow
 def test_figures_written_as_png_and_svg(tmp_path: Path) -> None:
     res = load(write_sweep(tmp_path / "r", norms=("batch", "my_norm"), batches=(2, 8), seeds=(1, 2)))
     styles = figures.norm_styles(res.runs["norm.name"])
@@ -742,6 +743,7 @@ def test_activation_table_of_a_shallow_net_and_inf_only(tmp_path: Path) -> None:
     assert table.loc[0, "first NaN/inf layer, init"] == "3" and table.loc[0, "runs"] == "1 (diverged)"
 
 
+@pytest.mark.slow
 def test_activation_figure_only_with_the_data(depth_tree: Path, tmp_path: Path) -> None:
     fig = figures.activations(load(depth_tree))
     assert fig is not None and fig.axes[0].get_yscale() == "log"

@@ -45,6 +45,7 @@ def toy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(table, "CLAIMS", (*table.CLAIMS, toy_claim.CLAIM))
 
 
+@pytest.mark.slow
 def test_a_claim_added_as_one_module_is_judged_reported_and_has_its_option(toy, tmp_path: Path):
     sweep = write_sweep(tmp_path / "s", norms=("batch", "group"), batches=(4, 32), seeds=(1, 2))
     assert claims.ClaimOptions().toy_level == 0.5

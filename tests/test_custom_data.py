@@ -299,6 +299,7 @@ def test_a_huge_broadcast_view_is_refused_before_it_is_copied():
     assert "67,108,864,000 values" in error(value=arrays(x_test=huge, y_test=np.arange(1000) % 3))
 
 
+@pytest.mark.slow
 def test_images_too_small_for_the_norm_are_refused_before_training_with_norms_that_fit(make_cfg):
     from normbench.run.runner import build
 

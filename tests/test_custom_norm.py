@@ -209,6 +209,7 @@ def test_each_bad_model_target_is_one_line_before_training(make_cfg, target, lin
     assert str(err.value).startswith(f"model._target_={target}: ") and line in str(err.value)
 
 
+@pytest.mark.slow
 def test_a_users_model_trains_with_a_built_in_norm(make_cfg) -> None:
     built = build(
         make_cfg("model=custom", f"model._target_={PKG}.models.MyNet", "+model.width=6", "norm=group", *TINY)

@@ -37,6 +37,7 @@ def test_resample_must_be_a_boolean() -> None:
         build_dataset("synthetic", model_modality="tabular", resample="yes", **SMALL)
 
 
+@pytest.mark.slow
 def test_the_runner_ties_the_draw_to_its_seed(make_cfg) -> None:
     def test_set(*overrides: str) -> torch.Tensor:
         return build(make_cfg("model=mlp", *TINY, *overrides)).trainer.data.x_test

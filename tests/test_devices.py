@@ -200,6 +200,7 @@ def test_the_bn_noise_probe_measures_the_per_device_batch(make_cfg) -> None:
     assert all(torch.equal(a, b) for a, b in zip(before, model.state_dict().values()))
 
 
+@pytest.mark.slow
 def test_summary_and_loaded_runs_say_which_batch_is_which(make_cfg, tmp_path) -> None:
     for batch, devices in ((4, 2), (8, 1)):
         cfg = make_cfg("model=mlp", "norm=batch", *TINY, f"batch={batch}", f"devices={devices}")

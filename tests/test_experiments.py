@@ -117,6 +117,7 @@ def test_mlp_threshold_is_article_1(make_cfg):
 REMEDIES = ["batch", "group8", "batch_renorm", "frn", "evonorm_s0_8", "group8_ws"]
 
 
+@pytest.mark.slow
 def test_remedies_is_small_batchs_design_with_the_remedies_grid(make_cfg):
     # only the grid and the name differ from small_batch (the Figure 1 design it inherits)
     base, cfg = register_with_hydra("small_batch"), register_with_hydra("remedies")
@@ -223,7 +224,7 @@ SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replac
         "data.test_size=16",
     ],
     "remedies": [
-        "norm=batch,batch_renorm,frn,evonorm_s0_8,group8_ws",  # group8: small_batch's entry
+        "norm=batch,frn,group8_ws",  # BN, a per-sample remedy, WS + GN: each remedy alone is tested in test_remedies
         "batch=2,4",  # x 8 devices: SGD batches of 16 and 32
         "seed=0",
         "epochs=1",

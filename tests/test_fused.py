@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import summaries
+from conftest import NO_REPORT, summaries
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -67,6 +67,7 @@ def stacked(make_cfg, seeds, *overrides):
     return Stack(trainers, rngs, l1=cfg.optim.l1), trainers
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("model", "norm"), CASES)
 def test_members_start_as_unfused_runs_and_match_them_after_10_steps(make_cfg, model, norm):
     check_10_steps(make_cfg, [f"model={model}", f"norm={norm}", *SMALL, *BIGGER.get((model, norm), [])])
@@ -308,6 +309,7 @@ def test_a_fused_group_writes_what_the_unfused_runs_write(make_cfg, tmp_path):
         assert not (tmp_path / "fused" / str(seed) / "checkpoint.pt").exists()
 
 
+@pytest.mark.slow
 def test_a_diverging_member_ends_diverged_and_leaves_the_others_alone(make_cfg, tmp_path, monkeypatch):
     import normbench.run.runner
 
@@ -329,6 +331,7 @@ def test_a_diverging_member_ends_diverged_and_leaves_the_others_alone(make_cfg, 
         assert_same_rows(tmp_path / "with" / str(seed), tmp_path / "without" / str(seed))
 
 
+@pytest.mark.slow
 def test_an_interrupted_group_resumes_every_member_without_duplicated_rows(make_cfg, tmp_path, monkeypatch):
     overrides = ["model=mlp", "norm=batch", *SMALL]
     overrides[-3] = "epochs=3"
@@ -459,6 +462,7 @@ def test_what_cannot_be_fused_runs_unfused_with_one_line_saying_why(make_cfg, tm
     assert_same_rows(tmp_path / "1", alone)
 
 
+@pytest.mark.slow
 def test_the_plan_keeps_compile_channels_last_and_slow_batches_unfused(make_cfg):
     assert plan.why_not(make_cfg("model=mlp", "compile=true"), 5).startswith("compile=true")
     assert plan.why_not(make_cfg("model=resnet", "channels_last=true"), 5).startswith("channels_last=true")
@@ -529,10 +533,10 @@ def run_dirs(root: Path) -> list[Path]:
 
 def test_a_fused_sweep_writes_the_runs_an_unfused_sweep_writes(cli, tmp_path):
     grid = ["model=mlp", "norm=batch,layer", "seed=0,1,2", *SMALL]
-    fused = cli("-m", "hydra/sweeper=fused", *grid, results=tmp_path / "fused")
+    fused = cli("-m", "hydra/sweeper=fused", *grid, NO_REPORT, results=tmp_path / "fused")
     assert fused.returncode == 0, fused.stderr[-2000:]
     assert (fused.stdout + fused.stderr).count("+fused_seeds=[0,1,2]") == 2  # two jobs, one per norm
-    alone = cli("-m", *grid, results=tmp_path / "alone")
+    alone = cli("-m", *grid, NO_REPORT, results=tmp_path / "alone")
     assert alone.returncode == 0, alone.stderr[-2000:]
     runs = run_dirs(tmp_path / "alone")
     assert len(runs) == 6 and runs == run_dirs(tmp_path / "fused")
@@ -555,7 +559,7 @@ def test_a_fused_sweep_writes_the_runs_an_unfused_sweep_writes(cli, tmp_path):
         assert hydra[0].job.override_dirname == hydra[1].job.override_dirname == run_dir.name
         assert hydra[0].runtime.output_dir == str(tmp_path / "fused" / run_dir)
         assert without_results_dir(hydra[0].overrides.task) == without_results_dir(a["overrides"])
-    rerun = cli("-m", *grid, results=tmp_path / "fused")  # an unfused rerun skips them all
+    rerun = cli("-m", *grid, NO_REPORT, results=tmp_path / "fused")  # an unfused rerun skips them all
     assert rerun.returncode == 0 and (rerun.stdout + rerun.stderr).count("already done, skipping") == 6
 
 
@@ -602,7 +606,7 @@ def uninterrupted_fused_sweep(tmp_path_factory) -> Path:
     from conftest import run_python
 
     whole = tmp_path_factory.mktemp("whole")
-    result = run_python("run.py", "-m", "hydra/sweeper=fused", *KILLED_GRID, results=whole)
+    result = run_python("run.py", "-m", "hydra/sweeper=fused", *KILLED_GRID, NO_REPORT, results=whole)
     assert result.returncode == 0, result.stderr[-2000:]
     return whole
 
@@ -621,7 +625,7 @@ def test_a_fused_sweep_killed_mid_epoch_resumes_every_member_without_duplicated_
     from conftest import REPO
 
     grid = KILLED_GRID
-    args = [sys.executable, "run.py", "-m", "hydra/sweeper=fused", *grid]
+    args = [sys.executable, "run.py", "-m", "hydra/sweeper=fused", *grid, NO_REPORT]
     env = {**os.environ, "CI": "1"}
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
@@ -644,7 +648,7 @@ def test_a_fused_sweep_killed_mid_epoch_resumes_every_member_without_duplicated_
         assert [s["status"] for s in summaries(killed)] == ["interrupted", "interrupted"]
     assert not [s for s in summaries(killed) if s["status"] == "done"]
 
-    rerun = cli("-m", "hydra/sweeper=fused", *grid, results=killed)
+    rerun = cli("-m", "hydra/sweeper=fused", *grid, NO_REPORT, results=killed)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert (rerun.stdout + rerun.stderr).count("resuming after epoch") == 2
     whole = uninterrupted_fused_sweep
@@ -657,6 +661,7 @@ def test_a_fused_sweep_killed_mid_epoch_resumes_every_member_without_duplicated_
         assert_same_rows(killed / run_dir, whole / run_dir)
 
 
+@pytest.mark.slow
 def test_eval_every_and_train_eval_in_a_fused_group_write_the_unfused_rows(make_cfg, tmp_path):
     # eval_every=2 over 3 epochs: epoch 1 has no test score, which the log line must not read
     overrides = ["model=mlp", "norm=batch", "eval_every=2", "train_eval_size=16", *SMALL4, "epochs=3"]
@@ -707,6 +712,7 @@ def test_every_member_logs_its_own_lines_into_its_own_run_log(make_cfg, tmp_path
         assert sum("precise BN over" in line for line in lines) == 1, lines
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "how"),
     [
@@ -723,6 +729,7 @@ def test_a_fused_group_logs_how_its_members_are_stacked(make_cfg, tmp_path, capl
     assert len(lines) == 1 and lines[0].startswith(f"seeds [0, 1] train as one stacked model, {how}"), lines
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "overrides",
     [

@@ -165,6 +165,7 @@ def test_contrast_and_brightness_vary_each_image_and_leave_the_labels():
     assert spread["v"] > 2 * spread["b"] and shift["v"] > 2 * shift["b"]
 
 
+@pytest.mark.slow
 def test_shift_augments_training_batches_only_deterministically_per_seed(make_cfg):
     def one_epoch(seed: int, shift: int = 2) -> list[torch.Tensor]:
         built = build(

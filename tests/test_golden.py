@@ -107,6 +107,7 @@ def close(got: float, want: float, spread: float) -> bool:
     return math.isclose(got, want, rel_tol=REL, abs_tol=max(1e-12, SPREAD * spread))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_metrics_match_the_golden_files(name, tmp_path):
     torch.set_num_threads(1)
@@ -125,6 +126,7 @@ def test_metrics_match_the_golden_files(name, tmp_path):
     assert all(close(final[k], want_final[k], final_spread[k]) for k in final), (final, want_final)
 
 
+@pytest.mark.slow
 def test_the_tolerance_still_catches_a_change_in_a_stable_run(tmp_path):
     """The derived tolerance is no blank cheque: on the MLP the nudges move the losses by about
     1e-7, so a one-in-a-thousand change of the learning rate, far below any change a user would

@@ -312,6 +312,7 @@ def tmpfs(tmp_path):
     subprocess.run(["umount", str(mount)], check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("disk", ["tmpfs", "patched"])
 def test_a_sweep_on_a_full_disk_ends_with_one_line_per_cell_and_exit_2(request, tmp_path, disk):
     short = [o for o in SHORT if not o.startswith("epochs=")] + ["epochs=3"]

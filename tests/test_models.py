@@ -411,6 +411,7 @@ def test_a_norm_that_would_erase_one_input_feature_is_left_off_the_input_project
     rnn(torch.randn(4, 6, features)).sum().backward()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["layer", "group8"])
 def test_an_rnn_with_a_per_sample_norm_learns_a_univariate_task(make_cfg, tmp_path, norm):
     # user_data.univariate: 10 levels of one feature; before, layer norm on W_x x_t kept only

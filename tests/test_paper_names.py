@@ -69,6 +69,7 @@ def test_claims_about_bn_and_gn_follow_the_recorded_papers_name(tmp_path):
     assert "GN paper x1.47" in found["norm=mybn degrades at small batch"].published
 
 
+@pytest.mark.slow
 def test_the_report_takes_its_baseline_and_published_numbers_from_the_papers_name(tmp_path):
     root = _tree(tmp_path / "r", {"mybn": "BN", "mygn": "GN"})
     build_report(root, tmp_path / "out", Options())

@@ -71,6 +71,7 @@ def missing_or_changed(old: Any, new: Any, path: str = "") -> list[str]:
 EXPECTED: dict[str, Any] = json.loads(FIXTURE.read_text()) if FIXTURE.exists() else {}
 
 
+@pytest.mark.slow
 def test_the_fixture_covers_every_preset_cell():
     assert set(cells()) == set(EXPECTED), "a preset or its grid changed: regenerate the fixture on purpose"
 

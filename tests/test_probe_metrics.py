@@ -76,6 +76,7 @@ def test_a_run_records_what_its_probes_declare(make_cfg, tmp_path: Path) -> None
     assert saved[record.METRICS_RECORD] == declared
 
 
+@pytest.mark.slow
 def test_a_toy_probe_from_its_own_module_gets_its_table_and_note(make_cfg, tmp_path: Path, toy_probe) -> None:
     sweep = tmp_path / "sweep"
     for norm in ("batch", "layer"):

@@ -41,6 +41,7 @@ def _tables(blocks: list) -> dict[str, pd.DataFrame]:
     return {b.caption.split(":")[0]: b.content for b in blocks if b.kind == "table"}
 
 
+@pytest.mark.slow
 def test_group_sweep_report_shows_table_3_beside_its_own_error(group_sweep: Results, tmp_path: Path) -> None:
     # the whole report's blocks: the section stands between the differences and the figures
     everything = document(group_sweep, Options(), tmp_path, tmp_path).blocks

@@ -94,6 +94,7 @@ def test_holm_over_the_norms_holds_each_test_to_a_stricter_level() -> None:
     assert "alpha 0.0125 (Holm's first step over 4 norms)" in among.evidence  # its planning line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "norms",
     [
@@ -115,6 +116,7 @@ def test_no_grid_gets_them_unless_the_report_is_told_to(tmp_path: Path, norms) -
     assert len(switched_on) == len(norms) - 1  # every norm but BN, LN and none included
 
 
+@pytest.mark.slow
 def test_the_switch_is_a_report_option_and_a_preset_key(tmp_path: Path) -> None:
     from normbench.report.cli import main
     from normbench.report.options import Options

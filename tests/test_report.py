@@ -68,6 +68,7 @@ def markdown(blocks: list) -> str:
     return to_markdown(Document("", blocks), Path("."))
 
 
+@pytest.mark.slow
 def test_report_files_land_in_the_sweep_dir(sweep: Path, report: Path) -> None:
     assert report == sweep / "report.html" and (sweep / "report.md").exists()
     for stem in ("loss_curves", "small_batch", "batchstats_gap", "grid"):
@@ -75,6 +76,7 @@ def test_report_files_land_in_the_sweep_dir(sweep: Path, report: Path) -> None:
         assert (sweep / "figures" / f"{stem}.svg").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_html_is_self_contained(report: Path) -> None:
     text = report.read_text()
     assert text.startswith("<!DOCTYPE html>") and text.count("data:image/png;base64,") == 4
@@ -92,6 +94,7 @@ def test_external_link_check_would_catch_one() -> None:
         assert EXTERNAL.search(bad), bad
 
 
+@pytest.mark.slow
 def test_report_says_what_was_run(sweep: Path, report: Path) -> None:
     md = (sweep / "report.md").read_text()
     assert "13 run(s) found" in md and "12 done, 1 diverged" in md
@@ -100,6 +103,7 @@ def test_report_says_what_was_run(sweep: Path, report: Path) -> None:
     assert "| batch=8,norm=group,seed=1 | diverged |" in md
 
 
+@pytest.mark.slow
 def test_report_numbers_are_the_runs_numbers(sweep: Path, report: Path) -> None:
     md = (sweep / "report.md").read_text()
     stats = aggregate(load(sweep).done, "test/error", ["norm.name", "batch"])
@@ -110,6 +114,7 @@ def test_report_numbers_are_the_runs_numbers(sweep: Path, report: Path) -> None:
     assert "**test/error (%)**" in md and "| norm | batch=2 | batch=32 |" in md
 
 
+@pytest.mark.slow
 def test_report_has_differences_claims_and_provenance(sweep: Path, report: Path) -> None:
     md = (sweep / "report.md").read_text()
     assert "## Differences against norm=batch, paired by seed" in md
@@ -123,6 +128,7 @@ def test_report_has_differences_claims_and_provenance(sweep: Path, report: Path)
     assert "PUBLISHED" not in md and "Wu & He" in md  # the reference is cited, labelled in the figure
 
 
+@pytest.mark.slow
 def test_one_seed_says_there_is_no_ci(tmp_path: Path) -> None:
     root = write_sweep(tmp_path / "one", norms=("batch", "group"), batches=(4, 32), seeds=(0,))
     md = (build_report(root, tmp_path / "out").parent / "report.md").read_text()
@@ -141,6 +147,7 @@ def test_broken_tree_still_gives_a_report(tmp_path: Path) -> None:
     assert "| b | corrupt summary: JSONDecodeError |" in md
 
 
+@pytest.mark.slow
 def test_cli(tmp_path: Path, cli_report: tuple[int, str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path / "absent")]) == 2
     assert capsys.readouterr().err.startswith(f"error: results_dir={tmp_path / 'absent'}: not a directory")
@@ -152,6 +159,7 @@ def test_cli(tmp_path: Path, cli_report: tuple[int, str, Path], capsys: pytest.C
     assert code == 0 and stdout.strip() == f"report: {out / 'report.html'}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("option", "line"),
     [
@@ -193,6 +201,7 @@ def test_callback_reports_a_failure_without_raising(capsys: pytest.CaptureFixtur
     assert "no report for" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_options_reach_the_report(tmp_path: Path) -> None:
     root = write_sweep(tmp_path / "s", norms=("group", "layer"), batches=(4,), seeds=(1, 2))
     opts = Options(baseline="layer", grid_metric="test/accuracy", grid_x="batch", grid_facet="norm.name")
@@ -201,6 +210,7 @@ def test_options_reach_the_report(tmp_path: Path) -> None:
     assert "Figure 4. Final test/accuracy against batch, one panel per norm.name" in md
 
 
+@pytest.mark.slow
 def test_report_is_reproducible(sweep: Path, report: Path, cli_report: tuple[int, str, Path]) -> None:
     # built twice, once through the command line: the same bytes (no timestamps in the figures)
     again = cli_report[2]
@@ -208,6 +218,7 @@ def test_report_is_reproducible(sweep: Path, report: Path, cli_report: tuple[int
     assert (again / "report.html").read_text() == report.read_text()
 
 
+@pytest.mark.slow
 def test_activations_and_threshold_only_where_their_data_is(sweep: Path, report: Path) -> None:
     md = (sweep / "report.md").read_text()
     assert "Activations at initialisation" not in md and "activations" not in md
@@ -239,6 +250,7 @@ def depth_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_report_shows_activations_at_init_with_the_diverged_run(depth_report: Path) -> None:
     md = (depth_report / "report.md").read_text()
     assert "## Activations at initialisation" in md
@@ -270,6 +282,7 @@ def rnn_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_report_states_the_threshold_claim_per_batch(rnn_sweep: Path) -> None:
     # the claims' part of the report (test_cli_threshold_options builds a whole one of this sweep)
     md = markdown(claims_section(load(rnn_sweep), Options()))
@@ -288,6 +301,7 @@ def test_report_states_the_threshold_claim_per_batch(rnn_sweep: Path) -> None:
     assert "loss threshold" not in str(off)
 
 
+@pytest.mark.slow
 def test_cli_threshold_options(rnn_sweep: Path, tmp_path: Path) -> None:
     assert (
         main(
@@ -450,6 +464,7 @@ def _md_tables(md: str) -> list[list[str]]:
     return tables
 
 
+@pytest.mark.slow
 def test_group8_is_named_as_chosen_in_every_table_figure_and_claim(group8_sweep: Path) -> None:
     md = (group8_sweep / "report.md").read_text()
     # every table by norm, except test_batchstats/error: only BN has batch statistics
@@ -476,6 +491,7 @@ def test_group8_is_named_as_chosen_in_every_table_figure_and_claim(group8_sweep:
     assert "norm=group8 is batch-size independent & INCONCLUSIVE" in tex and "\ngroup8 & " in tex
 
 
+@pytest.mark.slow
 def test_figures_show_each_seeds_point(group8_sweep: Path) -> None:
     res = load(group8_sweep)
     fig = figures.small_batch(res, figures.norm_styles(res.runs["norm"]))
@@ -485,6 +501,7 @@ def test_figures_show_each_seeds_point(group8_sweep: Path) -> None:
     assert values == pytest.approx(sorted(100 * res.done["test/error"]))
 
 
+@pytest.mark.slow
 def test_report_marks_runs_that_did_not_learn(group8_sweep: Path) -> None:
     md = (group8_sweep / "report.md").read_text()
     results = next(t for t in _md_tables(md) if t[0].startswith("| norm | batch=2 |"))
@@ -499,6 +516,7 @@ def test_report_marks_runs_that_did_not_learn(group8_sweep: Path) -> None:
     assert "Clopper-Pearson" in md and "excluded by the interval?" in md
 
 
+@pytest.mark.slow
 def test_report_states_noise_and_interval_method_and_writes_latex(group8_sweep: Path) -> None:
     md = (group8_sweep / "report.md").read_text()
     assert "95% Student-t confidence interval of the mean" in md
@@ -515,6 +533,7 @@ def test_report_states_noise_and_interval_method_and_writes_latex(group8_sweep: 
         assert (group8_sweep / "figures" / f"{stem}.svg").read_bytes().count(b"<svg") == 1
 
 
+@pytest.mark.slow
 def test_cli_options_accept_a_norm_as_labelled(group8_sweep: Path, tmp_path: Path) -> None:
     assert main([str(group8_sweep), "--out", str(tmp_path), "--baseline", "group8", "--margin", "3"]) == 0
     md = (tmp_path / "report.md").read_text()
@@ -524,6 +543,7 @@ def test_cli_options_accept_a_norm_as_labelled(group8_sweep: Path, tmp_path: Pat
     assert "## Differences against norm=group8, paired by seed" in by_name and "| batch | " in by_name
 
 
+@pytest.mark.slow
 def test_python_dash_m_normbench_report_still_works(sweep: Path, tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "normbench.report", str(sweep), "--out", str(tmp_path)],
@@ -538,12 +558,14 @@ def test_python_dash_m_normbench_report_still_works(sweep: Path, tmp_path: Path)
     assert (tmp_path / "report.tex").exists()
 
 
+@pytest.mark.slow
 def test_html_claims_table_colours_the_verdicts(group8_sweep: Path) -> None:
     text = (group8_sweep / "report.html").read_text()
     assert '<td><strong class="pass">PASS</strong> (counts runs that did not learn)</td>' in text
     assert "**" not in text
 
 
+@pytest.mark.slow
 def test_differences_of_a_loss_are_in_its_units_not_points(sweep: Path) -> None:
     diff = markdown(differences(load(sweep), Options(metric="test/loss")))
     assert diff.startswith("## Differences against norm=batch")

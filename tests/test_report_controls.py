@@ -70,6 +70,7 @@ def test_late_epoch_is_three_quarters_rounded_half_down():
     assert [late_epoch(e) for e in (4, 12, 10, 2)] == [3, 9, 7, 1]
 
 
+@pytest.mark.slow
 def test_late_change_is_last_minus_three_quarters_per_run(sweep: Path):
     runs = late_change(load(sweep)).set_index("run_id")
     one = runs.loc["batch=32,norm=batch,seed=2", LATE_KEY]
@@ -85,6 +86,7 @@ def test_a_one_epoch_run_has_no_late_change_rather_than_a_flat_zero(tmp_path: Pa
     assert math.isnan(late_change(load(tmp_path))[LATE_KEY].iloc[0])
 
 
+@pytest.mark.slow
 def test_convergence_section_shows_the_figure_and_who_still_moves(sweep: Path, md: str):
     assert (sweep / "figures" / "convergence.png").stat().st_size > 1000
     assert "## Convergence" in md and "![Convergence: eval-mode train loss" in md
@@ -94,6 +96,7 @@ def test_convergence_section_shows_the_figure_and_who_still_moves(sweep: Path, m
     assert row.endswith("| -0.42 [-0.44, -0.40] n=3 |"), row
 
 
+@pytest.mark.slow
 def test_ghost_control_reads_each_ghost_size(md: str):
     assert "## Ghost-BN control: noisy statistics or small optimisation batch?" in md
     assert "were it as good as BN at the large batch, the small optimisation batch would" in md
@@ -159,6 +162,7 @@ def test_ghost_control_compares_within_one_model_not_across_models(tmp_path: Pat
     assert bn_at_2.iloc[0, 3].startswith("30."), bn_at_2
 
 
+@pytest.mark.slow
 def test_generalization_gap_uses_the_eval_mode_train_loss(sweep: Path, md: str):
     runs = load(sweep).runs.set_index("run_id")
     run = runs.loc["batch=8,norm=group,seed=3"]
@@ -219,6 +223,7 @@ def test_the_rule_lr_is_the_middle_of_an_odd_sweep():
     assert claims.rule_lr([0.05, 0.1]) is None and claims.rule_lr([0.1]) is None
 
 
+@pytest.mark.slow
 def test_linear_rule_claims_give_the_expected_verdicts(lr_results):
     found = {c.name: c for c in claims.evaluate(lr_results) if "linear-rule" in c.name}
     verdicts = {name.split(":")[0]: c.verdict for name, c in found.items()}
@@ -238,6 +243,7 @@ def test_linear_rule_claims_give_the_expected_verdicts(lr_results):
     )
 
 
+@pytest.mark.slow
 def test_linear_rule_is_not_applicable_to_an_even_lr_sweep(lr_results):
     runs = lr_results.runs[lr_results.runs["optim.lr"] != 0.2]
     two = type(lr_results)(runs, lr_results.curves, lr_results.swept)
@@ -288,6 +294,7 @@ def test_linear_rule_is_not_applicable_without_linear_scaling(tmp_path: Path):
     assert claim.verdict == claims.NOT_APPLICABLE and "optim.linear_scaling=false" in claim.evidence
 
 
+@pytest.mark.slow
 def test_runs_that_differ_only_in_what_they_measured_are_one_cell(tmp_path: Path):
     # seeds 1-2 ran with train_eval_size=16 and eval_every=2, seeds 3-4 without: the same
     # training (measured: identical numbers per seed), so one cell of 4 seeds, not two of 2

@@ -68,6 +68,7 @@ def md_table(md: str, caption_start: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in [lines[0], *lines[2:]]]
 
 
+@pytest.mark.slow
 def test_the_small_batch_figure_sits_right_after_the_claims_table(fig1: Path) -> None:
     md = (fig1 / "report.md").read_text()
     parts = chunks(md)
@@ -80,6 +81,7 @@ def test_the_small_batch_figure_sits_right_after_the_claims_table(fig1: Path) ->
     assert (fig1 / "report.html").read_text().count("Figure 2. Small-batch degradation") == 2  # alt, caption
 
 
+@pytest.mark.slow
 def test_the_batch_axis_names_the_per_device_and_the_sgd_batch(fig1: Path) -> None:
     res = load(fig1)
     fig = figures.small_batch(res, figures.norm_styles(res.runs["norm"]))
@@ -89,6 +91,7 @@ def test_the_batch_axis_names_the_per_device_and_the_sgd_batch(fig1: Path) -> No
     assert figures.batch_axis_label(res.runs.drop(columns="devices")) == figures.PER_DEVICE
 
 
+@pytest.mark.slow
 def test_without_a_batch_sweep_the_figure_stays_among_the_figures(tmp_path: Path) -> None:
     root = write_sweep(tmp_path / "one", norms=("batch", "group"), batches=(8,), seeds=(0, 1))
     assert small_batch_figure(load(root), Options(), tmp_path / "figures") == []
@@ -96,6 +99,7 @@ def test_without_a_batch_sweep_the_figure_stays_among_the_figures(tmp_path: Path
     assert "![Figure 2." not in md and "Figure 2 (small_batch): not drawn" in md
 
 
+@pytest.mark.slow
 def test_the_noise_table_is_layer_by_per_device_batch_mean_over_seeds(fig1: Path) -> None:
     md = (fig1 / "report.md").read_text()
     assert "## Batch-statistics noise per layer" in md
@@ -112,6 +116,7 @@ def test_the_noise_table_is_layer_by_per_device_batch_mean_over_seeds(fig1: Path
     assert "norm=group: mean shift" not in md  # GN has no batch statistics: no table
 
 
+@pytest.mark.slow
 def test_a_valid_calibration_renders_both_tables_in_every_format(fig1: Path) -> None:
     md = (fig1 / "report.md").read_text()
     assert "## Calibration: task vs photographs" in md
@@ -225,6 +230,7 @@ def test_layer_and_setting_names_are_escaped_in_every_format(tmp_path: Path) -> 
     assert "\\<b>x" in md
 
 
+@pytest.mark.slow
 def test_a_calibration_of_another_model_says_so(fig1: Path, tmp_path: Path) -> None:
     other = calibration()
     cal_mod.write(
@@ -237,6 +243,7 @@ def test_a_calibration_of_another_model_says_so(fig1: Path, tmp_path: Path) -> N
     )
 
 
+@pytest.mark.slow
 def test_no_calibration_file_no_section(fig1: Path, tmp_path: Path) -> None:
     assert calibration_section(tmp_path, load(fig1).runs) == []
 

@@ -23,6 +23,7 @@ def failed_copy(done: Path, run_dir: Path, **config: object) -> None:
     (run_dir / "summary.json").write_text(json.dumps(summary))
 
 
+@pytest.mark.slow
 def test_a_config_key_named_like_a_summary_field_gets_a_config_prefix(tmp_path, capsys):
     # python run.py -m device=auto,cpu: the config's device (asked) and the summary's (used)
     for device in ("auto", "cpu"):
@@ -55,6 +56,7 @@ def test_a_directory_without_runs_is_an_error_not_a_report_of_none(tmp_path, cap
     assert not (tmp_path / "report.md").exists()
 
 
+@pytest.mark.slow
 def test_markdown_carries_no_html_from_a_name(tmp_path, capsys):
     for seed in (0, 1):
         write_run(tmp_path / f"seed={seed}", "batch", 8, seed, name="<script>alert(1)</script>")
@@ -105,6 +107,7 @@ def test_a_sweep_where_every_run_diverged_gets_a_report(tmp_path, capsys):
     assert "| norm=batch degrades at small batch | **INCONCLUSIVE** (missing data) |" in md
 
 
+@pytest.mark.slow
 def test_runs_without_the_default_metric_get_a_report_of_what_they_have(tmp_path, capsys):
     sweep = write_sweep(tmp_path / "s", norms=("batch", "group"), batches=(8, 32), seeds=(0, 1))
     _rewrite(sweep, lambda s: s.update(final={"train/loss": s["final"]["train/loss"]}))
@@ -133,6 +136,7 @@ def test_a_text_batch_value_is_kept_as_text_and_does_not_reorder_the_batch_sizes
     assert "norm=batch, batch=l6: 0 of 3 seeds finished, 1 failed" in md
 
 
+@pytest.mark.slow
 def test_a_newline_in_a_name_neither_splits_the_title_nor_reaches_latex_live(tmp_path, capsys):
     name = "x\n\\immediate\\write18{touch /tmp/p}\\input{/etc/hostname} y\n\n[a](javascript:alert(1))"
     for seed in (0, 1):
@@ -150,6 +154,7 @@ def test_a_newline_in_a_name_neither_splits_the_title_nor_reaches_latex_live(tmp
     assert "](javascript" not in md.replace("\\](javascript", "")
 
 
+@pytest.mark.slow
 def test_a_name_that_is_not_text_in_a_summary_still_gives_a_report(tmp_path, capsys):
     for seed in (0, 1):
         write_run(tmp_path / f"seed={seed}", "batch", 8, seed, record={"name": ["a", "b"]})
@@ -198,6 +203,7 @@ def edit_final(run_dir: Path, **final: object) -> None:
     path.write_text(json.dumps(summary))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("value", "why"),
     [
@@ -222,6 +228,7 @@ def test_an_impossible_value_in_a_summary_leaves_that_run_out_with_the_reason(tm
     assert "n=2" in md and "n=3" not in md
 
 
+@pytest.mark.slow
 def test_a_copied_run_or_a_repeated_seed_counts_once_and_is_named(tmp_path, capsys):
     import shutil
 

@@ -53,6 +53,7 @@ def test_every_model_x_norm_trains_through_run_py_in_one_sweep(cli, tmp_path):
     assert (tmp_path / "default" / "multirun.yaml").exists()
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_metrics(make_cfg, tmp_path):
     for model in MODELS:
         cfgs = [make_cfg(f"model={model}", *TINY, "seed=3") for _ in range(2)]
@@ -66,6 +67,7 @@ def test_same_seed_gives_identical_metrics(make_cfg, tmp_path):
     assert (tmp_path / "other" / "metrics.csv").read_text() != (tmp_path / "mlp0" / "metrics.csv").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -148,6 +150,7 @@ def test_divergence_is_recorded_exits_non_zero_and_a_sweep_goes_on(cli, tmp_path
     assert sorted(s["status"] for s in summaries(tmp_path / "sweep")) == ["diverged", "done"]
 
 
+@pytest.mark.slow
 def test_finished_run_is_skipped_and_force_reruns(make_cfg, tmp_path):
     first = run(make_cfg(*TINY), tmp_path)
     again = run(make_cfg(*TINY, "log_every=3"), tmp_path)  # logging frequency: same identity
@@ -162,6 +165,7 @@ def test_finished_run_is_skipped_and_force_reruns(make_cfg, tmp_path):
     assert rows.count("step,epoch,split,metric,value") == 1
 
 
+@pytest.mark.slow
 def test_identity_ignores_key_order_and_output_keys_but_not_results(make_cfg):
     base = config_identity(make_cfg("batch=4", "norm=group"))
     assert base == config_identity(make_cfg("norm=group", "batch=4"))
@@ -244,6 +248,7 @@ def test_weight_rows_count_near_zero_entries_of_weight_matrices(make_cfg):
         assert stated and float(stated.group(1)) == NEAR_ZERO
 
 
+@pytest.mark.slow
 def test_every_model_trains_a_step_on_a_fake_cifar10(make_cfg, tmp_path):
     from cifar_fake import make_fake_cifar
 
@@ -277,6 +282,7 @@ def test_an_unexpected_error_in_one_cell_does_not_stop_the_sweep(cli, tmp_path, 
     assert "report: " in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_channels_last_gives_the_same_numbers_on_cpu(make_cfg, tmp_path):
     plain = run(make_cfg("model=resnet", *TINY, "norm=group"), tmp_path / "plain")
     nhwc = run(make_cfg("model=resnet", *TINY, "norm=group", "channels_last=true"), tmp_path / "nhwc")

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, start, summaries
+from conftest import NO_REPORT, REPO, start, summaries
 from test_sweeps import finished_epochs, metric_keys, wait_for
 
 from normbench.errors import ConfigError
@@ -31,7 +31,6 @@ pytestmark = pytest.mark.slow
 
 SCRIPT = REPO / "scripts" / "slurm_local.sh"
 CLUSTER_DIR = Path(os.environ.get("NORMBENCH_SLURM_DIR", "/tmp/normbench-slurm"))
-NO_REPORT = "~hydra.callbacks.report"
 # what the local cluster can run: one CPU per run, no GPU (slurm.yaml's defaults ask for a GPU)
 ON_CLUSTER = [
     "hydra/launcher=slurm",

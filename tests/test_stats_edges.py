@@ -44,6 +44,7 @@ def test_one_extra_seed_keeps_the_pairing() -> None:
     assert claim.verdict == PASS and "paired t (5 pairs (unpaired seed 5 left out))" in claim.evidence
 
 
+@pytest.mark.slow
 def test_pairing_on_the_common_seeds_covers_95_percent() -> None:
     # through the project's own functions: 400 experiments of 4 shared seeds (a seed effect of
     # SD 3 that pairing cancels, noise SD 0.5 each side, true difference 1) plus one seed only

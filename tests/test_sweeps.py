@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, TINY, env, start, summaries
+from conftest import NO_REPORT, REPO, TINY, env, start, summaries
 
 from normbench.run import threads as job_threads
 from normbench.run.identity import NON_RESULT_KEYS, config_identity, resolved_config
@@ -28,7 +28,6 @@ from normbench.run.threads import threads_per_job
 from normbench.sweep import status
 
 # no report at the end of a sweep (7 s each); the submitit_local sweep checks the report
-NO_REPORT = "~hydra.callbacks.report"
 # the launcher test leaves threads to the launcher (conftest's TINY pins threads=1)
 LAUNCHED = [o for o in TINY if not o.startswith("threads=")]
 # long enough to kill between epochs (~0.3 s an epoch on one thread), short enough for a test
