@@ -224,7 +224,7 @@ SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replac
         "data.test_size=16",
     ],
     "remedies": [
-        "norm=batch,frn,group8_ws",  # BN, a per-sample remedy, WS + GN: each remedy alone is tested in test_remedies
+        "norm=batch,frn,group8_ws",  # BN, a per-sample remedy, WS + GN (each alone: test_remedies)
         "batch=2,4",  # x 8 devices: SGD batches of 16 and 32
         "seed=0",
         "epochs=1",
