@@ -107,19 +107,24 @@ def fast_cells(expected: dict[str, Any]) -> set[str]:
 FAST = fast_cells(EXPECTED)
 
 
-@pytest.mark.parametrize("cell", sorted(FAST))
-def test_a_preset_cell_resolves_as_before(cell):
+def assert_resolves_as_before(cell: str) -> None:
     from normbench.config.checks import check_keys
 
     resolved = resolve(cell.split())
     assert missing_or_changed(EXPECTED[cell], resolved) == []
-    check_keys(resolved)  # every value is one the runner takes (test_experiments checks every cell)
+    assert resolved["name"] == cell.split()[0].removeprefix("experiment="), "a preset names its folder"
+    check_keys(resolved)  # every value is one the runner takes
+
+
+@pytest.mark.parametrize("cell", sorted(FAST))
+def test_a_preset_cell_resolves_as_before(cell):
+    assert_resolves_as_before(cell)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cell", sorted(set(EXPECTED) - FAST))
 def test_every_other_preset_cell_resolves_as_before(cell):
-    assert missing_or_changed(EXPECTED[cell], resolve(cell.split())) == []
+    assert_resolves_as_before(cell)
 
 
 def test_the_fast_cells_hold_every_preset_and_every_value_of_its_grid():
