@@ -9,6 +9,7 @@ import inspect
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -114,7 +115,9 @@ def forkserver() -> str | None:
     if os.environ.get("NORMBENCH_TEST_FORK", "1") == "0":
         return None
     if not _FORKSERVER:
-        path = os.path.join(tempfile.mkdtemp(prefix="normbench-fork-"), "socket")
+        folder = tempfile.mkdtemp(prefix="normbench-fork-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        path = os.path.join(folder, "socket")
         server = subprocess.Popen(
             [sys.executable, str(REPO / "tests" / "forkserver.py"), path],
             cwd=REPO,
