@@ -100,6 +100,7 @@ def run_python(*argv: str, results: Path) -> subprocess.CompletedProcess:
             conn.connect(server)
             request = json.dumps({"argv": args, "cwd": str(REPO), "env": env()}).encode()
             socket.send_fds(conn, [request], [out.fileno(), err.fileno()])
+            conn.shutdown(socket.SHUT_WR)  # the whole request is sent
             returncode = int(conn.recv(64))
         out.seek(0)
         err.seek(0)

@@ -12,9 +12,9 @@ of start-up itself (tests/test_startup.py), and tests that signal or kill a proc
 started, start real interpreters (:func:`conftest.start`, ``sys.executable``).
 
 Protocol, one command per connection on a Unix socket: the caller sends a JSON request
-(argv, cwd, env) with its stdout and stderr descriptors attached; the server forks, waits for
-the child, and answers with its exit status (negative: killed by that signal), as
-``subprocess`` reports it. One server per test process, one command at a time.
+(argv, cwd, env) with its stdout and stderr descriptors attached, then ends its writing; the
+server forks, waits for the child, and answers with its exit status (negative: killed by that
+signal), as ``subprocess`` reports it. One server per test process, one command at a time.
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ def serve(path: str) -> None:
             continue
         conn.settimeout(None)
         with conn:
-            message, fds, _, _ = socket.recv_fds(conn, 1 << 22, 2)
+            message, fds, _, _ = socket.recv_fds(conn, 1 << 16, 2)
+            while chunk := conn.recv(1 << 16):  # the rest, up to the caller's end of writing
+                message += chunk
             request = json.loads(message)
             pid = os.fork()
             if pid == 0:

@@ -37,6 +37,10 @@ def unfinished_run(tmp_path_factory):
     return only_dir(base / "killed"), (only_dir(reference) / "metrics.csv").read_bytes()
 
 
+# the tests that take unfinished_run run on one worker: it is made once for all of them
+UNFINISHED = pytest.mark.xdist_group("hostile-unfinished")
+
+
 def crafted(checkpoint: Path, change) -> None:
     state = torch.load(checkpoint, weights_only=True)
     change(state)
@@ -70,6 +74,7 @@ BAD_FIELDS = {
 }
 
 
+@UNFINISHED
 @pytest.mark.parametrize("bad", list(BAD_FIELDS))
 def test_a_checkpoint_with_a_bad_field_starts_over_with_a_line(cli, tmp_path, unfinished_run, bad):
     killed_dir, reference = unfinished_run
@@ -84,6 +89,7 @@ def test_a_checkpoint_with_a_bad_field_starts_over_with_a_line(cli, tmp_path, un
     assert (run_dir / "metrics.csv").read_bytes() == reference  # exactly a fresh run's numbers
 
 
+@UNFINISHED
 def test_a_crafted_file_map_truncates_nothing_outside_the_run_directory(cli, tmp_path, unfinished_run):
     killed_dir, reference = unfinished_run
     run_dir = copy_run(killed_dir, tmp_path / "r")

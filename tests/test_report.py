@@ -28,6 +28,9 @@ from normbench.report.sections import (
     pivot_table,
 )
 
+# its module fixtures build reports (seconds each): its tests run on one worker, which builds each once
+pytestmark = pytest.mark.xdist_group("test_report")
+
 # Anything that would make a browser fetch something: a scheme, a protocol-relative link,
 # a stylesheet or script reference, a CSS url() or @import.
 EXTERNAL = re.compile(
@@ -369,6 +372,7 @@ from hydra.core.hydra_config import HydraConfig
 
 sys.path.insert(0, {tests!r})
 from fake_results import write_run
+
 
 
 @hydra.main(version_base="1.3", config_path=".", config_name="cfg")

@@ -17,6 +17,10 @@ from normbench.analysis.controls import LATE_KEY, late_change, late_epoch
 from normbench.report import build_report
 from normbench.report.sections import _not_applicable_lines, _table_note
 
+# its module fixtures build reports (seconds each): its tests run on one worker, which builds each once
+pytestmark = pytest.mark.xdist_group("test_report_controls")
+
+
 EPOCHS = 4
 BN_ERROR = {2: 30.0, 8: 18.0, 32: 14.0}
 

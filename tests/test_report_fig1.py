@@ -19,6 +19,10 @@ from normbench.report.document import Document
 from normbench.report.render import to_html, to_latex, to_markdown
 from normbench.report.sections import small_batch_figure
 
+# its module fixtures build reports (seconds each): its tests run on one worker, which builds each once
+pytestmark = pytest.mark.xdist_group("test_report_fig1")
+
+
 BATCHES = (2, 4, 8, 16, 32)
 LAYERS = ("stem.1", "stages.0.0.norm1", "stages.2.0.shortcut.1")
 

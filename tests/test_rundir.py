@@ -155,13 +155,18 @@ def test_3_a_kill_after_precise_bn_rows_does_not_log_them_twice(cli, make_cfg, t
     assert json.loads((run_dir / "summary.json").read_text())["final"] == reference["final"]
 
 
-@pytest.fixture
-def unfinished(tmp_path, make_cfg):
+@pytest.fixture(scope="module")
+def unfinished(tmp_path_factory):
     """A run of SHORT killed after epoch 2's checkpoint, and the metrics of the same run
-    uninterrupted."""
-    killed(tmp_path / "killed", *SHORT, at=AFTER_EPOCH_2)
-    run(make_cfg(*SHORT), tmp_path / "reference")
-    return only_dir(tmp_path / "killed"), (tmp_path / "reference" / "metrics.csv").read_bytes()
+    uninterrupted; made once, each test resumes a copy (UNFINISHED: the tests that take it run
+    on one worker, so it is made once for all of them)."""
+    base = tmp_path_factory.mktemp("unfinished")
+    killed(base / "killed", *SHORT, at=AFTER_EPOCH_2)
+    assert run_python("run.py", *SHORT, results=base / "reference").returncode == 0
+    return only_dir(base / "killed"), (only_dir(base / "reference") / "metrics.csv").read_bytes()
+
+
+UNFINISHED = pytest.mark.xdist_group("rundir-unfinished")
 
 
 def copy_run(run_dir: Path, results: Path) -> Path:
@@ -189,6 +194,7 @@ def damage_inside(path: Path) -> None:
     ],
     ids=["bytes-appended", "bytes-damaged", "deleted"],
 )
+@UNFINISHED
 def test_5_6_a_damaged_or_missing_metrics_csv_resumes_or_starts_over_never_a_traceback(
     cli, tmp_path, unfinished, damage, log
 ):
@@ -212,6 +218,7 @@ class Payload:
         return (open, (str(self.marker), "w"))
 
 
+@UNFINISHED
 @pytest.mark.parametrize("kind", ["pickle-payload", "truncated"])
 def test_7_16_a_crafted_or_damaged_checkpoint_is_not_run_and_is_discarded_with_a_line(
     cli, tmp_path, unfinished, kind
