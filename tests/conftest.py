@@ -24,9 +24,9 @@ from omegaconf import DictConfig
 from normbench.run.identity import register_resolvers
 
 REPO = Path(__file__).resolve().parents[1]
-# small enough to train in well under a second per run on a CPU
 # a sweep without its sweep-end report, for tests that read only the runs (a report costs seconds)
 NO_REPORT = "~hydra.callbacks.report"
+# small enough to train in well under a second per run on a CPU
 TINY = ["data.train_size=32", "data.test_size=16", "epochs=1", "batch=8", "progress=false", "threads=1"]
 
 # Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine OpenMP
