@@ -194,13 +194,33 @@ def glyph_images(n: int, seed: int, **nuisance: float) -> torch.Tensor:
     return data.x_train
 
 
-def parse_settings(spec: str) -> dict[str, float]:
+def parse_settings(spec: str) -> dict[str, int | float]:
     """ "colour=0.2,contrast=0.7" -> {"colour": 0.2, "contrast": 0.7}; "" -> {} (the defaults);
     "photolike": the image keys of conf/data/photolike.yaml, so a study's task is measured from
     its own file, never from a copy of its numbers."""
     if spec and "=" not in spec:
         return data_config_settings(spec)
-    return {k: float(v) for k, v in (kv.split("=") for kv in spec.split(",") if kv)}
+    settings = {}
+    for kv in filter(None, spec.split(",")):
+        key, eq, text = kv.partition("=")
+        value = _number(text)
+        if not (eq and key in KNOBS and key != "shift" and value is not None):
+            keys = ", ".join(k for k in KNOBS if k != "shift")
+            raise SystemExit(f"--glyphs {spec}: {kv!r} is not key=number with a key of {keys}")
+        if not KNOBS[key].ok(value):  # checked here, before minutes of work
+            raise SystemExit(f"--glyphs {spec}: {key}={text} must be {KNOBS[key].works}")
+        settings[key] = value
+    return settings
+
+
+def _number(text: str) -> int | float | None:
+    """ "2" -> 2, "0.5" -> 0.5, anything else -> None (an int stays an int: clutter needs one)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return None
 
 
 def data_config_settings(name: str) -> dict[str, float]:

@@ -100,3 +100,23 @@ def test_a_data_config_name_is_measured_from_its_own_file():
         calibrate.parse_settings("cifar10")
     with pytest.raises(SystemExit, match="no conf/data/photolikee.yaml; one of .*photolike"):
         calibrate.parse_settings("photolikee")
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("photolike,texture=0.6", "'photolike' is not key=number with a key of size, clutter"),
+        ("texture=x", "'texture=x' is not key=number"),
+        ("shift=2", "'shift=2' is not key=number"),  # it moves pixels, not their statistics
+        ("colour", "no conf/data/colour.yaml"),
+        ("texture=99", "texture=99 must be a number in"),
+        ("clutter=1.5", "clutter=1.5 must be an int"),
+    ],
+)
+def test_a_bad_glyphs_setting_is_one_line_before_the_work(spec, says):
+    with pytest.raises(SystemExit, match=says):
+        calibrate.parse_settings(spec)
+
+
+def test_an_int_setting_stays_an_int():  # clutter takes an int; "2" is one
+    assert calibrate.parse_settings("clutter=2,texture=0.3") == {"clutter": 2, "texture": 0.3}
