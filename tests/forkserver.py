@@ -32,6 +32,9 @@ import traceback
 # what run.py's start-up imports; nothing that discovers Hydra plugins (that needs sys.path)
 PRELOAD = ("torch", "numpy", "omegaconf", "hydra", "hydra.core.utils", "torch.utils.tensorboard")
 PRELOAD += ("normbench.task", "normbench.run.runner", "normbench.sweep.launchers")
+# and what a run or a sweep imports later: torch.optim's constructor imports torch._dynamo
+# (~1.5 s), and a sweep's end imports the report (pandas, scipy, matplotlib: ~2 s)
+PRELOAD += ("torch._dynamo", "normbench.report.build")
 
 
 def serve(path: str) -> None:
