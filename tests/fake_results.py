@@ -40,7 +40,8 @@ def make_config(
 ) -> dict[str, Any]:
     """A resolved config shaped like the runner's (nested groups, top-level scalars)."""
     config = {
-        "model": {"name": model, "depth": 8 if model == "resnet" else 2, "width": 16},
+        "model": {"name": model, "depth": 8 if model == "resnet" else 2, "width": 16}
+        | ({"zero_init_residual": True} if model == "resnet" else {}),
         "norm": {"name": norm, **({"num_groups": 32} if norm == "group" else {})},
         "data": {"name": "synthetic", "train_size": TRAIN_SIZE, "test_size": 256},
         "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4},

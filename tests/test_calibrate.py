@@ -76,7 +76,8 @@ def test_json_holds_the_measured_numbers_and_the_report_reads_them(tmp_path, mon
         "downscale": 4,
         "seed": 0,
         "depth": 8,
-        "width": 16,
+        "width": 8,
+        "zero_init_residual": 0,
     }
     assert len(cal.layers) == 9 and cal.layers[0] == "stem.1"  # ResNet-8: 1 + 3 x 2 + 2 shortcuts
     ((settings, task),) = cal.glyphs

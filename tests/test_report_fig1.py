@@ -57,6 +57,7 @@ def calibration(layers: tuple[str, ...] = LAYERS) -> Calibration:
     photo = Measured(0.5, tuple(0.1 * (i + 1) for i in range(len(layers))), (0.3,) * len(layers))
     task = Measured(0.25, tuple(0.05 * (i + 1) for i in range(len(layers))), (0.15,) * len(layers))
     setup = {"images": 1000, "batch": 2, "crop": 16, "downscale": 4, "seed": 0, "depth": 8, "width": 16}
+    setup["zero_init_residual"] = 1  # as the fake runs
     return Calibration(setup, layers, photo, (({"colour": 0.2, "contrast": 0.7}, task),))
 
 
@@ -245,6 +246,14 @@ def test_a_calibration_of_another_model_says_so(fig1: Path, tmp_path: Path) -> N
     assert any(
         "calibrated at depth 14, the runs use model.depth=8" in b.content for b in blocks if b.kind == "p"
     )
+    # a zeroed residual scale changes what the later layers see: also another model
+    cal_mod.write(
+        Calibration({**other.setup, "zero_init_residual": 0}, other.layers, other.photographs, other.glyphs),
+        tmp_path / cal_mod.FILE,
+    )
+    says = [b.content for b in calibration_section(tmp_path, load(fig1).runs) if b.kind == "p"]
+    mismatch = "calibrated at zero_init_residual 0, the runs use model.zero_init_residual=1"
+    assert any(mismatch in p for p in says)
 
 
 @pytest.mark.slow

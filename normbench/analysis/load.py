@@ -41,8 +41,9 @@ CORE_KEYS = (
     "devices",  # simulated devices: the SGD batch is batch x devices (column sgd_batch)
     "seed",
     "model.name",
-    "model.depth",  # depth and width: a calibration.json of another model measured other layers
-    "model.width",
+    "model.depth",  # depth, width, residual init: a calibration.json of another model measured
+    "model.width",  # other layers
+    "model.zero_init_residual",
     "data.name",
     "epochs",
     "norm.ghost_size",

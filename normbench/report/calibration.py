@@ -23,7 +23,8 @@ from normbench.run.record import parse_summary
 
 FILE = "calibration.json"
 FORMAT = "normbench calibration 1"
-SETUP_KEYS = ("images", "batch", "crop", "downscale", "seed", "depth", "width")
+SETUP_KEYS = ("images", "batch", "crop", "downscale", "seed", "depth", "width", "zero_init_residual")
+MODEL_KEYS = ("depth", "width", "zero_init_residual")  # the model measured: the runs' must match
 MAX_BYTES = 1_000_000
 MAX_LAYERS = 500  # a ResNet-110 has 109 BN layers
 MAX_SETS = 20
@@ -239,7 +240,8 @@ def _note(cal: Calibration) -> str:
         f"named; seed {s['seed']}. Between-image share: per channel, the variance of the images' "
         f"means over the total pixel variance (high: images differ in overall colour and "
         f"brightness, which batch statistics see). Noise: per BN layer of the untrained "
-        f"ResNet-{s['depth']} (width {s['width']}, norm=batch), how far the statistics of a batch "
+        f"ResNet-{s['depth']} (width {s['width']}, zero_init_residual {bool(s['zero_init_residual'])}, "
+        f"norm=batch), how far the statistics of a batch "
         f"of {s['batch']} sit from the population's: mean shift in population SDs / |log variance "
         f"ratio|; ratio: task over photographs. The section Batch-statistics noise per layer, where "
         f"present, measures the trained model. Descriptive, not a test."
@@ -247,11 +249,13 @@ def _note(cal: Calibration) -> str:
 
 
 def _model_mismatch(cal: Calibration, runs: pd.DataFrame) -> list[Block]:
-    """A calibration of another depth or width than the runs' model measures other layers."""
+    """A calibration of another depth, width or residual init than the runs' model measures other
+    layers (a bool is its int: 0 or 1)."""
     lines = []
-    for key in ("depth", "width"):
+    for key in MODEL_KEYS:
         column = f"model.{key}"
-        values = pd.to_numeric(runs[column], errors="coerce") if column in runs else pd.Series(dtype=float)
+        raw = runs[column].map(lambda v: int(v) if isinstance(v, bool) else v) if column in runs else None
+        values = pd.to_numeric(raw, errors="coerce") if raw is not None else pd.Series(dtype=float)
         used = sorted(int(v) for v in values[values.abs() <= MAX_INT].unique())  # not NaN or inf
         if used and used != [cal.setup[key]]:
             runs_use = ", ".join(map(str, used))
