@@ -14,8 +14,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 out=results/small_batch
 mkdir -p "$out"
-# the preset's task (conf/data/photolike.yaml) and model (ResNet-8) against the photographs
-.venv/bin/python scripts/calibrate.py --no-spread --depth 8 --width 16 \
+# the preset's task (conf/data/photolike.yaml) and model (ResNet-8, width 8, residual scales
+# not zeroed) against the photographs
+.venv/bin/python scripts/calibrate.py --no-spread --depth 8 --width 8 --no-zero-init-residual \
   --glyphs photolike --json "$out/calibration.json"
 run=(.venv/bin/python run.py -m experiment=small_batch)
 "${run[@]}" "$@"
