@@ -69,7 +69,7 @@ def test_the_defaults_learn(make_cfg, tmp_path, model, norm, batch):
         (["model=mlp", "optim=adam"], ("adam", 3e-3, False)),
         (["model=resnet"], ("sgd", 0.05, True)),
         (["model=rnn", "optim.lr=0.01"], ("adam", 0.01, False)),
-        (["experiment=small_batch", "model=rnn"], ("sgd", 0.1, True)),
+        (["experiment=small_batch_single", "model=rnn"], ("sgd", 0.1, True)),  # lr: not the default's
     ],
 )
 def test_a_models_optimizer_yields_to_the_command_line_and_presets(make_cfg, overrides, optim):
