@@ -69,15 +69,20 @@ def test_the_single_device_design_stays_its_own_preset(make_cfg):
     assert [int(b) for b in str(cfg.hydra.sweeper.params.batch).split(",")] == [2, 32]
 
 
-# the presets that run small_batch_single's design with only their grid changed
-SAME_DESIGN = ("norm_compare", "group_sweep", "lr_sensitivity")
+# the presets that run another preset's design with only their grid changed: Table 1 and
+# Table 3 on Figure 1's per-device design, the lr check on the single-device design it studied
+SAME_DESIGN = {
+    "norm_compare": "small_batch",
+    "group_sweep": "small_batch",
+    "lr_sensitivity": "small_batch_single",
+}
 
 
 @pytest.mark.parametrize("name", SAME_DESIGN)
-def test_the_table_presets_run_small_batch_singles_design_and_only_their_grid_differs(make_cfg, name):
+def test_the_table_presets_run_their_parents_design_and_only_their_grid_differs(make_cfg, name):
     # Table 1 / Table 3 / the lr check hold only their differences: a change to the design they
-    # were run on (task, model, budget, schedule) reaches them, and their grid is their own
-    base, cfg = register_with_hydra("small_batch_single"), register_with_hydra(name)
+    # were run on (task, model, budget, schedule, devices) reaches them, and their grid is their own
+    base, cfg = register_with_hydra(SAME_DESIGN[name]), register_with_hydra(name)
     for key in ("data", "model", "optim", "sched", "epochs", "eval_every", "train_eval_size", "devices"):
         assert cfg[key] == base[key], key
     params = cfg.hydra.sweeper.params
@@ -149,7 +154,7 @@ def test_a_users_norm_joins_the_remedies_preset_by_its_documented_commands(make_
 
 
 # SAME_DESIGN presets are not run end to end again here: their design runs as
-# small_batch_single, and every cell of their grids resolves and passes the checks in
+# their parent preset, and every cell of their grids resolves and passes the checks in
 # tests/test_preset_configs.py.
 SHRUNKEN = {  # each preset's own grid, cut to a few tiny runs: overrides replace grid entries
     "mlp_threshold": ["norm=batch,group5", "seed=0", "epochs=2"],
