@@ -596,7 +596,8 @@ def _preset_sweep(
     num_groups 8; norms without the option have no num_groups key. ``style``: how the choice
     is on record: "override" (``norm=group8`` among the overrides, trees before choices were
     recorded), "choices" (summary.json ``choices``; the overrides do not name the norm, as when
-    a preset's defaults list chose it) or "none" (only the config)."""
+    a preset's defaults list chose it) or "none" (only the config: the run is named by
+    ``norm.name``, as no preset is looked up outside the results tree)."""
     for preset, num_groups in presets.items():
         norm = "group" if num_groups else preset
         for batch in batches:
@@ -617,7 +618,7 @@ def _preset_sweep(
 
 
 @pytest.mark.parametrize(
-    ("style", "label"), [("override", "group8"), ("choices", "group8"), ("none", "group(num_groups=8)")]
+    ("style", "label"), [("override", "group8"), ("choices", "group8"), ("none", "group")]
 )
 def test_a_norm_preset_is_named_as_chosen(tmp_path: Path, style: str, label: str) -> None:
     res = load(_preset_sweep(tmp_path, {"batch": None, "group8": 8}, style=style))

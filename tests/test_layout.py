@@ -16,8 +16,21 @@ NEVER = {
     "run": ("normbench.sweep", "normbench.analysis", "normbench.report", "normbench.task"),
     "config": ("normbench.sweep", "normbench.analysis", "normbench.report", "normbench.task"),
     "sweep": ("normbench.analysis", "normbench.task"),  # the report only through its CLI entry
-    "analysis": ("normbench.run.runner", "normbench.run.train", "normbench.sweep", "normbench.task"),
-    "report": ("normbench.run.runner", "normbench.run.train", "normbench.sweep", "normbench.task"),
+    # the analysis and the report read only the results tree: normbench.config reads conf/
+    "analysis": (
+        "normbench.run.runner",
+        "normbench.run.train",
+        "normbench.sweep",
+        "normbench.task",
+        "normbench.config",
+    ),
+    "report": (
+        "normbench.run.runner",
+        "normbench.run.train",
+        "normbench.sweep",
+        "normbench.task",
+        "normbench.config",
+    ),
 }
 LIFECYCLE = {"runner", "train", "checkpoint", "rundir", "record", "identity", "sinks"}
 SWEEP = {"launchers", "callbacks", "status", "fused_sweeper", "fused_job"}

@@ -27,7 +27,6 @@ from normbench.analysis.stats import (
     NORM_PROPERTY_PREFIX,
     SEED_KEY,
 )
-from normbench.config.presets import norm_defaults
 from normbench.registry import user_label
 
 # the one list of keys that change where or how a run writes, never what it computes
@@ -280,7 +279,9 @@ def _looked_up_norm(
     choices: dict[str, Any], config: dict[str, Any], overrides: tuple[str, ...]
 ) -> dict[str, Any]:
     """``norm_choice`` and ``norm_options`` of a run from before the record: the choice from
-    the Hydra choices or overrides, its preset from this checkout's ``conf/norm``."""
+    the Hydra choices or overrides. Its preset is not looked up in a checkout's ``conf/norm``
+    (the analysis reads only the results tree), so its options are unknown (None) and its
+    label names only the options that vary among the runs of its choice."""
     if config.get(NORM_NAME_KEY) == "custom":  # the user's norm goes by its own name
         return {
             "norm_choice": user_label(config.get("norm._target_"), config.get("norm.label")),
@@ -293,7 +294,7 @@ def _looked_up_norm(
     label = str(choice) if choice is not None else None
     return {
         "norm_choice": label,
-        "norm_options": _changed_norm_options(norm_defaults(label) if label else None, config),
+        "norm_options": None,
         NORM_STYLE_KEY: registered.get("style"),
         NORM_PAPER_KEY: registered.get("paper", ""),
     }
