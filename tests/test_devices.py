@@ -126,7 +126,9 @@ def _train_epoch(built) -> list[torch.Tensor]:
     return [losses, *built.trainer.model.state_dict().values()]
 
 
-@pytest.mark.parametrize("model", ["mlp", "resnet"])
+@pytest.mark.parametrize(
+    "model", ["mlp", pytest.param("resnet", marks=pytest.mark.slow)]
+)  # 1.6 s: the suite's
 def test_one_device_is_bit_identical_to_the_plain_batch(make_cfg, model: str) -> None:
     """devices=1 builds the norms without the per-device forward; a per-device batch as large as
     the whole batch is the same computation through it: both train bit-identically."""

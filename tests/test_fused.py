@@ -119,27 +119,26 @@ def test_each_member_draws_its_own_augmentation_as_its_unfused_run(make_cfg, tmp
 
 
 # one case per layout in the fast tier (a compose and two models each, ~0.5 s); the rest in the suite
-SLOW_CASE = {"marks": pytest.mark.slow}
-
-
 @pytest.mark.parametrize(
     ("overrides", "layout"),
     [
         (["model=resnet", "norm=batch"], "channels"),
-        pytest.param(["model=resnet", "norm=group8"], "channels", **SLOW_CASE),
-        pytest.param(["model=resnet", "norm=layer"], "channels", **SLOW_CASE),
-        pytest.param(["model=resnet", "norm=instance"], "channels", **SLOW_CASE),
-        pytest.param(["model=resnet", "norm=none"], "channels", **SLOW_CASE),
-        pytest.param(["model=mlp", "norm=batch"], "channels", **SLOW_CASE),
-        pytest.param(["model=mlp", "norm=group8"], "channels", **SLOW_CASE),
-        pytest.param(["model=mlp", "norm=layer"], "channels", **SLOW_CASE),
+        pytest.param(["model=resnet", "norm=group8"], "channels", marks=pytest.mark.slow),
+        pytest.param(["model=resnet", "norm=layer"], "channels", marks=pytest.mark.slow),
+        pytest.param(["model=resnet", "norm=instance"], "channels", marks=pytest.mark.slow),
+        pytest.param(["model=resnet", "norm=none"], "channels", marks=pytest.mark.slow),
+        pytest.param(["model=mlp", "norm=batch"], "channels", marks=pytest.mark.slow),
+        pytest.param(["model=mlp", "norm=group8"], "channels", marks=pytest.mark.slow),
+        pytest.param(["model=mlp", "norm=layer"], "channels", marks=pytest.mark.slow),
         (["model=rnn", "norm=layer"], "members"),  # gates.chunk(4) would split channel blocks
-        pytest.param(["model=rnn", "norm=batch", "model.cell=gru"], "members", **SLOW_CASE),
-        pytest.param(["model=rnn", "norm=none"], "members", **SLOW_CASE),
+        pytest.param(["model=rnn", "norm=batch", "model.cell=gru"], "members", marks=pytest.mark.slow),
+        pytest.param(["model=rnn", "norm=none"], "members", marks=pytest.mark.slow),
         (["model=resnet", "norm=group8", "norm.weight_std=true"], "vmap"),  # a ParametrizedConv2d
-        pytest.param(["model=resnet", "norm=ghost_batch", "norm.ghost_size=4"], "vmap", **SLOW_CASE),
-        pytest.param(["model=mlp", "norm=batch_renorm"], "vmap", **SLOW_CASE),
-        pytest.param(["model=rnn", "norm=batch_renorm"], "vmap", **SLOW_CASE),
+        pytest.param(
+            ["model=resnet", "norm=ghost_batch", "norm.ghost_size=4"], "vmap", marks=pytest.mark.slow
+        ),
+        pytest.param(["model=mlp", "norm=batch_renorm"], "vmap", marks=pytest.mark.slow),
+        pytest.param(["model=rnn", "norm=batch_renorm"], "vmap", marks=pytest.mark.slow),
     ],
 )
 def test_the_stacked_forward_is_taken_where_every_module_has_one(make_cfg, overrides, layout):
