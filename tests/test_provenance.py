@@ -1,12 +1,15 @@
-"""normbench.run.provenance.git_state on a throwaway git checkout laid out like this repo."""
+"""normbench.run.provenance: git_state on a throwaway git checkout laid out like this repo, and
+the CPU kind a run records."""
 
 from __future__ import annotations
 
+import platform
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from normbench.run import provenance
 
@@ -54,3 +57,14 @@ def test_outside_a_git_checkout_says_none(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(provenance, "_PACKAGE_DIR", tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     assert provenance.git_state() == {"git_commit": None, "git_dirty": None}
+
+
+def test_the_cpu_kind_is_the_model_name_else_the_architecture(tmp_path: Path) -> None:
+    # CPU kinds round differently: a run records which one made its numbers
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n")
+    assert provenance.cpu_kind(info) == "AMD EPYC 7B13"
+    info.write_text("processor\t: 0\nmodel name\t:\n")
+    assert provenance.cpu_kind(info) == (platform.processor() or platform.machine())
+    assert provenance.cpu_kind(tmp_path / "absent") == (platform.processor() or platform.machine())
+    assert provenance.cpu_kind() in provenance.device_name(torch.device("cpu"))
