@@ -100,6 +100,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from normbench.data.glyphs import KNOBS, make_glyphs  # noqa: E402
+from normbench.errors import ConfigError  # noqa: E402
 from normbench.models import build_model  # noqa: E402
 from normbench.norms import batch_noise, norm_builder  # noqa: E402
 from normbench.report import calibration  # noqa: E402
@@ -215,9 +216,9 @@ def parse_settings(spec: str) -> dict[str, int | float]:
         value = _number(text)
         if not (eq and key in KNOBS and key != "shift" and value is not None):
             keys = ", ".join(k for k in KNOBS if k != "shift")
-            raise SystemExit(f"--glyphs {spec}: {kv!r} is not key=number with a key of {keys}")
+            raise ConfigError("--glyphs", spec, f"{kv!r} is not key=number with a key of {keys}")
         if not KNOBS[key].ok(value):  # checked here, before minutes of work
-            raise SystemExit(f"--glyphs {spec}: {key}={text} must be {KNOBS[key].works}")
+            raise ConfigError("--glyphs", spec, f"{key}={text} must be {KNOBS[key].works}")
         settings[key] = value
     return settings
 
@@ -243,11 +244,10 @@ def data_config_settings(name: str) -> dict[str, float]:
             data = compose(config_name="config", overrides=[f"data={name}"]).data
         except HydraException:  # a name that is no config file: one line, not a traceback
             known = sorted(p.stem for p in (REPO / "conf" / "data").glob("*.yaml"))
-            raise SystemExit(
-                f"--glyphs {name}: no conf/data/{name}.yaml; one of {', '.join(known)} or key=value,..."
-            ) from None
+            why = f"no conf/data/{name}.yaml; one of {', '.join(known)} or key=value,..."
+            raise ConfigError("--glyphs", name, why) from None
     if data.name != "glyphs":
-        raise SystemExit(f"--glyphs {name}: conf/data/{name}.yaml is data.name={data.name}, not glyphs")
+        raise ConfigError("--glyphs", name, f"conf/data/{name}.yaml is data.name={data.name}, not glyphs")
     return {k: data[k] for k in KNOBS if k in data and k != "shift"}
 
 
@@ -297,7 +297,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     args.glyphs = list(dict.fromkeys(args.glyphs))  # a setting given twice is one set, one label
-    settings = {spec: parse_settings(spec) for spec in args.glyphs}  # bad ones stop before the work
+    try:  # bad ones stop before the work: one line and exit 2, as run.py's bad input does
+        settings = {spec: parse_settings(spec) for spec in args.glyphs}
+    except ConfigError as err:
+        parser.exit(2, f"error: {err}\n")
     torch.set_num_threads(1)
 
     if not args.no_spread:

@@ -8,6 +8,8 @@ import pytest
 import torch
 from conftest import REPO
 
+from normbench.errors import ConfigError
+
 spec = importlib.util.spec_from_file_location("calibrate", REPO / "scripts" / "calibrate.py")
 calibrate = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(calibrate)
@@ -97,9 +99,9 @@ def test_a_data_config_name_is_measured_from_its_own_file():
         assert f"{key}: {settings[key]}" in text
     assert "shift" not in settings  # it moves pixels, not their statistics
     assert calibrate.parse_settings("colour=0.5") == {"colour": 0.5}
-    with pytest.raises(SystemExit, match="not glyphs"):
+    with pytest.raises(ConfigError, match="not glyphs"):
         calibrate.parse_settings("cifar10")
-    with pytest.raises(SystemExit, match="no conf/data/photolikee.yaml; one of .*photolike"):
+    with pytest.raises(ConfigError, match="no conf/data/photolikee.yaml; one of .*photolike"):
         calibrate.parse_settings("photolikee")
 
 
@@ -115,8 +117,16 @@ def test_a_data_config_name_is_measured_from_its_own_file():
     ],
 )
 def test_a_bad_glyphs_setting_is_one_line_before_the_work(spec, says):
-    with pytest.raises(SystemExit, match=says):
+    with pytest.raises(ConfigError, match=says):
         calibrate.parse_settings(spec)
+
+
+def test_the_command_says_a_bad_setting_in_one_line_and_exits_2(capsys):
+    with pytest.raises(SystemExit) as stop:
+        calibrate.main(["--no-spread", "--glyphs", "texture=99"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --glyphs=texture=99: texture=99 must be") and err.count("\n") == 1
 
 
 def test_an_int_setting_stays_an_int():  # clutter takes an int; "2" is one
