@@ -11,26 +11,22 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "normbench"
 
+# the analysis and the report read only the results tree: no run, no sweep, and not
+# normbench.config, which reads conf/
+RESULTS_TREE_ONLY = (
+    "normbench.run.runner",
+    "normbench.run.train",
+    "normbench.sweep",
+    "normbench.task",
+    "normbench.config",
+)
 # folder -> packages its modules must never import
 NEVER = {
     "run": ("normbench.sweep", "normbench.analysis", "normbench.report", "normbench.task"),
     "config": ("normbench.sweep", "normbench.analysis", "normbench.report", "normbench.task"),
     "sweep": ("normbench.analysis", "normbench.task"),  # the report only through its CLI entry
-    # the analysis and the report read only the results tree: normbench.config reads conf/
-    "analysis": (
-        "normbench.run.runner",
-        "normbench.run.train",
-        "normbench.sweep",
-        "normbench.task",
-        "normbench.config",
-    ),
-    "report": (
-        "normbench.run.runner",
-        "normbench.run.train",
-        "normbench.sweep",
-        "normbench.task",
-        "normbench.config",
-    ),
+    "analysis": RESULTS_TREE_ONLY,
+    "report": RESULTS_TREE_ONLY,
 }
 LIFECYCLE = {"runner", "train", "checkpoint", "rundir", "record", "identity", "sinks"}
 SWEEP = {"launchers", "callbacks", "status", "fused_sweeper", "fused_job"}
